@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { SignJWT } from "jose";
+import type { DatabasePool } from "slonik";
+import { loadCatalog } from "./catalog-source.ts";
+import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { startEmbeddedPostgres } from "./db/embedded.ts";
+import { migrate } from "./db/migrate.ts";
+import { createDatabasePool } from "./db/pool.ts";
+import { seedCatalog } from "./db/seed.ts";
+import { loadDevSecrets } from "./dev-secrets.ts";
+import { userId as validUserId } from "./domain/validation.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { startService, type RunningService } from "./server.ts";
+
+const USAGE = `Usage: entitlements <command>
+
+Commands:
+  serve             run the service (the default)
+  migrate           apply pending database migrations
+  seed              apply migrations and upsert the default plan catalog (idempotent)
+  plans             print the plan catalog (after migrate and seed)
+  token <user_id>   mint a development JWT for a user  [--ttl <seconds>, default 3600]
+
+Configuration comes from the environment (see README). Without DATABASE_URL every command
+uses the embedded PostgreSQL under DATA_DIR (default .data).`;
+
+function printExamples(service: RunningService, config: Config): void {
+  const token = service.devServiceToken ?? "<one of SERVICE_TOKENS>";
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  const body = `'{"userId":"alice"}'`;
+  process.stderr.write(`
+Entitlement service ready.
+  gRPC, gRPC-Web, Connect over HTTP/2:  http://${host}:${service.grpcPort}
+  Connect, gRPC-Web over HTTP/1.1:      http://${host}:${service.httpPort}
+  Service token:                        ${token}
+
+Try it:
+  npx buf curl --protocol grpc --http2-prior-knowledge --schema proto \\
+    -H 'authorization: Bearer ${token}' -d ${body} \\
+    http://${host}:${service.grpcPort}/entitlements.v1.EntitlementService/GetPlan
+
+  curl -s -H 'content-type: application/json' -H 'authorization: Bearer ${token}' \\
+    -d ${body} http://${host}:${service.httpPort}/entitlements.v1.EntitlementService/GetPlan
+
+`);
+}
+
+async function serve(config: Config, logger: Logger): Promise<void> {
+  const service = await startService(config, logger);
+  printExamples(service, config);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    service.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
+
+/** Runs `work` against the configured database, or the embedded one. */
+async function withDatabase(
+  config: Config,
+  logger: Logger,
+  work: (databaseUrl: string) => Promise<void>,
+): Promise<void> {
+  if (config.databaseUrl !== undefined) {
+    return work(config.databaseUrl);
+  }
+  const secrets = await loadDevSecrets(config.dataDir);
+  const embedded = await startEmbeddedPostgres(`${config.dataDir}/postgres`, secrets.postgresPassword, logger);
+  try {
+    await work(embedded.databaseUrl);
+  } finally {
+    await embedded.stop();
+  }
+}
+
+async function withPool(databaseUrl: string, work: (pool: DatabasePool) => Promise<void>): Promise<void> {
+  const pool = await createDatabasePool(databaseUrl, { maxPoolSize: 2 });
+  try {
+    await work(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+/** Migrations, then the catalog seed: both idempotent. */
+async function prepare(databaseUrl: string, logger: Logger): Promise<void> {
+  await migrate(databaseUrl, logger);
+  await withPool(databaseUrl, seedCatalog);
+}
+
+async function printPlans(pool: DatabasePool): Promise<void> {
+  const catalog = await loadCatalog(pool);
+  for (const plan of catalog.plans) {
+    const price = `${plan.currency} ${(Number(plan.priceCents) / 100).toFixed(2)}/month`;
+    process.stdout.write(`${plan.code} (${plan.displayName}): ${price}, rate limit x${plan.rateLimitMultiplier}\n`);
+    for (const quota of plan.quotas) {
+      process.stdout.write(`  ${quota.metric}: ${quota.limit ?? "unlimited"} ${quota.resetPeriod === "never" ? "at a time" : `per ${quota.resetPeriod}`}\n`);
+    }
+    const features = Object.entries(plan.features).filter(([, enabled]) => enabled).map(([name]) => name);
+    process.stdout.write(`  features: ${features.join(", ")}\n`);
+  }
+}
+
+async function mintToken(config: Config, args: readonly string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    options: { ttl: { type: "string", default: "3600" } },
+  });
+  const [user] = positionals;
+  const ttl = Number(values.ttl);
+  if (user === undefined || !Number.isInteger(ttl) || ttl <= 0) {
+    throw new UsageError("token needs a user id and an optional positive --ttl in seconds");
+  }
+  const secret = config.jwtSecret ?? (await loadDevSecrets(config.dataDir)).jwtSecret;
+  const jwt = await new SignJWT({})
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(validUserId(user))
+    .setIssuedAt()
+    .setExpirationTime(`${ttl}s`)
+    .sign(new TextEncoder().encode(secret));
+  process.stdout.write(`${jwt}\n`);
+}
+
+class UsageError extends Error {}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const [command = "serve", ...rest] = argv;
+  if (command === "help" || command === "--help" || command === "-h") {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const config = loadConfig(process.env);
+  const logger = createLogger(config.logLevel);
+  switch (command) {
+    case "serve":
+      return serve(config, logger);
+    case "migrate":
+      return withDatabase(config, logger, (url) => migrate(url, logger));
+    case "seed":
+      return withDatabase(config, logger, (url) => prepare(url, logger));
+    case "plans":
+      return withDatabase(config, logger, async (url) => {
+        await prepare(url, logger);
+        await withPool(url, printPlans);
+      });
+    case "token":
+      return mintToken(config, rest);
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError || error instanceof UsageError) {
+    process.stderr.write(`${error.message}\n${error instanceof UsageError ? `\n${USAGE}\n` : ""}`);
+  } else {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,79 @@
+import { z } from "zod";
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+const tokenList = z
+  .string()
+  .default("")
+  .transform((value) =>
+    value
+      .split(",")
+      .map((token) => token.trim())
+      .filter((token) => token !== ""),
+  )
+  .pipe(z.array(z.string().min(16, "each service token must be at least 16 characters")));
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((value) => (value === "" ? undefined : value));
+
+/** The whole configuration of the service, read once from the environment at start. */
+const configSchema = z.object({
+  DATABASE_URL: optionalString.pipe(
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+      .optional(),
+  ),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  GRPC_PORT: port.default(50051),
+  HTTP_PORT: port.default(8080),
+  SERVICE_TOKENS: tokenList,
+  JWT_SECRET: optionalString.pipe(
+    z.string().min(32, "must be at least 32 characters").optional(),
+  ),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  DATA_DIR: z.string().min(1).default(".data"),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(10),
+});
+
+export type Config = {
+  /** PostgreSQL to use; absent: start the embedded one under `dataDir`. */
+  readonly databaseUrl: string | undefined;
+  readonly host: string;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly serviceTokens: readonly string[];
+  readonly jwtSecret: string | undefined;
+  readonly logLevel: z.infer<typeof configSchema>["LOG_LEVEL"];
+  readonly dataDir: string;
+  readonly databasePoolSize: number;
+};
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Reads the configuration from the environment; throws a ConfigError naming every bad value. */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (issue) => `  ${issue.path.join(".") || "environment"}: ${issue.message}`,
+    );
+    throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
+  }
+  const values = parsed.data;
+  return {
+    databaseUrl: values.DATABASE_URL,
+    host: values.HOST,
+    grpcPort: values.GRPC_PORT,
+    httpPort: values.HTTP_PORT,
+    serviceTokens: values.SERVICE_TOKENS,
+    jwtSecret: values.JWT_SECRET,
+    logLevel: values.LOG_LEVEL,
+    dataDir: values.DATA_DIR,
+    databasePoolSize: values.DATABASE_POOL_SIZE,
+  };
+}

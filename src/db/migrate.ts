@@ -1,0 +1,30 @@
+import { fileURLToPath } from "node:url";
+import { runner } from "node-pg-migrate";
+import type { Logger } from "../logger.ts";
+
+const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url));
+
+/**
+ * Applies pending migrations. An advisory lock makes replicas that start together wait for each
+ * other instead of racing; all pending migrations apply in one transaction.
+ */
+export async function migrate(databaseUrl: string, logger: Logger): Promise<void> {
+  const applied = await runner({
+    databaseUrl,
+    dir: MIGRATIONS_DIR,
+    direction: "up",
+    migrationsTable: "pgmigrations",
+    advisoryLockMode: "wait",
+    singleTransaction: true,
+    checkOrder: true,
+    logger: {
+      debug: (message: string) => logger.debug(message),
+      info: (message: string) => logger.debug(message),
+      warn: (message: string) => logger.warn(message),
+      error: (message: string) => logger.error(message),
+    },
+  });
+  if (applied.length > 0) {
+    logger.info({ migrations: applied.map((migration) => migration.name) }, "applied migrations");
+  }
+}

@@ -1,0 +1,69 @@
+import { sql, type CommonQueryMethods } from "slonik";
+import { z } from "zod";
+
+export type UsageRowKey = {
+  readonly userId: string;
+  readonly metric: string;
+  /** Start of the period the row counts (the epoch for a gauge). */
+  readonly periodStart: Date;
+};
+
+/** The amount in one row, 0 when the row does not exist yet. */
+export async function findUsed(db: CommonQueryMethods, key: UsageRowKey): Promise<bigint> {
+  const used = await db.maybeOneFirst(sql.type(z.object({ used: z.bigint() }))`
+    select used from usage_counters
+    where user_id = ${key.userId} and metric_code = ${key.metric}
+      and period_start = ${sql.timestamp(key.periodStart)}
+  `);
+  return used ?? 0n;
+}
+
+/** The amounts of several rows of one user, by metric; absent rows are left out. */
+export async function findUsedByMetric(
+  db: CommonQueryMethods,
+  userId: string,
+  rows: readonly { readonly metric: string; readonly periodStart: Date }[],
+): Promise<ReadonlyMap<string, bigint>> {
+  const found = await db.any(sql.type(z.object({ metric_code: z.string(), used: z.bigint() }))`
+    select c.metric_code, c.used
+    from usage_counters c
+    join unnest(
+      ${sql.array(rows.map((row) => row.metric), "text")}::text[],
+      ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
+    ) as wanted (metric_code, period_start)
+      on c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
+    where c.user_id = ${userId}
+  `);
+  return new Map(found.map((row) => [row.metric_code, row.used]));
+}
+
+export type Consumption = UsageRowKey & {
+  /** Positive, or negative to lower a gauge (which stops at 0). */
+  readonly amount: bigint;
+  /** used + amount must not pass this; lowering is always allowed. */
+  readonly ceiling: bigint;
+  readonly now: Date;
+};
+
+/**
+ * One atomic check-and-consume: adds the amount if it fits under the ceiling and returns the new
+ * amount, or returns null and changes nothing. The row lock taken by the upsert serializes racing
+ * calls, and the ceiling is checked against the locked, latest row, so N racing calls against a
+ * limit L grant exactly L units. Also records the account on first sight.
+ */
+export async function consumeUsage(db: CommonQueryMethods, consumption: Consumption): Promise<bigint | null> {
+  const { userId, metric, periodStart, amount, ceiling, now } = consumption;
+  return db.maybeOneFirst(sql.type(z.object({ used: z.bigint() }))`
+    with account as (
+      insert into accounts (user_id, created_at) values (${userId}, ${sql.timestamp(now)})
+      on conflict (user_id) do nothing
+    )
+    insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
+    select ${userId}, ${metric}, ${sql.timestamp(periodStart)}, greatest(${amount}::bigint, 0), ${sql.timestamp(now)}
+    where ${amount}::bigint <= ${ceiling}::bigint
+    on conflict (user_id, metric_code, period_start) do update
+      set used = greatest(c.used + ${amount}::bigint, 0), updated_at = excluded.updated_at
+      where ${amount}::bigint <= 0 or c.used + ${amount}::bigint <= ${ceiling}::bigint
+    returning c.used
+  `);
+}

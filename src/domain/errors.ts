@@ -1,0 +1,63 @@
+import type { QuotaState } from "./quota.ts";
+
+/** A refusal the caller can act on. src/errors.ts maps each kind to its RPC code. */
+export abstract class EntitlementError extends Error {}
+
+export type FieldViolation = { readonly field: string; readonly description: string };
+
+/** The request is malformed; the same request will never succeed. */
+export class InvalidArgumentError extends EntitlementError {
+  override name = "InvalidArgumentError";
+  readonly violations: readonly FieldViolation[];
+
+  constructor(violations: readonly FieldViolation[]) {
+    super(violations.map((violation) => `${violation.field}: ${violation.description}`).join("; "));
+    this.violations = violations;
+  }
+}
+
+/** A named plan or metric does not exist in the catalog. */
+export class UnknownResourceError extends EntitlementError {
+  override name = "UnknownResourceError";
+  readonly resourceType: "plan" | "metric";
+  readonly resourceName: string;
+
+  constructor(resourceType: "plan" | "metric", resourceName: string) {
+    super(`unknown ${resourceType} "${resourceName}"`);
+    this.resourceType = resourceType;
+    this.resourceName = resourceName;
+  }
+}
+
+/** The amount does not fit the user's quota; nothing was counted. */
+export class QuotaExceededError extends EntitlementError {
+  override name = "QuotaExceededError";
+  readonly userId: string;
+  readonly quota: QuotaState;
+  readonly requested: bigint;
+
+  constructor(userId: string, quota: QuotaState, requested: bigint) {
+    super(
+      `quota exceeded for metric "${quota.metric}": ${quota.used} used` +
+        (quota.limit === null ? "" : ` of ${quota.limit}`) +
+        `, ${requested} more requested`,
+    );
+    this.userId = userId;
+    this.quota = quota;
+    this.requested = requested;
+  }
+}
+
+/** An idempotency key was reused for a different increment. */
+export class IdempotencyKeyReusedError extends EntitlementError {
+  override name = "IdempotencyKeyReusedError";
+  readonly idempotencyKey: string;
+
+  constructor(idempotencyKey: string) {
+    super(
+      `idempotency key "${idempotencyKey}" was already used for another metric or amount; ` +
+        "use a new key for a new increment",
+    );
+    this.idempotencyKey = idempotencyKey;
+  }
+}

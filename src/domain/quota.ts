@@ -1,0 +1,79 @@
+import { isGauge, type Metric } from "./catalog.ts";
+import { InvalidArgumentError } from "./errors.ts";
+import { periodContaining, type Period } from "./periods.ts";
+
+/**
+ * The most a usage row can hold, unlimited metrics included: 2^53 - 1 keeps every value exact
+ * as a JavaScript number and keeps used + amount far from PostgreSQL's bigint overflow.
+ */
+export const MAX_USAGE = 2n ** 53n - 1n;
+
+/** A user's usage of one metric against a limit, at a moment. */
+export type QuotaState = {
+  readonly metric: string;
+  readonly used: bigint;
+  readonly limit: bigint | null;
+  /** limit - used, never below 0; null when unlimited. */
+  readonly remaining: bigint | null;
+  /** Null for a gauge. */
+  readonly period: Period | null;
+};
+
+export function quotaState(metric: Metric, limit: bigint | null, used: bigint, at: Date): QuotaState {
+  return {
+    metric: metric.code,
+    used,
+    limit,
+    remaining: limit === null ? null : used >= limit ? 0n : limit - used,
+    period: periodContaining(metric.resetPeriod, at),
+  };
+}
+
+/** The ceiling that used + amount must not pass. */
+export function usageCeiling(limit: bigint | null): bigint {
+  return limit === null || limit > MAX_USAGE ? MAX_USAGE : limit;
+}
+
+/**
+ * Whether `amount` more units fit. Lowering a gauge always fits, even when a downgrade left it
+ * above the new limit; raising it does not until it is back under.
+ */
+export function fits(used: bigint, amount: bigint, limit: bigint | null): boolean {
+  return amount <= 0n || used + amount <= usageCeiling(limit);
+}
+
+/** The level after applying an amount that fits: a gauge never goes below 0. */
+export function applyAmount(used: bigint, amount: bigint): bigint {
+  const next = used + amount;
+  return next < 0n ? 0n : next;
+}
+
+function checkMagnitude(amount: bigint): void {
+  if (amount > MAX_USAGE || amount < -MAX_USAGE) {
+    throw new InvalidArgumentError([
+      { field: "amount", description: `must be between -${MAX_USAGE} and ${MAX_USAGE}` },
+    ]);
+  }
+}
+
+/** The amount an IncrementUsage applies: positive for counters, non-zero for gauges. */
+export function incrementAmount(metric: Metric, amount: bigint): bigint {
+  checkMagnitude(amount);
+  if (amount === 0n) {
+    throw new InvalidArgumentError([{ field: "amount", description: "must not be 0" }]);
+  }
+  if (amount < 0n && !isGauge(metric)) {
+    throw new InvalidArgumentError([
+      {
+        field: "amount",
+        description: `must be positive: "${metric.code}" is a counter; only gauges take negative amounts`,
+      },
+    ]);
+  }
+  return amount;
+}
+
+/** The amount a CheckQuota asks about: 0 means 1. */
+export function checkAmount(metric: Metric, amount: bigint): bigint {
+  return amount === 0n ? 1n : incrementAmount(metric, amount);
+}

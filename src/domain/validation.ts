@@ -1,0 +1,70 @@
+import { InvalidArgumentError } from "./errors.ts";
+
+export const MAX_USER_ID_LENGTH = 128;
+export const MAX_NAME_LENGTH = 64;
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+
+/** Length in characters (code points), as PostgreSQL's char_length counts. */
+function characterLength(value: string): number {
+  let length = 0;
+  for (const _ of value) length++;
+  return length;
+}
+
+function hasControlCharacters(value: string): boolean {
+  return /\p{Cc}/u.test(value);
+}
+
+/** Any non-empty string of at most 128 characters without control characters. */
+export function userId(value: string, field = "user_id"): string {
+  if (value === "") {
+    throw new InvalidArgumentError([{ field, description: "must not be empty" }]);
+  }
+  if (characterLength(value) > MAX_USER_ID_LENGTH) {
+    throw new InvalidArgumentError([
+      { field, description: `must be at most ${MAX_USER_ID_LENGTH} characters` },
+    ]);
+  }
+  if (hasControlCharacters(value) || !value.isWellFormed()) {
+    throw new InvalidArgumentError([
+      { field, description: "must be well-formed text without control characters" },
+    ]);
+  }
+  return value;
+}
+
+/** A catalog name (plan, metric or feature): lower-case letters, digits and underscores. */
+export function catalogName(value: string, field: string): string {
+  if (value === "") {
+    throw new InvalidArgumentError([{ field, description: "must not be empty" }]);
+  }
+  if (value.length > MAX_NAME_LENGTH || !/^[a-z][a-z0-9_]*$/.test(value)) {
+    throw new InvalidArgumentError([
+      {
+        field,
+        description: `must be 1 to ${MAX_NAME_LENGTH} lower-case letters, digits or underscores, starting with a letter`,
+      },
+    ]);
+  }
+  return value;
+}
+
+/** An optional idempotency key; the empty string means none. */
+export function idempotencyKey(value: string): string | undefined {
+  if (value === "") {
+    return undefined;
+  }
+  if (
+    characterLength(value) > MAX_IDEMPOTENCY_KEY_LENGTH ||
+    hasControlCharacters(value) ||
+    !value.isWellFormed()
+  ) {
+    throw new InvalidArgumentError([
+      {
+        field: "idempotency_key",
+        description: `must be at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters without control characters`,
+      },
+    ]);
+  }
+  return value;
+}

@@ -1,0 +1,182 @@
+import type { DatabasePool } from "slonik";
+import type { CatalogSource } from "./catalog-source.ts";
+import type { Clock } from "./clock.ts";
+import { ensureAccount, lockAccount } from "./db/accounts.ts";
+import {
+  claimIdempotencyKey,
+  recordIdempotentResult,
+  type IdempotentIncrement,
+} from "./db/idempotency-keys.ts";
+import { findCurrentSubscription, replaceCurrentSubscription } from "./db/subscriptions.ts";
+import { consumeUsage, findUsed, findUsedByMetric } from "./db/usage-counters.ts";
+import { quotaLimit, type Metric, type Plan } from "./domain/catalog.ts";
+import { IdempotencyKeyReusedError, QuotaExceededError, UnknownResourceError } from "./domain/errors.ts";
+import { usageRowStart } from "./domain/periods.ts";
+import { fits, quotaState, usageCeiling, type QuotaState } from "./domain/quota.ts";
+import { expiryOf, subscriptionStatus, type SubscriptionRecord } from "./domain/subscriptions.ts";
+
+/** How long an idempotency key is remembered. */
+export const IDEMPOTENCY_KEY_RETENTION_DAYS = 35;
+
+/** The plan a user is on now; `subscription` is absent on the default free plan. */
+export type CurrentPlan = {
+  readonly plan: Plan;
+  readonly subscription: SubscriptionRecord | undefined;
+};
+
+export type Increment = {
+  readonly userId: string;
+  readonly metric: Metric;
+  readonly amount: bigint;
+  readonly idempotencyKey: string | undefined;
+};
+
+export type IncrementResult = {
+  readonly quota: QuotaState;
+  readonly replayed: boolean;
+};
+
+/**
+ * The operations on a user's entitlements, shared by every RPC service. Inputs are already
+ * validated; the database decides everything that concurrency could change.
+ */
+export class Entitlements {
+  readonly #pool: DatabasePool;
+  readonly #catalog: CatalogSource;
+  readonly #clock: Clock;
+
+  constructor(pool: DatabasePool, catalog: CatalogSource, clock: Clock) {
+    this.#pool = pool;
+    this.#catalog = catalog;
+    this.#clock = clock;
+  }
+
+  get catalog() {
+    return this.#catalog.current;
+  }
+
+  now(): Date {
+    return this.#clock.now();
+  }
+
+  plan(code: string): Plan {
+    const plan = this.catalog.plan(code);
+    if (plan === undefined) {
+      throw new UnknownResourceError("plan", code);
+    }
+    return plan;
+  }
+
+  metric(code: string): Metric {
+    const metric = this.catalog.metric(code);
+    if (metric === undefined) {
+      throw new UnknownResourceError("metric", code);
+    }
+    return metric;
+  }
+
+  async currentPlan(userId: string, at: Date): Promise<CurrentPlan> {
+    const subscription = await findCurrentSubscription(this.#pool, userId);
+    if (subscription === null || subscriptionStatus(subscription, at) !== "active") {
+      return { plan: this.catalog.freePlan, subscription: undefined };
+    }
+    // A plan removed from the catalog leaves its subscribers on free rather than failing them.
+    const plan = this.catalog.plan(subscription.planCode);
+    return plan === undefined
+      ? { plan: this.catalog.freePlan, subscription: undefined }
+      : { plan, subscription };
+  }
+
+  /** The user's usage of one metric now. */
+  async quota(userId: string, metric: Metric, plan: Plan, at: Date): Promise<QuotaState> {
+    const used = await findUsed(this.#pool, {
+      userId,
+      metric: metric.code,
+      periodStart: usageRowStart(metric.resetPeriod, at),
+    });
+    return quotaState(metric, quotaLimit(plan, metric.code), used, at);
+  }
+
+  /** The user's usage of every metric of the plan, in one query. */
+  async quotas(userId: string, plan: Plan, at: Date): Promise<readonly QuotaState[]> {
+    const metrics = plan.quotas.map((quota) => this.metric(quota.metric));
+    const usedByMetric = await findUsedByMetric(
+      this.#pool,
+      userId,
+      metrics.map((metric) => ({ metric: metric.code, periodStart: usageRowStart(metric.resetPeriod, at) })),
+    );
+    return metrics.map((metric) =>
+      quotaState(metric, quotaLimit(plan, metric.code), usedByMetric.get(metric.code) ?? 0n, at),
+    );
+  }
+
+  async checkQuota(userId: string, metric: Metric, amount: bigint) {
+    const now = this.now();
+    const { plan } = await this.currentPlan(userId, now);
+    const quota = await this.quota(userId, metric, plan, now);
+    return { allowed: fits(quota.used, amount, quota.limit), quota };
+  }
+
+  /** Check-and-consume in one statement; with a key, exactly once across retries. */
+  async increment(increment: Increment): Promise<IncrementResult> {
+    const now = this.now();
+    const { plan } = await this.currentPlan(increment.userId, now);
+    const limit = quotaLimit(plan, increment.metric.code);
+    const consumption = {
+      userId: increment.userId,
+      metric: increment.metric.code,
+      periodStart: usageRowStart(increment.metric.resetPeriod, now),
+      amount: increment.amount,
+      ceiling: usageCeiling(limit),
+      now,
+    };
+    const key = increment.idempotencyKey;
+    if (key === undefined) {
+      const used = await consumeUsage(this.#pool, consumption);
+      if (used === null) {
+        throw await this.#quotaExceeded(increment, plan, now);
+      }
+      return { quota: quotaState(increment.metric, limit, used, now), replayed: false };
+    }
+    return this.#pool.transaction(async (tx) => {
+      const first = await claimIdempotencyKey(tx, {
+        ...consumption,
+        key,
+        expiresAt: new Date(now.getTime() + IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000),
+      });
+      if (first !== null) {
+        return { quota: this.#replay(increment, key, first), replayed: true };
+      }
+      const used = await consumeUsage(tx, consumption);
+      if (used === null) {
+        // Throwing rolls back the claim: a later retry is decided afresh.
+        throw await this.#quotaExceeded(increment, plan, now);
+      }
+      await recordIdempotentResult(tx, { userId: increment.userId, key, usedAfter: used, limit });
+      return { quota: quotaState(increment.metric, limit, used, now), replayed: false };
+    });
+  }
+
+  /** Moves the user to a plan: the current subscription ends and a new one starts, atomically. */
+  async changePlan(userId: string, plan: Plan, durationDays: number | undefined): Promise<SubscriptionRecord> {
+    const now = this.now();
+    const expiresAt = expiryOf(now, durationDays);
+    return this.#pool.transaction(async (tx) => {
+      await ensureAccount(tx, userId, now);
+      await lockAccount(tx, userId);
+      return replaceCurrentSubscription(tx, { userId, planCode: plan.code, startedAt: now, expiresAt });
+    });
+  }
+
+  #replay(increment: Increment, key: string, first: IdempotentIncrement): QuotaState {
+    if (first.metric !== increment.metric.code || first.amount !== increment.amount) {
+      throw new IdempotencyKeyReusedError(key);
+    }
+    return quotaState(increment.metric, first.limit, first.usedAfter, first.createdAt);
+  }
+
+  async #quotaExceeded(increment: Increment, plan: Plan, at: Date): Promise<QuotaExceededError> {
+    const quota = await this.quota(increment.userId, increment.metric, plan, at);
+    return new QuotaExceededError(increment.userId, quota, increment.amount);
+  }
+}

@@ -1,0 +1,172 @@
+import http from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { createContextValues, type ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { DatabasePool } from "slonik";
+import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_pb.js";
+import { isLoopbackHost, peerAddressKey, serviceTokenGate } from "./auth.ts";
+import { CatalogSource } from "./catalog-source.ts";
+import { systemClock, type Clock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
+import { deleteExpiredIdempotencyKeys } from "./db/idempotency-keys.ts";
+import { migrate } from "./db/migrate.ts";
+import { createDatabasePool } from "./db/pool.ts";
+import { seedCatalog } from "./db/seed.ts";
+import { loadDevSecrets } from "./dev-secrets.ts";
+import { Entitlements } from "./entitlements.ts";
+import { errorMappingInterceptor } from "./errors.ts";
+import type { Logger } from "./logger.ts";
+import { EntitlementServiceImpl } from "./services/entitlement-service.ts";
+
+/** Largest request message accepted on any protocol. */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+const IDEMPOTENCY_SWEEP_MS = 60 * 60 * 1000;
+
+export type RouteDependencies = {
+  readonly entitlements: Entitlements;
+  readonly serviceTokens: readonly string[];
+};
+
+/** Every RPC service and the credential each one requires. */
+export function routes({ entitlements, serviceTokens }: RouteDependencies) {
+  return (router: ConnectRouter) => {
+    router.service(EntitlementService, new EntitlementServiceImpl(entitlements), {
+      requestGate: serviceTokenGate(serviceTokens),
+    });
+  };
+}
+
+export type Listener = {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  close(): Promise<void>;
+};
+
+function listen(server: http.Server | http2.Http2Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: http.Server | http2.Http2Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    if ("closeIdleConnections" in server) server.closeIdleConnections();
+  });
+}
+
+/**
+ * Serves the routes on two ports: HTTP/2 cleartext for gRPC, gRPC-Web and Connect, and HTTP/1.1
+ * for Connect and gRPC-Web (and the /v1 JSON endpoints).
+ */
+export async function listenAll(
+  deps: RouteDependencies & { readonly logger: Logger },
+  address: { readonly host: string; readonly grpcPort: number; readonly httpPort: number },
+): Promise<Listener> {
+  const handler = connectNodeAdapter({
+    routes: routes(deps),
+    interceptors: [errorMappingInterceptor(deps.logger)],
+    contextValues: (request) => createContextValues().set(peerAddressKey, request.socket.remoteAddress),
+    readMaxBytes: MAX_MESSAGE_BYTES,
+    // JSON clients see every field, "used": "0" included, rather than guessing at defaults.
+    jsonOptions: { alwaysEmitImplicit: true },
+  });
+  const grpcServer = http2.createServer(handler);
+  const httpServer = http.createServer(handler);
+  const grpcPort = await listen(grpcServer, address.grpcPort, address.host);
+  const httpPort = await listen(httpServer, address.httpPort, address.host).catch(async (error: unknown) => {
+    await closeServer(grpcServer);
+    throw error;
+  });
+  return {
+    grpcPort,
+    httpPort,
+    close: async () => {
+      await Promise.all([closeServer(grpcServer), closeServer(httpServer)]);
+    },
+  };
+}
+
+export type RunningService = Listener & {
+  readonly databaseUrl: string;
+  /** The service token to show a developer on the embedded default. */
+  readonly devServiceToken: string | undefined;
+  readonly pool: DatabasePool;
+  close(): Promise<void>;
+};
+
+/**
+ * Boots the whole service: the database (embedded when no DATABASE_URL is set), migrations, the
+ * catalog seed, then the listeners.
+ */
+export async function startService(
+  config: Config,
+  logger: Logger,
+  clock: Clock = systemClock,
+): Promise<RunningService> {
+  let embedded: EmbeddedDatabase | undefined;
+  let serviceTokens = config.serviceTokens;
+  let devServiceToken: string | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (databaseUrl === undefined) {
+    const secrets = await loadDevSecrets(config.dataDir);
+    embedded = await startEmbeddedPostgres(`${config.dataDir}/postgres`, secrets.postgresPassword, logger);
+    databaseUrl = embedded.databaseUrl;
+    if (serviceTokens.length === 0) {
+      serviceTokens = [secrets.serviceToken];
+      devServiceToken = secrets.serviceToken;
+    }
+  }
+  if (serviceTokens.length === 0) {
+    logger.warn(
+      { host: config.host },
+      isLoopbackHost(config.host)
+        ? "SERVICE_TOKENS is not set: EntitlementService accepts any caller on this loopback host"
+        : "SERVICE_TOKENS is not set: EntitlementService accepts only callers connecting from loopback",
+    );
+  }
+  try {
+    await migrate(databaseUrl, logger);
+    const pool = await createDatabasePool(databaseUrl, { maxPoolSize: config.databasePoolSize });
+    await seedCatalog(pool);
+    const catalog = await CatalogSource.load(pool, logger);
+    catalog.startRefreshing();
+    const entitlements = new Entitlements(pool, catalog, clock);
+    const listener = await listenAll(
+      { entitlements, serviceTokens, logger },
+      { host: config.host, grpcPort: config.grpcPort, httpPort: config.httpPort },
+    );
+    const sweep = setInterval(() => {
+      deleteExpiredIdempotencyKeys(pool, clock.now()).catch((error: unknown) =>
+        logger.warn({ err: error }, "idempotency key sweep failed"),
+      );
+    }, IDEMPOTENCY_SWEEP_MS).unref();
+    logger.info(
+      { host: config.host, grpcPort: listener.grpcPort, httpPort: listener.httpPort, embedded: embedded !== undefined },
+      "entitlement service listening",
+    );
+    return {
+      ...listener,
+      databaseUrl,
+      devServiceToken,
+      pool,
+      close: async () => {
+        clearInterval(sweep);
+        catalog.stopRefreshing();
+        await listener.close();
+        await pool.end();
+        await embedded?.stop();
+      },
+    };
+  } catch (error) {
+    await embedded?.stop();
+    throw error;
+  }
+}

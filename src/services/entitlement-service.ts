@@ -1,0 +1,73 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import * as validate from "../domain/validation.ts";
+import { checkAmount, incrementAmount } from "../domain/quota.ts";
+import type { Entitlements } from "../entitlements.ts";
+import { planMessage, quotaStatusMessage, subscriptionMessage } from "./messages.ts";
+
+type Impl = ServiceImpl<typeof EntitlementService>;
+
+/** entitlements.v1.EntitlementService: validates, delegates to Entitlements, converts. */
+export class EntitlementServiceImpl implements Impl {
+  readonly #entitlements: Entitlements;
+
+  constructor(entitlements: Entitlements) {
+    this.#entitlements = entitlements;
+  }
+
+  async getPlan(request: Parameters<Impl["getPlan"]>[0]) {
+    const userId = validate.userId(request.userId);
+    const now = this.#entitlements.now();
+    const { plan, subscription } = await this.#entitlements.currentPlan(userId, now);
+    return {
+      plan: planMessage(plan),
+      subscription: subscription === undefined ? undefined : subscriptionMessage(subscription, now),
+    };
+  }
+
+  async hasFeature(request: Parameters<Impl["hasFeature"]>[0]) {
+    const userId = validate.userId(request.userId);
+    const feature = validate.catalogName(request.feature, "feature");
+    const { plan } = await this.#entitlements.currentPlan(userId, this.#entitlements.now());
+    return { enabled: plan.features[feature] === true, planCode: plan.code };
+  }
+
+  async checkQuota(request: Parameters<Impl["checkQuota"]>[0]) {
+    const userId = validate.userId(request.userId);
+    const metric = this.#entitlements.metric(validate.catalogName(request.metric, "metric"));
+    const amount = checkAmount(metric, request.amount);
+    const { allowed, quota } = await this.#entitlements.checkQuota(userId, metric, amount);
+    return { allowed, quota: quotaStatusMessage(quota) };
+  }
+
+  async incrementUsage(request: Parameters<Impl["incrementUsage"]>[0]) {
+    const userId = validate.userId(request.userId);
+    const metric = this.#entitlements.metric(validate.catalogName(request.metric, "metric"));
+    const amount = incrementAmount(metric, request.amount);
+    const idempotencyKey = validate.idempotencyKey(request.idempotencyKey);
+    const { quota, replayed } = await this.#entitlements.increment({ userId, metric, amount, idempotencyKey });
+    return { quota: quotaStatusMessage(quota), replayed };
+  }
+
+  async upgradePlan(request: Parameters<Impl["upgradePlan"]>[0]) {
+    const userId = validate.userId(request.userId);
+    const plan = this.#entitlements.plan(validate.catalogName(request.planCode, "plan_code"));
+    const subscription = await this.#entitlements.changePlan(userId, plan, request.durationDays);
+    return {
+      subscription: subscriptionMessage(subscription, subscription.startedAt),
+      plan: planMessage(plan),
+    };
+  }
+
+  async listPlans() {
+    return { plans: this.#entitlements.catalog.plans.map(planMessage) };
+  }
+
+  async getUsage(request: Parameters<Impl["getUsage"]>[0]) {
+    const userId = validate.userId(request.userId);
+    const now = this.#entitlements.now();
+    const { plan } = await this.#entitlements.currentPlan(userId, now);
+    const quotas = await this.#entitlements.quotas(userId, plan, now);
+    return { quotas: quotas.map(quotaStatusMessage) };
+  }
+}
