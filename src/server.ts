@@ -1,7 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { createContextValues, type ConnectRouter } from "@connectrpc/connect";
+import { createContextValues, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { DatabasePool } from "slonik";
 import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_pb.js";
@@ -39,6 +39,16 @@ export function routes({ entitlements, serviceTokens }: RouteDependencies) {
   };
 }
 
+/** Options of the router that every transport (and the in-memory test transport) shares. */
+export function routerOptions(logger: Logger) {
+  return {
+    interceptors: [errorMappingInterceptor(logger)],
+    readMaxBytes: MAX_MESSAGE_BYTES,
+    // JSON clients see every field, "used": "0" included, rather than guessing at defaults.
+    jsonOptions: { alwaysEmitImplicit: true },
+  } satisfies ConnectRouterOptions;
+}
+
 export type Listener = {
   readonly grpcPort: number;
   readonly httpPort: number;
@@ -71,12 +81,9 @@ export async function listenAll(
   address: { readonly host: string; readonly grpcPort: number; readonly httpPort: number },
 ): Promise<Listener> {
   const handler = connectNodeAdapter({
+    ...routerOptions(deps.logger),
     routes: routes(deps),
-    interceptors: [errorMappingInterceptor(deps.logger)],
     contextValues: (request) => createContextValues().set(peerAddressKey, request.socket.remoteAddress),
-    readMaxBytes: MAX_MESSAGE_BYTES,
-    // JSON clients see every field, "used": "0" included, rather than guessing at defaults.
-    jsonOptions: { alwaysEmitImplicit: true },
   });
   const grpcServer = http2.createServer(handler);
   const httpServer = http.createServer(handler);

@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { Catalog, quotaLimit } from "../../src/domain/catalog.ts";
+import { DEFAULT_METRICS, DEFAULT_PLANS } from "../../src/db/seed.ts";
+
+describe("Catalog", () => {
+  const catalog = new Catalog([...DEFAULT_PLANS].reverse(), DEFAULT_METRICS);
+
+  it("orders plans by price", () => {
+    expect(catalog.plans.map((plan) => plan.code)).toEqual(["free", "pro", "enterprise"]);
+  });
+
+  it("requires a free plan", () => {
+    expect(() => new Catalog(DEFAULT_PLANS.filter((plan) => plan.code !== "free"), DEFAULT_METRICS)).toThrow(/free/);
+  });
+
+  it("grants nothing on a metric a plan does not list", () => {
+    const free = catalog.freePlan;
+    expect(quotaLimit(free, "jobs")).toBe(10n);
+    expect(quotaLimit(free, "compute_minutes")).toBeNull();
+    expect(quotaLimit({ ...free, quotas: [] }, "jobs")).toBe(0n);
+  });
+});
+
+describe("the default catalog", () => {
+  it("matches the system we replace", () => {
+    const byCode = Object.fromEntries(DEFAULT_PLANS.map((plan) => [plan.code, plan]));
+    const limits = (code: string) =>
+      Object.fromEntries(byCode[code]!.quotas.map((quota) => [quota.metric, quota.limit]));
+    expect(byCode.free).toMatchObject({ priceCents: 0n, rateLimitMultiplier: 1 });
+    expect(byCode.pro).toMatchObject({ priceCents: 1999n, rateLimitMultiplier: 5 });
+    expect(byCode.enterprise).toMatchObject({ priceCents: 9999n, rateLimitMultiplier: 10 });
+    expect(limits("free")).toEqual({ api_calls: 100n, compute_minutes: null, jobs: 10n, storage_mb: 100n });
+    expect(limits("pro")).toEqual({ api_calls: 10_000n, compute_minutes: null, jobs: 500n, storage_mb: 10_240n });
+    expect(limits("enterprise")).toEqual({ api_calls: null, compute_minutes: null, jobs: null, storage_mb: null });
+    for (const plan of DEFAULT_PLANS) {
+      expect(plan.features.api_access).toBe(true);
+    }
+    expect(byCode.free!.features.priority_support).toBe(false);
+    expect(byCode.pro!.features.priority_support).toBe(true);
+    expect(byCode.enterprise!.features.priority_support).toBe(true);
+  });
+});

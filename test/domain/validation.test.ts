@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { InvalidArgumentError } from "../../src/domain/errors.ts";
+import { catalogName, idempotencyKey, userId } from "../../src/domain/validation.ts";
+
+describe("userId", () => {
+  it("accepts any text of 1 to 128 characters", () => {
+    expect(userId("a")).toBe("a");
+    expect(userId("x".repeat(128))).toBe("x".repeat(128));
+    expect(userId("user@example.com")).toBe("user@example.com");
+    expect(userId("🙂".repeat(128))).toBe("🙂".repeat(128));
+  });
+
+  it("refuses empty, oversize and control characters", () => {
+    expect(() => userId("")).toThrow(InvalidArgumentError);
+    expect(() => userId("x".repeat(129))).toThrow(/at most 128/);
+    expect(() => userId("a\u0000b")).toThrow(InvalidArgumentError);
+    expect(() => userId("\ud800")).toThrow(InvalidArgumentError);
+  });
+});
+
+describe("catalogName", () => {
+  it("accepts snake_case names", () => {
+    expect(catalogName("api_calls", "metric")).toBe("api_calls");
+  });
+
+  it("refuses anything else, naming the field", () => {
+    for (const bad of ["", "Jobs", "1jobs", "jobs;drop", "a".repeat(65)]) {
+      expect(() => catalogName(bad, "metric")).toThrow(/metric/);
+    }
+  });
+});
+
+describe("idempotencyKey", () => {
+  it("treats empty as no key", () => {
+    expect(idempotencyKey("")).toBeUndefined();
+  });
+
+  it("accepts up to 255 characters", () => {
+    expect(idempotencyKey("k".repeat(255))).toBe("k".repeat(255));
+    expect(() => idempotencyKey("k".repeat(256))).toThrow(InvalidArgumentError);
+  });
+});

@@ -1,0 +1,47 @@
+import { createClient, createRouterTransport, type Client, type Interceptor } from "@connectrpc/connect";
+import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import { CatalogSource } from "../../src/catalog-source.ts";
+import { Entitlements } from "../../src/entitlements.ts";
+import { createLogger } from "../../src/logger.ts";
+import { routerOptions, routes } from "../../src/server.ts";
+import { TestClock } from "./clock.ts";
+import { createTestDatabase, type TestDatabase } from "./database.ts";
+
+export const SERVICE_TOKEN = "test-service-token-0123456789";
+
+function bearer(token: string): Interceptor {
+  return (next) => (request) => {
+    request.header.set("authorization", `Bearer ${token}`);
+    return next(request);
+  };
+}
+
+export type TestService = TestDatabase & {
+  readonly clock: TestClock;
+  readonly entitlements: Entitlements;
+  /** An EntitlementService client that sends the service token. */
+  readonly client: Client<typeof EntitlementService>;
+  /** A client that sends `token` (or no credential at all). */
+  clientWith(token: string | undefined): Client<typeof EntitlementService>;
+};
+
+/**
+ * The service's routes on a fresh database, called in memory through createRouterTransport:
+ * the same router, gates and error mapping as the real server, without a network.
+ */
+export async function createTestService(start = "2026-03-15T12:00:00Z"): Promise<TestService> {
+  const database = await createTestDatabase();
+  const clock = new TestClock(start);
+  const logger = createLogger("silent");
+  const catalog = await CatalogSource.load(database.pool, logger);
+  const entitlements = new Entitlements(database.pool, catalog, clock);
+  const clientWith = (token: string | undefined) =>
+    createClient(
+      EntitlementService,
+      createRouterTransport(routes({ entitlements, serviceTokens: [SERVICE_TOKEN] }), {
+        router: routerOptions(logger),
+        transport: { interceptors: token === undefined ? [] : [bearer(token)] },
+      }),
+    );
+  return { ...database, clock, entitlements, client: clientWith(SERVICE_TOKEN), clientWith };
+}
