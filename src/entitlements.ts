@@ -1,4 +1,4 @@
-import type { DatabasePool } from "slonik";
+import type { CommonQueryMethods, DatabasePool } from "slonik";
 import type { CatalogSource } from "./catalog-source.ts";
 import type { Clock } from "./clock.ts";
 import { ensureAccount, lockAccount } from "./db/accounts.ts";
@@ -87,9 +87,15 @@ export class Entitlements {
       : { plan, subscription };
   }
 
-  /** The user's usage of one metric now. */
-  async quota(userId: string, metric: Metric, plan: Plan, at: Date): Promise<QuotaState> {
-    const used = await findUsed(this.#pool, {
+  /** The user's usage of one metric now (read through `db`, which may be a transaction). */
+  async quota(
+    userId: string,
+    metric: Metric,
+    plan: Plan,
+    at: Date,
+    db: CommonQueryMethods = this.#pool,
+  ): Promise<QuotaState> {
+    const used = await findUsed(db, {
       userId,
       metric: metric.code,
       periodStart: usageRowStart(metric.resetPeriod, at),
@@ -134,7 +140,7 @@ export class Entitlements {
     if (key === undefined) {
       const used = await consumeUsage(this.#pool, consumption);
       if (used === null) {
-        throw await this.#quotaExceeded(increment, plan, now);
+        throw await this.#quotaExceeded(this.#pool, increment, plan, now);
       }
       return { quota: quotaState(increment.metric, limit, used, now), replayed: false };
     }
@@ -150,7 +156,7 @@ export class Entitlements {
       const used = await consumeUsage(tx, consumption);
       if (used === null) {
         // Throwing rolls back the claim: a later retry is decided afresh.
-        throw await this.#quotaExceeded(increment, plan, now);
+        throw await this.#quotaExceeded(tx, increment, plan, now);
       }
       await recordIdempotentResult(tx, { userId: increment.userId, key, usedAfter: used, limit });
       return { quota: quotaState(increment.metric, limit, used, now), replayed: false };
@@ -175,8 +181,13 @@ export class Entitlements {
     return quotaState(increment.metric, first.limit, first.usedAfter, first.createdAt);
   }
 
-  async #quotaExceeded(increment: Increment, plan: Plan, at: Date): Promise<QuotaExceededError> {
-    const quota = await this.quota(increment.userId, increment.metric, plan, at);
+  async #quotaExceeded(
+    db: CommonQueryMethods,
+    increment: Increment,
+    plan: Plan,
+    at: Date,
+  ): Promise<QuotaExceededError> {
+    const quota = await this.quota(increment.userId, increment.metric, plan, at, db);
     return new QuotaExceededError(increment.userId, quota, increment.amount);
   }
 }

@@ -1,5 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { sql } from "slonik";
+import { z } from "zod";
 import { ResetPeriod } from "../../gen/entitlements/v1/plan_pb.js";
 import { SubscriptionStatus } from "../../gen/entitlements/v1/subscription_pb.js";
 import { DAY_MS } from "../support/clock.ts";
@@ -87,7 +89,9 @@ describe("UpgradePlan", () => {
     await service.client.upgradePlan({ userId, planCode: "free" });
     expect((await service.client.getPlan({ userId })).plan?.code).toBe("free");
     const rows = await service.pool.any(
-      (await import("slonik")).sql.unsafe`select plan_code, ended_at from subscriptions where user_id = ${userId} order by id`,
+      sql.type(z.object({ plan_code: z.string(), ended_at: z.number().nullable() }))`
+        select plan_code, ended_at from subscriptions where user_id = ${userId} order by id
+      `,
     );
     expect(rows.map((row) => [row.plan_code, row.ended_at !== null])).toEqual([
       ["enterprise", true],

@@ -16,13 +16,27 @@ function bearer(token: string): Interceptor {
   };
 }
 
+/** An EntitlementService client over the real routes, in memory, sending `token` if given. */
+export function inMemoryClient(
+  entitlements: Entitlements,
+  token: string | null = SERVICE_TOKEN,
+): Client<typeof EntitlementService> {
+  return createClient(
+    EntitlementService,
+    createRouterTransport(routes({ entitlements, serviceTokens: [SERVICE_TOKEN] }), {
+      router: routerOptions(createLogger("silent")),
+      transport: { interceptors: token === null ? [] : [bearer(token)] },
+    }),
+  );
+}
+
 export type TestService = TestDatabase & {
   readonly clock: TestClock;
   readonly entitlements: Entitlements;
   /** An EntitlementService client that sends the service token. */
   readonly client: Client<typeof EntitlementService>;
-  /** A client that sends `token` (or no credential at all). */
-  clientWith(token: string | undefined): Client<typeof EntitlementService>;
+  /** A client that sends `token`, or no credential at all for null. */
+  clientWith(token: string | null): Client<typeof EntitlementService>;
 };
 
 /**
@@ -35,13 +49,6 @@ export async function createTestService(start = "2026-03-15T12:00:00Z"): Promise
   const logger = createLogger("silent");
   const catalog = await CatalogSource.load(database.pool, logger);
   const entitlements = new Entitlements(database.pool, catalog, clock);
-  const clientWith = (token: string | undefined) =>
-    createClient(
-      EntitlementService,
-      createRouterTransport(routes({ entitlements, serviceTokens: [SERVICE_TOKEN] }), {
-        router: routerOptions(logger),
-        transport: { interceptors: token === undefined ? [] : [bearer(token)] },
-      }),
-    );
+  const clientWith = (token: string | null) => inMemoryClient(entitlements, token);
   return { ...database, clock, entitlements, client: clientWith(SERVICE_TOKEN), clientWith };
 }

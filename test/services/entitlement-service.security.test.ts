@@ -1,0 +1,66 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { sql } from "slonik";
+import { CatalogSource } from "../../src/catalog-source.ts";
+import { Entitlements } from "../../src/entitlements.ts";
+import { createLogger } from "../../src/logger.ts";
+import { createTestService, inMemoryClient, SERVICE_TOKEN, type TestService } from "../support/service.ts";
+
+let service: TestService;
+beforeAll(async () => {
+  service = await createTestService();
+});
+
+describe("service tokens", () => {
+  it.each([
+    ["no credential", null],
+    ["a wrong token", "not-the-service-token-at-all"],
+    ["a prefix of the token", SERVICE_TOKEN.slice(0, -1)],
+    ["the token with a suffix", `${SERVICE_TOKEN}x`],
+  ])("refuse %s on every RPC", async (_, token) => {
+    const client = service.clientWith(token);
+    const calls = [
+      client.getPlan({ userId: "u" }),
+      client.hasFeature({ userId: "u", feature: "api_access" }),
+      client.checkQuota({ userId: "u", metric: "jobs" }),
+      client.incrementUsage({ userId: "u", metric: "jobs", amount: 1n }),
+      client.upgradePlan({ userId: "u", planCode: "enterprise" }),
+      client.listPlans({}),
+      client.getUsage({ userId: "u" }),
+    ];
+    for (const call of calls) {
+      const error = await call.then(() => undefined, (e: unknown) => ConnectError.from(e));
+      expect(error?.code).toBe(Code.Unauthenticated);
+    }
+    expect((await service.client.getPlan({ userId: "u" })).plan?.code).toBe("free");
+    expect((await service.client.checkQuota({ userId: "u", metric: "jobs" })).quota?.used).toBe(0n);
+  });
+});
+
+describe("hostile strings", () => {
+  it("reach SQL only as parameters", async () => {
+    const userId = "x'); delete from usage_counters; --";
+    await service.client.incrementUsage({ userId: "bystander", metric: "jobs", amount: 2n });
+    await service.client.incrementUsage({ userId, metric: "jobs", amount: 1n, idempotencyKey: "'; drop table plans; --" });
+    await service.client.upgradePlan({ userId, planCode: "pro" });
+    expect((await service.client.getPlan({ userId })).plan?.code).toBe("pro");
+    expect((await service.client.checkQuota({ userId: "bystander", metric: "jobs" })).quota?.used).toBe(2n);
+    expect(await service.pool.oneFirst(sql.unsafe`select count(*) from plans`)).toBe(3n);
+  });
+});
+
+describe("internal errors", () => {
+  it("are sent without internals", async () => {
+    const secret = "password=hunter2 at db-primary.internal:5432";
+    const brokenPool = new Proxy(service.pool, {
+      get: (target, property) =>
+        property === "maybeOne" ? () => Promise.reject(new Error(secret)) : Reflect.get(target, property),
+    });
+    const catalog = await CatalogSource.load(service.pool, createLogger("silent"));
+    const client = inMemoryClient(new Entitlements(brokenPool, catalog, service.clock));
+    const error = await client.getPlan({ userId: "u" }).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    expect(error?.code).toBe(Code.Internal);
+    expect(error?.rawMessage).toBe("internal error");
+    expect(JSON.stringify(error?.details)).not.toContain("hunter2");
+  });
+});

@@ -1,0 +1,116 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { DAY_MS } from "../support/clock.ts";
+import { createTestService, type TestService } from "../support/service.ts";
+
+/** Period rollovers and gauges, driven by the injected clock. */
+let service: TestService;
+beforeAll(async () => {
+  service = await createTestService("2026-01-31T23:59:59.999Z");
+});
+
+async function used(userId: string, metric: string): Promise<bigint | undefined> {
+  return (await service.client.checkQuota({ userId, metric })).quota?.used;
+}
+
+describe("counters", () => {
+  it("start again at the first instant of a UTC month", async () => {
+    const userId = "monthly";
+    service.clock.set("2026-01-31T23:59:59.999Z");
+    await service.client.incrementUsage({ userId, metric: "jobs", amount: 10n });
+    await expect(service.client.incrementUsage({ userId, metric: "jobs", amount: 1n })).rejects.toThrow(/quota exceeded/);
+    service.clock.set("2026-02-01T00:00:00.000Z");
+    expect(await used(userId, "jobs")).toBe(0n);
+    const response = await service.client.incrementUsage({ userId, metric: "jobs", amount: 10n });
+    expect(response.quota?.used).toBe(10n);
+  });
+
+  it("count API calls per UTC day", async () => {
+    const userId = "daily";
+    service.clock.set("2028-02-28T23:59:59Z");
+    await service.client.incrementUsage({ userId, metric: "api_calls", amount: 100n });
+    service.clock.set("2028-02-29T00:00:00Z");
+    expect(await used(userId, "api_calls")).toBe(0n);
+    await service.client.incrementUsage({ userId, metric: "api_calls", amount: 40n });
+    service.clock.advance(DAY_MS - 1);
+    expect(await used(userId, "api_calls")).toBe(40n);
+    service.clock.advance(1);
+    expect(await used(userId, "api_calls")).toBe(0n);
+  });
+});
+
+describe("gauges", () => {
+  it("go up and down, never below zero, and never reset", async () => {
+    const userId = "gauge";
+    service.clock.set("2026-05-31T12:00:00Z");
+    expect((await service.client.incrementUsage({ userId, metric: "storage_mb", amount: 60n })).quota?.used).toBe(60n);
+    expect((await service.client.incrementUsage({ userId, metric: "storage_mb", amount: -20n })).quota?.used).toBe(40n);
+    expect((await service.client.incrementUsage({ userId, metric: "storage_mb", amount: -500n })).quota?.used).toBe(0n);
+    await service.client.incrementUsage({ userId, metric: "storage_mb", amount: 75n });
+    service.clock.set("2027-06-01T00:00:00Z");
+    expect(await used(userId, "storage_mb")).toBe(75n);
+  });
+
+  it("refuse a raise past the limit and count nothing", async () => {
+    const userId = "gauge-full";
+    await service.client.incrementUsage({ userId, metric: "storage_mb", amount: 100n });
+    const error = await service.client.incrementUsage({ userId, metric: "storage_mb", amount: 1n }).catch((e: unknown) => e);
+    expect(ConnectError.from(error).code).toBe(Code.ResourceExhausted);
+    expect(await used(userId, "storage_mb")).toBe(100n);
+  });
+
+  it("stay defined above the limit after a downgrade", async () => {
+    const userId = "downgraded";
+    await service.client.upgradePlan({ userId, planCode: "pro" });
+    await service.client.incrementUsage({ userId, metric: "storage_mb", amount: 8192n });
+    await service.client.upgradePlan({ userId, planCode: "free" });
+
+    const check = await service.client.checkQuota({ userId, metric: "storage_mb", amount: 1n });
+    expect(check.allowed).toBe(false);
+    expect(check.quota).toMatchObject({ used: 8192n, limit: 100n, remaining: 0n });
+    expect((await service.client.checkQuota({ userId, metric: "storage_mb", amount: -100n })).allowed).toBe(true);
+
+    const raise = await service.client.incrementUsage({ userId, metric: "storage_mb", amount: 1n }).catch((e: unknown) => e);
+    expect(ConnectError.from(raise).code).toBe(Code.ResourceExhausted);
+    const lowered = await service.client.incrementUsage({ userId, metric: "storage_mb", amount: -100n });
+    expect(lowered.quota).toMatchObject({ used: 8092n, remaining: 0n });
+  });
+});
+
+describe("idempotency keys", () => {
+  it("are kept 35 days, then a reuse counts afresh", async () => {
+    const userId = "retention";
+    service.clock.set("2026-07-01T00:00:00Z");
+    // A gauge, so the second count adds to the first whatever the period.
+    const request = { userId, metric: "storage_mb", amount: 5n, idempotencyKey: "long-lived" };
+    await service.client.incrementUsage(request);
+    service.clock.set(new Date(new Date("2026-07-01T00:00:00Z").getTime() + 35 * DAY_MS - 1));
+    expect((await service.client.incrementUsage(request)).replayed).toBe(true);
+    service.clock.set(new Date(new Date("2026-07-01T00:00:00Z").getTime() + 35 * DAY_MS));
+    const fresh = await service.client.incrementUsage(request);
+    expect(fresh.replayed).toBe(false);
+    expect(fresh.quota?.used).toBe(10n);
+  });
+
+  it("replay the first result even after the period rolled over", async () => {
+    const userId = "replay-rollover";
+    service.clock.set("2026-08-31T23:00:00Z");
+    const first = await service.client.incrementUsage({ userId, metric: "jobs", amount: 4n, idempotencyKey: "k" });
+    service.clock.set("2026-09-01T01:00:00Z");
+    const retry = await service.client.incrementUsage({ userId, metric: "jobs", amount: 4n, idempotencyKey: "k" });
+    expect(retry.replayed).toBe(true);
+    expect(retry.quota).toEqual(first.quota);
+    expect(await used(userId, "jobs")).toBe(0n);
+  });
+
+  it("are released when the increment is refused, so a retry is decided afresh", async () => {
+    const userId = "refused-key";
+    service.clock.set("2026-10-10T00:00:00Z");
+    await service.client.incrementUsage({ userId, metric: "jobs", amount: 8n });
+    const request = { userId, metric: "jobs", amount: 5n, idempotencyKey: "big" };
+    await expect(service.client.incrementUsage(request)).rejects.toThrow(/quota exceeded/);
+    service.clock.set("2026-11-01T00:00:00Z");
+    const retry = await service.client.incrementUsage(request);
+    expect(retry).toMatchObject({ replayed: false, quota: { used: 5n } });
+  });
+});
