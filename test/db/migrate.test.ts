@@ -1,0 +1,22 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { sql } from "slonik";
+import { z } from "zod";
+import { migrate } from "../../src/db/migrate.ts";
+import { createLogger } from "../../src/logger.ts";
+import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await createTestDatabase({ empty: true });
+});
+
+describe("migrate", () => {
+  it("is safe when replicas start together, and idempotent", async () => {
+    const logger = createLogger("silent");
+    await Promise.all([migrate(database.url, logger), migrate(database.url, logger), migrate(database.url, logger)]);
+    await migrate(database.url, logger);
+    const applied = await database.pool.anyFirst(sql.type(z.object({ name: z.string() }))`select name from pgmigrations`);
+    expect(applied).toEqual(["1764547200000_initial-schema"]);
+    expect(await database.pool.exists(sql.unsafe`select 1 from information_schema.tables where table_name = 'usage_counters'`)).toBe(true);
+  });
+});

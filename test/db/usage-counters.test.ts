@@ -1,0 +1,60 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { CatalogSource } from "../../src/catalog-source.ts";
+import { consumeUsage, findUsed } from "../../src/db/usage-counters.ts";
+import { Entitlements } from "../../src/entitlements.ts";
+import { createLogger } from "../../src/logger.ts";
+import { TestClock } from "../support/clock.ts";
+import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+
+let database: TestDatabase;
+let entitlements: Entitlements;
+const clock = new TestClock("2026-04-01T00:00:00Z");
+const periodStart = new Date("2026-04-01T00:00:00Z");
+beforeAll(async () => {
+  database = await createTestDatabase();
+  entitlements = new Entitlements(database.pool, await CatalogSource.load(database.pool, createLogger("silent")), clock);
+});
+
+describe("consumeUsage", () => {
+  it("grants exactly the ceiling to racing calls", async () => {
+    const results = await Promise.all(
+      Array.from({ length: 100 }, () =>
+        consumeUsage(database.pool, { userId: "race", metric: "jobs", periodStart, amount: 1n, ceiling: 10n, now: clock.now() }),
+      ),
+    );
+    expect(results.filter((used) => used !== null)).toHaveLength(10);
+    expect(new Set(results.filter((used) => used !== null))).toEqual(new Set(Array.from({ length: 10 }, (_, i) => BigInt(i + 1))));
+    expect(await findUsed(database.pool, { userId: "race", metric: "jobs", periodStart })).toBe(10n);
+  });
+
+  it("refuses an amount larger than the ceiling on a fresh row", async () => {
+    const used = await consumeUsage(database.pool, { userId: "fresh", metric: "jobs", periodStart, amount: 11n, ceiling: 10n, now: clock.now() });
+    expect(used).toBeNull();
+    expect(await findUsed(database.pool, { userId: "fresh", metric: "jobs", periodStart })).toBe(0n);
+  });
+});
+
+describe("keyed increments", () => {
+  it("count once when retries of one key race", async () => {
+    const metric = entitlements.metric("jobs");
+    const results = await Promise.all(
+      Array.from({ length: 30 }, () =>
+        entitlements.increment({ userId: "retrier", metric, amount: 3n, idempotencyKey: "job-42" }),
+      ),
+    );
+    expect(results.filter((result) => !result.replayed)).toHaveLength(1);
+    expect(new Set(results.map((result) => result.quota.used))).toEqual(new Set([3n]));
+    expect(await findUsed(database.pool, { userId: "retrier", metric: "jobs", periodStart })).toBe(3n);
+  });
+
+  it("grant exactly the limit when distinct keys race", async () => {
+    const metric = entitlements.metric("jobs");
+    const settled = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) =>
+        entitlements.increment({ userId: "distinct-keys", metric, amount: 1n, idempotencyKey: `job-${i}` }),
+      ),
+    );
+    expect(settled.filter((result) => result.status === "fulfilled")).toHaveLength(10);
+    expect(await findUsed(database.pool, { userId: "distinct-keys", metric: "jobs", periodStart })).toBe(10n);
+  });
+});
