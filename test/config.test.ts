@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../src/config.ts";
+
+describe("loadConfig", () => {
+  it("has defaults for everything", () => {
+    expect(loadConfig({})).toMatchObject({
+      databaseUrl: undefined,
+      host: "127.0.0.1",
+      grpcPort: 50051,
+      httpPort: 8080,
+      serviceTokens: [],
+      jwtSecret: undefined,
+      logLevel: "info",
+    });
+  });
+
+  it("reads every variable", () => {
+    const config = loadConfig({
+      DATABASE_URL: "postgres://u@db:5432/x",
+      HOST: "0.0.0.0",
+      GRPC_PORT: "6000",
+      HTTP_PORT: "6001",
+      SERVICE_TOKENS: " token-aaaaaaaaaaaaaaaa , token-bbbbbbbbbbbbbbbb ,",
+      JWT_SECRET: "s".repeat(32),
+      LOG_LEVEL: "debug",
+    });
+    expect(config).toMatchObject({
+      databaseUrl: "postgres://u@db:5432/x",
+      host: "0.0.0.0",
+      grpcPort: 6000,
+      httpPort: 6001,
+      serviceTokens: ["token-aaaaaaaaaaaaaaaa", "token-bbbbbbbbbbbbbbbb"],
+      logLevel: "debug",
+    });
+  });
+
+  it("names every bad value at once", () => {
+    const read = () => loadConfig({ GRPC_PORT: "seventy", DATABASE_URL: "mysql://x", SERVICE_TOKENS: "short", LOG_LEVEL: "loud" });
+    expect(read).toThrow(ConfigError);
+    try {
+      read();
+    } catch (error) {
+      const message = (error as Error).message;
+      for (const name of ["GRPC_PORT", "DATABASE_URL", "SERVICE_TOKENS", "LOG_LEVEL"]) {
+        expect(message).toContain(name);
+      }
+    }
+  });
+
+  it("refuses a short JWT secret and out-of-range ports", () => {
+    expect(() => loadConfig({ JWT_SECRET: "short" })).toThrow(/JWT_SECRET/);
+    expect(() => loadConfig({ HTTP_PORT: "70000" })).toThrow(/HTTP_PORT/);
+  });
+});
