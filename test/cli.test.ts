@@ -1,0 +1,50 @@
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { jwtVerify } from "jose";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "./support/database.ts";
+
+const cli = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+const run = promisify(execFile);
+const JWT_SECRET = "a-test-jwt-secret-of-at-least-32-chars";
+
+function entitlements(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return run(process.execPath, [cli, ...args], { env: { ...process.env, LOG_LEVEL: "silent", ...env } });
+}
+
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await createTestDatabase({ empty: true });
+});
+
+describe("the CLI", () => {
+  it("exits 1 naming a bad configuration value", async () => {
+    const failure = await entitlements(["plans"], { GRPC_PORT: "not-a-port" }).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ code: 1 });
+    expect((failure as { stderr: string }).stderr).toContain("GRPC_PORT");
+  });
+
+  it("exits 1 on an unknown command, with the usage", async () => {
+    const failure = await entitlements(["frobnicate"]).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ code: 1 });
+    expect((failure as { stderr: string }).stderr).toContain("Usage: entitlements");
+  });
+
+  it("migrates, seeds and prints the catalog", async () => {
+    await entitlements(["migrate"], { DATABASE_URL: database.url });
+    await entitlements(["seed"], { DATABASE_URL: database.url });
+    const { stdout } = await entitlements(["plans"], { DATABASE_URL: database.url });
+    expect(stdout).toContain("free (Free): USD 0.00/month");
+    expect(stdout).toContain("pro (Pro): USD 19.99/month");
+    expect(stdout).toContain("enterprise (Enterprise): USD 99.99/month");
+  });
+
+  it("mints a development JWT for a user", async () => {
+    const { stdout } = await entitlements(["token", "alice", "--ttl", "120"], { JWT_SECRET });
+    const { payload, protectedHeader } = await jwtVerify(stdout.trim(), new TextEncoder().encode(JWT_SECRET));
+    expect(protectedHeader.alg).toBe("HS256");
+    expect(payload.sub).toBe("alice");
+    expect(payload.exp! - payload.iat!).toBe(120);
+  });
+});
