@@ -1,6 +1,9 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { Logger } from "./logger.ts";
+import { InvalidUserTokenError, type UserIdentity, type UserTokenVerifier } from "./user-tokens.ts";
 
 /** The remote address of the connection a call came in on, set by the server adapters. */
 export const peerAddressKey = createContextKey<string | undefined>(undefined, {
@@ -51,6 +54,51 @@ export function serviceTokenGate(serviceTokens: readonly string[]): (context: Ha
     }
     if (!matched) {
       throw new ConnectError("invalid service token", Code.Unauthenticated);
+    }
+  };
+}
+
+/** The user a call authenticated as, set by the user token gate. */
+export const authenticatedUserKey = createContextKey<UserIdentity | undefined>(undefined, {
+  description: "the user the call authenticated as",
+});
+
+/** The authenticated user of a call that passed the user token gate. */
+export function authenticatedUser(context: HandlerContext): UserIdentity {
+  const user = context.values.get(authenticatedUserKey);
+  if (user === undefined) {
+    // Only reachable if a method was registered without the gate: fail closed.
+    throw new ConnectError("a user credential is required", Code.Unauthenticated);
+  }
+  return user;
+}
+
+/**
+ * A request gate for public callers: a valid user JWT (`authorization: Bearer <JWT>`), except on
+ * the listed public methods. Every refusal says the same thing, so a caller learns nothing of why
+ * its token failed; the reason goes to the debug log.
+ */
+export function userTokenGate(
+  verify: UserTokenVerifier,
+  publicMethods: readonly DescMethod[],
+  logger: Logger,
+): (context: HandlerContext) => Promise<void> {
+  const open = new Set(publicMethods);
+  return async (context) => {
+    if (open.has(context.method)) return;
+    const token = bearerToken(context.requestHeader);
+    if (token === undefined) {
+      throw new ConnectError("a user token is required (authorization: Bearer <JWT>)", Code.Unauthenticated);
+    }
+    try {
+      context.values.set(authenticatedUserKey, await verify(token));
+    } catch (error) {
+      if (error instanceof InvalidUserTokenError) {
+        logger.debug({ reason: error.message }, "user token refused");
+        throw new ConnectError("invalid user token", Code.Unauthenticated);
+      }
+      logger.warn({ err: error }, "user token could not be verified");
+      throw new ConnectError("user tokens cannot be verified right now; retry later", Code.Unavailable);
     }
   };
 }

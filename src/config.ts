@@ -33,6 +33,10 @@ const configSchema = z.object({
   JWT_SECRET: optionalString.pipe(
     z.string().min(32, "must be at least 32 characters").optional(),
   ),
+  JWT_JWKS_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  JWT_ISSUER: optionalString,
+  JWT_AUDIENCE: optionalString,
+  JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   DATA_DIR: z.string().min(1).default(".data"),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(10),
@@ -45,7 +49,13 @@ export type Config = {
   readonly grpcPort: number;
   readonly httpPort: number;
   readonly serviceTokens: readonly string[];
+  /** HS256 secret for user JWTs. */
   readonly jwtSecret: string | undefined;
+  /** JWKS of an identity provider for RS256/ES256 user JWTs. */
+  readonly jwtJwksUrl: string | undefined;
+  readonly jwtIssuer: string | undefined;
+  readonly jwtAudience: string | undefined;
+  readonly jwtClockToleranceSeconds: number;
   readonly logLevel: z.infer<typeof configSchema>["LOG_LEVEL"];
   readonly dataDir: string;
   readonly databasePoolSize: number;
@@ -72,6 +82,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     httpPort: values.HTTP_PORT,
     serviceTokens: values.SERVICE_TOKENS,
     jwtSecret: values.JWT_SECRET,
+    jwtJwksUrl: values.JWT_JWKS_URL,
+    jwtIssuer: values.JWT_ISSUER,
+    jwtAudience: values.JWT_AUDIENCE,
+    jwtClockToleranceSeconds: values.JWT_CLOCK_TOLERANCE_SECONDS,
     logLevel: values.LOG_LEVEL,
     dataDir: values.DATA_DIR,
     databasePoolSize: values.DATABASE_POOL_SIZE,

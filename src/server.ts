@@ -1,11 +1,16 @@
 import http from "node:http";
+import type { NodeRequest, NodeResponse } from "./http/transcoding.ts";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { createContextValues, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { DatabasePool } from "slonik";
 import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_pb.js";
-import { isLoopbackHost, peerAddressKey, serviceTokenGate } from "./auth.ts";
+import { SubscriptionService } from "../gen/entitlements/v1/subscription_service_pb.js";
+import { isLoopbackHost, peerAddressKey, serviceTokenGate, userTokenGate } from "./auth.ts";
+import { createTranscodingHandler } from "./http/transcoding.ts";
+import { PUBLIC_SUBSCRIPTION_METHODS, SubscriptionServiceImpl } from "./services/subscription-service.ts";
+import { createUserTokenVerifier, type UserTokenVerifier } from "./user-tokens.ts";
 import { CatalogSource } from "./catalog-source.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
@@ -28,13 +33,18 @@ const IDEMPOTENCY_SWEEP_MS = 60 * 60 * 1000;
 export type RouteDependencies = {
   readonly entitlements: Entitlements;
   readonly serviceTokens: readonly string[];
+  readonly verifyUserToken: UserTokenVerifier;
+  readonly logger: Logger;
 };
 
 /** Every RPC service and the credential each one requires. */
-export function routes({ entitlements, serviceTokens }: RouteDependencies) {
+export function routes({ entitlements, serviceTokens, verifyUserToken, logger }: RouteDependencies) {
   return (router: ConnectRouter) => {
     router.service(EntitlementService, new EntitlementServiceImpl(entitlements), {
       requestGate: serviceTokenGate(serviceTokens),
+    });
+    router.service(SubscriptionService, new SubscriptionServiceImpl(entitlements), {
+      requestGate: userTokenGate(verifyUserToken, PUBLIC_SUBSCRIPTION_METHODS, logger),
     });
   };
 }
@@ -77,13 +87,28 @@ function closeServer(server: http.Server | http2.Http2Server): Promise<void> {
  * for Connect and gRPC-Web (and the /v1 JSON endpoints).
  */
 export async function listenAll(
-  deps: RouteDependencies & { readonly logger: Logger },
+  deps: RouteDependencies,
   address: { readonly host: string; readonly grpcPort: number; readonly httpPort: number },
 ): Promise<Listener> {
+  const contextValues = (request: NodeRequest) =>
+    createContextValues().set(peerAddressKey, request.socket.remoteAddress);
+  let transcode: ((request: NodeRequest, response: NodeResponse) => void) | undefined;
   const handler = connectNodeAdapter({
     ...routerOptions(deps.logger),
-    routes: routes(deps),
-    contextValues: (request) => createContextValues().set(peerAddressKey, request.socket.remoteAddress),
+    routes: (router) => {
+      routes(deps)(router);
+      // The /v1 JSON layer calls the very handlers of this router.
+      transcode = createTranscodingHandler({
+        handlers: router.handlers,
+        contextValues,
+        publicMethods: PUBLIC_SUBSCRIPTION_METHODS,
+        maxBodyBytes: MAX_MESSAGE_BYTES,
+        logger: deps.logger,
+      });
+    },
+    contextValues,
+    // Requests for paths that are not RPCs: the /v1 JSON endpoints.
+    fallback: (request, response) => transcode?.(request, response as NodeResponse),
   });
   const grpcServer = http2.createServer(handler);
   const httpServer = http.createServer(handler);
@@ -121,9 +146,11 @@ export async function startService(
   let embedded: EmbeddedDatabase | undefined;
   let serviceTokens = config.serviceTokens;
   let devServiceToken: string | undefined;
+  let jwtSecret = config.jwtSecret;
   let databaseUrl = config.databaseUrl;
   if (databaseUrl === undefined) {
     const secrets = await loadDevSecrets(config.dataDir);
+    jwtSecret ??= secrets.jwtSecret;
     embedded = await startEmbeddedPostgres(`${config.dataDir}/postgres`, secrets.postgresPassword, logger);
     databaseUrl = embedded.databaseUrl;
     if (serviceTokens.length === 0) {
@@ -139,6 +166,16 @@ export async function startService(
         : "SERVICE_TOKENS is not set: EntitlementService accepts only callers connecting from loopback",
     );
   }
+  if (jwtSecret === undefined && config.jwtJwksUrl === undefined) {
+    logger.warn("neither JWT_SECRET nor JWT_JWKS_URL is set: every user token is refused");
+  }
+  const verifyUserToken = createUserTokenVerifier({
+    secret: jwtSecret,
+    jwksUrl: config.jwtJwksUrl,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    clockToleranceSeconds: config.jwtClockToleranceSeconds,
+  });
   try {
     await migrate(databaseUrl, logger);
     const pool = await createDatabasePool(databaseUrl, { maxPoolSize: config.databasePoolSize });
@@ -147,7 +184,7 @@ export async function startService(
     catalog.startRefreshing();
     const entitlements = new Entitlements(pool, catalog, clock);
     const listener = await listenAll(
-      { entitlements, serviceTokens, logger },
+      { entitlements, serviceTokens, verifyUserToken, logger },
       { host: config.host, grpcPort: config.grpcPort, httpPort: config.httpPort },
     );
     const sweep = setInterval(() => {

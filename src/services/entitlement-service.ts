@@ -1,38 +1,40 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import type {
+  CheckQuotaRequest,
+  EntitlementService,
+  GetPlanRequest,
+  GetUsageRequest,
+  HasFeatureRequest,
+  IncrementUsageRequest,
+  UpgradePlanRequest,
+} from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import * as validate from "../domain/validation.ts";
 import { checkAmount, incrementAmount } from "../domain/quota.ts";
 import type { Entitlements } from "../entitlements.ts";
-import { planMessage, quotaStatusMessage, subscriptionMessage } from "./messages.ts";
-
-type Impl = ServiceImpl<typeof EntitlementService>;
+import { catalogMessages, currentPlanMessages, planMessage, quotaStatusMessage, subscriptionMessage } from "./messages.ts";
 
 /** entitlements.v1.EntitlementService: validates, delegates to Entitlements, converts. */
-export class EntitlementServiceImpl implements Impl {
+export class EntitlementServiceImpl implements ServiceImpl<typeof EntitlementService> {
   readonly #entitlements: Entitlements;
 
   constructor(entitlements: Entitlements) {
     this.#entitlements = entitlements;
   }
 
-  async getPlan(request: Parameters<Impl["getPlan"]>[0]) {
+  async getPlan(request: GetPlanRequest) {
     const userId = validate.userId(request.userId);
     const now = this.#entitlements.now();
-    const { plan, subscription } = await this.#entitlements.currentPlan(userId, now);
-    return {
-      plan: planMessage(plan),
-      subscription: subscription === undefined ? undefined : subscriptionMessage(subscription, now),
-    };
+    return currentPlanMessages(await this.#entitlements.currentPlan(userId, now), now);
   }
 
-  async hasFeature(request: Parameters<Impl["hasFeature"]>[0]) {
+  async hasFeature(request: HasFeatureRequest) {
     const userId = validate.userId(request.userId);
     const feature = validate.catalogName(request.feature, "feature");
     const { plan } = await this.#entitlements.currentPlan(userId, this.#entitlements.now());
     return { enabled: plan.features[feature] === true, planCode: plan.code };
   }
 
-  async checkQuota(request: Parameters<Impl["checkQuota"]>[0]) {
+  async checkQuota(request: CheckQuotaRequest) {
     const userId = validate.userId(request.userId);
     const metric = this.#entitlements.metric(validate.catalogName(request.metric, "metric"));
     const amount = checkAmount(metric, request.amount);
@@ -40,7 +42,7 @@ export class EntitlementServiceImpl implements Impl {
     return { allowed, quota: quotaStatusMessage(quota) };
   }
 
-  async incrementUsage(request: Parameters<Impl["incrementUsage"]>[0]) {
+  async incrementUsage(request: IncrementUsageRequest) {
     const userId = validate.userId(request.userId);
     const metric = this.#entitlements.metric(validate.catalogName(request.metric, "metric"));
     const amount = incrementAmount(metric, request.amount);
@@ -49,7 +51,7 @@ export class EntitlementServiceImpl implements Impl {
     return { quota: quotaStatusMessage(quota), replayed };
   }
 
-  async upgradePlan(request: Parameters<Impl["upgradePlan"]>[0]) {
+  async upgradePlan(request: UpgradePlanRequest) {
     const userId = validate.userId(request.userId);
     const plan = this.#entitlements.plan(validate.catalogName(request.planCode, "plan_code"));
     const subscription = await this.#entitlements.changePlan(userId, plan, request.durationDays);
@@ -60,10 +62,10 @@ export class EntitlementServiceImpl implements Impl {
   }
 
   async listPlans() {
-    return { plans: this.#entitlements.catalog.plans.map(planMessage) };
+    return catalogMessages(this.#entitlements.catalog);
   }
 
-  async getUsage(request: Parameters<Impl["getUsage"]>[0]) {
+  async getUsage(request: GetUsageRequest) {
     const userId = validate.userId(request.userId);
     const now = this.#entitlements.now();
     const { plan } = await this.#entitlements.currentPlan(userId, now);

@@ -7,7 +7,8 @@ import {
   type Subscription,
 } from "../../gen/entitlements/v1/subscription_pb.js";
 import { QuotaStatusSchema, type QuotaStatus } from "../../gen/entitlements/v1/usage_pb.js";
-import type { Plan, ResetPeriod as DomainResetPeriod } from "../domain/catalog.ts";
+import type { Catalog, Plan, ResetPeriod as DomainResetPeriod } from "../domain/catalog.ts";
+import type { CurrentPlan } from "../entitlements.ts";
 import type { QuotaState } from "../domain/quota.ts";
 import { subscriptionStatus, type SubscriptionRecord } from "../domain/subscriptions.ts";
 
@@ -61,4 +62,17 @@ export function quotaStatusMessage(quota: QuotaState): QuotaStatus {
     periodStart: quota.period === null ? undefined : timestampFromDate(quota.period.start),
     resetsAt: quota.period === null ? undefined : timestampFromDate(quota.period.end),
   });
+}
+
+/** A user's plan with the subscription behind it (absent on the default free plan). */
+export function currentPlanMessages(current: CurrentPlan, at: Date) {
+  return {
+    plan: planMessage(current.plan),
+    subscription: current.subscription === undefined ? undefined : subscriptionMessage(current.subscription, at),
+  };
+}
+
+/** The catalog, cheapest plan first. */
+export function catalogMessages(catalog: Catalog) {
+  return { plans: catalog.plans.map(planMessage) };
 }

@@ -5,13 +5,9 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { QuotaFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { CatalogSource } from "../../src/catalog-source.ts";
-import { Entitlements } from "../../src/entitlements.ts";
-import { createLogger } from "../../src/logger.ts";
-import { listenAll, type Listener } from "../../src/server.ts";
-import { TestClock } from "../support/clock.ts";
-import { createTestDatabase } from "../support/database.ts";
+import type { Listener } from "../../src/server.ts";
 import { GrpcTestClient, grpcErrorDetails } from "../support/grpc-client.ts";
+import { startTestServer } from "../support/server.ts";
 import { SERVICE_TOKEN } from "../support/service.ts";
 
 /** The real listeners on loopback, called through real clients. */
@@ -21,17 +17,11 @@ const auth = { authorization: `Bearer ${SERVICE_TOKEN}` };
 const methods = EntitlementService.method;
 
 beforeAll(async () => {
-  const { pool } = await createTestDatabase();
-  const logger = createLogger("silent");
-  const entitlements = new Entitlements(pool, await CatalogSource.load(pool, logger), new TestClock("2026-06-10T08:00:00Z"));
-  listener = await listenAll({ entitlements, serviceTokens: [SERVICE_TOKEN], logger }, { host: "127.0.0.1", grpcPort: 0, httpPort: 0 });
+  ({ listener } = await startTestServer());
   grpcClient = new GrpcTestClient(EntitlementService, `127.0.0.1:${listener.grpcPort}`);
 });
 
-afterAll(async () => {
-  grpcClient.close();
-  await listener.close();
-});
+afterAll(() => grpcClient.close());
 
 function asServiceError(error: unknown): ServiceError {
   expect(error).toHaveProperty("code");

@@ -3,11 +3,38 @@ import { EntitlementService } from "../../gen/entitlements/v1/entitlement_servic
 import { CatalogSource } from "../../src/catalog-source.ts";
 import { Entitlements } from "../../src/entitlements.ts";
 import { createLogger } from "../../src/logger.ts";
-import { routerOptions, routes } from "../../src/server.ts";
+import { SignJWT } from "jose";
+import { routerOptions, routes, type RouteDependencies } from "../../src/server.ts";
+import { createUserTokenVerifier } from "../../src/user-tokens.ts";
 import { TestClock } from "./clock.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
 
 export const SERVICE_TOKEN = "test-service-token-0123456789";
+export const JWT_SECRET = "test-jwt-secret-0123456789-0123456789";
+
+/** The server's route dependencies for tests: one service token and an HS256 JWT secret. */
+export function testRouteDependencies(entitlements: Entitlements): RouteDependencies {
+  const logger = createLogger("silent");
+  return {
+    entitlements,
+    serviceTokens: [SERVICE_TOKEN],
+    verifyUserToken: createUserTokenVerifier({ secret: JWT_SECRET, clockToleranceSeconds: 30 }),
+    logger,
+  };
+}
+
+/** A user JWT signed with the test secret; claims can be overridden or removed (undefined). */
+export async function userToken(
+  sub: string,
+  options: { expiresIn?: string | number; secret?: string; claims?: Record<string, unknown> } = {},
+): Promise<string> {
+  const jwt = new SignJWT(options.claims ?? {})
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? "10m");
+  return jwt.sign(new TextEncoder().encode(options.secret ?? JWT_SECRET));
+}
 
 function bearer(token: string): Interceptor {
   return (next) => (request) => {
@@ -23,7 +50,7 @@ export function inMemoryClient(
 ): Client<typeof EntitlementService> {
   return createClient(
     EntitlementService,
-    createRouterTransport(routes({ entitlements, serviceTokens: [SERVICE_TOKEN] }), {
+    createRouterTransport(routes(testRouteDependencies(entitlements)), {
       router: routerOptions(createLogger("silent")),
       transport: { interceptors: token === null ? [] : [bearer(token)] },
     }),

@@ -1,0 +1,365 @@
+import { createHash } from "node:crypto";
+import type http from "node:http";
+import type http2 from "node:http2";
+import {
+  createRegistry,
+  fromBinary,
+  getOption,
+  hasOption,
+  toJson,
+  type DescField,
+  type DescMessage,
+  type DescMethod,
+  type JsonObject,
+  type JsonValue,
+} from "@bufbuild/protobuf";
+import { base64Decode } from "@bufbuild/protobuf/wire";
+import type { ContextValues } from "@connectrpc/connect";
+import { readAllBytes, type UniversalHandler } from "@connectrpc/connect/protocol";
+import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
+import type { HttpRule } from "../../gen/google/api/http_pb.js";
+import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
+import type { Logger } from "../logger.ts";
+import { compilePathTemplate, type PathTemplate } from "./path-template.ts";
+
+export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+/** One HTTP binding of an RPC, read from its google.api.http annotation. */
+export type TranscodingRoute = {
+  readonly httpMethod: string;
+  readonly path: PathTemplate;
+  readonly handler: UniversalHandler;
+  /** "" (no body), "*" (the whole request) or the request field the body fills. */
+  readonly body: string;
+  /** "" (the whole response) or the response field sent as the body. */
+  readonly responseBody: string;
+};
+
+export type TranscodingOptions = {
+  /** The router's handlers: transcoded calls go through them, gates and interceptors included. */
+  readonly handlers: readonly UniversalHandler[];
+  readonly contextValues: (request: NodeRequest) => ContextValues;
+  /** RPCs that need no credential: their GET responses may be cached publicly. */
+  readonly publicMethods: readonly DescMethod[];
+  readonly maxBodyBytes: number;
+  readonly logger: Logger;
+};
+
+/** HTTP status of each RPC code: the standard mapping of google/rpc/code.proto. */
+const HTTP_STATUS_BY_CODE: Readonly<Record<string, number>> = {
+  canceled: 499,
+  unknown: 500,
+  invalid_argument: 400,
+  deadline_exceeded: 504,
+  not_found: 404,
+  already_exists: 409,
+  permission_denied: 403,
+  unauthenticated: 401,
+  resource_exhausted: 429,
+  failed_precondition: 400,
+  aborted: 409,
+  out_of_range: 400,
+  unimplemented: 501,
+  internal: 500,
+  unavailable: 503,
+  data_loss: 500,
+};
+
+const QUOTA_FAILURE_TYPE = "google.rpc.QuotaFailure";
+const PUBLIC_MAX_AGE_SECONDS = 60;
+const detailsRegistry = createRegistry(file_google_rpc_error_details);
+
+class HttpError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+function rulesOf(rule: HttpRule): HttpRule[] {
+  return [rule, ...rule.additionalBindings.flatMap(rulesOf)];
+}
+
+function httpMethodOf(rule: HttpRule): { method: string; template: string } | undefined {
+  switch (rule.pattern.case) {
+    case "get":
+    case "put":
+    case "post":
+    case "delete":
+    case "patch":
+      return { method: rule.pattern.case.toUpperCase(), template: rule.pattern.value };
+    case "custom":
+      return { method: rule.pattern.value.kind.toUpperCase(), template: rule.pattern.value.path };
+    default:
+      return undefined;
+  }
+}
+
+/** Every annotated binding of the handlers' RPCs. Built once, at start. */
+export function transcodingRoutes(handlers: readonly UniversalHandler[]): TranscodingRoute[] {
+  const routes: TranscodingRoute[] = [];
+  const seen = new Set<DescMethod>();
+  for (const handler of handlers) {
+    if (seen.has(handler.method) || !hasOption(handler.method, httpRule)) continue;
+    seen.add(handler.method);
+    for (const rule of rulesOf(getOption(handler.method, httpRule))) {
+      const binding = httpMethodOf(rule);
+      if (binding === undefined) continue;
+      routes.push({
+        httpMethod: binding.method,
+        path: compilePathTemplate(binding.template),
+        handler,
+        body: rule.body,
+        responseBody: rule.responseBody,
+      });
+    }
+  }
+  return routes;
+}
+
+function findField(message: DescMessage, name: string): DescField | undefined {
+  return message.fields.find((field) => field.name === name || field.jsonName === name);
+}
+
+/** A query or path value as the proto3 JSON of the field's type. */
+function jsonScalar(field: DescField, value: string, parameter: string): JsonValue {
+  const kind = field.fieldKind === "list" ? field.listKind : field.fieldKind;
+  if (kind === "map" || (kind === "message" && field.message?.typeName.startsWith("google.protobuf.") !== true)) {
+    throw new HttpError(400, "invalid_argument", `"${parameter}" cannot be set from the URL`);
+  }
+  if (kind === "scalar" && field.scalar === 8 /* bool */) {
+    if (value === "true" || value === "false") return value === "true";
+    throw new HttpError(400, "invalid_argument", `"${parameter}" must be true or false`);
+  }
+  // proto3 JSON takes numbers, enums, bytes, well-known types and strings as strings.
+  return value;
+}
+
+/** Sets `fieldPath` (dot-separated) of a request JSON object from a URL value. */
+function setFromUrl(request: JsonObject, message: DescMessage, fieldPath: string, value: string, parameter: string): void {
+  const names = fieldPath.split(".");
+  let target = request;
+  let desc = message;
+  for (const [index, name] of names.entries()) {
+    const field = findField(desc, name);
+    if (field === undefined) {
+      throw new HttpError(400, "invalid_argument", `unknown parameter "${parameter}"`);
+    }
+    if (index < names.length - 1) {
+      if (field.fieldKind !== "message") {
+        throw new HttpError(400, "invalid_argument", `unknown parameter "${parameter}"`);
+      }
+      const next = target[field.jsonName];
+      target = typeof next === "object" && next !== null && !Array.isArray(next) ? next : (target[field.jsonName] = {});
+      desc = field.message;
+      continue;
+    }
+    const json = jsonScalar(field, value, parameter);
+    if (field.fieldKind === "list") {
+      const list = target[field.jsonName];
+      target[field.jsonName] = Array.isArray(list) ? [...list, json] : [json];
+    } else if (field.jsonName in target) {
+      throw new HttpError(400, "invalid_argument", `"${parameter}" is given more than once`);
+    } else {
+      target[field.jsonName] = json;
+    }
+  }
+}
+
+async function readBody(request: NodeRequest, maxBytes: number): Promise<JsonValue | undefined> {
+  const declared = Number(request.headers["content-length"] ?? "0");
+  if (declared > maxBytes) {
+    throw new HttpError(413, "resource_exhausted", `the body is over ${maxBytes} bytes`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) throw new HttpError(413, "resource_exhausted", `the body is over ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  if (size === 0) return undefined;
+  const contentType = String(request.headers["content-type"] ?? "");
+  if (!/^application\/json\b/i.test(contentType)) {
+    throw new HttpError(415, "invalid_argument", "the body must be application/json");
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as JsonValue;
+  } catch {
+    throw new HttpError(400, "invalid_argument", "the body is not valid JSON");
+  }
+}
+
+function isObject(value: JsonValue | undefined): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+async function requestJson(route: TranscodingRoute, request: NodeRequest, url: URL, pathValues: ReadonlyMap<string, string>, maxBodyBytes: number): Promise<JsonObject> {
+  const input = route.handler.method.input;
+  let json: JsonObject = {};
+  if (route.body !== "") {
+    const body = await readBody(request, maxBodyBytes);
+    if (route.body === "*") {
+      if (body !== undefined && !isObject(body)) {
+        throw new HttpError(400, "invalid_argument", "the body must be a JSON object");
+      }
+      json = body ?? {};
+    } else if (body !== undefined) {
+      const field = findField(input, route.body);
+      if (field === undefined) throw new Error(`body field ${route.body} is not in ${input.typeName}`);
+      json[field.jsonName] = body;
+    }
+  }
+  for (const [fieldPath, value] of pathValues) {
+    setFromUrl(json, input, fieldPath, value, fieldPath);
+  }
+  for (const [parameter, value] of url.searchParams) {
+    if (route.body === "*") {
+      throw new HttpError(400, "invalid_argument", `unknown parameter "${parameter}"`);
+    }
+    if (route.path.fieldPaths.includes(parameter)) {
+      throw new HttpError(400, "invalid_argument", `"${parameter}" is already bound by the path`);
+    }
+    setFromUrl(json, input, parameter, value, parameter);
+  }
+  return json;
+}
+
+/** Headers passed on to the RPC: everything but the transport's own. */
+function rpcHeaders(request: NodeRequest): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    if (/^(host|connection|content-length|content-type|content-encoding|transfer-encoding|accept-encoding|te|keep-alive|upgrade)$/i.test(name)) continue;
+    for (const item of Array.isArray(value) ? value : [value]) headers.append(name, item);
+  }
+  headers.set("content-type", "application/json");
+  headers.set("connect-protocol-version", "1");
+  return headers;
+}
+
+type ConnectErrorJson = { code?: string; message?: string; details?: { type?: string; value?: string }[] };
+
+/** Error details as proto3 JSON `Any`s: `{"@type": "type.googleapis.com/google.rpc.QuotaFailure", ...}`. */
+function detailsJson(details: ConnectErrorJson["details"]): JsonValue[] {
+  return (details ?? []).flatMap((detail) => {
+    if (detail.type === undefined || detail.value === undefined) return [];
+    const typeUrl = `type.googleapis.com/${detail.type}`;
+    const desc = detailsRegistry.getMessage(detail.type);
+    if (desc === undefined) return [{ "@type": typeUrl, value: detail.value }];
+    const json = toJson(desc, fromBinary(desc, base64Decode(detail.value)));
+    return [{ "@type": typeUrl, ...(isObject(json) ? json : { value: json }) }];
+  });
+}
+
+function send(response: NodeResponse, status: number, headers: Record<string, string>, body: string | undefined): void {
+  response.statusCode = status;
+  for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
+  if (body === undefined) response.end();
+  else response.end(body);
+}
+
+function sendError(response: NodeResponse, error: HttpError, details: JsonValue[] = []): void {
+  const headers: Record<string, string> = { "content-type": "application/json", "cache-control": "no-store", ...error.headers };
+  if (error.status === 401) headers["www-authenticate"] = "Bearer";
+  send(response, error.status, headers, JSON.stringify({ code: error.code, message: error.message, details }));
+}
+
+function etagOf(body: string): string {
+  return `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
+}
+
+/**
+ * The /v1 HTTP/JSON layer: routes built from the google.api.http annotations of every registered
+ * RPC. A request becomes a Connect-protocol call to the RPC's own handler, so authentication,
+ * validation, logging and error mapping are the RPC path's; responses are proto3 canonical JSON,
+ * errors `{code, message, details}` with the standard HTTP status. Unknown paths are 404, a wrong
+ * method 405 with `Allow`, bodies over the limit 413.
+ */
+export function createTranscodingHandler(options: TranscodingOptions) {
+  const routes = transcodingRoutes(options.handlers);
+  const publicMethods = new Set(options.publicMethods);
+
+  async function handle(request: NodeRequest, response: NodeResponse): Promise<void> {
+    const url = new URL(request.url ?? "/", "http://localhost");
+    const matching = routes.flatMap((route) => {
+      const values = route.path.match(url.pathname);
+      return values === undefined ? [] : [{ route, values }];
+    });
+    if (matching.length === 0) {
+      throw new HttpError(404, "not_found", `no route for ${url.pathname}`);
+    }
+    const method = request.method === "HEAD" ? "GET" : (request.method ?? "GET");
+    const found = matching.find(({ route }) => route.httpMethod === method);
+    if (found === undefined) {
+      const allowed = new Set(matching.map(({ route }) => route.httpMethod));
+      if (allowed.has("GET")) allowed.add("HEAD");
+      throw new HttpError(405, "unimplemented", `${request.method} is not allowed on ${url.pathname}`, { allow: [...allowed].join(", ") });
+    }
+    const { route, values } = found;
+    const abort = new AbortController();
+    response.once("close", () => abort.abort());
+    const rpcResponse = await route.handler({
+      httpVersion: request.httpVersion,
+      url: `http://localhost${route.handler.requestPath}`,
+      method: "POST",
+      header: rpcHeaders(request),
+      body: await requestJson(route, request, url, values, options.maxBodyBytes),
+      signal: abort.signal,
+      contextValues: options.contextValues(request),
+    });
+    const bytes = rpcResponse.body === undefined ? new Uint8Array() : await readAllBytes(rpcResponse.body, Number.MAX_SAFE_INTEGER);
+    const text = new TextDecoder().decode(bytes);
+    if (rpcResponse.status !== 200) {
+      const error = JSON.parse(text) as ConnectErrorJson;
+      const code = error.code ?? "unknown";
+      let status = HTTP_STATUS_BY_CODE[code] ?? 500;
+      // The system we replace answered quota exhaustion on public endpoints with 402.
+      if (code === "resource_exhausted" && error.details?.some((detail) => detail.type === QUOTA_FAILURE_TYPE)) status = 402;
+      sendError(response, new HttpError(status, code, error.message ?? code), detailsJson(error.details));
+      return;
+    }
+    let body = text;
+    if (route.responseBody !== "") {
+      const json = JSON.parse(text) as JsonObject;
+      const field = findField(route.handler.method.output, route.responseBody);
+      body = JSON.stringify(field === undefined ? null : (json[field.jsonName] ?? null));
+    }
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (method === "GET" && publicMethods.has(route.handler.method)) {
+      const etag = etagOf(body);
+      headers.etag = etag;
+      headers["cache-control"] = `public, max-age=${PUBLIC_MAX_AGE_SECONDS}`;
+      const ifNoneMatch = request.headers["if-none-match"];
+      if (typeof ifNoneMatch === "string" && ifNoneMatch.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag)) {
+        send(response, 304, headers, undefined);
+        return;
+      }
+    } else {
+      headers["cache-control"] = "private, no-store";
+    }
+    send(response, 200, headers, request.method === "HEAD" ? undefined : body);
+  }
+
+  return (request: NodeRequest, response: NodeResponse): void => {
+    handle(request, response).catch((error: unknown) => {
+      if (response.headersSent) {
+        response.destroy();
+        return;
+      }
+      if (error instanceof HttpError) {
+        sendError(response, error);
+        return;
+      }
+      options.logger.error({ err: error, url: request.url }, "transcoding failed");
+      sendError(response, new HttpError(500, "internal", "internal error"));
+    });
+  };
+}

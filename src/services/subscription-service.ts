@@ -1,0 +1,35 @@
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { SubscriptionService } from "../../gen/entitlements/v1/subscription_service_pb.js";
+import { authenticatedUser } from "../auth.ts";
+import type { Entitlements } from "../entitlements.ts";
+import { catalogMessages, currentPlanMessages, quotaStatusMessage } from "./messages.ts";
+
+/** Methods of SubscriptionService that need no credential. */
+export const PUBLIC_SUBSCRIPTION_METHODS = [SubscriptionService.method.listPlans];
+
+/** entitlements.v1.SubscriptionService: the caller's own data, the user taken from their JWT. */
+export class SubscriptionServiceImpl implements ServiceImpl<typeof SubscriptionService> {
+  readonly #entitlements: Entitlements;
+
+  constructor(entitlements: Entitlements) {
+    this.#entitlements = entitlements;
+  }
+
+  async getMySubscription(_: unknown, context: HandlerContext) {
+    const { userId } = authenticatedUser(context);
+    const now = this.#entitlements.now();
+    return currentPlanMessages(await this.#entitlements.currentPlan(userId, now), now);
+  }
+
+  async getMyUsage(_: unknown, context: HandlerContext) {
+    const { userId } = authenticatedUser(context);
+    const now = this.#entitlements.now();
+    const { plan } = await this.#entitlements.currentPlan(userId, now);
+    const quotas = await this.#entitlements.quotas(userId, plan, now);
+    return { quotas: quotas.map(quotaStatusMessage) };
+  }
+
+  async listPlans() {
+    return catalogMessages(this.#entitlements.catalog);
+  }
+}

@@ -1,0 +1,34 @@
+import { afterAll } from "vitest";
+import { CatalogSource } from "../../src/catalog-source.ts";
+import { Entitlements } from "../../src/entitlements.ts";
+import { createLogger } from "../../src/logger.ts";
+import { listenAll, type Listener } from "../../src/server.ts";
+import { createUserTokenVerifier, type UserTokenOptions } from "../../src/user-tokens.ts";
+import { TestClock } from "./clock.ts";
+import { createTestDatabase, type TestDatabase } from "./database.ts";
+import { testRouteDependencies } from "./service.ts";
+
+export type TestServer = TestDatabase & {
+  readonly listener: Listener;
+  readonly clock: TestClock;
+  readonly entitlements: Entitlements;
+  /** http://127.0.0.1:<HTTP_PORT> */
+  readonly httpUrl: string;
+};
+
+/** The real listeners on loopback ports over a fresh database, closed after the file. */
+export async function startTestServer(
+  options: { start?: string; userTokens?: UserTokenOptions } = {},
+): Promise<TestServer> {
+  const database = await createTestDatabase();
+  const clock = new TestClock(options.start ?? "2026-06-10T08:00:00Z");
+  const catalog = await CatalogSource.load(database.pool, createLogger("silent"));
+  const entitlements = new Entitlements(database.pool, catalog, clock);
+  const deps = testRouteDependencies(entitlements);
+  const listener = await listenAll(
+    options.userTokens === undefined ? deps : { ...deps, verifyUserToken: createUserTokenVerifier(options.userTokens) },
+    { host: "127.0.0.1", grpcPort: 0, httpPort: 0 },
+  );
+  afterAll(() => listener.close());
+  return { ...database, listener, clock, entitlements, httpUrl: `http://127.0.0.1:${listener.httpPort}` };
+}
