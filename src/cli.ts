@@ -43,6 +43,11 @@ Try it:
   curl -s -H 'content-type: application/json' -H 'authorization: Bearer ${token}' \\
     -d ${body} http://${host}:${service.httpPort}/entitlements.v1.EntitlementService/GetPlan
 
+Public HTTP/JSON API (user JWTs from \`npm run -s cli -- token <user_id>\`):
+  curl -s http://${host}:${service.httpPort}/v1/subscription/plans
+  curl -s -H "authorization: Bearer $(npm run -s cli -- token alice)" http://${host}:${service.httpPort}/v1/subscription/me
+  curl -s -H "authorization: Bearer $(npm run -s cli -- token alice)" http://${host}:${service.httpPort}/v1/subscription/usage
+
 `);
 }
 
@@ -124,13 +129,14 @@ async function mintToken(config: Config, args: readonly string[]): Promise<void>
     throw new UsageError("token needs a user id and an optional positive --ttl in seconds");
   }
   const secret = config.jwtSecret ?? (await loadDevSecrets(config.dataDir)).jwtSecret;
-  const jwt = await new SignJWT({})
+  let jwt = new SignJWT({})
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(validUserId(user))
     .setIssuedAt()
-    .setExpirationTime(`${ttl}s`)
-    .sign(new TextEncoder().encode(secret));
-  process.stdout.write(`${jwt}\n`);
+    .setExpirationTime(`${ttl}s`);
+  if (config.jwtIssuer !== undefined) jwt = jwt.setIssuer(config.jwtIssuer);
+  if (config.jwtAudience !== undefined) jwt = jwt.setAudience(config.jwtAudience);
+  process.stdout.write(`${await jwt.sign(new TextEncoder().encode(secret))}\n`);
 }
 
 class UsageError extends Error {}

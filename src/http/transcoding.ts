@@ -174,10 +174,6 @@ function setFromUrl(request: JsonObject, message: DescMessage, fieldPath: string
 }
 
 async function readBody(request: NodeRequest, maxBytes: number): Promise<JsonValue | undefined> {
-  const declared = Number(request.headers["content-length"] ?? "0");
-  if (declared > maxBytes) {
-    throw new HttpError(413, "resource_exhausted", `the body is over ${maxBytes} bytes`);
-  }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request as AsyncIterable<Buffer>) {
@@ -304,6 +300,9 @@ export function createTranscodingHandler(options: TranscodingOptions) {
       throw new HttpError(405, "unimplemented", `${request.method} is not allowed on ${url.pathname}`, { allow: [...allowed].join(", ") });
     }
     const { route, values } = found;
+    if (Number(request.headers["content-length"] ?? "0") > options.maxBodyBytes) {
+      throw new HttpError(413, "resource_exhausted", `the body is over ${options.maxBodyBytes} bytes`);
+    }
     const abort = new AbortController();
     response.once("close", () => abort.abort());
     const rpcResponse = await route.handler({
