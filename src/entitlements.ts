@@ -1,16 +1,21 @@
 import type { CommonQueryMethods, DatabasePool } from "slonik";
 import type { CatalogSource } from "./catalog-source.ts";
 import type { Clock } from "./clock.ts";
-import { ensureAccount, lockAccount } from "./db/accounts.ts";
+import { ensureAccount, findAccountStanding, lockAccount } from "./db/accounts.ts";
 import {
   claimIdempotencyKey,
   recordIdempotentResult,
   type IdempotentIncrement,
 } from "./db/idempotency-keys.ts";
-import { findCurrentSubscription, replaceCurrentSubscription } from "./db/subscriptions.ts";
+import { replaceCurrentSubscription } from "./db/subscriptions.ts";
 import { consumeUsage, findUsed, findUsedByMetric } from "./db/usage-counters.ts";
 import { quotaLimit, type Metric, type Plan } from "./domain/catalog.ts";
-import { IdempotencyKeyReusedError, QuotaExceededError, UnknownResourceError } from "./domain/errors.ts";
+import {
+  AccountSuspendedError,
+  IdempotencyKeyReusedError,
+  QuotaExceededError,
+  UnknownResourceError,
+} from "./domain/errors.ts";
 import { usageRowStart } from "./domain/periods.ts";
 import { fits, quotaState, usageCeiling, type QuotaState } from "./domain/quota.ts";
 import { expiryOf, subscriptionStatus, type SubscriptionRecord } from "./domain/subscriptions.ts";
@@ -22,6 +27,8 @@ export const IDEMPOTENCY_KEY_RETENTION_DAYS = 35;
 export type CurrentPlan = {
   readonly plan: Plan;
   readonly subscription: SubscriptionRecord | undefined;
+  /** A suspended account is denied everything, whatever its plan. */
+  readonly suspended: boolean;
 };
 
 export type Increment = {
@@ -76,15 +83,16 @@ export class Entitlements {
   }
 
   async currentPlan(userId: string, at: Date): Promise<CurrentPlan> {
-    const subscription = await findCurrentSubscription(this.#pool, userId);
-    if (subscription === null || subscriptionStatus(subscription, at) !== "active") {
-      return { plan: this.catalog.freePlan, subscription: undefined };
-    }
+    const { status, subscription } = await findAccountStanding(this.#pool, userId);
+    const suspended = status === "suspended";
     // A plan removed from the catalog leaves its subscribers on free rather than failing them.
-    const plan = this.catalog.plan(subscription.planCode);
-    return plan === undefined
-      ? { plan: this.catalog.freePlan, subscription: undefined }
-      : { plan, subscription };
+    const plan =
+      subscription === null || subscriptionStatus(subscription, at) !== "active"
+        ? undefined
+        : this.catalog.plan(subscription.planCode);
+    return plan === undefined || subscription === null
+      ? { plan: this.catalog.freePlan, subscription: undefined, suspended }
+      : { plan, subscription, suspended };
   }
 
   /** The user's usage of one metric now (read through `db`, which may be a transaction). */
@@ -118,15 +126,18 @@ export class Entitlements {
 
   async checkQuota(userId: string, metric: Metric, amount: bigint) {
     const now = this.now();
-    const { plan } = await this.currentPlan(userId, now);
+    const { plan, suspended } = await this.currentPlan(userId, now);
     const quota = await this.quota(userId, metric, plan, now);
-    return { allowed: fits(quota.used, amount, quota.limit), quota };
+    return { allowed: !suspended && fits(quota.used, amount, quota.limit), quota };
   }
 
   /** Check-and-consume in one statement; with a key, exactly once across retries. */
   async increment(increment: Increment): Promise<IncrementResult> {
     const now = this.now();
-    const { plan } = await this.currentPlan(increment.userId, now);
+    const { plan, suspended } = await this.currentPlan(increment.userId, now);
+    if (suspended) {
+      throw new AccountSuspendedError(increment.userId);
+    }
     const limit = quotaLimit(plan, increment.metric.code);
     const consumption = {
       userId: increment.userId,
@@ -169,7 +180,10 @@ export class Entitlements {
     const expiresAt = expiryOf(now, durationDays);
     return this.#pool.transaction(async (tx) => {
       await ensureAccount(tx, userId, now);
-      await lockAccount(tx, userId);
+      const account = await lockAccount(tx, userId);
+      if (account?.status === "suspended") {
+        throw new AccountSuspendedError(userId);
+      }
       return replaceCurrentSubscription(tx, { userId, planCode: plan.code, startedAt: now, expiresAt });
     });
   }

@@ -12,7 +12,10 @@ import {
   ResourceInfoSchema,
 } from "../gen/google/rpc/error_details_pb.js";
 import {
+  AccountSuspendedError,
   EntitlementError,
+  FailedPreconditionError,
+  PermissionDeniedError,
   IdempotencyKeyReusedError,
   InvalidArgumentError,
   QuotaExceededError,
@@ -82,7 +85,18 @@ function entitlementErrorToConnect(error: EntitlementError): ConnectError {
       },
     ]);
   }
-  return new ConnectError(error.message, Code.FailedPrecondition);
+  if (error instanceof AccountSuspendedError) {
+    return new ConnectError(error.message, Code.PermissionDenied, undefined, [
+      { desc: ErrorInfoSchema, value: { reason: "ACCOUNT_SUSPENDED", domain: ERROR_DOMAIN, metadata: { user_id: error.userId } } },
+    ]);
+  }
+  if (error instanceof PermissionDeniedError) {
+    return new ConnectError(error.message, Code.PermissionDenied);
+  }
+  if (error instanceof FailedPreconditionError) {
+    return new ConnectError(error.message, Code.FailedPrecondition);
+  }
+  return new ConnectError(error.message, Code.Internal);
 }
 
 /**

@@ -22,18 +22,6 @@ const subscriptionRow = z
     }),
   );
 
-/** The user's current (not replaced) subscription, which may have expired. */
-export async function findCurrentSubscription(
-  db: CommonQueryMethods,
-  userId: string,
-): Promise<SubscriptionRecord | null> {
-  return db.maybeOne(sql.type(subscriptionRow)`
-    select user_id, plan_code, started_at, expires_at, ended_at
-    from subscriptions
-    where user_id = ${userId} and ended_at is null
-  `);
-}
-
 /**
  * Ends the current subscription (if any) and starts a new one. Run it in a transaction that
  * holds the account lock, so the one-current-subscription index is never contended.
@@ -55,5 +43,40 @@ export async function replaceCurrentSubscription(
       ${subscription.expiresAt === null ? null : sql.timestamp(subscription.expiresAt)}
     )
     returning user_id, plan_code, started_at, expires_at, ended_at
+  `);
+}
+
+/** Every subscription the user had, newest first. */
+export async function findSubscriptionHistory(
+  db: CommonQueryMethods,
+  userId: string,
+): Promise<readonly SubscriptionRecord[]> {
+  return db.any(sql.type(subscriptionRow)`
+    select user_id, plan_code, started_at, expires_at, ended_at
+    from subscriptions where user_id = ${userId}
+    order by started_at desc, id desc
+  `);
+}
+
+const subscriptionTotals = z.object({ plan_code: z.string(), accounts: z.bigint(), revenue_cents: z.bigint() });
+
+/**
+ * Active subscriptions per plan at `at`, and their monthly revenue: accounts in good standing
+ * only. Plans with none are left out.
+ */
+export async function activeSubscriptionTotals(
+  db: CommonQueryMethods,
+  at: Date,
+): Promise<readonly z.infer<typeof subscriptionTotals>[]> {
+  return db.any(sql.type(subscriptionTotals)`
+    select
+      s.plan_code,
+      count(*) as accounts,
+      coalesce(sum(p.price_cents) filter (where a.status = 'active'), 0)::bigint as revenue_cents
+    from subscriptions s
+    join plans p on p.code = s.plan_code
+    join accounts a on a.user_id = s.user_id
+    where s.ended_at is null and (s.expires_at is null or s.expires_at > ${sql.timestamp(at)})
+    group by s.plan_code
   `);
 }

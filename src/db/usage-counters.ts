@@ -67,3 +67,38 @@ export async function consumeUsage(db: CommonQueryMethods, consumption: Consumpt
     returning c.used
   `);
 }
+
+/** Sets rows of one user back to zero (by deleting them); returns how many existed. */
+export async function deleteUsageRows(
+  db: CommonQueryMethods,
+  userId: string,
+  rows: readonly { readonly metric: string; readonly periodStart: Date }[],
+): Promise<number> {
+  const result = await db.query(sql.unsafe`
+    delete from usage_counters c
+    using unnest(
+      ${sql.array(rows.map((row) => row.metric), "text")}::text[],
+      ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
+    ) as wanted (metric_code, period_start)
+    where c.user_id = ${userId} and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
+  `);
+  return result.rowCount;
+}
+
+/** Usage summed over all users, per metric, for the given (metric, period) rows. */
+export async function sumUsageByMetric(
+  db: CommonQueryMethods,
+  rows: readonly { readonly metric: string; readonly periodStart: Date }[],
+): Promise<ReadonlyMap<string, bigint>> {
+  const totals = await db.any(sql.type(z.object({ metric_code: z.string(), total: z.bigint() }))`
+    select c.metric_code, sum(c.used)::bigint as total
+    from usage_counters c
+    join unnest(
+      ${sql.array(rows.map((row) => row.metric), "text")}::text[],
+      ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
+    ) as wanted (metric_code, period_start)
+      on c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
+    group by c.metric_code
+  `);
+  return new Map(totals.map((row) => [row.metric_code, row.total]));
+}

@@ -19,10 +19,10 @@ export class InvalidArgumentError extends EntitlementError {
 /** A named plan or metric does not exist in the catalog. */
 export class UnknownResourceError extends EntitlementError {
   override name = "UnknownResourceError";
-  readonly resourceType: "plan" | "metric";
+  readonly resourceType: "plan" | "metric" | "account";
   readonly resourceName: string;
 
-  constructor(resourceType: "plan" | "metric", resourceName: string) {
+  constructor(resourceType: "plan" | "metric" | "account", resourceName: string) {
     super(`unknown ${resourceType} "${resourceName}"`);
     this.resourceType = resourceType;
     this.resourceName = resourceName;
@@ -60,4 +60,25 @@ export class IdempotencyKeyReusedError extends EntitlementError {
     );
     this.idempotencyKey = idempotencyKey;
   }
+}
+
+/** The account is suspended: it is denied everything until reactivated. */
+export class AccountSuspendedError extends EntitlementError {
+  override name = "AccountSuspendedError";
+  readonly userId: string;
+
+  constructor(userId: string) {
+    super(`account "${userId}" is suspended`);
+    this.userId = userId;
+  }
+}
+
+/** The caller is authenticated but may not do this. */
+export class PermissionDeniedError extends EntitlementError {
+  override name = "PermissionDeniedError";
+}
+
+/** The request is well-formed but conflicts with the current state. */
+export class FailedPreconditionError extends EntitlementError {
+  override name = "FailedPreconditionError";
 }

@@ -30,8 +30,8 @@ export class EntitlementServiceImpl implements ServiceImpl<typeof EntitlementSer
   async hasFeature(request: HasFeatureRequest) {
     const userId = validate.userId(request.userId);
     const feature = validate.catalogName(request.feature, "feature");
-    const { plan } = await this.#entitlements.currentPlan(userId, this.#entitlements.now());
-    return { enabled: plan.features[feature] === true, planCode: plan.code };
+    const { plan, suspended } = await this.#entitlements.currentPlan(userId, this.#entitlements.now());
+    return { enabled: !suspended && plan.features[feature] === true, planCode: plan.code };
   }
 
   async checkQuota(request: CheckQuotaRequest) {

@@ -7,6 +7,8 @@ import {
   type Subscription,
 } from "../../gen/entitlements/v1/subscription_pb.js";
 import { QuotaStatusSchema, type QuotaStatus } from "../../gen/entitlements/v1/usage_pb.js";
+import { AccountSchema, AccountStatus, type Account } from "../../gen/entitlements/v1/account_pb.js";
+import type { AccountRecord } from "../domain/accounts.ts";
 import type { Catalog, Plan, ResetPeriod as DomainResetPeriod } from "../domain/catalog.ts";
 import type { CurrentPlan } from "../entitlements.ts";
 import type { QuotaState } from "../domain/quota.ts";
@@ -69,7 +71,19 @@ export function currentPlanMessages(current: CurrentPlan, at: Date) {
   return {
     plan: planMessage(current.plan),
     subscription: current.subscription === undefined ? undefined : subscriptionMessage(current.subscription, at),
+    accountStatus: current.suspended ? AccountStatus.SUSPENDED : AccountStatus.ACTIVE,
   };
+}
+
+export function accountMessage(account: AccountRecord): Account {
+  return create(AccountSchema, {
+    userId: account.userId,
+    email: account.email ?? "",
+    status: account.status === "suspended" ? AccountStatus.SUSPENDED : AccountStatus.ACTIVE,
+    isSuperadmin: account.isSuperadmin,
+    createdAt: timestampFromDate(account.createdAt),
+    suspendedReason: account.suspendedReason ?? "",
+  });
 }
 
 /** The catalog, cheapest plan first. */

@@ -2,8 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { sql, UniqueIntegrityConstraintViolationError } from "slonik";
 import { z } from "zod";
 import { CatalogSource } from "../../src/catalog-source.ts";
-import { ensureAccount } from "../../src/db/accounts.ts";
-import { findCurrentSubscription } from "../../src/db/subscriptions.ts";
+import { ensureAccount, findAccountStanding } from "../../src/db/accounts.ts";
 import { Entitlements } from "../../src/entitlements.ts";
 import { createLogger } from "../../src/logger.ts";
 import { TestClock } from "../support/clock.ts";
@@ -36,6 +35,6 @@ describe("subscriptions", () => {
       from subscriptions where user_id = ${userId}
     `);
     expect(counts).toEqual({ total: 10n, current: 1n });
-    expect(await findCurrentSubscription(database.pool, userId)).not.toBeNull();
+    expect((await findAccountStanding(database.pool, userId)).subscription).not.toBeNull();
   });
 });

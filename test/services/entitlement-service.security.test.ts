@@ -52,9 +52,10 @@ describe("hostile strings", () => {
 describe("internal errors", () => {
   it("are sent without internals", async () => {
     const secret = "password=hunter2 at db-primary.internal:5432";
+    const queryMethods = new Set(["any", "one", "maybeOne", "oneFirst", "maybeOneFirst", "query", "transaction"]);
     const brokenPool = new Proxy(service.pool, {
       get: (target, property) =>
-        property === "maybeOne" ? () => Promise.reject(new Error(secret)) : Reflect.get(target, property),
+        queryMethods.has(String(property)) ? () => Promise.reject(new Error(secret)) : Reflect.get(target, property),
     });
     const catalog = await CatalogSource.load(service.pool, createLogger("silent"));
     const client = inMemoryClient(new Entitlements(brokenPool, catalog, service.clock));

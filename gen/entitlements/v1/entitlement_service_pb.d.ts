@@ -6,6 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import type { Message } from "@bufbuild/protobuf";
 import type { Plan } from "./plan_pb.js";
 import type { Subscription } from "./subscription_pb.js";
+import type { AccountStatus } from "./account_pb.js";
 import type { QuotaStatus } from "./usage_pb.js";
 
 /**
@@ -52,6 +53,13 @@ export declare type GetPlanResponse = Message<"entitlements.v1.GetPlanResponse">
    * @generated from field: entitlements.v1.Subscription subscription = 2;
    */
   subscription?: Subscription | undefined;
+
+  /**
+   * Whether the account is in good standing (ACTIVE for a user never seen).
+   *
+   * @generated from field: entitlements.v1.AccountStatus account_status = 3;
+   */
+  accountStatus: AccountStatus;
 };
 
 /**

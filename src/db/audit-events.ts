@@ -1,0 +1,58 @@
+import { sql, type CommonQueryMethods } from "slonik";
+import { z } from "zod";
+
+export type AuditEventRecord = {
+  readonly id: bigint;
+  readonly actorId: string;
+  readonly action: string;
+  readonly targetUserId: string;
+  readonly reason: string;
+  readonly at: Date;
+};
+
+const auditEventRow = z
+  .object({
+    id: z.bigint(),
+    actor_id: z.string(),
+    action: z.string(),
+    target_user_id: z.string(),
+    reason: z.string(),
+    at: z.number().transform((ms) => new Date(ms)),
+  })
+  .transform(
+    (row): AuditEventRecord => ({
+      id: row.id,
+      actorId: row.actor_id,
+      action: row.action,
+      targetUserId: row.target_user_id,
+      reason: row.reason,
+      at: row.at,
+    }),
+  );
+
+/** Records an action; run it in the transaction of the change it records. */
+export async function recordAuditEvent(
+  db: CommonQueryMethods,
+  event: Omit<AuditEventRecord, "id">,
+): Promise<void> {
+  await db.query(sql.unsafe`
+    insert into audit_events (actor_id, action, target_user_id, reason, at)
+    values (${event.actorId}, ${event.action}, ${event.targetUserId}, ${event.reason}, ${sql.timestamp(event.at)})
+  `);
+}
+
+/** Events newest first, optionally about one user, before a keyset position (an event id). */
+export async function listAuditEvents(
+  db: CommonQueryMethods,
+  filter: { readonly targetUserId: string | undefined; readonly beforeId: bigint | undefined; readonly limit: number },
+): Promise<readonly AuditEventRecord[]> {
+  const conditions = [sql.fragment`true`];
+  if (filter.targetUserId !== undefined) conditions.push(sql.fragment`target_user_id = ${filter.targetUserId}`);
+  if (filter.beforeId !== undefined) conditions.push(sql.fragment`id < ${filter.beforeId}`);
+  return db.any(sql.type(auditEventRow)`
+    select id, actor_id, action, target_user_id, reason, at from audit_events
+    where ${sql.join(conditions, sql.fragment` and `)}
+    order by id desc
+    limit ${filter.limit}
+  `);
+}

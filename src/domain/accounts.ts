@@ -1,0 +1,49 @@
+import { InvalidArgumentError } from "./errors.ts";
+
+export type AccountStatus = "active" | "suspended";
+
+export type AccountRecord = {
+  readonly userId: string;
+  readonly email: string | null;
+  readonly status: AccountStatus;
+  readonly suspendedReason: string | null;
+  readonly isSuperadmin: boolean;
+  readonly createdAt: Date;
+  readonly tokensValidAfter: Date | null;
+};
+
+export const MAX_REASON_LENGTH = 1000;
+export const MAX_EMAIL_LENGTH = 320;
+
+/**
+ * Whether a user JWT issued at `issuedAt` is still honoured. A token without `iat` cannot be
+ * placed before or after a revocation, so once sessions were revoked it is refused.
+ */
+export function isSessionValid(tokensValidAfter: Date | null, issuedAt: Date | undefined): boolean {
+  if (tokensValidAfter === null) return true;
+  return issuedAt !== undefined && issuedAt.getTime() >= tokensValidAfter.getTime();
+}
+
+/**
+ * The revocation instant for a revocation made at `at`: the next whole second, because `iat` has
+ * whole seconds. Every token issued up to and during that second is refused.
+ */
+export function revocationInstant(at: Date): Date {
+  return new Date(Math.floor(at.getTime() / 1000) * 1000 + 1000);
+}
+
+export function suspensionReason(value: string): string {
+  const reason = value.trim();
+  if (reason === "" || reason.length > MAX_REASON_LENGTH) {
+    throw new InvalidArgumentError([
+      { field: "reason", description: `must be 1 to ${MAX_REASON_LENGTH} characters` },
+    ]);
+  }
+  return reason;
+}
+
+/** An email from a JWT claim, kept only when it looks like one. */
+export function claimedEmail(value: unknown): string | undefined {
+  if (typeof value !== "string" || value.length > MAX_EMAIL_LENGTH) return undefined;
+  return /^[^\s@]+@[^\s@]+$/.test(value) ? value.toLowerCase() : undefined;
+}
