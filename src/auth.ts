@@ -73,32 +73,56 @@ export function authenticatedUser(context: HandlerContext): UserIdentity {
   return user;
 }
 
+export type UserGateOptions = {
+  readonly verify: UserTokenVerifier;
+  /** Whether the account still honours this token (false once its sessions were revoked). */
+  readonly admit: (user: UserIdentity) => Promise<boolean>;
+  /** Methods that need no credential. */
+  readonly publicMethods?: readonly DescMethod[];
+  readonly logger: Logger;
+};
+
 /**
- * A request gate for public callers: a valid user JWT (`authorization: Bearer <JWT>`), except on
- * the listed public methods. Every refusal says the same thing, so a caller learns nothing of why
- * its token failed; the reason goes to the debug log.
+ * A request gate for public callers: a valid, unrevoked user JWT (`authorization: Bearer <JWT>`),
+ * except on the public methods. Every refusal says the same thing, so a caller learns nothing of
+ * why its token failed; the reason goes to the debug log.
  */
-export function userTokenGate(
-  verify: UserTokenVerifier,
-  publicMethods: readonly DescMethod[],
-  logger: Logger,
-): (context: HandlerContext) => Promise<void> {
-  const open = new Set(publicMethods);
+export function userTokenGate(options: UserGateOptions): (context: HandlerContext) => Promise<void> {
+  const open = new Set(options.publicMethods ?? []);
   return async (context) => {
     if (open.has(context.method)) return;
     const token = bearerToken(context.requestHeader);
     if (token === undefined) {
       throw new ConnectError("a user token is required (authorization: Bearer <JWT>)", Code.Unauthenticated);
     }
+    let user: UserIdentity;
     try {
-      context.values.set(authenticatedUserKey, await verify(token));
+      user = await options.verify(token);
     } catch (error) {
       if (error instanceof InvalidUserTokenError) {
-        logger.debug({ reason: error.message }, "user token refused");
+        options.logger.debug({ reason: error.message }, "user token refused");
         throw new ConnectError("invalid user token", Code.Unauthenticated);
       }
-      logger.warn({ err: error }, "user token could not be verified");
+      options.logger.warn({ err: error }, "user token could not be verified");
       throw new ConnectError("user tokens cannot be verified right now; retry later", Code.Unavailable);
+    }
+    if (!(await options.admit(user))) {
+      options.logger.debug({ userId: user.userId }, "user token refused: sessions revoked");
+      throw new ConnectError("invalid user token", Code.Unauthenticated);
+    }
+    context.values.set(authenticatedUserKey, user);
+  };
+}
+
+/** A user token gate that also requires the user to be a superadmin in good standing. */
+export function superadminGate(
+  userGate: (context: HandlerContext) => Promise<void>,
+  isSuperadmin: (userId: string) => Promise<boolean>,
+): (context: HandlerContext) => Promise<void> {
+  return async (context) => {
+    await userGate(context);
+    if (!(await isSuperadmin(authenticatedUser(context).userId))) {
+      throw new ConnectError("superadmins only", Code.PermissionDenied);
     }
   };
 }

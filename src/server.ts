@@ -7,7 +7,11 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { DatabasePool } from "slonik";
 import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_pb.js";
 import { SubscriptionService } from "../gen/entitlements/v1/subscription_service_pb.js";
-import { isLoopbackHost, peerAddressKey, serviceTokenGate, userTokenGate } from "./auth.ts";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { AdminService } from "../gen/entitlements/v1/admin_service_pb.js";
+import { Administration } from "./administration.ts";
+import { isLoopbackHost, peerAddressKey, serviceTokenGate, superadminGate, userTokenGate } from "./auth.ts";
+import { AdminServiceImpl } from "./services/admin-service.ts";
 import { createTranscodingHandler } from "./http/transcoding.ts";
 import { PUBLIC_SUBSCRIPTION_METHODS, SubscriptionServiceImpl } from "./services/subscription-service.ts";
 import { createUserTokenVerifier, type UserTokenVerifier } from "./user-tokens.ts";
@@ -32,19 +36,25 @@ const IDEMPOTENCY_SWEEP_MS = 60 * 60 * 1000;
 
 export type RouteDependencies = {
   readonly entitlements: Entitlements;
+  readonly administration: Administration;
   readonly serviceTokens: readonly string[];
   readonly verifyUserToken: UserTokenVerifier;
   readonly logger: Logger;
 };
 
 /** Every RPC service and the credential each one requires. */
-export function routes({ entitlements, serviceTokens, verifyUserToken, logger }: RouteDependencies) {
+export function routes({ entitlements, administration, serviceTokens, verifyUserToken, logger }: RouteDependencies) {
+  const userGate = (publicMethods: readonly DescMethod[]) =>
+    userTokenGate({ verify: verifyUserToken, admit: (user) => administration.admit(user), publicMethods, logger });
   return (router: ConnectRouter) => {
     router.service(EntitlementService, new EntitlementServiceImpl(entitlements), {
       requestGate: serviceTokenGate(serviceTokens),
     });
     router.service(SubscriptionService, new SubscriptionServiceImpl(entitlements), {
-      requestGate: userTokenGate(verifyUserToken, PUBLIC_SUBSCRIPTION_METHODS, logger),
+      requestGate: userGate(PUBLIC_SUBSCRIPTION_METHODS),
+    });
+    router.service(AdminService, new AdminServiceImpl(administration, entitlements), {
+      requestGate: superadminGate(userGate([]), (userId) => administration.isSuperadmin(userId)),
     });
   };
 }
@@ -183,8 +193,9 @@ export async function startService(
     const catalog = await CatalogSource.load(pool, logger);
     catalog.startRefreshing();
     const entitlements = new Entitlements(pool, catalog, clock);
+    const administration = new Administration(pool, entitlements, clock);
     const listener = await listenAll(
-      { entitlements, serviceTokens, verifyUserToken, logger },
+      { entitlements, administration, serviceTokens, verifyUserToken, logger },
       { host: config.host, grpcPort: config.grpcPort, httpPort: config.httpPort },
     );
     const sweep = setInterval(() => {

@@ -5,6 +5,7 @@ import {
   type JWTVerifyGetKey,
   type JWTHeaderParameters,
 } from "jose";
+import { claimedEmail } from "./domain/accounts.ts";
 import { InvalidArgumentError } from "./domain/errors.ts";
 import { userId as validUserId } from "./domain/validation.ts";
 
@@ -13,6 +14,8 @@ export type UserIdentity = {
   readonly userId: string;
   /** The token's `iat`, when it has one. */
   readonly issuedAt: Date | undefined;
+  /** The token's `email` claim, when it holds an email. */
+  readonly email: string | undefined;
 };
 
 export type UserTokenOptions = {
@@ -63,6 +66,7 @@ export function createUserTokenVerifier(options: UserTokenOptions): UserTokenVer
       return {
         userId: validUserId(payload.sub ?? "", "sub"),
         issuedAt: payload.iat === undefined ? undefined : new Date(payload.iat * 1000),
+        email: claimedEmail(payload.email),
       };
     } catch (error) {
       if (error instanceof joseErrors.JOSEError || error instanceof InvalidArgumentError || error instanceof InvalidUserTokenError) {

@@ -4,7 +4,7 @@ import { sql } from "slonik";
 import { CatalogSource } from "../../src/catalog-source.ts";
 import { Entitlements } from "../../src/entitlements.ts";
 import { createLogger } from "../../src/logger.ts";
-import { createTestService, inMemoryClient, SERVICE_TOKEN, type TestService } from "../support/service.ts";
+import { createTestService, inMemoryClient, SERVICE_TOKEN, testRouteDependencies, type TestService } from "../support/service.ts";
 
 let service: TestService;
 beforeAll(async () => {
@@ -58,7 +58,8 @@ describe("internal errors", () => {
         queryMethods.has(String(property)) ? () => Promise.reject(new Error(secret)) : Reflect.get(target, property),
     });
     const catalog = await CatalogSource.load(service.pool, createLogger("silent"));
-    const client = inMemoryClient(new Entitlements(brokenPool, catalog, service.clock));
+    const entitlements = new Entitlements(brokenPool, catalog, service.clock);
+    const client = inMemoryClient(testRouteDependencies(entitlements, brokenPool, service.clock));
     const error = await client.getPlan({ userId: "u" }).then(() => undefined, (e: unknown) => ConnectError.from(e));
     expect(error?.code).toBe(Code.Internal);
     expect(error?.rawMessage).toBe("internal error");

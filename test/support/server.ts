@@ -24,7 +24,7 @@ export async function startTestServer(
   const clock = new TestClock(options.start ?? "2026-06-10T08:00:00Z");
   const catalog = await CatalogSource.load(database.pool, createLogger("silent"));
   const entitlements = new Entitlements(database.pool, catalog, clock);
-  const deps = testRouteDependencies(entitlements);
+  const deps = testRouteDependencies(entitlements, database.pool, clock);
   const listener = await listenAll(
     options.userTokens === undefined ? deps : { ...deps, verifyUserToken: createUserTokenVerifier(options.userTokens) },
     { host: "127.0.0.1", grpcPort: 0, httpPort: 0 },

@@ -4,6 +4,9 @@ import { CatalogSource } from "../../src/catalog-source.ts";
 import { Entitlements } from "../../src/entitlements.ts";
 import { createLogger } from "../../src/logger.ts";
 import { SignJWT } from "jose";
+import type { DatabasePool } from "slonik";
+import { Administration } from "../../src/administration.ts";
+import type { Clock } from "../../src/clock.ts";
 import { routerOptions, routes, type RouteDependencies } from "../../src/server.ts";
 import { createUserTokenVerifier } from "../../src/user-tokens.ts";
 import { TestClock } from "./clock.ts";
@@ -13,10 +16,11 @@ export const SERVICE_TOKEN = "test-service-token-0123456789";
 export const JWT_SECRET = "test-jwt-secret-0123456789-0123456789";
 
 /** The server's route dependencies for tests: one service token and an HS256 JWT secret. */
-export function testRouteDependencies(entitlements: Entitlements): RouteDependencies {
+export function testRouteDependencies(entitlements: Entitlements, pool: DatabasePool, clock: Clock): RouteDependencies {
   const logger = createLogger("silent");
   return {
     entitlements,
+    administration: new Administration(pool, entitlements, clock),
     serviceTokens: [SERVICE_TOKEN],
     verifyUserToken: createUserTokenVerifier({ secret: JWT_SECRET, clockToleranceSeconds: 30 }),
     logger,
@@ -45,12 +49,12 @@ function bearer(token: string): Interceptor {
 
 /** An EntitlementService client over the real routes, in memory, sending `token` if given. */
 export function inMemoryClient(
-  entitlements: Entitlements,
+  deps: RouteDependencies,
   token: string | null = SERVICE_TOKEN,
 ): Client<typeof EntitlementService> {
   return createClient(
     EntitlementService,
-    createRouterTransport(routes(testRouteDependencies(entitlements)), {
+    createRouterTransport(routes(deps), {
       router: routerOptions(createLogger("silent")),
       transport: { interceptors: token === null ? [] : [bearer(token)] },
     }),
@@ -76,6 +80,7 @@ export async function createTestService(start = "2026-03-15T12:00:00Z"): Promise
   const logger = createLogger("silent");
   const catalog = await CatalogSource.load(database.pool, logger);
   const entitlements = new Entitlements(database.pool, catalog, clock);
-  const clientWith = (token: string | null) => inMemoryClient(entitlements, token);
+  const deps = testRouteDependencies(entitlements, database.pool, clock);
+  const clientWith = (token: string | null) => inMemoryClient(deps, token);
   return { ...database, clock, entitlements, client: clientWith(SERVICE_TOKEN), clientWith };
 }

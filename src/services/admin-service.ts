@@ -1,0 +1,110 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { AccountStatus } from "../../gen/entitlements/v1/account_pb.js";
+import type {
+  AdminService,
+  GetAccountRequest,
+  ListAccountsRequest,
+  ListAuditEventsRequest,
+  ReactivateAccountRequest,
+  ResetUsageRequest,
+  RevokeSessionsRequest,
+  SuspendAccountRequest,
+} from "../../gen/entitlements/v1/admin_service_pb.js";
+import type { Administration } from "../administration.ts";
+import { authenticatedUser } from "../auth.ts";
+import { suspensionReason } from "../domain/accounts.ts";
+import { pageSize } from "../domain/pagination.ts";
+import * as validate from "../domain/validation.ts";
+import type { Entitlements } from "../entitlements.ts";
+import { accountMessage, currentPlanMessages, quotaStatusMessage, subscriptionMessage } from "./messages.ts";
+
+const STATUS_FILTERS = {
+  [AccountStatus.UNSPECIFIED]: undefined,
+  [AccountStatus.ACTIVE]: "active",
+  [AccountStatus.SUSPENDED]: "suspended",
+} as const;
+
+/** entitlements.v1.AdminService: superadmins only (checked by its request gate). */
+export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
+  readonly #administration: Administration;
+  readonly #entitlements: Entitlements;
+
+  constructor(administration: Administration, entitlements: Entitlements) {
+    this.#administration = administration;
+    this.#entitlements = entitlements;
+  }
+
+  async listAccounts(request: ListAccountsRequest) {
+    const page = await this.#administration.listAccounts({
+      query: request.query.length > 128 ? validate.userId(request.query, "query") : request.query,
+      planCode: request.planCode === "" ? undefined : validate.catalogName(request.planCode, "plan_code"),
+      status: STATUS_FILTERS[request.status],
+      pageSize: pageSize(request.pageSize),
+      pageToken: request.pageToken,
+    });
+    return { accounts: page.accounts.map(accountMessage), nextPageToken: page.nextPageToken };
+  }
+
+  async getAccount(request: GetAccountRequest) {
+    const details = await this.#administration.accountDetails(validate.userId(request.userId));
+    const now = this.#entitlements.now();
+    return {
+      ...currentPlanMessages(details, now),
+      account: accountMessage(details.account),
+      history: details.history.map((subscription) => subscriptionMessage(subscription, now)),
+      usage: details.usage.map(quotaStatusMessage),
+    };
+  }
+
+  async suspendAccount(request: SuspendAccountRequest, context: HandlerContext) {
+    const userId = validate.userId(request.userId);
+    const reason = suspensionReason(request.reason);
+    return { account: accountMessage(await this.#administration.suspend(actorOf(context), userId, reason)) };
+  }
+
+  async reactivateAccount(request: ReactivateAccountRequest, context: HandlerContext) {
+    const userId = validate.userId(request.userId);
+    return { account: accountMessage(await this.#administration.reactivate(actorOf(context), userId)) };
+  }
+
+  async resetUsage(request: ResetUsageRequest, context: HandlerContext) {
+    const userId = validate.userId(request.userId);
+    const metric = request.metric === "" ? undefined : this.#entitlements.metric(validate.catalogName(request.metric, "metric"));
+    const quotas = await this.#administration.resetUsage(actorOf(context), userId, metric);
+    return { quotas: quotas.map(quotaStatusMessage) };
+  }
+
+  async revokeSessions(request: RevokeSessionsRequest, context: HandlerContext) {
+    const userId = validate.userId(request.userId);
+    const validAfter = await this.#administration.revokeSessions(actorOf(context), userId);
+    return { tokensValidAfter: timestampFromDate(validAfter) };
+  }
+
+  async getPlatformStats() {
+    const stats = await this.#administration.stats();
+    return { ...stats, accountsByPlan: [...stats.accountsByPlan], usageThisPeriod: [...stats.usageThisPeriod] };
+  }
+
+  async listAuditEvents(request: ListAuditEventsRequest) {
+    const page = await this.#administration.auditEvents({
+      userId: request.userId === "" ? undefined : validate.userId(request.userId),
+      pageSize: pageSize(request.pageSize),
+      pageToken: request.pageToken,
+    });
+    return {
+      events: page.events.map((event) => ({
+        actorId: event.actorId,
+        action: event.action,
+        targetUserId: event.targetUserId,
+        reason: event.reason,
+        at: timestampFromDate(event.at),
+      })),
+      nextPageToken: page.nextPageToken,
+    };
+  }
+}
+
+function actorOf(context: HandlerContext): string {
+  return authenticatedUser(context).userId;
+}
