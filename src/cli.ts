@@ -2,7 +2,10 @@
 import { parseArgs } from "node:util";
 import { SignJWT } from "jose";
 import type { DatabasePool } from "slonik";
-import { loadCatalog } from "./catalog-source.ts";
+import { Administration, CLI_ACTOR } from "./administration.ts";
+import { CatalogSource, loadCatalog } from "./catalog-source.ts";
+import { systemClock } from "./clock.ts";
+import { Entitlements } from "./entitlements.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { startEmbeddedPostgres } from "./db/embedded.ts";
 import { migrate } from "./db/migrate.ts";
@@ -21,6 +24,8 @@ Commands:
   seed              apply migrations and upsert the default plan catalog (idempotent)
   plans             print the plan catalog (after migrate and seed)
   token <user_id>   mint a development JWT for a user  [--ttl <seconds>, default 3600]
+  admin grant <user_id>    make a user a superadmin (audited, actor "cli")
+  admin revoke <user_id>   withdraw a user's superadmin rights
 
 Configuration comes from the environment (see README). Without DATABASE_URL every command
 uses the embedded PostgreSQL under DATA_DIR (default .data).`;
@@ -139,6 +144,17 @@ async function mintToken(config: Config, args: readonly string[]): Promise<void>
   process.stdout.write(`${await jwt.sign(new TextEncoder().encode(secret))}\n`);
 }
 
+async function setSuperadminFromCli(pool: DatabasePool, args: readonly string[]): Promise<void> {
+  const [action, user] = args;
+  if ((action !== "grant" && action !== "revoke") || user === undefined) {
+    throw new UsageError("admin needs grant or revoke, and a user id");
+  }
+  const catalog = await CatalogSource.load(pool, createLogger("silent"));
+  const entitlements = new Entitlements(pool, catalog, systemClock);
+  const account = await new Administration(pool, entitlements, systemClock).setSuperadmin(CLI_ACTOR, validUserId(user), action === "grant");
+  process.stdout.write(`${account.userId} is ${account.isSuperadmin ? "now" : "no longer"} a superadmin\n`);
+}
+
 class UsageError extends Error {}
 
 async function main(argv: readonly string[]): Promise<void> {
@@ -163,6 +179,11 @@ async function main(argv: readonly string[]): Promise<void> {
       });
     case "token":
       return mintToken(config, rest);
+    case "admin":
+      return withDatabase(config, logger, async (url) => {
+        await prepare(url, logger);
+        await withPool(url, (pool) => setSuperadminFromCli(pool, rest));
+      });
     default:
       throw new UsageError(`unknown command "${command}"`);
   }

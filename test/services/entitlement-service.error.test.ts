@@ -47,14 +47,14 @@ describe("invalid_argument", () => {
 
   it("is the answer of every user-scoped RPC to an empty user id", async () => {
     const calls = [
-      service.client.getPlan({ userId: "" }),
-      service.client.hasFeature({ userId: "", feature: "api_access" }),
-      service.client.checkQuota({ userId: "", metric: "jobs" }),
-      service.client.upgradePlan({ userId: "", planCode: "pro" }),
-      service.client.getUsage({ userId: "" }),
+      () => service.client.getPlan({ userId: "" }),
+      () => service.client.hasFeature({ userId: "", feature: "api_access" }),
+      () => service.client.checkQuota({ userId: "", metric: "jobs" }),
+      () => service.client.upgradePlan({ userId: "", planCode: "pro" }),
+      () => service.client.getUsage({ userId: "" }),
     ];
     for (const call of calls) {
-      expect((await rpcError(call)).code).toBe(Code.InvalidArgument);
+      expect((await rpcError(call())).code).toBe(Code.InvalidArgument);
     }
   });
 

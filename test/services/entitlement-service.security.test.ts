@@ -20,16 +20,16 @@ describe("service tokens", () => {
   ])("refuse %s on every RPC", async (_, token) => {
     const client = service.clientWith(token);
     const calls = [
-      client.getPlan({ userId: "u" }),
-      client.hasFeature({ userId: "u", feature: "api_access" }),
-      client.checkQuota({ userId: "u", metric: "jobs" }),
-      client.incrementUsage({ userId: "u", metric: "jobs", amount: 1n }),
-      client.upgradePlan({ userId: "u", planCode: "enterprise" }),
-      client.listPlans({}),
-      client.getUsage({ userId: "u" }),
+      () => client.getPlan({ userId: "u" }),
+      () => client.hasFeature({ userId: "u", feature: "api_access" }),
+      () => client.checkQuota({ userId: "u", metric: "jobs" }),
+      () => client.incrementUsage({ userId: "u", metric: "jobs", amount: 1n }),
+      () => client.upgradePlan({ userId: "u", planCode: "enterprise" }),
+      () => client.listPlans({}),
+      () => client.getUsage({ userId: "u" }),
     ];
     for (const call of calls) {
-      const error = await call.then(() => undefined, (e: unknown) => ConnectError.from(e));
+      const error = await call().then(() => undefined, (e: unknown) => ConnectError.from(e));
       expect(error?.code).toBe(Code.Unauthenticated);
     }
     expect((await service.client.getPlan({ userId: "u" })).plan?.code).toBe("free");

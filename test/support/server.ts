@@ -1,4 +1,5 @@
 import { afterAll } from "vitest";
+import type { Administration } from "../../src/administration.ts";
 import { CatalogSource } from "../../src/catalog-source.ts";
 import { Entitlements } from "../../src/entitlements.ts";
 import { createLogger } from "../../src/logger.ts";
@@ -12,6 +13,7 @@ export type TestServer = TestDatabase & {
   readonly listener: Listener;
   readonly clock: TestClock;
   readonly entitlements: Entitlements;
+  readonly administration: Administration;
   /** http://127.0.0.1:<HTTP_PORT> */
   readonly httpUrl: string;
 };
@@ -30,5 +32,12 @@ export async function startTestServer(
     { host: "127.0.0.1", grpcPort: 0, httpPort: 0 },
   );
   afterAll(() => listener.close());
-  return { ...database, listener, clock, entitlements, httpUrl: `http://127.0.0.1:${listener.httpPort}` };
+  return {
+    ...database,
+    listener,
+    clock,
+    entitlements,
+    administration: deps.administration,
+    httpUrl: `http://127.0.0.1:${listener.httpPort}`,
+  };
 }

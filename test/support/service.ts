@@ -27,16 +27,17 @@ export function testRouteDependencies(entitlements: Entitlements, pool: Database
   };
 }
 
-/** A user JWT signed with the test secret; claims can be overridden or removed (undefined). */
+/** A user JWT signed with the test secret, issued now unless `claims.iat` says otherwise. */
 export async function userToken(
   sub: string,
   options: { expiresIn?: string | number; secret?: string; claims?: Record<string, unknown> } = {},
 ): Promise<string> {
-  const jwt = new SignJWT(options.claims ?? {})
+  const claims = options.claims ?? {};
+  let jwt = new SignJWT(claims)
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(sub)
-    .setIssuedAt()
     .setExpirationTime(options.expiresIn ?? "10m");
+  if (!("iat" in claims)) jwt = jwt.setIssuedAt();
   return jwt.sign(new TextEncoder().encode(options.secret ?? JWT_SECRET));
 }
 

@@ -1,0 +1,331 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { AccountStatus } from "../../gen/entitlements/v1/account_pb.js";
+import { AdminService } from "../../gen/entitlements/v1/admin_service_pb.js";
+import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { startTestServer, type TestServer } from "../support/server.ts";
+import { SERVICE_TOKEN, userToken } from "../support/service.ts";
+
+let server: TestServer;
+let admin: Client<typeof AdminService>;
+let entitlements: Client<typeof EntitlementService>;
+
+function adminAs(token: string | undefined): Client<typeof AdminService> {
+  return createClient(
+    AdminService,
+    createConnectTransport({
+      baseUrl: server.httpUrl,
+      httpVersion: "1.1",
+      interceptors: token === undefined ? [] : [(next) => (request) => { request.header.set("authorization", `Bearer ${token}`); return next(request); }],
+    }),
+  );
+}
+
+async function rpcError(call: Promise<unknown>): Promise<ConnectError> {
+  const error = await call.then(() => undefined, (e: unknown) => e);
+  expect(error, "the call should fail").toBeInstanceOf(ConnectError);
+  return error as ConnectError;
+}
+
+beforeAll(async () => {
+  server = await startTestServer({ start: "2026-06-10T08:00:00Z" });
+  await server.administration.setSuperadmin("cli", "root", true);
+  admin = adminAs(await userToken("root"));
+  entitlements = createClient(
+    EntitlementService,
+    createConnectTransport({
+      baseUrl: server.httpUrl,
+      httpVersion: "1.1",
+      interceptors: [(next) => (request) => { request.header.set("authorization", `Bearer ${SERVICE_TOKEN}`); return next(request); }],
+    }),
+  );
+});
+
+describe("refusals", () => {
+  it("needs a credential", async () => {
+    expect((await rpcError(adminAs(undefined).getPlatformStats({}))).code).toBe(Code.Unauthenticated);
+  });
+
+  it("is closed to service tokens", async () => {
+    expect((await rpcError(adminAs(SERVICE_TOKEN).getPlatformStats({}))).code).toBe(Code.Unauthenticated);
+  });
+
+  it("is closed to users who are not superadmins, on every RPC", async () => {
+    await entitlements.incrementUsage({ userId: "plain-user", metric: "jobs", amount: 1n });
+    const client = adminAs(await userToken("plain-user"));
+    const calls = [
+      () => client.listAccounts({}),
+      () => client.getAccount({ userId: "plain-user" }),
+      () => client.suspendAccount({ userId: "plain-user", reason: "x" }),
+      () => client.reactivateAccount({ userId: "plain-user" }),
+      () => client.resetUsage({ userId: "plain-user" }),
+      () => client.revokeSessions({ userId: "plain-user" }),
+      () => client.getPlatformStats({}),
+      () => client.listAuditEvents({}),
+    ];
+    for (const call of calls) {
+      expect((await rpcError(call())).code).toBe(Code.PermissionDenied);
+    }
+    expect((await entitlements.checkQuota({ userId: "plain-user", metric: "jobs" })).quota?.used).toBe(1n);
+  });
+
+  it("is closed to a superadmin whose rights were withdrawn", async () => {
+    await server.administration.setSuperadmin("cli", "former-root", true);
+    const client = adminAs(await userToken("former-root"));
+    await client.getPlatformStats({});
+    await server.administration.setSuperadmin("cli", "former-root", false);
+    expect((await rpcError(client.getPlatformStats({}))).code).toBe(Code.PermissionDenied);
+  });
+
+  it("does not let a superadmin suspend themselves", async () => {
+    expect((await rpcError(admin.suspendAccount({ userId: "root", reason: "oops" }))).code).toBe(Code.FailedPrecondition);
+  });
+
+  it("answers not_found for an account never seen, and audits nothing", async () => {
+    expect((await rpcError(admin.suspendAccount({ userId: "ghost", reason: "x" }))).code).toBe(Code.NotFound);
+    expect((await rpcError(admin.getAccount({ userId: "ghost" }))).code).toBe(Code.NotFound);
+    expect((await admin.listAuditEvents({ userId: "ghost" })).events).toEqual([]);
+  });
+});
+
+describe("suspension", () => {
+  it("denies everything, and reactivation restores it with usage intact", async () => {
+    const userId = "suspect";
+    await entitlements.upgradePlan({ userId, planCode: "pro" });
+    await entitlements.incrementUsage({ userId, metric: "jobs", amount: 5n });
+
+    const suspended = await admin.suspendAccount({ userId, reason: "chargeback" });
+    expect(suspended.account).toMatchObject({ userId, status: AccountStatus.SUSPENDED, suspendedReason: "chargeback" });
+
+    expect(await entitlements.hasFeature({ userId, feature: "api_access" })).toMatchObject({ enabled: false });
+    expect((await entitlements.checkQuota({ userId, metric: "jobs" })).allowed).toBe(false);
+    expect((await entitlements.getPlan({ userId })).accountStatus).toBe(AccountStatus.SUSPENDED);
+    for (const call of [
+      () => entitlements.incrementUsage({ userId, metric: "jobs", amount: 1n }),
+      () => entitlements.incrementUsage({ userId, metric: "jobs", amount: 1n, idempotencyKey: "k" }),
+      () => entitlements.upgradePlan({ userId, planCode: "enterprise" }),
+    ]) {
+      const error = await rpcError(call());
+      expect(error.code).toBe(Code.PermissionDenied);
+      expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("ACCOUNT_SUSPENDED");
+    }
+    const me = await fetch(`${server.httpUrl}/v1/subscription/me`, { headers: { authorization: `Bearer ${await userToken(userId)}` } });
+    expect(((await me.json()) as { accountStatus: string }).accountStatus).toBe("ACCOUNT_STATUS_SUSPENDED");
+
+    const reactivated = await admin.reactivateAccount({ userId });
+    expect(reactivated.account).toMatchObject({ status: AccountStatus.ACTIVE, suspendedReason: "" });
+    expect(await entitlements.hasFeature({ userId, feature: "priority_support" })).toMatchObject({ enabled: true, planCode: "pro" });
+    expect((await entitlements.incrementUsage({ userId, metric: "jobs", amount: 1n })).quota?.used).toBe(6n);
+  });
+
+  it("requires a reason", async () => {
+    await entitlements.incrementUsage({ userId: "reasonless", metric: "jobs", amount: 1n });
+    expect((await rpcError(admin.suspendAccount({ userId: "reasonless", reason: "  " }))).code).toBe(Code.InvalidArgument);
+  });
+
+  it("locks out a suspended superadmin", async () => {
+    await server.administration.setSuperadmin("cli", "rogue-root", true);
+    await admin.suspendAccount({ userId: "rogue-root", reason: "compromised" });
+    expect((await rpcError(adminAs(await userToken("rogue-root")).getPlatformStats({}))).code).toBe(Code.PermissionDenied);
+  });
+});
+
+describe("ResetUsage", () => {
+  it("clears every counter of the current period, never the gauges", async () => {
+    const userId = "limited";
+    await entitlements.incrementUsage({ userId, metric: "jobs", amount: 10n });
+    await entitlements.incrementUsage({ userId, metric: "api_calls", amount: 100n });
+    await entitlements.incrementUsage({ userId, metric: "storage_mb", amount: 50n });
+    const { quotas } = await admin.resetUsage({ userId });
+    expect(Object.fromEntries(quotas.map((quota) => [quota.metric, quota.used]))).toEqual({
+      api_calls: 0n,
+      compute_minutes: 0n,
+      jobs: 0n,
+      storage_mb: 50n,
+    });
+    expect((await entitlements.incrementUsage({ userId, metric: "jobs", amount: 10n })).quota?.used).toBe(10n);
+  });
+
+  it("clears one named counter", async () => {
+    const userId = "one-metric";
+    await entitlements.incrementUsage({ userId, metric: "jobs", amount: 3n });
+    await entitlements.incrementUsage({ userId, metric: "api_calls", amount: 4n });
+    const { quotas } = await admin.resetUsage({ userId, metric: "jobs" });
+    expect(quotas.find((quota) => quota.metric === "jobs")?.used).toBe(0n);
+    expect(quotas.find((quota) => quota.metric === "api_calls")?.used).toBe(4n);
+  });
+
+  it("refuses to reset a gauge or an unknown metric", async () => {
+    expect((await rpcError(admin.resetUsage({ userId: "one-metric", metric: "storage_mb" }))).code).toBe(Code.InvalidArgument);
+    expect((await rpcError(admin.resetUsage({ userId: "one-metric", metric: "teleports" }))).code).toBe(Code.NotFound);
+  });
+});
+
+describe("RevokeSessions", () => {
+  it("refuses tokens issued before it on every user path, and honours later ones", async () => {
+    const userId = "revoked";
+    await server.administration.setSuperadmin("cli", userId, true);
+    server.clock.set(new Date());
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      const old = await userToken(userId, { claims: { iat: now - 5 } });
+      expect((await fetch(`${server.httpUrl}/v1/subscription/me`, { headers: { authorization: `Bearer ${old}` } })).status).toBe(200);
+
+      const { tokensValidAfter } = await admin.revokeSessions({ userId });
+      const validAfter = timestampDate(tokensValidAfter!).getTime() / 1000;
+      expect(validAfter).toBeGreaterThan(now - 5);
+
+      for (const path of ["/v1/subscription/me", "/v1/subscription/usage", "/v1/admin/stats"]) {
+        const response = await fetch(`${server.httpUrl}${path}`, { headers: { authorization: `Bearer ${old}` } });
+        expect(response.status, path).toBe(401);
+      }
+      const fresh = await userToken(userId, { claims: { iat: validAfter } });
+      expect((await fetch(`${server.httpUrl}/v1/subscription/me`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(200);
+    } finally {
+      server.clock.set("2026-06-10T08:00:00Z");
+    }
+  });
+});
+
+describe("ListAccounts", () => {
+  beforeAll(async () => {
+    for (let i = 0; i < 25; i++) {
+      await entitlements.incrementUsage({ userId: `page-${String(i).padStart(2, "0")}`, metric: "api_calls", amount: 1n });
+    }
+    await entitlements.upgradePlan({ userId: "page-03", planCode: "pro" });
+    await entitlements.upgradePlan({ userId: "page-07", planCode: "enterprise", durationDays: 30 });
+  });
+
+  it("pages through every match in order, with no repeats", async () => {
+    const seen: string[] = [];
+    let pageToken = "";
+    let pages = 0;
+    do {
+      const page = await admin.listAccounts({ query: "page-", pageSize: 10, pageToken });
+      seen.push(...page.accounts.map((account) => account.userId));
+      pageToken = page.nextPageToken;
+      pages++;
+    } while (pageToken !== "");
+    expect(pages).toBe(3);
+    expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => `page-${String(i).padStart(2, "0")}`));
+  });
+
+  it("filters by current plan, free included", async () => {
+    expect((await admin.listAccounts({ query: "page-", planCode: "pro" })).accounts.map((a) => a.userId)).toEqual(["page-03"]);
+    expect((await admin.listAccounts({ query: "page-", planCode: "enterprise" })).accounts.map((a) => a.userId)).toEqual(["page-07"]);
+    expect((await admin.listAccounts({ query: "page-", planCode: "free" })).accounts).toHaveLength(23);
+  });
+
+  it("filters by status", async () => {
+    await admin.suspendAccount({ userId: "page-11", reason: "spam" });
+    const suspended = await admin.listAccounts({ query: "page-", status: AccountStatus.SUSPENDED });
+    expect(suspended.accounts.map((a) => a.userId)).toEqual(["page-11"]);
+    await admin.reactivateAccount({ userId: "page-11" });
+  });
+
+  it("matches emails learnt from user tokens, and treats LIKE wildcards literally", async () => {
+    await fetch(`${server.httpUrl}/v1/subscription/me`, {
+      headers: { authorization: `Bearer ${await userToken("emailed", { claims: { email: "Grace@Example.com" } })}` },
+    });
+    expect((await admin.listAccounts({ query: "grace@" })).accounts.map((a) => [a.userId, a.email])).toEqual([["emailed", "grace@example.com"]]);
+    expect((await admin.listAccounts({ query: "%" })).accounts).toEqual([]);
+    expect((await admin.listAccounts({ query: "page_" })).accounts).toEqual([]);
+  });
+
+  it("refuses a forged token or one from another query", async () => {
+    const first = await admin.listAccounts({ query: "page-", pageSize: 5 });
+    expect((await rpcError(admin.listAccounts({ query: "other", pageSize: 5, pageToken: first.nextPageToken }))).code).toBe(Code.InvalidArgument);
+    expect((await rpcError(admin.listAccounts({ pageToken: "bm9wZQ" }))).code).toBe(Code.InvalidArgument);
+    expect((await rpcError(admin.listAccounts({ pageSize: 5000 }))).code).toBe(Code.InvalidArgument);
+  });
+});
+
+describe("GetAccount", () => {
+  it("shows the account, its plan, history and usage", async () => {
+    const userId = "detailed";
+    await entitlements.upgradePlan({ userId, planCode: "enterprise" });
+    await entitlements.upgradePlan({ userId, planCode: "pro", durationDays: 10 });
+    await entitlements.incrementUsage({ userId, metric: "jobs", amount: 2n });
+    const details = await admin.getAccount({ userId });
+    expect(details.account).toMatchObject({ userId, status: AccountStatus.ACTIVE, isSuperadmin: false });
+    expect(details.plan?.code).toBe("pro");
+    expect(details.subscription?.planCode).toBe("pro");
+    expect(details.history.map((subscription) => subscription.planCode)).toEqual(["pro", "enterprise"]);
+    expect(details.usage.find((quota) => quota.metric === "jobs")).toMatchObject({ used: 2n, limit: 500n });
+  });
+});
+
+describe("GetPlatformStats", () => {
+  it("counts accounts, plans, revenue and usage with SQL aggregates", async () => {
+    const before = await admin.getPlatformStats({});
+    await entitlements.upgradePlan({ userId: "stats-pro", planCode: "pro" });
+    await entitlements.upgradePlan({ userId: "stats-ent", planCode: "enterprise" });
+    await entitlements.upgradePlan({ userId: "stats-suspended", planCode: "pro" });
+    await admin.suspendAccount({ userId: "stats-suspended", reason: "fraud" });
+    await entitlements.incrementUsage({ userId: "stats-pro", metric: "compute_minutes", amount: 42n });
+
+    const after = await admin.getPlatformStats({});
+    const byPlan = (stats: typeof after) => Object.fromEntries(stats.accountsByPlan.map((row) => [row.planCode, row.accounts]));
+    expect(after.totalAccounts - before.totalAccounts).toBe(3n);
+    expect(after.suspendedAccounts - before.suspendedAccounts).toBe(1n);
+    expect(byPlan(after).pro! - byPlan(before).pro!).toBe(2n);
+    expect(byPlan(after).enterprise! - byPlan(before).enterprise!).toBe(1n);
+    expect(Object.values(byPlan(after)).reduce((sum, n) => sum + n, 0n)).toBe(after.totalAccounts);
+    // The suspended account pays nothing.
+    expect(after.monthlyRecurringRevenueCents - before.monthlyRecurringRevenueCents).toBe(1999n + 9999n);
+    const usage = (stats: typeof after) => stats.usageThisPeriod.find((row) => row.metric === "compute_minutes")?.total ?? 0n;
+    expect(usage(after) - usage(before)).toBe(42n);
+    await admin.reactivateAccount({ userId: "stats-suspended" });
+  });
+});
+
+describe("the audit trail", () => {
+  it("records every action with its actor, newest first, in pages", async () => {
+    const userId = "audited";
+    await entitlements.incrementUsage({ userId, metric: "jobs", amount: 1n });
+    await admin.suspendAccount({ userId, reason: "first" });
+    await admin.reactivateAccount({ userId });
+    await admin.resetUsage({ userId, metric: "jobs" });
+    await admin.revokeSessions({ userId });
+    const first = await admin.listAuditEvents({ userId, pageSize: 3 });
+    expect(first.events.map((event) => [event.action, event.actorId, event.targetUserId])).toEqual([
+      ["sessions.revoke", "root", userId],
+      ["usage.reset", "root", userId],
+      ["account.reactivate", "root", userId],
+    ]);
+    const second = await admin.listAuditEvents({ userId, pageSize: 3, pageToken: first.nextPageToken });
+    expect(second.events.map((event) => [event.action, event.reason])).toEqual([["account.suspend", "first"]]);
+    expect(second.nextPageToken).toBe("");
+  });
+
+  it("records superadmin grants from the command line", async () => {
+    const events = await admin.listAuditEvents({ userId: "root" });
+    expect(events.events.map((event) => [event.action, event.actorId])).toContainEqual(["superadmin.grant", "cli"]);
+  });
+});
+
+describe("over HTTP under /v1/admin", () => {
+  it("serves the same RPCs", async () => {
+    const headers = { authorization: `Bearer ${await userToken("root")}`, "content-type": "application/json" };
+    const list = await fetch(`${server.httpUrl}/v1/admin/accounts?query=page-&page_size=2`, { headers });
+    expect(list.status).toBe(200);
+    const body = (await list.json()) as { accounts: { userId: string }[]; nextPageToken: string };
+    expect(body.accounts.map((account) => account.userId)).toEqual(["page-00", "page-01"]);
+    expect(body.nextPageToken).not.toBe("");
+
+    const suspend = await fetch(`${server.httpUrl}/v1/admin/accounts/page-20:suspend`, { method: "POST", headers, body: JSON.stringify({ reason: "via http" }) });
+    expect(((await suspend.json()) as { account: { status: string } }).account.status).toBe("ACCOUNT_STATUS_SUSPENDED");
+    const reactivate = await fetch(`${server.httpUrl}/v1/admin/accounts/page-20:reactivate`, { method: "POST", headers, body: "{}" });
+    expect(reactivate.status).toBe(200);
+
+    const stats = await fetch(`${server.httpUrl}/v1/admin/stats`, { headers });
+    expect(stats.headers.get("cache-control")).toBe("private, no-store");
+    expect(((await stats.json()) as { totalAccounts: string }).totalAccounts).toMatch(/^[0-9]+$/);
+
+    const forbidden = await fetch(`${server.httpUrl}/v1/admin/stats`, { headers: { authorization: `Bearer ${await userToken("page-01")}` } });
+    expect(forbidden.status).toBe(403);
+  });
+});
