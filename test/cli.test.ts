@@ -3,6 +3,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { jwtVerify } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
+import { sql } from "slonik";
+import { z } from "zod";
 import { createTestDatabase, type TestDatabase } from "./support/database.ts";
 
 const cli = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
@@ -38,6 +40,18 @@ describe("the CLI", () => {
     expect(stdout).toContain("free (Free): USD 0.00/month");
     expect(stdout).toContain("pro (Pro): USD 19.99/month");
     expect(stdout).toContain("enterprise (Enterprise): USD 99.99/month");
+  });
+
+  it("grants and revokes superadmin rights, audited", async () => {
+    const env = { DATABASE_URL: database.url };
+    expect((await entitlements(["admin", "grant", "first-admin"], env)).stdout).toContain("first-admin is now a superadmin");
+    expect((await entitlements(["admin", "revoke", "first-admin"], env)).stdout).toContain("first-admin is no longer a superadmin");
+    const actions = await database.pool.anyFirst(sql.type(z.object({ action: z.string() }))`
+      select action from audit_events where target_user_id = 'first-admin' and actor_id = 'cli' order by id
+    `);
+    expect(actions).toEqual(["superadmin.grant", "superadmin.revoke"]);
+    const failure = await entitlements(["admin", "promote", "x"], env).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ code: 1 });
   });
 
   it("mints a development JWT for a user", async () => {

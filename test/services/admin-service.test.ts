@@ -6,6 +6,7 @@ import { AccountStatus } from "../../gen/entitlements/v1/account_pb.js";
 import { AdminService } from "../../gen/entitlements/v1/admin_service_pb.js";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { sql } from "slonik";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { SERVICE_TOKEN, userToken } from "../support/service.ts";
 
@@ -299,6 +300,24 @@ describe("the audit trail", () => {
     const second = await admin.listAuditEvents({ userId, pageSize: 3, pageToken: first.nextPageToken });
     expect(second.events.map((event) => [event.action, event.reason])).toEqual([["account.suspend", "first"]]);
     expect(second.nextPageToken).toBe("");
+  });
+
+  it("is written in the transaction of the change: no event, no change", async () => {
+    const userId = "atomic";
+    await entitlements.incrementUsage({ userId, metric: "jobs", amount: 1n });
+    await server.pool.query(sql.unsafe`
+      create function refuse_poison() returns trigger language plpgsql as $$
+      begin
+        if new.reason = 'poison' then raise exception 'audit refused'; end if;
+        return new;
+      end $$
+    `);
+    await server.pool.query(sql.unsafe`
+      create trigger refuse_poison before insert on audit_events for each row execute function refuse_poison()
+    `);
+    expect((await rpcError(admin.suspendAccount({ userId, reason: "poison" }))).code).toBe(Code.Internal);
+    expect((await admin.getAccount({ userId })).account?.status).toBe(AccountStatus.ACTIVE);
+    expect((await admin.listAuditEvents({ userId })).events).toEqual([]);
   });
 
   it("records superadmin grants from the command line", async () => {
