@@ -19,7 +19,7 @@ import { isSessionValid, revocationInstant, type AccountRecord, type AccountStat
 import { isGauge, type Metric } from "./domain/catalog.ts";
 import { FailedPreconditionError, InvalidArgumentError, UnknownResourceError } from "./domain/errors.ts";
 import { decodePageToken, encodePageToken } from "./domain/pagination.ts";
-import { usageRowStart } from "./domain/periods.ts";
+import { currentUsageRow } from "./domain/periods.ts";
 import type { QuotaState } from "./domain/quota.ts";
 import type { SubscriptionRecord } from "./domain/subscriptions.ts";
 import type { CurrentPlan, Entitlements } from "./entitlements.ts";
@@ -137,7 +137,7 @@ export class Administration {
       await deleteUsageRows(
         tx,
         userId,
-        counters.map((m) => ({ metric: m.code, periodStart: usageRowStart(m.resetPeriod, now) })),
+        counters.map((counter) => currentUsageRow(counter, now)),
       );
     });
     const { plan } = await this.#entitlements.currentPlan(userId, now);
@@ -167,7 +167,7 @@ export class Administration {
       activeSubscriptionTotals(this.#pool, now),
       sumUsageByMetric(
         this.#pool,
-        catalog.metrics.map((metric) => ({ metric: metric.code, periodStart: usageRowStart(metric.resetPeriod, now) })),
+        catalog.metrics.map((metric) => currentUsageRow(metric, now)),
       ),
     ]);
     const subscribed = new Map(subscriptions.map((row) => [row.plan_code, row.accounts]));

@@ -16,7 +16,7 @@ import {
   QuotaExceededError,
   UnknownResourceError,
 } from "./domain/errors.ts";
-import { usageRowStart } from "./domain/periods.ts";
+import { currentUsageRow } from "./domain/periods.ts";
 import { fits, quotaState, usageCeiling, type QuotaState } from "./domain/quota.ts";
 import { expiryOf, subscriptionStatus, type SubscriptionRecord } from "./domain/subscriptions.ts";
 
@@ -103,11 +103,7 @@ export class Entitlements {
     at: Date,
     db: CommonQueryMethods = this.#pool,
   ): Promise<QuotaState> {
-    const used = await findUsed(db, {
-      userId,
-      metric: metric.code,
-      periodStart: usageRowStart(metric.resetPeriod, at),
-    });
+    const used = await findUsed(db, { userId, ...currentUsageRow(metric, at) });
     return quotaState(metric, quotaLimit(plan, metric.code), used, at);
   }
 
@@ -117,7 +113,7 @@ export class Entitlements {
     const usedByMetric = await findUsedByMetric(
       this.#pool,
       userId,
-      metrics.map((metric) => ({ metric: metric.code, periodStart: usageRowStart(metric.resetPeriod, at) })),
+      metrics.map((metric) => currentUsageRow(metric, at)),
     );
     return metrics.map((metric) =>
       quotaState(metric, quotaLimit(plan, metric.code), usedByMetric.get(metric.code) ?? 0n, at),
@@ -141,8 +137,7 @@ export class Entitlements {
     const limit = quotaLimit(plan, increment.metric.code);
     const consumption = {
       userId: increment.userId,
-      metric: increment.metric.code,
-      periodStart: usageRowStart(increment.metric.resetPeriod, now),
+      ...currentUsageRow(increment.metric, now),
       amount: increment.amount,
       ceiling: usageCeiling(limit),
       now,

@@ -1,6 +1,16 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 
+type PeriodRow = { readonly metric: string; readonly periodStart: Date };
+
+/** The given (metric, period) rows as a relation `wanted (metric_code, period_start)`. */
+function wantedRows(rows: readonly PeriodRow[]) {
+  return sql.fragment`unnest(
+    ${sql.array(rows.map((row) => row.metric), "text")}::text[],
+    ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
+  ) as wanted (metric_code, period_start)`;
+}
+
 export type UsageRowKey = {
   readonly userId: string;
   readonly metric: string;
@@ -22,15 +32,12 @@ export async function findUsed(db: CommonQueryMethods, key: UsageRowKey): Promis
 export async function findUsedByMetric(
   db: CommonQueryMethods,
   userId: string,
-  rows: readonly { readonly metric: string; readonly periodStart: Date }[],
+  rows: readonly PeriodRow[],
 ): Promise<ReadonlyMap<string, bigint>> {
   const found = await db.any(sql.type(z.object({ metric_code: z.string(), used: z.bigint() }))`
     select c.metric_code, c.used
     from usage_counters c
-    join unnest(
-      ${sql.array(rows.map((row) => row.metric), "text")}::text[],
-      ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
-    ) as wanted (metric_code, period_start)
+    join ${wantedRows(rows)}
       on c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
     where c.user_id = ${userId}
   `);
@@ -72,14 +79,11 @@ export async function consumeUsage(db: CommonQueryMethods, consumption: Consumpt
 export async function deleteUsageRows(
   db: CommonQueryMethods,
   userId: string,
-  rows: readonly { readonly metric: string; readonly periodStart: Date }[],
+  rows: readonly PeriodRow[],
 ): Promise<number> {
   const result = await db.query(sql.unsafe`
     delete from usage_counters c
-    using unnest(
-      ${sql.array(rows.map((row) => row.metric), "text")}::text[],
-      ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
-    ) as wanted (metric_code, period_start)
+    using ${wantedRows(rows)}
     where c.user_id = ${userId} and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
   `);
   return result.rowCount;
@@ -88,15 +92,12 @@ export async function deleteUsageRows(
 /** Usage summed over all users, per metric, for the given (metric, period) rows. */
 export async function sumUsageByMetric(
   db: CommonQueryMethods,
-  rows: readonly { readonly metric: string; readonly periodStart: Date }[],
+  rows: readonly PeriodRow[],
 ): Promise<ReadonlyMap<string, bigint>> {
   const totals = await db.any(sql.type(z.object({ metric_code: z.string(), total: z.bigint() }))`
     select c.metric_code, sum(c.used)::bigint as total
     from usage_counters c
-    join unnest(
-      ${sql.array(rows.map((row) => row.metric), "text")}::text[],
-      ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
-    ) as wanted (metric_code, period_start)
+    join ${wantedRows(rows)}
       on c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
     group by c.metric_code
   `);

@@ -1,4 +1,4 @@
-import type { ResetPeriod } from "./catalog.ts";
+import type { Metric, ResetPeriod } from "./catalog.ts";
 
 /** A UTC calendar period: `start` inclusive, `end` exclusive. */
 export type Period = {
@@ -28,4 +28,9 @@ export function periodContaining(resetPeriod: ResetPeriod, at: Date): Period | n
 /** The start of the stored usage row that `at` counts into. */
 export function usageRowStart(resetPeriod: ResetPeriod, at: Date): Date {
   return periodContaining(resetPeriod, at)?.start ?? GAUGE_PERIOD_START;
+}
+
+/** The usage row of a metric that `at` counts into. */
+export function currentUsageRow(metric: Metric, at: Date): { readonly metric: string; readonly periodStart: Date } {
+  return { metric: metric.code, periodStart: usageRowStart(metric.resetPeriod, at) };
 }
