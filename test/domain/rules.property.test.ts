@@ -1,0 +1,66 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { Catalog, quotaLimit } from "../../src/domain/catalog.ts";
+import { periodContaining, usageRowStart } from "../../src/domain/periods.ts";
+import { applyAmount, fits } from "../../src/domain/quota.ts";
+import { expiryOf, subscriptionStatus } from "../../src/domain/subscriptions.ts";
+import { DEFAULT_METRICS, DEFAULT_PLANS } from "../../src/db/seed.ts";
+import { instant, operation } from "../support/arbitraries.ts";
+import { periodLabel, UsageModel } from "../support/usage-model.ts";
+
+describe("periods", () => {
+  it("contain their instant and tile time without gaps", () => {
+    fc.assert(
+      fc.property(instant, fc.constantFrom("day" as const, "month" as const), (at, reset) => {
+        const period = periodContaining(reset, at)!;
+        expect(period.start.getTime()).toBeLessThanOrEqual(at.getTime());
+        expect(at.getTime()).toBeLessThan(period.end.getTime());
+        expect(periodContaining(reset, period.end)!.start).toEqual(period.end);
+        expect(periodContaining(reset, new Date(period.end.getTime() - 1))!.start).toEqual(period.start);
+      }),
+    );
+  });
+
+  it("agree with calendar labels", () => {
+    fc.assert(
+      fc.property(instant, instant, (a, b) => {
+        for (const [reset, metric] of [["day", "api_calls"], ["month", "jobs"]] as const) {
+          const samePeriod = usageRowStart(reset, a).getTime() === usageRowStart(reset, b).getTime();
+          expect(samePeriod).toBe(periodLabel(metric, a) === periodLabel(metric, b));
+        }
+      }),
+    );
+  });
+});
+
+describe("the rules, against the reference model", () => {
+  const catalog = new Catalog(DEFAULT_PLANS, DEFAULT_METRICS);
+
+  it("give the same decisions and usage for any sequence of operations", () => {
+    fc.assert(
+      fc.property(instant, fc.array(operation, { maxLength: 60 }), (start, operations) => {
+        const model = new UsageModel();
+        const usage = new Map<string, bigint>();
+        let subscription = { userId: "u", planCode: "free", startedAt: start, expiresAt: null as Date | null, endedAt: null };
+        let now = start;
+        for (const op of operations) {
+          if (op.kind === "advance") {
+            now = new Date(now.getTime() + op.ms);
+          } else if (op.kind === "plan") {
+            subscription = { ...subscription, planCode: op.plan, startedAt: now, expiresAt: expiryOf(now, op.days) };
+            model.changePlan(op.plan, op.days, now);
+          } else {
+            const plan = subscriptionStatus(subscription, now) === "active" ? catalog.plan(subscription.planCode)! : catalog.freePlan;
+            const metric = catalog.metric(op.metric)!;
+            const key = `${op.metric}@${usageRowStart(metric.resetPeriod, now).toISOString()}`;
+            const used = usage.get(key) ?? 0n;
+            const allowed = fits(used, op.amount, quotaLimit(plan, op.metric));
+            if (allowed) usage.set(key, applyAmount(used, op.amount));
+            expect(allowed ? usage.get(key) : undefined).toBe(model.increment(op.metric, op.amount, now));
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -1,0 +1,38 @@
+import fc from "fast-check";
+import { METRICS, type ModelMetric, type ModelPlan } from "./usage-model.ts";
+
+/** Instants from 1999 to 2101, dense around period boundaries. */
+export const instant = fc.oneof(
+  fc.date({ min: new Date("1999-01-01T00:00:00Z"), max: new Date("2101-01-01T00:00:00Z"), noInvalidDate: true }),
+  fc
+    .record({ year: fc.integer({ min: 2000, max: 2100 }), month: fc.integer({ min: 0, max: 11 }), offset: fc.integer({ min: -2, max: 1 }) })
+    .map(({ year, month, offset }) => new Date(Date.UTC(year, month, 1) + offset)),
+);
+
+export type Operation =
+  | { kind: "increment"; metric: ModelMetric; amount: bigint }
+  | { kind: "plan"; plan: ModelPlan; days: number | undefined }
+  | { kind: "advance"; ms: number };
+
+/** One step of a usage history: an increment, a plan change or the clock moving on. */
+export const operation: fc.Arbitrary<Operation> = fc.oneof(
+  fc.record({
+    kind: fc.constant("increment" as const),
+    metric: fc.constantFrom(...METRICS),
+    amount: fc.bigInt({ min: -60n, max: 60n }),
+  }).map((op) => (isCounter(op.metric) && op.amount <= 0n ? { ...op, amount: 1n - op.amount } : op.amount === 0n ? { ...op, amount: 7n } : op)),
+  fc.record({
+    kind: fc.constant("plan" as const),
+    plan: fc.constantFrom<ModelPlan>("free", "pro", "enterprise"),
+    days: fc.option(fc.integer({ min: 1, max: 40 }), { nil: undefined }),
+  }),
+  fc.record({
+    kind: fc.constant("advance" as const),
+    ms: fc.oneof(fc.constantFrom(1, 999, 3_600_000, 86_400_000 - 1, 86_400_000, 31 * 86_400_000), fc.integer({ min: 1, max: 40 * 86_400_000 })),
+  }),
+);
+
+function isCounter(metric: ModelMetric): boolean {
+  return metric !== "storage_mb";
+}
+
