@@ -1,9 +1,9 @@
 import http from "node:http";
-import type { NodeRequest, NodeResponse } from "./http/transcoding.ts";
+import type { NodeRequest } from "./http/transcoding.ts";
+import { createNodeHandler } from "./rpc-handler.ts";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { createContextValues, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { DatabasePool } from "slonik";
 import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_pb.js";
 import { SubscriptionService } from "../gen/entitlements/v1/subscription_service_pb.js";
@@ -102,23 +102,20 @@ export async function listenAll(
 ): Promise<Listener> {
   const contextValues = (request: NodeRequest) =>
     createContextValues().set(peerAddressKey, request.socket.remoteAddress);
-  let transcode: ((request: NodeRequest, response: NodeResponse) => void) | undefined;
-  const handler = connectNodeAdapter({
-    ...routerOptions(deps.logger),
-    routes: (router) => {
-      routes(deps)(router);
-      // The /v1 JSON layer calls the very handlers of this router.
-      transcode = createTranscodingHandler({
-        handlers: router.handlers,
+  const handler = createNodeHandler({
+    routes: routes(deps),
+    routerOptions: routerOptions(deps.logger),
+    contextValues,
+    // Requests for paths that are not RPCs: the /v1 JSON layer, calling the router's own handlers.
+    fallback: (handlers) =>
+      createTranscodingHandler({
+        handlers,
         contextValues,
         publicMethods: PUBLIC_SUBSCRIPTION_METHODS,
         maxBodyBytes: MAX_MESSAGE_BYTES,
         logger: deps.logger,
-      });
-    },
-    contextValues,
-    // Requests for paths that are not RPCs: the /v1 JSON endpoints.
-    fallback: (request, response) => transcode?.(request, response as NodeResponse),
+      }),
+    logger: deps.logger,
   });
   const grpcServer = http2.createServer(handler);
   const httpServer = http.createServer(handler);

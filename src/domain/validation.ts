@@ -33,6 +33,18 @@ export function userId(value: string, field = "user_id"): string {
   return value;
 }
 
+export const MAX_SEARCH_LENGTH = 320;
+
+/** A search prefix (of a user id or an email); may be empty. */
+export function searchPrefix(value: string, field = "query"): string {
+  if (characterLength(value) > MAX_SEARCH_LENGTH || hasControlCharacters(value) || !value.isWellFormed()) {
+    throw new InvalidArgumentError([
+      { field, description: `must be at most ${MAX_SEARCH_LENGTH} characters without control characters` },
+    ]);
+  }
+  return value;
+}
+
 /** A catalog name (plan, metric or feature): lower-case letters, digits and underscores. */
 export function catalogName(value: string, field: string): string {
   if (value === "") {

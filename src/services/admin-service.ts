@@ -37,7 +37,7 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
 
   async listAccounts(request: ListAccountsRequest) {
     const page = await this.#administration.listAccounts({
-      query: request.query.length > 128 ? validate.userId(request.query, "query") : request.query,
+      query: validate.searchPrefix(request.query),
       planCode: request.planCode === "" ? undefined : validate.catalogName(request.planCode, "plan_code"),
       status: STATUS_FILTERS[request.status],
       pageSize: pageSize(request.pageSize),

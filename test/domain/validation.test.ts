@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError } from "../../src/domain/errors.ts";
-import { catalogName, idempotencyKey, userId } from "../../src/domain/validation.ts";
+import { catalogName, idempotencyKey, searchPrefix, userId } from "../../src/domain/validation.ts";
 
 describe("userId", () => {
   it("accepts any text of 1 to 128 characters", () => {
@@ -38,5 +38,18 @@ describe("idempotencyKey", () => {
   it("accepts up to 255 characters", () => {
     expect(idempotencyKey("k".repeat(255))).toBe("k".repeat(255));
     expect(() => idempotencyKey("k".repeat(256))).toThrow(InvalidArgumentError);
+  });
+});
+
+describe("searchPrefix", () => {
+  it("accepts empty and ordinary prefixes", () => {
+    expect(searchPrefix("")).toBe("");
+    expect(searchPrefix("grace@ex")).toBe("grace@ex");
+  });
+
+  it("refuses control characters, broken text and oversize prefixes", () => {
+    for (const bad of ["a\u0000b", "\ud800", "q".repeat(321)]) {
+      expect(() => searchPrefix(bad)).toThrow(InvalidArgumentError);
+    }
   });
 });

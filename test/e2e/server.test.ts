@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as grpc from "@grpc/grpc-js";
 import { status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { isMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -67,6 +68,26 @@ describe("gRPC through @grpc/grpc-js", () => {
     expect(responses.every((response) => response.quota?.used === 7n)).toBe(true);
     const usage = await grpcClient.call(methods.checkQuota, { userId, metric: "api_calls" }, auth);
     expect(usage.quota?.used).toBe(7n);
+  });
+});
+
+describe("malformed gRPC messages", () => {
+  it("are invalid_argument, not internal", async () => {
+    const client = new grpc.Client(`127.0.0.1:${listener.grpcPort}`, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", auth.authorization);
+    const error = await new Promise<grpc.ServiceError>((resolve) => {
+      client.makeUnaryRequest(
+        "/entitlements.v1.EntitlementService/GetPlan",
+        (bytes: Buffer) => bytes,
+        (bytes: Buffer) => bytes,
+        Buffer.from([0x00, 0xff, 0x07]),
+        metadata,
+        (e) => resolve(e!),
+      );
+    });
+    client.close();
+    expect(error.code).toBe(GrpcStatus.INVALID_ARGUMENT);
   });
 });
 
