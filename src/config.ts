@@ -40,6 +40,10 @@ const configSchema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   DATA_DIR: z.string().min(1).default(".data"),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(10),
+  DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(10).max(600_000).default(5000),
+  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(10).max(60_000).default(2000),
+  MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(100_000).default(512),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
 });
 
 export type Config = {
@@ -59,6 +63,14 @@ export type Config = {
   readonly logLevel: z.infer<typeof configSchema>["LOG_LEVEL"];
   readonly dataDir: string;
   readonly databasePoolSize: number;
+  /** Bounds every statement: a slow database answers deadline_exceeded, never holds on. */
+  readonly databaseStatementTimeoutMs: number;
+  /** How long to wait for a connection (new, or free in the pool) before unavailable. */
+  readonly databaseConnectTimeoutMs: number;
+  /** Calls served at once; past it, calls are shed with unavailable at once. */
+  readonly maxInFlight: number;
+  /** How long SIGTERM waits for in-flight calls before closing their connections. */
+  readonly shutdownTimeoutMs: number;
 };
 
 export class ConfigError extends Error {
@@ -89,5 +101,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     logLevel: values.LOG_LEVEL,
     dataDir: values.DATA_DIR,
     databasePoolSize: values.DATABASE_POOL_SIZE,
+    databaseStatementTimeoutMs: values.DATABASE_STATEMENT_TIMEOUT_MS,
+    databaseConnectTimeoutMs: values.DATABASE_CONNECT_TIMEOUT_MS,
+    maxInFlight: values.MAX_IN_FLIGHT,
+    shutdownTimeoutMs: values.SHUTDOWN_TIMEOUT_MS,
   };
 }

@@ -26,6 +26,7 @@ import { seedCatalog } from "./db/seed.ts";
 import { loadDevSecrets } from "./dev-secrets.ts";
 import { Entitlements } from "./entitlements.ts";
 import { errorMappingInterceptor } from "./errors.ts";
+import { loadSheddingInterceptor } from "./load-shedding.ts";
 import type { Logger } from "./logger.ts";
 import { EntitlementServiceImpl } from "./services/entitlement-service.ts";
 
@@ -60,9 +61,9 @@ export function routes({ entitlements, administration, serviceTokens, verifyUser
 }
 
 /** Options of the router that every transport (and the in-memory test transport) shares. */
-export function routerOptions(logger: Logger) {
+export function routerOptions(logger: Logger, maxInFlight: number) {
   return {
-    interceptors: [errorMappingInterceptor(logger)],
+    interceptors: [loadSheddingInterceptor(maxInFlight), errorMappingInterceptor(logger)],
     readMaxBytes: MAX_MESSAGE_BYTES,
     // JSON clients see every field, "used": "0" included, rather than guessing at defaults.
     jsonOptions: { alwaysEmitImplicit: true },
@@ -85,26 +86,58 @@ function listen(server: http.Server | http2.Http2Server, port: number, host: str
   });
 }
 
-function closeServer(server: http.Server | http2.Http2Server): Promise<void> {
+/**
+ * Stops accepting connections, lets in-flight calls finish (HTTP/2 sessions get a GOAWAY, idle
+ * HTTP/1.1 keep-alive connections are closed), and after `timeoutMs` closes what is left.
+ */
+function closeGracefully(
+  server: http.Server | http2.Http2Server,
+  sessions: ReadonlySet<http2.Http2Session>,
+  timeoutMs: number,
+): Promise<void> {
   return new Promise((resolve) => {
-    server.close(() => resolve());
-    if ("closeIdleConnections" in server) server.closeIdleConnections();
+    const force = setTimeout(() => {
+      for (const session of sessions) session.destroy();
+      if (server instanceof http.Server) server.closeAllConnections();
+    }, timeoutMs);
+    force.unref();
+    server.close(() => {
+      clearTimeout(force);
+      resolve();
+    });
+    for (const session of sessions) session.close();
+    if (server instanceof http.Server) server.closeIdleConnections();
   });
+}
+
+/** The HTTP/2 sessions a server has open, for a graceful close. */
+function trackSessions(server: http2.Http2Server): Set<http2.Http2Session> {
+  const sessions = new Set<http2.Http2Session>();
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  return sessions;
 }
 
 /**
  * Serves the routes on two ports: HTTP/2 cleartext for gRPC, gRPC-Web and Connect, and HTTP/1.1
  * for Connect and gRPC-Web (and the /v1 JSON endpoints).
  */
-export async function listenAll(
-  deps: RouteDependencies,
-  address: { readonly host: string; readonly grpcPort: number; readonly httpPort: number },
-): Promise<Listener> {
+export type ListenOptions = {
+  readonly host: string;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly maxInFlight: number;
+  readonly shutdownTimeoutMs: number;
+};
+
+export async function listenAll(deps: RouteDependencies, options: ListenOptions): Promise<Listener> {
   const contextValues = (request: NodeRequest) =>
     createContextValues().set(peerAddressKey, request.socket.remoteAddress);
   const handler = createNodeHandler({
     routes: routes(deps),
-    routerOptions: routerOptions(deps.logger),
+    routerOptions: routerOptions(deps.logger, options.maxInFlight),
     contextValues,
     // Requests for paths that are not RPCs: the /v1 JSON layer, calling the router's own handlers.
     fallback: (handlers) =>
@@ -119,17 +152,22 @@ export async function listenAll(
   });
   const grpcServer = http2.createServer(handler);
   const httpServer = http.createServer(handler);
-  const grpcPort = await listen(grpcServer, address.grpcPort, address.host);
-  const httpPort = await listen(httpServer, address.httpPort, address.host).catch(async (error: unknown) => {
-    await closeServer(grpcServer);
+  const sessions = trackSessions(grpcServer);
+  const { shutdownTimeoutMs } = options;
+  const close = () =>
+    Promise.all([
+      closeGracefully(grpcServer, sessions, shutdownTimeoutMs),
+      closeGracefully(httpServer, new Set(), shutdownTimeoutMs),
+    ]).then(() => undefined);
+  const grpcPort = await listen(grpcServer, options.grpcPort, options.host);
+  const httpPort = await listen(httpServer, options.httpPort, options.host).catch(async (error: unknown) => {
+    await close();
     throw error;
   });
   return {
     grpcPort,
     httpPort,
-    close: async () => {
-      await Promise.all([closeServer(grpcServer), closeServer(httpServer)]);
-    },
+    close,
   };
 }
 
@@ -185,7 +223,11 @@ export async function startService(
   });
   try {
     await migrate(databaseUrl, logger);
-    const pool = await createDatabasePool(databaseUrl, { maxPoolSize: config.databasePoolSize });
+    const pool = await createDatabasePool(databaseUrl, {
+      maxPoolSize: config.databasePoolSize,
+      statementTimeoutMs: config.databaseStatementTimeoutMs,
+      connectTimeoutMs: config.databaseConnectTimeoutMs,
+    });
     await seedCatalog(pool);
     const catalog = await CatalogSource.load(pool, logger);
     catalog.startRefreshing();
@@ -193,7 +235,13 @@ export async function startService(
     const administration = new Administration(pool, entitlements, clock);
     const listener = await listenAll(
       { entitlements, administration, serviceTokens, verifyUserToken, logger },
-      { host: config.host, grpcPort: config.grpcPort, httpPort: config.httpPort },
+      {
+        host: config.host,
+        grpcPort: config.grpcPort,
+        httpPort: config.httpPort,
+        maxInFlight: config.maxInFlight,
+        shutdownTimeoutMs: config.shutdownTimeoutMs,
+      },
     );
     const sweep = setInterval(() => {
       deleteExpiredIdempotencyKeys(pool, clock.now()).catch((error: unknown) =>

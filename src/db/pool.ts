@@ -24,6 +24,8 @@ const resultParserInterceptor: Interceptor = {
 
 export type PoolOptions = {
   readonly maxPoolSize: number;
+  readonly statementTimeoutMs?: number;
+  readonly connectTimeoutMs?: number;
 };
 
 export async function createDatabasePool(
@@ -34,6 +36,11 @@ export async function createDatabasePool(
     interceptors: [resultParserInterceptor],
     typeParsers: createTypeParserPreset(),
     maxPoolSize: options.maxPoolSize,
+    statementTimeout: options.statementTimeoutMs ?? 5000,
+    connectionTimeout: options.connectTimeoutMs ?? 2000,
+    // An outage should fail calls fast (callers retry), not stack up reconnect attempts.
+    connectionRetryLimit: 1,
+    idleInTransactionSessionTimeout: 10_000,
     captureStackTrace: false,
   });
 }

@@ -42,7 +42,7 @@ const FAILURE_DETAILS = {
 
 beforeAll(async () => {
   const service = await compileEchoService();
-  const router = createConnectRouter(routerOptions(createLogger("silent")));
+  const router = createConnectRouter(routerOptions(createLogger("silent"), 1000));
   router.service(service, {
     echo: (request: unknown) => ({ request }),
     fail: (request: { code: string }) => {

@@ -29,7 +29,9 @@ export type TestDatabase = {
  * A fresh database for this test file, cloned from the migrated and seeded template, and dropped
  * after the file's tests.
  */
-export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(
+  options: { empty?: boolean; statementTimeoutMs?: number } = {},
+): Promise<TestDatabase> {
   const name = `test_${randomBytes(6).toString("hex")}`;
   await withAdmin(async (admin) => {
     // Cloning needs the template to have no other sessions: serialize clones across workers.
@@ -43,7 +45,7 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
     }
   });
   const url = databaseUrlFor(inject("adminDatabaseUrl"), name);
-  const pool = await createDatabasePool(url, { maxPoolSize: 20 });
+  const pool = await createDatabasePool(url, { maxPoolSize: 20, statementTimeoutMs: options.statementTimeoutMs ?? 5000 });
   afterAll(async () => {
     await pool.end();
     await withAdmin((admin) => admin.query(`drop database if exists ${name} with (force)`));

@@ -20,16 +20,16 @@ export type TestServer = TestDatabase & {
 
 /** The real listeners on loopback ports over a fresh database, closed after the file. */
 export async function startTestServer(
-  options: { start?: string; userTokens?: UserTokenOptions } = {},
+  options: { start?: string; userTokens?: UserTokenOptions; maxInFlight?: number; pool?: { statementTimeoutMs: number } } = {},
 ): Promise<TestServer> {
-  const database = await createTestDatabase();
+  const database = await createTestDatabase({ statementTimeoutMs: options.pool?.statementTimeoutMs });
   const clock = new TestClock(options.start ?? "2026-06-10T08:00:00Z");
   const catalog = await CatalogSource.load(database.pool, createLogger("silent"));
   const entitlements = new Entitlements(database.pool, catalog, clock);
   const deps = testRouteDependencies(entitlements, database.pool, clock);
   const listener = await listenAll(
     options.userTokens === undefined ? deps : { ...deps, verifyUserToken: createUserTokenVerifier(options.userTokens) },
-    { host: "127.0.0.1", grpcPort: 0, httpPort: 0 },
+    { host: "127.0.0.1", grpcPort: 0, httpPort: 0, maxInFlight: options.maxInFlight ?? 1000, shutdownTimeoutMs: 2000 },
   );
   afterAll(() => listener.close());
   return {

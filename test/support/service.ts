@@ -56,7 +56,7 @@ export function inMemoryClient(
   return createClient(
     EntitlementService,
     createRouterTransport(routes(deps), {
-      router: routerOptions(createLogger("silent")),
+      router: routerOptions(createLogger("silent"), 1000),
       transport: { interceptors: token === null ? [] : [bearer(token)] },
     }),
   );
