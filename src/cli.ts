@@ -32,26 +32,26 @@ uses the embedded PostgreSQL under DATA_DIR (default .data).`;
 
 function printExamples(service: RunningService, config: Config): void {
   const token = service.devServiceToken ?? "<one of SERVICE_TOKENS>";
-  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  const host = `${config.tls === undefined ? "http" : "https"}://${config.host.includes(":") ? `[${config.host}]` : config.host}`;
   const body = `'{"userId":"alice"}'`;
   process.stderr.write(`
 Entitlement service ready.
-  gRPC, gRPC-Web, Connect over HTTP/2:  http://${host}:${service.grpcPort}
-  Connect, gRPC-Web over HTTP/1.1:      http://${host}:${service.httpPort}
+  gRPC, gRPC-Web, Connect over HTTP/2:  ${host}:${service.grpcPort}
+  Connect, gRPC-Web over HTTP/1.1:      ${host}:${service.httpPort}
   Service token:                        ${token}
 
 Try it:
-  npx buf curl --protocol grpc --http2-prior-knowledge --schema proto \\
+  npx buf curl --protocol grpc ${config.tls === undefined ? "--http2-prior-knowledge " : ""}--schema proto \\
     -H 'authorization: Bearer ${token}' -d ${body} \\
-    http://${host}:${service.grpcPort}/entitlements.v1.EntitlementService/GetPlan
+    ${host}:${service.grpcPort}/entitlements.v1.EntitlementService/GetPlan
 
   curl -s -H 'content-type: application/json' -H 'authorization: Bearer ${token}' \\
-    -d ${body} http://${host}:${service.httpPort}/entitlements.v1.EntitlementService/GetPlan
+    -d ${body} ${host}:${service.httpPort}/entitlements.v1.EntitlementService/GetPlan
 
 Public HTTP/JSON API (user JWTs from \`npm run -s cli -- token <user_id>\`):
-  curl -s http://${host}:${service.httpPort}/v1/subscription/plans
-  curl -s -H "authorization: Bearer $(npm run -s cli -- token alice)" http://${host}:${service.httpPort}/v1/subscription/me
-  curl -s -H "authorization: Bearer $(npm run -s cli -- token alice)" http://${host}:${service.httpPort}/v1/subscription/usage
+  curl -s ${host}:${service.httpPort}/v1/subscription/plans
+  curl -s -H "authorization: Bearer $(npm run -s cli -- token alice)" ${host}:${service.httpPort}/v1/subscription/me
+  curl -s -H "authorization: Bearer $(npm run -s cli -- token alice)" ${host}:${service.httpPort}/v1/subscription/usage
 
 `);
 }

@@ -44,6 +44,9 @@ const configSchema = z.object({
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(10).max(60_000).default(2000),
   MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(100_000).default(512),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+  TLS_CERT: optionalString,
+  TLS_KEY: optionalString,
+  TLS_CLIENT_CA: optionalString,
 });
 
 export type Config = {
@@ -71,6 +74,8 @@ export type Config = {
   readonly maxInFlight: number;
   /** How long SIGTERM waits for in-flight calls before closing their connections. */
   readonly shutdownTimeoutMs: number;
+  /** PEM file paths: TLS on both ports; with a client CA, callers need a certificate it signed. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string | undefined } | undefined;
 };
 
 export class ConfigError extends Error {
@@ -87,6 +92,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
   }
   const values = parsed.data;
+  if ((values.TLS_CERT === undefined) !== (values.TLS_KEY === undefined)) {
+    throw new ConfigError("invalid configuration:\n  TLS_CERT and TLS_KEY: set both, or neither");
+  }
+  if (values.TLS_CLIENT_CA !== undefined && values.TLS_CERT === undefined) {
+    throw new ConfigError("invalid configuration:\n  TLS_CLIENT_CA: needs TLS_CERT and TLS_KEY");
+  }
   return {
     databaseUrl: values.DATABASE_URL,
     host: values.HOST,
@@ -105,5 +116,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     databaseConnectTimeoutMs: values.DATABASE_CONNECT_TIMEOUT_MS,
     maxInFlight: values.MAX_IN_FLIGHT,
     shutdownTimeoutMs: values.SHUTDOWN_TIMEOUT_MS,
+    tls:
+      values.TLS_CERT === undefined || values.TLS_KEY === undefined
+        ? undefined
+        : { certFile: values.TLS_CERT, keyFile: values.TLS_KEY, clientCaFile: values.TLS_CLIENT_CA },
   };
 }

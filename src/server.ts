@@ -1,4 +1,6 @@
+import { readFile } from "node:fs/promises";
 import http from "node:http";
+import https from "node:https";
 import type { NodeRequest } from "./http/transcoding.ts";
 import { createNodeHandler } from "./rpc-handler.ts";
 import http2 from "node:http2";
@@ -76,7 +78,9 @@ export type Listener = {
   close(): Promise<void>;
 };
 
-function listen(server: http.Server | http2.Http2Server, port: number, host: string): Promise<number> {
+type AnyServer = http.Server | http2.Http2Server | http2.Http2SecureServer;
+
+function listen(server: AnyServer, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -91,14 +95,14 @@ function listen(server: http.Server | http2.Http2Server, port: number, host: str
  * HTTP/1.1 keep-alive connections are closed), and after `timeoutMs` closes what is left.
  */
 function closeGracefully(
-  server: http.Server | http2.Http2Server,
+  server: AnyServer,
   sessions: ReadonlySet<http2.Http2Session>,
   timeoutMs: number,
 ): Promise<void> {
   return new Promise((resolve) => {
     const force = setTimeout(() => {
       for (const session of sessions) session.destroy();
-      if (server instanceof http.Server) server.closeAllConnections();
+      if ("closeAllConnections" in server) server.closeAllConnections();
     }, timeoutMs);
     force.unref();
     server.close(() => {
@@ -106,12 +110,12 @@ function closeGracefully(
       resolve();
     });
     for (const session of sessions) session.close();
-    if (server instanceof http.Server) server.closeIdleConnections();
+    if ("closeIdleConnections" in server) server.closeIdleConnections();
   });
 }
 
 /** The HTTP/2 sessions a server has open, for a graceful close. */
-function trackSessions(server: http2.Http2Server): Set<http2.Http2Session> {
+function trackSessions(server: http2.Http2Server | http2.Http2SecureServer): Set<http2.Http2Session> {
   const sessions = new Set<http2.Http2Session>();
   server.on("session", (session) => {
     sessions.add(session);
@@ -124,8 +128,35 @@ function trackSessions(server: http2.Http2Server): Set<http2.Http2Session> {
  * Serves the routes on two ports: HTTP/2 cleartext for gRPC, gRPC-Web and Connect, and HTTP/1.1
  * for Connect and gRPC-Web (and the /v1 JSON endpoints).
  */
+/** PEM contents for TLS on both ports; with `clientCa`, mutual TLS. */
+export type TlsMaterial = {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly clientCa: Buffer | undefined;
+};
+
+export async function readTlsMaterial(files: NonNullable<Config["tls"]>): Promise<TlsMaterial> {
+  const [cert, key, clientCa] = await Promise.all([
+    readFile(files.certFile),
+    readFile(files.keyFile),
+    files.clientCaFile === undefined ? undefined : readFile(files.clientCaFile),
+  ]);
+  return { cert, key, clientCa };
+}
+
+function tlsOptions(tls: TlsMaterial) {
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    minVersion: "TLSv1.2" as const,
+    // With a client CA, a caller without a certificate it signed fails the handshake.
+    ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }),
+  };
+}
+
 export type ListenOptions = {
   readonly host: string;
+  readonly tls?: TlsMaterial | undefined;
   readonly grpcPort: number;
   readonly httpPort: number;
   readonly maxInFlight: number;
@@ -150,8 +181,10 @@ export async function listenAll(deps: RouteDependencies, options: ListenOptions)
       }),
     logger: deps.logger,
   });
-  const grpcServer = http2.createServer(handler);
-  const httpServer = http.createServer(handler);
+  const grpcServer =
+    options.tls === undefined ? http2.createServer(handler) : http2.createSecureServer(tlsOptions(options.tls), handler);
+  const httpServer =
+    options.tls === undefined ? http.createServer(handler) : https.createServer(tlsOptions(options.tls), handler);
   const sessions = trackSessions(grpcServer);
   const { shutdownTimeoutMs } = options;
   const close = () =>
@@ -237,6 +270,7 @@ export async function startService(
       { entitlements, administration, serviceTokens, verifyUserToken, logger },
       {
         host: config.host,
+        tls: config.tls === undefined ? undefined : await readTlsMaterial(config.tls),
         grpcPort: config.grpcPort,
         httpPort: config.httpPort,
         maxInFlight: config.maxInFlight,

@@ -51,4 +51,15 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ JWT_SECRET: "short" })).toThrow(/JWT_SECRET/);
     expect(() => loadConfig({ HTTP_PORT: "70000" })).toThrow(/HTTP_PORT/);
   });
+
+  it("takes TLS files together, the client CA only with them", () => {
+    expect(loadConfig({ TLS_CERT: "c.pem", TLS_KEY: "k.pem", TLS_CLIENT_CA: "ca.pem" }).tls).toEqual({
+      certFile: "c.pem",
+      keyFile: "k.pem",
+      clientCaFile: "ca.pem",
+    });
+    expect(loadConfig({}).tls).toBeUndefined();
+    expect(() => loadConfig({ TLS_CERT: "c.pem" })).toThrow(/TLS_CERT and TLS_KEY/);
+    expect(() => loadConfig({ TLS_CLIENT_CA: "ca.pem" })).toThrow(/TLS_CLIENT_CA/);
+  });
 });

@@ -21,9 +21,9 @@ export class GrpcTestClient {
   readonly #client: grpc.Client;
   readonly #service: DescService;
 
-  constructor(service: DescService, address: string) {
+  constructor(service: DescService, address: string, credentials = grpc.credentials.createInsecure()) {
     this.#service = service;
-    this.#client = new grpc.Client(address, grpc.credentials.createInsecure());
+    this.#client = new grpc.Client(address, credentials);
   }
 
   call<I extends DescMessage, O extends DescMessage>(

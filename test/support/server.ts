@@ -3,7 +3,7 @@ import type { Administration } from "../../src/administration.ts";
 import { CatalogSource } from "../../src/catalog-source.ts";
 import { Entitlements } from "../../src/entitlements.ts";
 import { createLogger } from "../../src/logger.ts";
-import { listenAll, type Listener } from "../../src/server.ts";
+import { listenAll, type Listener, type TlsMaterial } from "../../src/server.ts";
 import { createUserTokenVerifier, type UserTokenOptions } from "../../src/user-tokens.ts";
 import { TestClock } from "./clock.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
@@ -20,7 +20,13 @@ export type TestServer = TestDatabase & {
 
 /** The real listeners on loopback ports over a fresh database, closed after the file. */
 export async function startTestServer(
-  options: { start?: string; userTokens?: UserTokenOptions; maxInFlight?: number; pool?: { statementTimeoutMs: number } } = {},
+  options: {
+    start?: string;
+    userTokens?: UserTokenOptions;
+    maxInFlight?: number;
+    pool?: { statementTimeoutMs: number };
+    tls?: TlsMaterial;
+  } = {},
 ): Promise<TestServer> {
   const database = await createTestDatabase({ statementTimeoutMs: options.pool?.statementTimeoutMs });
   const clock = new TestClock(options.start ?? "2026-06-10T08:00:00Z");
@@ -29,7 +35,14 @@ export async function startTestServer(
   const deps = testRouteDependencies(entitlements, database.pool, clock);
   const listener = await listenAll(
     options.userTokens === undefined ? deps : { ...deps, verifyUserToken: createUserTokenVerifier(options.userTokens) },
-    { host: "127.0.0.1", grpcPort: 0, httpPort: 0, maxInFlight: options.maxInFlight ?? 1000, shutdownTimeoutMs: 2000 },
+    {
+      host: "127.0.0.1",
+      grpcPort: 0,
+      httpPort: 0,
+      maxInFlight: options.maxInFlight ?? 1000,
+      shutdownTimeoutMs: 2000,
+      tls: options.tls,
+    },
   );
   afterAll(() => listener.close());
   return {
