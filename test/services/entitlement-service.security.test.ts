@@ -4,7 +4,7 @@ import { sql } from "slonik";
 import { CatalogSource } from "../../src/catalog-source.ts";
 import { Entitlements } from "../../src/entitlements.ts";
 import { createLogger } from "../../src/logger.ts";
-import { createTestService, inMemoryClient, SERVICE_TOKEN, testRouteDependencies, type TestService } from "../support/service.ts";
+import { createTestService, inMemoryClient, inMemoryClientWithHeaders, SERVICE_TOKEN, testRouteDependencies, type TestService } from "../support/service.ts";
 
 let service: TestService;
 beforeAll(async () => {
@@ -34,6 +34,26 @@ describe("service tokens", () => {
     }
     expect((await service.client.getPlan({ userId: "u" })).plan?.code).toBe("free");
     expect((await service.client.checkQuota({ userId: "u", metric: "jobs" })).quota?.used).toBe(0n);
+  });
+});
+
+describe("credentials in the wrong form", () => {
+  it.each([
+    ["the token without a scheme", SERVICE_TOKEN],
+    ["the Basic scheme", `Basic ${SERVICE_TOKEN}`],
+    ["a Token scheme", `Token ${SERVICE_TOKEN}`],
+    ["two tokens", `Bearer ${SERVICE_TOKEN} ${SERVICE_TOKEN}`],
+    ["a quoted token", `Bearer "${SERVICE_TOKEN}"`],
+  ])("refuse %s", async (_, authorization) => {
+    const client = inMemoryClientWithHeaders(testRouteDependencies(service.entitlements, service.pool, service.clock), { authorization });
+    const error = await client.getPlan({ userId: "u" }).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    expect(error?.code).toBe(Code.Unauthenticated);
+  });
+
+  it("refuse a token in another header", async () => {
+    const client = inMemoryClientWithHeaders(testRouteDependencies(service.entitlements, service.pool, service.clock), { "x-api-key": SERVICE_TOKEN });
+    const error = await client.getPlan({ userId: "u" }).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    expect(error?.code).toBe(Code.Unauthenticated);
   });
 });
 

@@ -41,25 +41,30 @@ export async function userToken(
   return jwt.sign(new TextEncoder().encode(options.secret ?? JWT_SECRET));
 }
 
-function bearer(token: string): Interceptor {
+function withHeaders(headers: Record<string, string>): Interceptor {
   return (next) => (request) => {
-    request.header.set("authorization", `Bearer ${token}`);
+    for (const [name, value] of Object.entries(headers)) request.header.set(name, value);
     return next(request);
   };
 }
 
-/** An EntitlementService client over the real routes, in memory, sending `token` if given. */
-export function inMemoryClient(
+/** An EntitlementService client over the real routes, in memory, sending these headers. */
+export function inMemoryClientWithHeaders(
   deps: RouteDependencies,
-  token: string | null = SERVICE_TOKEN,
+  headers: Record<string, string>,
 ): Client<typeof EntitlementService> {
   return createClient(
     EntitlementService,
     createRouterTransport(routes(deps), {
       router: routerOptions(createLogger("silent"), 1000),
-      transport: { interceptors: token === null ? [] : [bearer(token)] },
+      transport: { interceptors: [withHeaders(headers)] },
     }),
   );
+}
+
+/** An EntitlementService client over the real routes, in memory, sending `token` unless null. */
+export function inMemoryClient(deps: RouteDependencies, token: string | null = SERVICE_TOKEN): Client<typeof EntitlementService> {
+  return inMemoryClientWithHeaders(deps, token === null ? {} : { authorization: `Bearer ${token}` });
 }
 
 export type TestService = TestDatabase & {
