@@ -16,6 +16,7 @@ import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
 import { seedCatalog } from "../src/db/seed.ts";
 import { Entitlements } from "../src/entitlements.ts";
+import { HealthMonitor } from "../src/health.ts";
 import { createLogger } from "../src/logger.ts";
 import { listenAll } from "../src/server.ts";
 import { createUserTokenVerifier } from "../src/user-tokens.ts";
@@ -35,6 +36,7 @@ const entitlements = new Entitlements(pool, await CatalogSource.load(pool, logge
 const listener = await listenAll(
   {
     entitlements,
+    health: new HealthMonitor(pool, [], logger),
     administration: new Administration(pool, entitlements, systemClock),
     serviceTokens: [token],
     verifyUserToken: createUserTokenVerifier({ secret: "soak-jwt-secret-0123456789-0123456789", clockToleranceSeconds: 30 }),

@@ -11,9 +11,16 @@ import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_p
 import { SubscriptionService } from "../gen/entitlements/v1/subscription_service_pb.js";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { AdminService } from "../gen/entitlements/v1/admin_service_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { ServerReflection as ServerReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { HealthMonitor } from "./health.ts";
+import { HealthServiceImpl } from "./services/health-service.ts";
+import { ReflectionIndex, ReflectionV1alphaServiceImpl, ReflectionV1ServiceImpl } from "./services/reflection-service.ts";
 import { Administration } from "./administration.ts";
 import { isLoopbackHost, peerAddressKey, serviceTokenGate, superadminGate, userTokenGate } from "./auth.ts";
 import { AdminServiceImpl } from "./services/admin-service.ts";
+import { withOperationsEndpoints } from "./http/operations.ts";
 import { createTranscodingHandler } from "./http/transcoding.ts";
 import { PUBLIC_SUBSCRIPTION_METHODS, SubscriptionServiceImpl } from "./services/subscription-service.ts";
 import { createUserTokenVerifier, type UserTokenVerifier } from "./user-tokens.ts";
@@ -39,6 +46,7 @@ const IDEMPOTENCY_SWEEP_MS = 60 * 60 * 1000;
 
 export type RouteDependencies = {
   readonly entitlements: Entitlements;
+  readonly health: HealthMonitor;
   readonly administration: Administration;
   readonly serviceTokens: readonly string[];
   readonly verifyUserToken: UserTokenVerifier;
@@ -46,7 +54,18 @@ export type RouteDependencies = {
 };
 
 /** Every RPC service and the credential each one requires. */
-export function routes({ entitlements, administration, serviceTokens, verifyUserToken, logger }: RouteDependencies) {
+/** The services the server answers for, reflection and health included. */
+export const SERVED_SERVICES = [
+  EntitlementService,
+  SubscriptionService,
+  AdminService,
+  Health,
+  ServerReflectionV1,
+  ServerReflectionV1alpha,
+] as const;
+
+export function routes({ entitlements, administration, health, serviceTokens, verifyUserToken, logger }: RouteDependencies) {
+  const reflection = new ReflectionIndex(SERVED_SERVICES);
   const userGate = (publicMethods: readonly DescMethod[]) =>
     userTokenGate({ verify: verifyUserToken, admit: (user) => administration.admit(user), publicMethods, logger });
   return (router: ConnectRouter) => {
@@ -59,6 +78,10 @@ export function routes({ entitlements, administration, serviceTokens, verifyUser
     router.service(AdminService, new AdminServiceImpl(administration, entitlements), {
       requestGate: superadminGate(userGate([]), (userId) => administration.isSuperadmin(userId)),
     });
+    // Health and reflection answer without credentials, as load balancers and tools expect.
+    router.service(Health, new HealthServiceImpl(health));
+    router.service(ServerReflectionV1, new ReflectionV1ServiceImpl(reflection));
+    router.service(ServerReflectionV1alpha, new ReflectionV1alphaServiceImpl(reflection));
   };
 }
 
@@ -172,13 +195,16 @@ export async function listenAll(deps: RouteDependencies, options: ListenOptions)
     contextValues,
     // Requests for paths that are not RPCs: the /v1 JSON layer, calling the router's own handlers.
     fallback: (handlers) =>
-      createTranscodingHandler({
-        handlers,
-        contextValues,
-        publicMethods: PUBLIC_SUBSCRIPTION_METHODS,
-        maxBodyBytes: MAX_MESSAGE_BYTES,
-        logger: deps.logger,
-      }),
+      withOperationsEndpoints(
+        { health: deps.health },
+        createTranscodingHandler({
+          handlers,
+          contextValues,
+          publicMethods: PUBLIC_SUBSCRIPTION_METHODS,
+          maxBodyBytes: MAX_MESSAGE_BYTES,
+          logger: deps.logger,
+        }),
+      ),
     logger: deps.logger,
   });
   const grpcServer =
@@ -266,8 +292,10 @@ export async function startService(
     catalog.startRefreshing();
     const entitlements = new Entitlements(pool, catalog, clock);
     const administration = new Administration(pool, entitlements, clock);
+    const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
+    health.startProbing();
     const listener = await listenAll(
-      { entitlements, administration, serviceTokens, verifyUserToken, logger },
+      { entitlements, administration, health, serviceTokens, verifyUserToken, logger },
       {
         host: config.host,
         tls: config.tls === undefined ? undefined : await readTlsMaterial(config.tls),
@@ -292,6 +320,8 @@ export async function startService(
       devServiceToken,
       pool,
       close: async () => {
+        // Health turns NOT_SERVING first, so balancers stop sending while in-flight calls drain.
+        health.shutdown();
         clearInterval(sweep);
         catalog.stopRefreshing();
         await listener.close();

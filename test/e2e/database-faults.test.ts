@@ -9,6 +9,7 @@ import { createDatabasePool } from "../../src/db/pool.ts";
 import { seedCatalog } from "../../src/db/seed.ts";
 import { Entitlements } from "../../src/entitlements.ts";
 import { createLogger } from "../../src/logger.ts";
+import type { HealthMonitor } from "../../src/health.ts";
 import { listenAll, type Listener } from "../../src/server.ts";
 import { startRestartablePostgres, terminateConnections, type RestartablePostgres } from "../support/faults.ts";
 import { testRouteDependencies, SERVICE_TOKEN } from "../support/service.ts";
@@ -24,6 +25,7 @@ let postgres: RestartablePostgres;
 let pool: DatabasePool;
 let listener: Listener;
 let client: Client<typeof EntitlementService>;
+let health: HealthMonitor;
 
 beforeAll(async () => {
   postgres = await startRestartablePostgres();
@@ -31,7 +33,9 @@ beforeAll(async () => {
   pool = await createDatabasePool(postgres.databaseUrl, { maxPoolSize: 8, statementTimeoutMs: 2000, connectTimeoutMs: 500 });
   await seedCatalog(pool);
   const entitlements = new Entitlements(pool, await CatalogSource.load(pool, logger), systemClock);
-  listener = await listenAll(testRouteDependencies(entitlements, pool, systemClock), {
+  const deps = testRouteDependencies(entitlements, pool, systemClock);
+  health = deps.health;
+  listener = await listenAll(deps, {
     host: "127.0.0.1",
     grpcPort: 0,
     httpPort: 0,
@@ -105,5 +109,21 @@ describe("PostgreSQL failing under load", () => {
     expect(slowest).toBeLessThan(DEADLINE_MS + 1000);
     const usage = await client.checkQuota({ userId: "stream", metric: "compute_minutes" });
     expect(usage.quota?.used).toBe(increments.reduce((sum, increment) => sum + increment.amount, 0n));
+  });
+
+  it("reports NOT_SERVING while the database is unreachable, and SERVING once it is back", async () => {
+    const ready = () => fetch(`http://127.0.0.1:${listener.httpPort}/readyz`).then((response) => response.status);
+    await health.probe();
+    expect(await ready()).toBe(200);
+    await postgres.stop();
+    try {
+      await health.probe();
+      expect(health.status).toBe("not_serving");
+      expect(await ready()).toBe(503);
+    } finally {
+      await postgres.start();
+    }
+    await health.probe();
+    expect(await ready()).toBe(200);
   });
 });

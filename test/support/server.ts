@@ -1,5 +1,6 @@
 import { afterAll } from "vitest";
 import type { Administration } from "../../src/administration.ts";
+import type { HealthMonitor } from "../../src/health.ts";
 import { CatalogSource } from "../../src/catalog-source.ts";
 import { Entitlements } from "../../src/entitlements.ts";
 import { createLogger } from "../../src/logger.ts";
@@ -14,6 +15,7 @@ export type TestServer = TestDatabase & {
   readonly clock: TestClock;
   readonly entitlements: Entitlements;
   readonly administration: Administration;
+  readonly health: HealthMonitor;
   /** http://127.0.0.1:<HTTP_PORT> */
   readonly httpUrl: string;
 };
@@ -51,6 +53,7 @@ export async function startTestServer(
     clock,
     entitlements,
     administration: deps.administration,
+    health: deps.health,
     httpUrl: `http://127.0.0.1:${listener.httpPort}`,
   };
 }

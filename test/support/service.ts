@@ -7,7 +7,8 @@ import { SignJWT } from "jose";
 import type { DatabasePool } from "slonik";
 import { Administration } from "../../src/administration.ts";
 import type { Clock } from "../../src/clock.ts";
-import { routerOptions, routes, type RouteDependencies } from "../../src/server.ts";
+import { HealthMonitor } from "../../src/health.ts";
+import { routerOptions, routes, SERVED_SERVICES, type RouteDependencies } from "../../src/server.ts";
 import { createUserTokenVerifier } from "../../src/user-tokens.ts";
 import { TestClock } from "./clock.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
@@ -20,6 +21,7 @@ export function testRouteDependencies(entitlements: Entitlements, pool: Database
   const logger = createLogger("silent");
   return {
     entitlements,
+    health: new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger),
     administration: new Administration(pool, entitlements, clock),
     serviceTokens: [SERVICE_TOKEN],
     verifyUserToken: createUserTokenVerifier({ secret: JWT_SECRET, clockToleranceSeconds: 30 }),

@@ -1,0 +1,38 @@
+import type { HealthMonitor } from "../health.ts";
+import type { NodeRequest, NodeResponse } from "./transcoding.ts";
+
+export type Operations = {
+  readonly health: HealthMonitor;
+};
+
+function sendJson(response: NodeResponse, status: number, body: unknown): void {
+  response.statusCode = status;
+  response.setHeader("content-type", "application/json");
+  response.setHeader("cache-control", "no-store");
+  response.end(JSON.stringify(body));
+}
+
+/**
+ * The endpoints for orchestrators, before everything else: `/healthz` (the process is up) and
+ * `/readyz` (it can serve: the database answers and shutdown has not begun).
+ */
+export function withOperationsEndpoints(
+  operations: Operations,
+  next: (request: NodeRequest, response: NodeResponse) => void,
+): (request: NodeRequest, response: NodeResponse) => void {
+  return (request, response) => {
+    const path = request.url?.split("?", 1)[0];
+    if (request.method === "GET" || request.method === "HEAD") {
+      if (path === "/healthz") {
+        sendJson(response, 200, { status: "SERVING" });
+        return;
+      }
+      if (path === "/readyz") {
+        const serving = operations.health.status === "serving";
+        sendJson(response, serving ? 200 : 503, { status: serving ? "SERVING" : "NOT_SERVING" });
+        return;
+      }
+    }
+    next(request, response);
+  };
+}
