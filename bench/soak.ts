@@ -17,6 +17,7 @@ import { createDatabasePool } from "../src/db/pool.ts";
 import { seedCatalog } from "../src/db/seed.ts";
 import { Entitlements } from "../src/entitlements.ts";
 import { HealthMonitor } from "../src/health.ts";
+import { Metrics } from "../src/metrics.ts";
 import { createLogger } from "../src/logger.ts";
 import { listenAll } from "../src/server.ts";
 import { createUserTokenVerifier } from "../src/user-tokens.ts";
@@ -37,6 +38,7 @@ const listener = await listenAll(
   {
     entitlements,
     health: new HealthMonitor(pool, [], logger),
+    metrics: new Metrics(),
     administration: new Administration(pool, entitlements, systemClock),
     serviceTokens: [token],
     verifyUserToken: createUserTokenVerifier({ secret: "soak-jwt-secret-0123456789-0123456789", clockToleranceSeconds: 30 }),

@@ -36,6 +36,8 @@ import { loadDevSecrets } from "./dev-secrets.ts";
 import { Entitlements } from "./entitlements.ts";
 import { errorMappingInterceptor } from "./errors.ts";
 import { loadSheddingInterceptor } from "./load-shedding.ts";
+import { Metrics } from "./metrics.ts";
+import { callAttributesInterceptor } from "./observability.ts";
 import type { Logger } from "./logger.ts";
 import { EntitlementServiceImpl } from "./services/entitlement-service.ts";
 
@@ -47,6 +49,7 @@ const IDEMPOTENCY_SWEEP_MS = 60 * 60 * 1000;
 export type RouteDependencies = {
   readonly entitlements: Entitlements;
   readonly health: HealthMonitor;
+  readonly metrics: Metrics;
   readonly administration: Administration;
   readonly serviceTokens: readonly string[];
   readonly verifyUserToken: UserTokenVerifier;
@@ -86,9 +89,9 @@ export function routes({ entitlements, administration, health, serviceTokens, ve
 }
 
 /** Options of the router that every transport (and the in-memory test transport) shares. */
-export function routerOptions(logger: Logger, maxInFlight: number) {
+export function routerOptions(logger: Logger, maxInFlight: number, metrics: Metrics) {
   return {
-    interceptors: [loadSheddingInterceptor(maxInFlight), errorMappingInterceptor(logger)],
+    interceptors: [loadSheddingInterceptor(maxInFlight), callAttributesInterceptor(metrics), errorMappingInterceptor(logger)],
     readMaxBytes: MAX_MESSAGE_BYTES,
     // JSON clients see every field, "used": "0" included, rather than guessing at defaults.
     jsonOptions: { alwaysEmitImplicit: true },
@@ -191,12 +194,12 @@ export async function listenAll(deps: RouteDependencies, options: ListenOptions)
     createContextValues().set(peerAddressKey, request.socket.remoteAddress);
   const handler = createNodeHandler({
     routes: routes(deps),
-    routerOptions: routerOptions(deps.logger, options.maxInFlight),
+    routerOptions: routerOptions(deps.logger, options.maxInFlight, deps.metrics),
     contextValues,
     // Requests for paths that are not RPCs: the /v1 JSON layer, calling the router's own handlers.
     fallback: (handlers) =>
       withOperationsEndpoints(
-        { health: deps.health },
+        { health: deps.health, metrics: deps.metrics },
         createTranscodingHandler({
           handlers,
           contextValues,
@@ -206,6 +209,7 @@ export async function listenAll(deps: RouteDependencies, options: ListenOptions)
         }),
       ),
     logger: deps.logger,
+    metrics: deps.metrics,
   });
   const grpcServer =
     options.tls === undefined ? http2.createServer(handler) : http2.createSecureServer(tlsOptions(options.tls), handler);
@@ -282,11 +286,14 @@ export async function startService(
   });
   try {
     await migrate(databaseUrl, logger);
+    const metrics = new Metrics();
     const pool = await createDatabasePool(databaseUrl, {
+      interceptors: [metrics.queryInterceptor()],
       maxPoolSize: config.databasePoolSize,
       statementTimeoutMs: config.databaseStatementTimeoutMs,
       connectTimeoutMs: config.databaseConnectTimeoutMs,
     });
+    metrics.observePool(pool);
     await seedCatalog(pool);
     const catalog = await CatalogSource.load(pool, logger);
     catalog.startRefreshing();
@@ -295,7 +302,7 @@ export async function startService(
     const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
     health.startProbing();
     const listener = await listenAll(
-      { entitlements, administration, health, serviceTokens, verifyUserToken, logger },
+      { entitlements, administration, health, metrics, serviceTokens, verifyUserToken, logger },
       {
         host: config.host,
         tls: config.tls === undefined ? undefined : await readTlsMaterial(config.tls),

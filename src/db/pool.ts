@@ -24,6 +24,8 @@ const resultParserInterceptor: Interceptor = {
 
 export type PoolOptions = {
   readonly maxPoolSize: number;
+  /** More interceptors, after the row schema check (such as query metrics). */
+  readonly interceptors?: readonly Interceptor[];
   readonly statementTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
 };
@@ -33,7 +35,7 @@ export async function createDatabasePool(
   options: PoolOptions,
 ): Promise<DatabasePool> {
   return createPool(databaseUrl, {
-    interceptors: [resultParserInterceptor],
+    interceptors: [resultParserInterceptor, ...(options.interceptors ?? [])],
     typeParsers: createTypeParserPreset(),
     maxPoolSize: options.maxPoolSize,
     statementTimeout: options.statementTimeoutMs ?? 5000,

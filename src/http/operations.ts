@@ -1,8 +1,10 @@
 import type { HealthMonitor } from "../health.ts";
+import type { Metrics } from "../metrics.ts";
 import type { NodeRequest, NodeResponse } from "./transcoding.ts";
 
 export type Operations = {
   readonly health: HealthMonitor;
+  readonly metrics: Metrics;
 };
 
 function sendJson(response: NodeResponse, status: number, body: unknown): void {
@@ -13,8 +15,8 @@ function sendJson(response: NodeResponse, status: number, body: unknown): void {
 }
 
 /**
- * The endpoints for orchestrators, before everything else: `/healthz` (the process is up) and
- * `/readyz` (it can serve: the database answers and shutdown has not begun).
+ * The endpoints for operators, before everything else: `/healthz` (the process is up), `/readyz`
+ * (it can serve: the database answers and shutdown has not begun) and `/metrics` (Prometheus).
  */
 export function withOperationsEndpoints(
   operations: Operations,
@@ -25,6 +27,17 @@ export function withOperationsEndpoints(
     if (request.method === "GET" || request.method === "HEAD") {
       if (path === "/healthz") {
         sendJson(response, 200, { status: "SERVING" });
+        return;
+      }
+      if (path === "/metrics") {
+        operations.metrics.registry.metrics().then(
+          (text) => {
+            response.statusCode = 200;
+            response.setHeader("content-type", operations.metrics.registry.contentType);
+            response.end(text);
+          },
+          () => sendJson(response, 500, { code: "internal", message: "metrics unavailable" }),
+        );
         return;
       }
       if (path === "/readyz") {

@@ -315,6 +315,8 @@ export function createTranscodingHandler(options: TranscodingOptions) {
       contextValues: options.contextValues(request),
     });
     const bytes = rpcResponse.body === undefined ? new Uint8Array() : await readAllBytes(rpcResponse.body, Number.MAX_SAFE_INTEGER);
+    const requestId = rpcResponse.header?.get("x-request-id");
+    if (requestId !== null && requestId !== undefined) response.setHeader("x-request-id", requestId);
     const text = new TextDecoder().decode(bytes);
     if (rpcResponse.status !== 200) {
       const error = JSON.parse(text) as ConnectErrorJson;

@@ -12,6 +12,7 @@ import { Code, ConnectError, createConnectRouter, createContextValues } from "@c
 import { QuotaFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { createTranscodingHandler } from "../../src/http/transcoding.ts";
 import { createLogger } from "../../src/logger.ts";
+import { Metrics } from "../../src/metrics.ts";
 import { MAX_MESSAGE_BYTES, routerOptions } from "../../src/server.ts";
 
 /**
@@ -42,7 +43,7 @@ const FAILURE_DETAILS = {
 
 beforeAll(async () => {
   const service = await compileEchoService();
-  const router = createConnectRouter(routerOptions(createLogger("silent"), 1000));
+  const router = createConnectRouter(routerOptions(createLogger("silent"), 1000, new Metrics()));
   router.service(service, {
     echo: (request: unknown) => ({ request }),
     fail: (request: { code: string }) => {

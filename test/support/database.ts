@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import type { DatabasePool } from "slonik";
+import type { DatabasePool, Interceptor } from "slonik";
 import { afterAll, inject } from "vitest";
 import { createDatabasePool } from "../../src/db/pool.ts";
 
@@ -30,7 +30,7 @@ export type TestDatabase = {
  * after the file's tests.
  */
 export async function createTestDatabase(
-  options: { empty?: boolean; statementTimeoutMs?: number } = {},
+  options: { empty?: boolean; statementTimeoutMs?: number; interceptors?: readonly Interceptor[] } = {},
 ): Promise<TestDatabase> {
   const name = `test_${randomBytes(6).toString("hex")}`;
   await withAdmin(async (admin) => {
@@ -45,7 +45,11 @@ export async function createTestDatabase(
     }
   });
   const url = databaseUrlFor(inject("adminDatabaseUrl"), name);
-  const pool = await createDatabasePool(url, { maxPoolSize: 20, statementTimeoutMs: options.statementTimeoutMs ?? 5000 });
+  const pool = await createDatabasePool(url, {
+    maxPoolSize: 20,
+    statementTimeoutMs: options.statementTimeoutMs ?? 5000,
+    interceptors: options.interceptors,
+  });
   afterAll(async () => {
     await pool.end();
     await withAdmin((admin) => admin.query(`drop database if exists ${name} with (force)`));

@@ -3,7 +3,8 @@ import type { Administration } from "../../src/administration.ts";
 import type { HealthMonitor } from "../../src/health.ts";
 import { CatalogSource } from "../../src/catalog-source.ts";
 import { Entitlements } from "../../src/entitlements.ts";
-import { createLogger } from "../../src/logger.ts";
+import { createLogger, type Logger } from "../../src/logger.ts";
+import { Metrics } from "../../src/metrics.ts";
 import { listenAll, type Listener, type TlsMaterial } from "../../src/server.ts";
 import { createUserTokenVerifier, type UserTokenOptions } from "../../src/user-tokens.ts";
 import { TestClock } from "./clock.ts";
@@ -28,13 +29,23 @@ export async function startTestServer(
     maxInFlight?: number;
     pool?: { statementTimeoutMs: number };
     tls?: TlsMaterial;
+    logger?: Logger;
   } = {},
 ): Promise<TestServer> {
-  const database = await createTestDatabase({ statementTimeoutMs: options.pool?.statementTimeoutMs });
+  const metrics = new Metrics();
+  const database = await createTestDatabase({
+    statementTimeoutMs: options.pool?.statementTimeoutMs,
+    interceptors: [metrics.queryInterceptor()],
+  });
+  metrics.observePool(database.pool);
   const clock = new TestClock(options.start ?? "2026-06-10T08:00:00Z");
   const catalog = await CatalogSource.load(database.pool, createLogger("silent"));
   const entitlements = new Entitlements(database.pool, catalog, clock);
-  const deps = testRouteDependencies(entitlements, database.pool, clock);
+  const deps = {
+    ...testRouteDependencies(entitlements, database.pool, clock),
+    metrics,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+  };
   const listener = await listenAll(
     options.userTokens === undefined ? deps : { ...deps, verifyUserToken: createUserTokenVerifier(options.userTokens) },
     {

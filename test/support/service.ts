@@ -8,6 +8,7 @@ import type { DatabasePool } from "slonik";
 import { Administration } from "../../src/administration.ts";
 import type { Clock } from "../../src/clock.ts";
 import { HealthMonitor } from "../../src/health.ts";
+import { Metrics } from "../../src/metrics.ts";
 import { routerOptions, routes, SERVED_SERVICES, type RouteDependencies } from "../../src/server.ts";
 import { createUserTokenVerifier } from "../../src/user-tokens.ts";
 import { TestClock } from "./clock.ts";
@@ -22,6 +23,7 @@ export function testRouteDependencies(entitlements: Entitlements, pool: Database
   return {
     entitlements,
     health: new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger),
+    metrics: new Metrics(),
     administration: new Administration(pool, entitlements, clock),
     serviceTokens: [SERVICE_TOKEN],
     verifyUserToken: createUserTokenVerifier({ secret: JWT_SECRET, clockToleranceSeconds: 30 }),
@@ -58,7 +60,7 @@ export function inMemoryClientWithHeaders(
   return createClient(
     EntitlementService,
     createRouterTransport(routes(deps), {
-      router: routerOptions(createLogger("silent"), 1000),
+      router: routerOptions(createLogger("silent"), 1000, deps.metrics),
       transport: { interceptors: [withHeaders(headers)] },
     }),
   );

@@ -1,0 +1,154 @@
+import { randomUUID } from "node:crypto";
+import { Code, createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import {
+  createAsyncIterable,
+  readAllBytes,
+  type UniversalHandler,
+  type UniversalServerRequest,
+  type UniversalServerResponse,
+} from "@connectrpc/connect/protocol";
+import { authenticatedUserKey } from "./auth.ts";
+import type { Logger } from "./logger.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** The user a call is about, when its request names one (for the request log). */
+export const requestUserKey = createContextKey<string | undefined>(undefined, { description: "user of the request" });
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The caller's x-request-id when it is a sane one, else a new id. */
+export function requestIdOf(headers: Headers): string {
+  const given = headers.get("x-request-id");
+  return given !== null && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/**
+ * Records what the request log and the metrics need from the messages: the user a request names,
+ * and quota denials (IncrementUsage refused, CheckQuota not allowed) by metric.
+ */
+export function callAttributesInterceptor(metrics: Metrics): Interceptor {
+  return (next) => async (request) => {
+    const message = request.message as { userId?: unknown; metric?: unknown };
+    if (typeof message.userId === "string" && message.userId !== "") {
+      request.contextValues.set(requestUserKey, message.userId.slice(0, 128));
+    }
+    const metric = typeof message.metric === "string" ? message.metric.slice(0, 64) : "";
+    try {
+      const response = await next(request);
+      if (request.method.name === "CheckQuota" && (response.message as { allowed?: boolean }).allowed === false) {
+        metrics.quotaDenials.inc({ metric, rpc: "CheckQuota" });
+      }
+      return response;
+    } catch (error) {
+      if (request.method.name === "IncrementUsage" && (error as { code?: Code }).code === Code.ResourceExhausted) {
+        metrics.quotaDenials.inc({ metric, rpc: "IncrementUsage" });
+      }
+      throw error;
+    }
+  };
+}
+
+/** connect-es reports an undecodable binary request as `internal`; it is the caller's error. */
+const PARSE_FAILURE = /^parse (binary|JSON)\b/;
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+function grpcStatus(headers: Headers | undefined): { code: number; message: string } | undefined {
+  const status = headers?.get("grpc-status");
+  if (status === null || status === undefined) return undefined;
+  let message = "";
+  try {
+    message = decodeURIComponent(headers?.get("grpc-message") ?? "");
+  } catch {
+    // An undecodable message is left out.
+  }
+  return { code: Number(status), message };
+}
+
+/** Rewrites a gRPC parse failure from `internal` to `invalid_argument`; returns the code name. */
+function settleGrpcStatus(headers: Headers | undefined): string | undefined {
+  const status = grpcStatus(headers);
+  if (status === undefined) return undefined;
+  if (status.code === Code.Internal && PARSE_FAILURE.test(status.message)) {
+    headers!.set("grpc-status", String(Code.InvalidArgument));
+    return codeToString(Code.InvalidArgument);
+  }
+  return status.code === 0 ? "ok" : codeToString(status.code as Code);
+}
+
+export type Observed = {
+  readonly requestId: string;
+  readonly code: string;
+  readonly durationMs: number;
+  readonly contextValues: ContextValues | undefined;
+};
+
+/**
+ * Wraps an RPC handler of any protocol: gives the call a request id (x-request-id, accepted or
+ * made, and returned), maps request parse failures to invalid_argument, and once the response
+ * is complete (trailers included) reports its code and duration. Gate refusals are seen too.
+ */
+export function observeHandler(handler: UniversalHandler, report: (observed: Observed) => void): UniversalHandler {
+  const observed = async (request: UniversalServerRequest): Promise<UniversalServerResponse> => {
+    const started = performance.now();
+    const requestId = requestIdOf(request.header);
+    request.header.set("x-request-id", requestId);
+    const finish = (code: string) =>
+      report({ requestId, code, durationMs: performance.now() - started, contextValues: request.contextValues });
+    let response = await handler(request);
+    response.header?.set("x-request-id", requestId);
+    // Connect protocol, unary: the outcome is the HTTP status, an error a small JSON body.
+    if (response.status !== 200 && response.body !== undefined && /^application\/json/.test(response.header?.get("content-type") ?? "")) {
+      const bytes = await readAllBytes(response.body, MAX_ERROR_BODY_BYTES);
+      const error = JSON.parse(new TextDecoder().decode(bytes)) as { code?: string; message?: string };
+      let body = bytes;
+      let { status } = response;
+      let code = error.code ?? "unknown";
+      if (code === "internal" && PARSE_FAILURE.test(error.message ?? "")) {
+        code = "invalid_argument";
+        status = 400;
+        body = new TextEncoder().encode(JSON.stringify({ code, message: error.message }));
+        response.header?.delete("content-length");
+      }
+      finish(code);
+      return { ...response, status, body: createAsyncIterable([body]) };
+    }
+    // gRPC and gRPC-Web trailers-only responses carry the status in the headers.
+    const headerCode = settleGrpcStatus(response.header);
+    const { body, trailer } = response;
+    if (body === undefined) {
+      finish(headerCode ?? (response.status === 200 ? "ok" : "unknown"));
+      return response;
+    }
+    response = {
+      ...response,
+      body: (async function* () {
+        try {
+          yield* body;
+        } catch (error) {
+          finish("canceled");
+          throw error;
+        }
+        finish(headerCode ?? settleGrpcStatus(trailer) ?? (response.status === 200 ? "ok" : "unknown"));
+      })(),
+    };
+    return response;
+  };
+  // Keeps what describes the handler (method, service, path), for the /v1 layer.
+  return Object.assign(observed, { ...handler });
+}
+
+/** The report of each call: one log line and the RPC metrics. */
+export function reportCall(logger: Logger, metrics: Metrics, handler: UniversalHandler) {
+  const service = handler.service.typeName;
+  const method = handler.method.name;
+  return ({ requestId, code, durationMs, contextValues }: Observed) => {
+    metrics.rpcRequests.inc({ service, method, code });
+    metrics.rpcDuration.observe({ service, method, code }, durationMs / 1000);
+    const user = contextValues?.get(authenticatedUserKey)?.userId ?? contextValues?.get(requestUserKey);
+    logger.info(
+      { request_id: requestId, rpc: `${service}/${method}`, code, duration_ms: Math.round(durationMs * 100) / 100, user_id: user },
+      "rpc",
+    );
+  };
+}
