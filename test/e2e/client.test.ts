@@ -1,0 +1,30 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createEntitlementClient, quotaFailureOf } from "../../src/client.ts";
+import { startTestServer, type TestServer } from "../support/server.ts";
+import { SERVICE_TOKEN } from "../support/service.ts";
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+
+describe("createEntitlementClient", () => {
+  it.each(["grpc", "connect"] as const)("calls the service over %s", async (protocol) => {
+    const baseUrl = protocol === "grpc" ? `http://127.0.0.1:${server.listener.grpcPort}` : server.httpUrl;
+    const client = createEntitlementClient({ baseUrl, token: SERVICE_TOKEN, protocol });
+    const userId = `client-${protocol}`;
+    expect((await client.getPlan({ userId })).plan?.code).toBe("free");
+    await client.incrementUsage({ userId, metric: "jobs", amount: 10n });
+    const error = await client.incrementUsage({ userId, metric: "jobs", amount: 1n }).catch((e: unknown) => e);
+    expect(ConnectError.from(error).code).toBe(Code.ResourceExhausted);
+    expect(quotaFailureOf(error)?.violations[0]).toMatchObject({ quotaMetric: "jobs", quotaValue: 10n });
+  });
+
+  it("sends its token, and a wrong one is refused", async () => {
+    const client = createEntitlementClient({ baseUrl: server.httpUrl, token: "not-the-token-0123456789", protocol: "connect" });
+    const error = await client.getPlan({ userId: "u" }).catch((e: unknown) => ConnectError.from(e));
+    expect(error).toMatchObject({ code: Code.Unauthenticated });
+    expect(quotaFailureOf(error)).toBeUndefined();
+  });
+});
