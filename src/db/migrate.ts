@@ -1,18 +1,6 @@
-import { existsSync } from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { runner } from "node-pg-migrate";
 import type { Logger } from "../logger.ts";
-
-/** migrations/ at the package root, whether this runs from src/ or from the built dist/src/. */
-function migrationsDir(): string {
-  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "migrations"))) {
-      return path.join(dir, "migrations");
-    }
-    if (path.dirname(dir) === dir) throw new Error("the migrations folder was not found");
-  }
-}
+import { packagePath } from "../package-files.ts";
 
 /**
  * Applies pending migrations. An advisory lock makes replicas that start together wait for each
@@ -21,7 +9,7 @@ function migrationsDir(): string {
 export async function migrate(databaseUrl: string, logger: Logger): Promise<void> {
   const applied = await runner({
     databaseUrl,
-    dir: migrationsDir(),
+    dir: packagePath("migrations"),
     direction: "up",
     migrationsTable: "pgmigrations",
     advisoryLockMode: "wait",

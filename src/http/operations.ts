@@ -1,5 +1,7 @@
+import { readFileSync } from "node:fs";
 import type { HealthMonitor } from "../health.ts";
 import type { Metrics } from "../metrics.ts";
+import { packagePath } from "../package-files.ts";
 import type { NodeRequest, NodeResponse } from "./transcoding.ts";
 
 export type Operations = {
@@ -16,17 +18,26 @@ function sendJson(response: NodeResponse, status: number, body: unknown): void {
 
 /**
  * The endpoints for operators, before everything else: `/healthz` (the process is up), `/readyz`
- * (it can serve: the database answers and shutdown has not begun) and `/metrics` (Prometheus).
+ * (it can serve: the database answers and shutdown has not begun), `/metrics` (Prometheus) and
+ * `/v1/openapi.json` (the OpenAPI document of /v1, generated from the proto into gen/).
  */
 export function withOperationsEndpoints(
   operations: Operations,
   next: (request: NodeRequest, response: NodeResponse) => void,
 ): (request: NodeRequest, response: NodeResponse) => void {
+  const openApi = readFileSync(packagePath("gen", "openapi", "v1.openapi.json"));
   return (request, response) => {
     const path = request.url?.split("?", 1)[0];
     if (request.method === "GET" || request.method === "HEAD") {
       if (path === "/healthz") {
         sendJson(response, 200, { status: "SERVING" });
+        return;
+      }
+      if (path === "/v1/openapi.json") {
+        response.statusCode = 200;
+        response.setHeader("content-type", "application/json");
+        response.setHeader("cache-control", "public, max-age=300");
+        response.end(openApi);
         return;
       }
       if (path === "/metrics") {

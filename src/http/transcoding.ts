@@ -83,45 +83,54 @@ class HttpError extends Error {
   }
 }
 
+/** One HTTP binding of an RPC, as its google.api.http annotation declares it. */
+export type HttpBinding = {
+  readonly httpMethod: string;
+  readonly template: string;
+  readonly body: string;
+  readonly responseBody: string;
+};
+
 function rulesOf(rule: HttpRule): HttpRule[] {
   return [rule, ...rule.additionalBindings.flatMap(rulesOf)];
 }
 
-function httpMethodOf(rule: HttpRule): { method: string; template: string } | undefined {
+function bindingOf(rule: HttpRule): HttpBinding | undefined {
+  const binding = (httpMethod: string, template: string) => ({ httpMethod, template, body: rule.body, responseBody: rule.responseBody });
   switch (rule.pattern.case) {
     case "get":
     case "put":
     case "post":
     case "delete":
     case "patch":
-      return { method: rule.pattern.case.toUpperCase(), template: rule.pattern.value };
+      return binding(rule.pattern.case.toUpperCase(), rule.pattern.value);
     case "custom":
-      return { method: rule.pattern.value.kind.toUpperCase(), template: rule.pattern.value.path };
+      return binding(rule.pattern.value.kind.toUpperCase(), rule.pattern.value.path);
     default:
       return undefined;
   }
 }
 
+/** Every HTTP binding of an RPC: its google.api.http rule and the rule's additional bindings. */
+export function httpBindings(method: DescMethod): HttpBinding[] {
+  if (!hasOption(method, httpRule)) return [];
+  return rulesOf(getOption(method, httpRule)).flatMap((rule) => bindingOf(rule) ?? []);
+}
+
 /** Every annotated binding of the handlers' RPCs. Built once, at start. */
 export function transcodingRoutes(handlers: readonly UniversalHandler[]): TranscodingRoute[] {
-  const routes: TranscodingRoute[] = [];
   const seen = new Set<DescMethod>();
-  for (const handler of handlers) {
-    if (seen.has(handler.method) || !hasOption(handler.method, httpRule)) continue;
+  return handlers.flatMap((handler) => {
+    if (seen.has(handler.method)) return [];
     seen.add(handler.method);
-    for (const rule of rulesOf(getOption(handler.method, httpRule))) {
-      const binding = httpMethodOf(rule);
-      if (binding === undefined) continue;
-      routes.push({
-        httpMethod: binding.method,
-        path: compilePathTemplate(binding.template),
-        handler,
-        body: rule.body,
-        responseBody: rule.responseBody,
-      });
-    }
-  }
-  return routes;
+    return httpBindings(handler.method).map((binding) => ({
+      httpMethod: binding.httpMethod,
+      path: compilePathTemplate(binding.template),
+      handler,
+      body: binding.body,
+      responseBody: binding.responseBody,
+    }));
+  });
 }
 
 function findField(message: DescMessage, name: string): DescField | undefined {
