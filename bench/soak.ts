@@ -15,6 +15,7 @@ import { systemClock } from "../src/clock.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
 import { seedCatalog } from "../src/db/seed.ts";
+import { deadlineInterceptor } from "../src/deadlines.ts";
 import { Entitlements } from "../src/entitlements.ts";
 import { HealthMonitor } from "../src/health.ts";
 import { Metrics } from "../src/metrics.ts";
@@ -39,6 +40,7 @@ const listener = await listenAll(
     entitlements,
     health: new HealthMonitor(pool, [], logger),
     metrics: new Metrics(),
+    databaseDeadlines: deadlineInterceptor(pool, 2000),
     administration: new Administration(pool, entitlements, systemClock),
     serviceTokens: [token],
     verifyUserToken: createUserTokenVerifier({ secret: "soak-jwt-secret-0123456789-0123456789", clockToleranceSeconds: 30 }),

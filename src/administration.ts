@@ -1,5 +1,6 @@
-import type { DatabasePool, DatabaseTransactionConnection } from "slonik";
+import type { CommonQueryMethods, DatabasePool, DatabaseTransactionConnection } from "slonik";
 import type { Clock } from "./clock.ts";
+import { queriesOf } from "./deadlines.ts";
 import {
   countAccounts,
   ensureAccount,
@@ -52,6 +53,11 @@ export type PlatformStats = {
  */
 export class Administration {
   readonly #pool: DatabasePool;
+
+  /** The call's deadline-bound transaction, or the pool (see deadlines.ts). */
+  get #db(): CommonQueryMethods {
+    return queriesOf(this.#pool);
+  }
   readonly #entitlements: Entitlements;
   readonly #clock: Clock;
 
@@ -64,14 +70,14 @@ export class Administration {
   /** Whether a verified user token is still honoured; records the user and their email. */
   async admit(user: UserIdentity): Promise<boolean> {
     if (user.email !== undefined) {
-      await recordSignIn(this.#pool, user.userId, user.email, this.#clock.now());
+      await recordSignIn(this.#db, user.userId, user.email, this.#clock.now());
     }
-    const { tokensValidAfter } = await findAccountStanding(this.#pool, user.userId);
+    const { tokensValidAfter } = await findAccountStanding(this.#db, user.userId);
     return isSessionValid(tokensValidAfter, user.issuedAt);
   }
 
   async isSuperadmin(userId: string): Promise<boolean> {
-    const account = await findAccount(this.#pool, userId);
+    const account = await findAccount(this.#db, userId);
     return account !== null && account.isSuperadmin && account.status === "active";
   }
 
@@ -85,7 +91,7 @@ export class Administration {
     const filters = [filter.query, filter.planCode ?? "", filter.status ?? ""];
     const afterUserId = decodePageToken(filter.pageToken, filters);
     if (filter.planCode !== undefined) this.#entitlements.plan(filter.planCode);
-    const rows = await listAccounts(this.#pool, {
+    const rows = await listAccounts(this.#db, {
       query: filter.query,
       planCode: filter.planCode,
       freePlanCode: this.#entitlements.catalog.freePlan.code,
@@ -107,7 +113,7 @@ export class Administration {
     const now = this.#clock.now();
     const current = await this.#entitlements.currentPlan(userId, now);
     const [history, usage] = await Promise.all([
-      findSubscriptionHistory(this.#pool, userId),
+      findSubscriptionHistory(this.#db, userId),
       this.#entitlements.quotas(userId, current.plan, now),
     ]);
     return { ...current, account, history, usage };
@@ -153,7 +159,7 @@ export class Administration {
 
   /** Grants or withdraws superadmin rights; the account is created if the user is new. */
   async setSuperadmin(actor: Actor, userId: string, isSuperadmin: boolean): Promise<AccountRecord> {
-    await ensureAccount(this.#pool, userId, this.#clock.now());
+    await ensureAccount(this.#db, userId, this.#clock.now());
     return this.#change(actor, userId, isSuperadmin ? "superadmin.grant" : "superadmin.revoke", "", (tx) =>
       setSuperadmin(tx, userId, isSuperadmin),
     );
@@ -163,10 +169,10 @@ export class Administration {
     const now = this.#clock.now();
     const catalog = this.#entitlements.catalog;
     const [accounts, subscriptions, usage] = await Promise.all([
-      countAccounts(this.#pool),
-      activeSubscriptionTotals(this.#pool, now),
+      countAccounts(this.#db),
+      activeSubscriptionTotals(this.#db, now),
       sumUsageByMetric(
-        this.#pool,
+        this.#db,
         catalog.metrics.map((metric) => currentUsageRow(metric, now)),
       ),
     ]);
@@ -195,7 +201,7 @@ export class Administration {
     if (before !== undefined && !/^[0-9]+$/.test(before)) {
       throw new InvalidArgumentError([{ field: "page_token", description: "is not a token of this query" }]);
     }
-    const rows = await listAuditEvents(this.#pool, {
+    const rows = await listAuditEvents(this.#db, {
       targetUserId: filter.userId,
       beforeId: before === undefined ? undefined : BigInt(before),
       limit: filter.pageSize + 1,
@@ -209,7 +215,7 @@ export class Administration {
   }
 
   async #existingAccount(userId: string): Promise<AccountRecord> {
-    const account = await findAccount(this.#pool, userId);
+    const account = await findAccount(this.#db, userId);
     if (account === null) throw new UnknownResourceError("account", userId);
     return account;
   }
@@ -222,7 +228,7 @@ export class Administration {
     reason: string,
     change: (tx: DatabaseTransactionConnection) => Promise<T>,
   ): Promise<T> {
-    return this.#pool.transaction(async (tx) => {
+    return this.#db.transaction(async (tx) => {
       if ((await lockAccount(tx, userId)) === null) {
         throw new UnknownResourceError("account", userId);
       }

@@ -1,6 +1,7 @@
 import type { CommonQueryMethods, DatabasePool } from "slonik";
 import type { CatalogSource } from "./catalog-source.ts";
 import type { Clock } from "./clock.ts";
+import { queriesOf } from "./deadlines.ts";
 import { ensureAccount, findAccountStanding, lockAccount } from "./db/accounts.ts";
 import {
   claimIdempotencyKey,
@@ -49,6 +50,11 @@ export type IncrementResult = {
  */
 export class Entitlements {
   readonly #pool: DatabasePool;
+
+  /** The call's deadline-bound transaction, or the pool (see deadlines.ts). */
+  get #db(): CommonQueryMethods {
+    return queriesOf(this.#pool);
+  }
   readonly #catalog: CatalogSource;
   readonly #clock: Clock;
 
@@ -83,7 +89,7 @@ export class Entitlements {
   }
 
   async currentPlan(userId: string, at: Date): Promise<CurrentPlan> {
-    const { status, subscription } = await findAccountStanding(this.#pool, userId);
+    const { status, subscription } = await findAccountStanding(this.#db, userId);
     const suspended = status === "suspended";
     // A plan removed from the catalog leaves its subscribers on free rather than failing them.
     const plan =
@@ -101,7 +107,7 @@ export class Entitlements {
     metric: Metric,
     plan: Plan,
     at: Date,
-    db: CommonQueryMethods = this.#pool,
+    db: CommonQueryMethods = this.#db,
   ): Promise<QuotaState> {
     const used = await findUsed(db, { userId, ...currentUsageRow(metric, at) });
     return quotaState(metric, quotaLimit(plan, metric.code), used, at);
@@ -111,7 +117,7 @@ export class Entitlements {
   async quotas(userId: string, plan: Plan, at: Date): Promise<readonly QuotaState[]> {
     const metrics = plan.quotas.map((quota) => this.metric(quota.metric));
     const usedByMetric = await findUsedByMetric(
-      this.#pool,
+      this.#db,
       userId,
       metrics.map((metric) => currentUsageRow(metric, at)),
     );
@@ -144,13 +150,13 @@ export class Entitlements {
     };
     const key = increment.idempotencyKey;
     if (key === undefined) {
-      const used = await consumeUsage(this.#pool, consumption);
+      const used = await consumeUsage(this.#db, consumption);
       if (used === null) {
-        throw await this.#quotaExceeded(this.#pool, increment, plan, now);
+        throw await this.#quotaExceeded(this.#db, increment, plan, now);
       }
       return { quota: quotaState(increment.metric, limit, used, now), replayed: false };
     }
-    return this.#pool.transaction(async (tx) => {
+    return this.#db.transaction(async (tx) => {
       const first = await claimIdempotencyKey(tx, {
         ...consumption,
         key,
@@ -173,7 +179,7 @@ export class Entitlements {
   async changePlan(userId: string, plan: Plan, durationDays: number | undefined): Promise<SubscriptionRecord> {
     const now = this.now();
     const expiresAt = expiryOf(now, durationDays);
-    return this.#pool.transaction(async (tx) => {
+    return this.#db.transaction(async (tx) => {
       await ensureAccount(tx, userId, now);
       const account = await lockAccount(tx, userId);
       if (account?.status === "suspended") {

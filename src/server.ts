@@ -5,7 +5,7 @@ import type { NodeRequest } from "./http/transcoding.ts";
 import { createNodeHandler } from "./rpc-handler.ts";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { createContextValues, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
+import { createContextValues, type ConnectRouter, type ConnectRouterOptions, type Interceptor } from "@connectrpc/connect";
 import type { DatabasePool } from "slonik";
 import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_pb.js";
 import { SubscriptionService } from "../gen/entitlements/v1/subscription_service_pb.js";
@@ -34,6 +34,7 @@ import { createDatabasePool } from "./db/pool.ts";
 import { seedCatalog } from "./db/seed.ts";
 import { loadDevSecrets } from "./dev-secrets.ts";
 import { Entitlements } from "./entitlements.ts";
+import { deadlineInterceptor } from "./deadlines.ts";
 import { errorMappingInterceptor } from "./errors.ts";
 import { loadSheddingInterceptor } from "./load-shedding.ts";
 import { Metrics } from "./metrics.ts";
@@ -50,6 +51,8 @@ export type RouteDependencies = {
   readonly entitlements: Entitlements;
   readonly health: HealthMonitor;
   readonly metrics: Metrics;
+  /** Bounds each call's database work by its deadline (deadlineInterceptor). */
+  readonly databaseDeadlines: Interceptor;
   readonly administration: Administration;
   readonly serviceTokens: readonly string[];
   readonly verifyUserToken: UserTokenVerifier;
@@ -89,9 +92,14 @@ export function routes({ entitlements, administration, health, serviceTokens, ve
 }
 
 /** Options of the router that every transport (and the in-memory test transport) shares. */
-export function routerOptions(logger: Logger, maxInFlight: number, metrics: Metrics) {
+export function routerOptions(deps: Pick<RouteDependencies, "logger" | "metrics" | "databaseDeadlines">, maxInFlight: number) {
   return {
-    interceptors: [loadSheddingInterceptor(maxInFlight), callAttributesInterceptor(metrics), errorMappingInterceptor(logger)],
+    interceptors: [
+      loadSheddingInterceptor(maxInFlight),
+      callAttributesInterceptor(deps.metrics),
+      errorMappingInterceptor(deps.logger),
+      deps.databaseDeadlines,
+    ],
     readMaxBytes: MAX_MESSAGE_BYTES,
     // JSON clients see every field, "used": "0" included, rather than guessing at defaults.
     jsonOptions: { alwaysEmitImplicit: true },
@@ -194,7 +202,7 @@ export async function listenAll(deps: RouteDependencies, options: ListenOptions)
     createContextValues().set(peerAddressKey, request.socket.remoteAddress);
   const handler = createNodeHandler({
     routes: routes(deps),
-    routerOptions: routerOptions(deps.logger, options.maxInFlight, deps.metrics),
+    routerOptions: routerOptions(deps, options.maxInFlight),
     contextValues,
     // Requests for paths that are not RPCs: the /v1 JSON layer, calling the router's own handlers.
     fallback: (handlers) =>
@@ -302,7 +310,16 @@ export async function startService(
     const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
     health.startProbing();
     const listener = await listenAll(
-      { entitlements, administration, health, metrics, serviceTokens, verifyUserToken, logger },
+      {
+        entitlements,
+        administration,
+        health,
+        metrics,
+        databaseDeadlines: deadlineInterceptor(pool, config.databaseStatementTimeoutMs),
+        serviceTokens,
+        verifyUserToken,
+        logger,
+      },
       {
         host: config.host,
         tls: config.tls === undefined ? undefined : await readTlsMaterial(config.tls),

@@ -43,7 +43,7 @@ const FAILURE_DETAILS = {
 
 beforeAll(async () => {
   const service = await compileEchoService();
-  const router = createConnectRouter(routerOptions(createLogger("silent"), 1000, new Metrics()));
+  const router = createConnectRouter(routerOptions({ logger: createLogger("silent"), metrics: new Metrics(), databaseDeadlines: (next) => next }, 1000));
   router.service(service, {
     echo: (request: unknown) => ({ request }),
     fail: (request: { code: string }) => {

@@ -7,6 +7,7 @@ import { SignJWT } from "jose";
 import type { DatabasePool } from "slonik";
 import { Administration } from "../../src/administration.ts";
 import type { Clock } from "../../src/clock.ts";
+import { deadlineInterceptor } from "../../src/deadlines.ts";
 import { HealthMonitor } from "../../src/health.ts";
 import { Metrics } from "../../src/metrics.ts";
 import { routerOptions, routes, SERVED_SERVICES, type RouteDependencies } from "../../src/server.ts";
@@ -24,6 +25,7 @@ export function testRouteDependencies(entitlements: Entitlements, pool: Database
     entitlements,
     health: new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger),
     metrics: new Metrics(),
+    databaseDeadlines: deadlineInterceptor(pool, 5000),
     administration: new Administration(pool, entitlements, clock),
     serviceTokens: [SERVICE_TOKEN],
     verifyUserToken: createUserTokenVerifier({ secret: JWT_SECRET, clockToleranceSeconds: 30 }),
@@ -60,7 +62,7 @@ export function inMemoryClientWithHeaders(
   return createClient(
     EntitlementService,
     createRouterTransport(routes(deps), {
-      router: routerOptions(createLogger("silent"), 1000, deps.metrics),
+      router: routerOptions(deps, 1000),
       transport: { interceptors: [withHeaders(headers)] },
     }),
   );
