@@ -43,6 +43,7 @@ const configSchema = z.object({
   DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(10).max(600_000).default(5000),
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(10).max(60_000).default(2000),
   MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(100_000).default(512),
+  MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   TLS_CERT: optionalString,
   TLS_KEY: optionalString,
@@ -72,6 +73,8 @@ export type Config = {
   readonly databaseConnectTimeoutMs: number;
   /** Calls served at once; past it, calls are shed with unavailable at once. */
   readonly maxInFlight: number;
+  /** Largest request message (or /v1 body) accepted; larger ones are refused. */
+  readonly maxMessageBytes: number;
   /** How long SIGTERM waits for in-flight calls before closing their connections. */
   readonly shutdownTimeoutMs: number;
   /** PEM file paths: TLS on both ports; with a client CA, callers need a certificate it signed. */
@@ -115,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     databaseStatementTimeoutMs: values.DATABASE_STATEMENT_TIMEOUT_MS,
     databaseConnectTimeoutMs: values.DATABASE_CONNECT_TIMEOUT_MS,
     maxInFlight: values.MAX_IN_FLIGHT,
+    maxMessageBytes: values.MAX_MESSAGE_BYTES,
     shutdownTimeoutMs: values.SHUTDOWN_TIMEOUT_MS,
     tls:
       values.TLS_CERT === undefined || values.TLS_KEY === undefined

@@ -42,8 +42,8 @@ import { callAttributesInterceptor } from "./observability.ts";
 import type { Logger } from "./logger.ts";
 import { EntitlementServiceImpl } from "./services/entitlement-service.ts";
 
-/** Largest request message accepted on any protocol. */
-export const MAX_MESSAGE_BYTES = 1024 * 1024;
+/** Largest request message accepted on any protocol, unless configured otherwise. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 
 const IDEMPOTENCY_SWEEP_MS = 60 * 60 * 1000;
 
@@ -92,7 +92,11 @@ export function routes({ entitlements, administration, health, serviceTokens, ve
 }
 
 /** Options of the router that every transport (and the in-memory test transport) shares. */
-export function routerOptions(deps: Pick<RouteDependencies, "logger" | "metrics" | "databaseDeadlines">, maxInFlight: number) {
+export function routerOptions(
+  deps: Pick<RouteDependencies, "logger" | "metrics" | "databaseDeadlines">,
+  maxInFlight: number,
+  maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+) {
   return {
     interceptors: [
       loadSheddingInterceptor(maxInFlight),
@@ -100,7 +104,7 @@ export function routerOptions(deps: Pick<RouteDependencies, "logger" | "metrics"
       errorMappingInterceptor(deps.logger),
       deps.databaseDeadlines,
     ],
-    readMaxBytes: MAX_MESSAGE_BYTES,
+    readMaxBytes: maxMessageBytes,
     // JSON clients see every field, "used": "0" included, rather than guessing at defaults.
     jsonOptions: { alwaysEmitImplicit: true },
   } satisfies ConnectRouterOptions;
@@ -194,6 +198,7 @@ export type ListenOptions = {
   readonly grpcPort: number;
   readonly httpPort: number;
   readonly maxInFlight: number;
+  readonly maxMessageBytes?: number;
   readonly shutdownTimeoutMs: number;
 };
 
@@ -202,7 +207,7 @@ export async function listenAll(deps: RouteDependencies, options: ListenOptions)
     createContextValues().set(peerAddressKey, request.socket.remoteAddress);
   const handler = createNodeHandler({
     routes: routes(deps),
-    routerOptions: routerOptions(deps, options.maxInFlight),
+    routerOptions: routerOptions(deps, options.maxInFlight, options.maxMessageBytes),
     contextValues,
     // Requests for paths that are not RPCs: the /v1 JSON layer, calling the router's own handlers.
     fallback: (handlers) =>
@@ -212,7 +217,7 @@ export async function listenAll(deps: RouteDependencies, options: ListenOptions)
           handlers,
           contextValues,
           publicMethods: PUBLIC_SUBSCRIPTION_METHODS,
-          maxBodyBytes: MAX_MESSAGE_BYTES,
+          maxBodyBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
           logger: deps.logger,
         }),
       ),
@@ -326,6 +331,7 @@ export async function startService(
         grpcPort: config.grpcPort,
         httpPort: config.httpPort,
         maxInFlight: config.maxInFlight,
+        maxMessageBytes: config.maxMessageBytes,
         shutdownTimeoutMs: config.shutdownTimeoutMs,
       },
     );

@@ -13,7 +13,7 @@ import { QuotaFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { createTranscodingHandler } from "../../src/http/transcoding.ts";
 import { createLogger } from "../../src/logger.ts";
 import { Metrics } from "../../src/metrics.ts";
-import { MAX_MESSAGE_BYTES, routerOptions } from "../../src/server.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES, routerOptions } from "../../src/server.ts";
 
 /**
  * The transcoding layer knows no RPC by name: a service that only the tests define, compiled by
@@ -60,7 +60,7 @@ beforeAll(async () => {
     handlers: router.handlers,
     contextValues: () => createContextValues(),
     publicMethods: [],
-    maxBodyBytes: MAX_MESSAGE_BYTES,
+    maxBodyBytes: DEFAULT_MAX_MESSAGE_BYTES,
     logger: createLogger("silent"),
   });
   server = http.createServer(handler);
@@ -124,7 +124,7 @@ describe("bad requests", () => {
     const response = await fetch(`${baseUrl}/v1/echo/x:shout`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ name: "x".repeat(MAX_MESSAGE_BYTES) }),
+      body: JSON.stringify({ name: "x".repeat(DEFAULT_MAX_MESSAGE_BYTES) }),
     });
     expect(response.status).toBe(413);
   });
