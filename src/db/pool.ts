@@ -44,5 +44,8 @@ export async function createDatabasePool(
     connectionRetryLimit: 1,
     idleInTransactionSessionTimeout: 10_000,
     captureStackTrace: false,
+    // Slonik's default reset runs DISCARD ALL after every checkout: a round trip per query. The
+    // service never leaves session state behind (settings are SET LOCAL, inside transactions).
+    resetConnection: async () => {},
   });
 }

@@ -1,0 +1,226 @@
+/**
+ * RPC throughput and latency next to each one's limit on this machine, in one run:
+ * - the service (its own process: `entitlements serve`, LOG_LEVEL=info to /dev/null),
+ * - a bare @grpc/grpc-js server and a bare Node HTTP server answering constants (bare-servers.ts),
+ * - pgbench running the increment's upsert at the same concurrency.
+ * Load comes from h2load (Debian's nghttp2-client), one thread. Run: npm run bench
+ * BENCH_SECONDS (default 4) sets each measurement's length.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { create, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { SignJWT } from "jose";
+import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_pb.js";
+import { freePort } from "../src/db/embedded.ts";
+import { migrate } from "../src/db/migrate.ts";
+import { createDatabasePool } from "../src/db/pool.ts";
+import { seedCatalog } from "../src/db/seed.ts";
+import { createLogger } from "../src/logger.ts";
+import { benchDatabaseServer, freshDatabase, table } from "./support.ts";
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL("..", import.meta.url));
+const seconds = Number(process.env.BENCH_SECONDS ?? 4);
+const CONCURRENCY = [1, 16, 64];
+const TOKEN = "bench-service-token-0123456789";
+const JWT_SECRET = "bench-jwt-secret-0123456789-0123456789";
+const INCREMENT_USERS = 8;
+
+async function ensureTool(binary: string, aptPackage: string): Promise<void> {
+  const found = await run("sh", ["-c", `command -v ${binary}`]).then(() => true, () => false);
+  if (found) return;
+  if (process.getuid?.() !== 0) throw new Error(`${binary} is missing: apt-get install ${aptPackage}`);
+  process.stderr.write(`installing ${aptPackage} for ${binary}\n`);
+  await run("sh", ["-c", `apt-get install -y ${aptPackage} >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y ${aptPackage} >/dev/null)`]);
+}
+
+async function pgbenchBinary(): Promise<string> {
+  const { stdout } = await run("sh", ["-c", "command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | tail -n 1"]);
+  return stdout.trim().split("\n")[0]!;
+}
+
+type Result = { rps: number; p50: number; p99: number; failed: number };
+
+function percentile(sorted: number[], q: number): number {
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** h2load processes in parallel, one per body; their logs merged. Latencies in ms. */
+async function h2load(options: {
+  url: string;
+  bodies: readonly (string | undefined)[];
+  inFlight: number;
+  headers: readonly string[];
+  http1?: boolean;
+  directory: string;
+}): Promise<Result> {
+  const processes = options.bodies.length;
+  const perProcess = Math.max(1, Math.round(options.inFlight / processes));
+  const runs = await Promise.all(
+    options.bodies.map(async (body, index) => {
+      const log = path.join(options.directory, `h2load-${index}.log`);
+      const args = [
+        "-D", String(seconds), "--warm-up-time", "1", "-t", "1",
+        ...(options.http1 === true ? ["--h1", "-c", String(perProcess), "-m", "1"] : ["-c", "1", "-m", String(perProcess)]),
+        "--log-file", log,
+        ...options.headers.flatMap((header) => ["-H", header]),
+        ...(body === undefined ? [] : ["-d", body]),
+        options.url,
+      ];
+      const { stdout } = await run("h2load", args, { maxBuffer: 16 * 1024 * 1024 });
+      const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(stdout)?.[1] ?? 0);
+      const failed = Number(/requests: .* (\d+) failed/.exec(stdout)?.[1] ?? 0);
+      const latencies = (await readFile(log, "utf8"))
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => Number(line.split("\t")[2]) / 1000);
+      return { rps, failed, latencies };
+    }),
+  );
+  const latencies = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  return {
+    rps: runs.reduce((sum, r) => sum + r.rps, 0),
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    failed: runs.reduce((sum, r) => sum + r.failed, 0),
+  };
+}
+
+async function pgbench(databaseUrl: string, clients: number, directory: string): Promise<Result> {
+  const script = path.join(directory, "increment.sql");
+  // The shape of one IncrementUsage: record the account, then the conditional upsert.
+  await writeFile(
+    script,
+    `\\set u random(1, ${INCREMENT_USERS})
+with account as (insert into accounts (user_id, created_at) values ('bench-inc-' || :u, now()) on conflict (user_id) do nothing)
+insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at) select 'bench-inc-' || :u, 'compute_minutes', date_trunc('month', now()), greatest(1::bigint, 0), now() where 1::bigint <= 9007199254740991 on conflict (user_id, metric_code, period_start) do update set used = greatest(c.used + 1::bigint, 0), updated_at = excluded.updated_at where 1::bigint <= 0 or c.used + 1::bigint <= 9007199254740991 returning c.used;
+`,
+  );
+  const url = new URL(databaseUrl);
+  const { stdout } = await run(
+    await pgbenchBinary(),
+    ["-n", "-M", "prepared", "-c", String(clients), "-j", "1", "-T", String(seconds), "-f", script, "-r", url.toString()],
+    { env: { ...process.env, PGPASSWORD: decodeURIComponent(url.password) } },
+  );
+  const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1] ?? 0);
+  const average = Number(/latency average = ([\d.]+) ms/.exec(stdout)?.[1] ?? 0);
+  return { rps: tps, p50: average, p99: Number.NaN, failed: Number(/failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0) };
+}
+
+function grpcBody(directory: string, name: string, schema: DescMessage, init: object): Promise<string> {
+  const message = toBinary(schema, create(schema, init as never));
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  Buffer.from(message).copy(frame, 5);
+  const file = path.join(directory, `${name}.bin`);
+  return writeFile(file, frame).then(() => file);
+}
+
+async function startProcess(args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (ready.test(output)) resolve();
+      if (output.length > 65536) output = output.slice(-4096);
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}: ${output}`)));
+  });
+  // Keep draining the pipes; the request log is discarded.
+  child.stdout!.resume();
+  child.stderr!.resume();
+  return child;
+}
+
+async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+await ensureTool("h2load", "nghttp2-client");
+const directory = await mkdtemp(path.join(tmpdir(), "entitlements-bench-rpc-"));
+const database = await benchDatabaseServer();
+const children: ChildProcess[] = [];
+try {
+  const databaseUrl = await freshDatabase(database.serverUrl, "entitlements_bench_rpc");
+  const logger = createLogger("warn");
+  await migrate(databaseUrl, logger);
+  const pool = await createDatabasePool(databaseUrl, { maxPoolSize: 2 });
+  await seedCatalog(pool);
+  await pool.end();
+
+  const [grpcPort, httpPort, bareGrpcPort, bareHttpPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const service = await startProcess(
+    ["src/cli.ts", "serve"],
+    { DATABASE_URL: databaseUrl, SERVICE_TOKENS: TOKEN, JWT_SECRET, GRPC_PORT: String(grpcPort), HTTP_PORT: String(httpPort), LOG_LEVEL: "info", DATABASE_POOL_SIZE: "16" },
+    /Entitlement service ready/,
+  );
+  children.push(service);
+  children.push(await startProcess(["bench/bare-servers.ts", String(bareGrpcPort), String(bareHttpPort)], {}, /ready/));
+
+  const methods = EntitlementService.method;
+  const user = { userId: "bench-user" };
+  const bodies = {
+    GetPlan: [await grpcBody(directory, "get-plan", methods.getPlan.input, user)],
+    HasFeature: [await grpcBody(directory, "has-feature", methods.hasFeature.input, { ...user, feature: "api_access" })],
+    CheckQuota: [await grpcBody(directory, "check-quota", methods.checkQuota.input, { ...user, metric: "jobs", amount: 1n })],
+    IncrementUsage: await Promise.all(
+      Array.from({ length: INCREMENT_USERS }, (_, i) =>
+        grpcBody(directory, `increment-${i}`, methods.incrementUsage.input, { userId: `bench-inc-${i + 1}`, metric: "compute_minutes", amount: 1n }),
+      ),
+    ),
+  };
+  const grpcHeaders = ["content-type: application/grpc", "te: trailers", `authorization: Bearer ${TOKEN}`];
+  const jwt = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("bench-user").setIssuedAt().setExpirationTime("1h").sign(new TextEncoder().encode(JWT_SECRET));
+
+  const rows: (string | number)[][] = [["call", "in flight", "calls/s", "p50 ms", "p99 ms", "limit", "limit calls/s", "ratio", "target"]];
+  let peakRss = 0;
+  const fmt = (n: number) => (Number.isNaN(n) ? "-" : n >= 100 ? n.toFixed(0) : n.toFixed(2));
+  for (const [name, files] of Object.entries(bodies)) {
+    for (const inFlight of CONCURRENCY) {
+      const url = `http://127.0.0.1:${grpcPort}/${EntitlementService.typeName}/${name}`;
+      const measured = await h2load({ url, bodies: inFlight === 1 ? files.slice(0, 1) : files, inFlight, headers: grpcHeaders, directory });
+      peakRss = Math.max(peakRss, await rssMb(service.pid!));
+      const limit =
+        name === "IncrementUsage"
+          ? await pgbench(databaseUrl, inFlight, directory)
+          : await h2load({ url: `http://127.0.0.1:${bareGrpcPort}/${EntitlementService.typeName}/${name}`, bodies: files, inFlight, headers: grpcHeaders, directory });
+      const target = name === "IncrementUsage" ? 0.4 : 0.7;
+      rows.push([
+        `${name} (gRPC)`, inFlight, fmt(measured.rps), fmt(measured.p50), fmt(measured.p99),
+        name === "IncrementUsage" ? "pgbench upsert" : "bare grpc-js", fmt(limit.rps),
+        (measured.rps / limit.rps).toFixed(2), `>= ${target}x${inFlight === 64 ? `, p99 <= ${name === "IncrementUsage" ? 25 : 10} ms` : ""}`,
+      ]);
+      if (measured.failed > 0) rows.at(-1)!.push(`(${measured.failed} failed)`);
+    }
+  }
+  for (const inFlight of CONCURRENCY) {
+    const headers = [`authorization: Bearer ${jwt}`];
+    const measured = await h2load({ url: `http://127.0.0.1:${httpPort}/v1/subscription/me`, bodies: [undefined], inFlight, headers, http1: true, directory });
+    peakRss = Math.max(peakRss, await rssMb(service.pid!));
+    const limit = await h2load({ url: `http://127.0.0.1:${bareHttpPort}/v1/subscription/me`, bodies: [undefined], inFlight, headers, http1: true, directory });
+    rows.push([
+      "GET /v1/subscription/me (HTTP/1.1)", inFlight, fmt(measured.rps), fmt(measured.p50), fmt(measured.p99),
+      "bare node:http", fmt(limit.rps), (measured.rps / limit.rps).toFixed(2), ">= 0.5x",
+    ]);
+  }
+  process.stdout.write(
+    `RPC benchmark: ${seconds} s per cell after 1 s of warm-up. The service, the bare servers and the load generator are separate ` +
+      `processes on the same ${(await import("node:os")).availableParallelism()} cores: the service and each bare server are one Node.js ` +
+      `process, h2load one thread, pgbench one thread (PostgreSQL as configured). IncrementUsage and pgbench spread over ` +
+      `${INCREMENT_USERS} users' counters. pgbench reports average latency (shown as p50).\n\n` +
+      table(rows) +
+      `\n\nService RSS under load: ${peakRss.toFixed(0)} MB (peak sampled)\n`,
+  );
+} finally {
+  for (const child of children) child.kill("SIGTERM");
+  await database.stop();
+  await rm(directory, { recursive: true, force: true });
+}
