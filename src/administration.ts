@@ -5,7 +5,6 @@ import {
   countAccounts,
   ensureAccount,
   findAccount,
-  findAccountStanding,
   listAccounts,
   lockAccount,
   recordSignIn,
@@ -72,7 +71,7 @@ export class Administration {
     if (user.email !== undefined) {
       await recordSignIn(this.#db, user.userId, user.email, this.#clock.now());
     }
-    const { tokensValidAfter } = await findAccountStanding(this.#db, user.userId);
+    const { tokensValidAfter } = await this.#entitlements.standing(user.userId);
     return isSessionValid(tokensValidAfter, user.issuedAt);
   }
 
@@ -228,13 +227,16 @@ export class Administration {
     reason: string,
     change: (tx: DatabaseTransactionConnection) => Promise<T>,
   ): Promise<T> {
-    return this.#db.transaction(async (tx) => {
+    const result = await this.#db.transaction(async (tx) => {
       if ((await lockAccount(tx, userId)) === null) {
         throw new UnknownResourceError("account", userId);
       }
-      const result = await change(tx);
+      const changed = await change(tx);
       await recordAuditEvent(tx, { actorId: actor, action, targetUserId: userId, reason, at: this.#clock.now() });
-      return result;
+      await this.#entitlements.announceChange(tx, userId);
+      return changed;
     });
+    this.#entitlements.afterCommit(userId);
+    return result;
   }
 }

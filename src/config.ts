@@ -43,6 +43,8 @@ const configSchema = z.object({
   DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(10).max(600_000).default(5000),
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(10).max(60_000).default(2000),
   MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(100_000).default(512),
+  STANDING_CACHE_TTL_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
+  STANDING_CACHE_SIZE: z.coerce.number().int().min(0).max(10_000_000).default(100_000),
   MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   TLS_CERT: optionalString,
@@ -73,6 +75,10 @@ export type Config = {
   readonly databaseConnectTimeoutMs: number;
   /** Calls served at once; past it, calls are shed with unavailable at once. */
   readonly maxInFlight: number;
+  /** How long an account's cached standing may be trusted without a change notification. */
+  readonly standingCacheTtlMs: number;
+  /** Most account standings held in memory (0: no cache). */
+  readonly standingCacheSize: number;
   /** Largest request message (or /v1 body) accepted; larger ones are refused. */
   readonly maxMessageBytes: number;
   /** How long SIGTERM waits for in-flight calls before closing their connections. */
@@ -119,6 +125,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     databaseConnectTimeoutMs: values.DATABASE_CONNECT_TIMEOUT_MS,
     maxInFlight: values.MAX_IN_FLIGHT,
     maxMessageBytes: values.MAX_MESSAGE_BYTES,
+    standingCacheTtlMs: values.STANDING_CACHE_TTL_MS,
+    standingCacheSize: values.STANDING_CACHE_SIZE,
     shutdownTimeoutMs: values.SHUTDOWN_TIMEOUT_MS,
     tls:
       values.TLS_CERT === undefined || values.TLS_KEY === undefined

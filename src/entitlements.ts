@@ -1,8 +1,10 @@
 import type { CommonQueryMethods, DatabasePool } from "slonik";
 import type { CatalogSource } from "./catalog-source.ts";
 import type { Clock } from "./clock.ts";
+import type { StandingCache } from "./standing-cache.ts";
 import { queriesOf } from "./deadlines.ts";
-import { ensureAccount, findAccountStanding, lockAccount } from "./db/accounts.ts";
+import { ensureAccount, findAccountStanding, lockAccount, type AccountStanding } from "./db/accounts.ts";
+import { notifyAccountChanged } from "./db/notifications.ts";
 import {
   claimIdempotencyKey,
   recordIdempotentResult,
@@ -58,10 +60,32 @@ export class Entitlements {
   readonly #catalog: CatalogSource;
   readonly #clock: Clock;
 
-  constructor(pool: DatabasePool, catalog: CatalogSource, clock: Clock) {
+  readonly #standings: StandingCache | undefined;
+
+  /** Without `standings`, every call reads the account's standing from the database. */
+  constructor(pool: DatabasePool, catalog: CatalogSource, clock: Clock, standings?: StandingCache) {
     this.#pool = pool;
     this.#catalog = catalog;
     this.#clock = clock;
+    this.#standings = standings;
+  }
+
+  /** The account's status, sessions and current subscription: from the cache when there is one. */
+  async standing(userId: string): Promise<AccountStanding> {
+    const load = () => findAccountStanding(this.#db, userId);
+    return this.#standings === undefined ? load() : this.#standings.get(userId, load);
+  }
+
+  /**
+   * Records, in the transaction changing the account, that its standing changed: every replica
+   * evicts it when the transaction commits. `afterCommit` evicts it here at once.
+   */
+  async announceChange(db: CommonQueryMethods, userId: string): Promise<void> {
+    await notifyAccountChanged(db, userId);
+  }
+
+  afterCommit(userId: string): void {
+    this.#standings?.evict(userId);
   }
 
   get catalog() {
@@ -89,7 +113,7 @@ export class Entitlements {
   }
 
   async currentPlan(userId: string, at: Date): Promise<CurrentPlan> {
-    const { status, subscription } = await findAccountStanding(this.#db, userId);
+    const { status, subscription } = await this.standing(userId);
     const suspended = status === "suspended";
     // A plan removed from the catalog leaves its subscribers on free rather than failing them.
     const plan =
@@ -179,14 +203,17 @@ export class Entitlements {
   async changePlan(userId: string, plan: Plan, durationDays: number | undefined): Promise<SubscriptionRecord> {
     const now = this.now();
     const expiresAt = expiryOf(now, durationDays);
-    return this.#db.transaction(async (tx) => {
+    const subscription = await this.#db.transaction(async (tx) => {
       await ensureAccount(tx, userId, now);
       const account = await lockAccount(tx, userId);
       if (account?.status === "suspended") {
         throw new AccountSuspendedError(userId);
       }
+      await this.announceChange(tx, userId);
       return replaceCurrentSubscription(tx, { userId, planCode: plan.code, startedAt: now, expiresAt });
     });
+    this.afterCommit(userId);
+    return subscription;
   }
 
   #replay(increment: Increment, key: string, first: IdempotentIncrement): QuotaState {

@@ -31,7 +31,9 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
 import { deleteExpiredIdempotencyKeys } from "./db/idempotency-keys.ts";
 import { migrate } from "./db/migrate.ts";
 import { createDatabasePool } from "./db/pool.ts";
+import { NotificationListener } from "./db/notifications.ts";
 import { seedCatalog } from "./db/seed.ts";
+import { StandingCache } from "./standing-cache.ts";
 import { loadDevSecrets } from "./dev-secrets.ts";
 import { Entitlements } from "./entitlements.ts";
 import { deadlineInterceptor } from "./deadlines.ts";
@@ -310,7 +312,22 @@ export async function startService(
     await seedCatalog(pool);
     const catalog = await CatalogSource.load(pool, logger);
     catalog.startRefreshing();
-    const entitlements = new Entitlements(pool, catalog, clock);
+    const standings =
+      config.standingCacheSize > 0 && config.standingCacheTtlMs > 0
+        ? new StandingCache({ ttlMs: config.standingCacheTtlMs, maxEntries: config.standingCacheSize })
+        : undefined;
+    // Changes made through any replica reach this one's caches as notifications.
+    const notifications = new NotificationListener(
+      databaseUrl,
+      {
+        onAccountChanged: (userId) => standings?.evict(userId),
+        onCatalogChanged: () => void catalog.refresh().catch((error: unknown) => logger.warn({ err: error }, "catalog refresh failed")),
+        onListening: (listening) => standings?.setEnabled(listening),
+      },
+      logger,
+    );
+    await notifications.start().catch((error: unknown) => logger.warn({ err: error }, "not listening for changes yet; caching is off"));
+    const entitlements = new Entitlements(pool, catalog, clock, standings);
     const administration = new Administration(pool, entitlements, clock);
     const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
     health.startProbing();
@@ -354,6 +371,7 @@ export async function startService(
         health.shutdown();
         clearInterval(sweep);
         catalog.stopRefreshing();
+        await notifications.stop();
         await listener.close();
         await pool.end();
         await embedded?.stop();

@@ -1,6 +1,7 @@
 import type { DatabasePool } from "slonik";
 import type { Metric, Plan } from "../domain/catalog.ts";
 import { upsertMetric } from "./metrics.ts";
+import { notifyCatalogChanged } from "./notifications.ts";
 import { replacePlanFeatures } from "./plan-features.ts";
 import { replacePlanQuotas } from "./plan-quotas.ts";
 import { upsertPlan } from "./plans.ts";
@@ -81,5 +82,6 @@ export async function seedCatalog(pool: DatabasePool): Promise<void> {
       await replacePlanQuotas(tx, plan.code, plan.quotas);
       await replacePlanFeatures(tx, plan.code, plan.features);
     }
+    await notifyCatalogChanged(tx);
   });
 }

@@ -6,16 +6,24 @@ import { z } from "zod";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { spawnService } from "../support/process.ts";
-import { SERVICE_TOKEN } from "../support/service.ts";
+import { JWT_SECRET, SERVICE_TOKEN, userToken } from "../support/service.ts";
+import { Administration } from "../../src/administration.ts";
+import { CatalogSource } from "../../src/catalog-source.ts";
+import { systemClock } from "../../src/clock.ts";
+import { Entitlements } from "../../src/entitlements.ts";
+import { createLogger } from "../../src/logger.ts";
 
 /** Two service processes on one database, as two replicas behind a balancer. */
 let database: TestDatabase;
 let replicas: Client<typeof EntitlementService>[];
+let httpUrls: string[];
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  const env = { DATABASE_URL: database.url, SERVICE_TOKENS: SERVICE_TOKEN, DATABASE_POOL_SIZE: "10" };
+  // A long TTL: whatever a replica sees of another's change comes from the change notification.
+  const env = { DATABASE_URL: database.url, SERVICE_TOKENS: SERVICE_TOKEN, JWT_SECRET, DATABASE_POOL_SIZE: "10", STANDING_CACHE_TTL_MS: "60000" };
   const processes = await Promise.all([spawnService(env), spawnService(env)]);
+  httpUrls = processes.map((service) => `http://127.0.0.1:${service.httpPort}`);
   replicas = processes.map((service) =>
     createClient(
       EntitlementService,
@@ -66,5 +74,43 @@ describe("two replicas", () => {
       select count(*) from subscriptions where user_id = ${userId} and ended_at is null
     `);
     expect(current).toBe(1n);
+  });
+
+  it("see each other's changes within 1 s, through their caches", async () => {
+    const userId = "cached-user";
+    const [a, b] = [replica(0), replica(1)];
+    expect((await b.getPlan({ userId })).plan?.code).toBe("free");
+    await a.upgradePlan({ userId, planCode: "pro" });
+    await expect.poll(async () => (await b.getPlan({ userId })).plan?.code, { timeout: 1000, interval: 50 }).toBe("pro");
+
+    // A change that bypasses the service is not seen: replica B really answers from memory...
+    await database.pool.query(sql.unsafe`update subscriptions set plan_code = 'enterprise' where user_id = ${userId} and ended_at is null`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await b.getPlan({ userId })).plan?.code).toBe("pro");
+    // ...until the change is announced.
+    await database.pool.query(sql.unsafe`select pg_notify('entitlements_account', ${userId})`);
+    await expect.poll(async () => (await b.getPlan({ userId })).plan?.code, { timeout: 1000, interval: 50 }).toBe("enterprise");
+  });
+
+  it("see a suspension and a session revocation made through another replica within 1 s", async () => {
+    const userId = "suspended-elsewhere";
+    const catalog = await CatalogSource.load(database.pool, createLogger("silent"));
+    await new Administration(database.pool, new Entitlements(database.pool, catalog, systemClock), systemClock).setSuperadmin("cli", "root", true);
+    const [a, b] = [replica(0), replica(1)];
+    await a.incrementUsage({ userId, metric: "jobs", amount: 1n });
+    const userJwt = await userToken(userId, { claims: { iat: Math.floor(Date.now() / 1000) - 5 } });
+    expect((await fetch(`${httpUrls[1]}/v1/subscription/me`, { headers: { authorization: `Bearer ${userJwt}` } })).status).toBe(200);
+    expect((await b.hasFeature({ userId, feature: "api_access" })).enabled).toBe(true);
+
+    const admin = { authorization: `Bearer ${await userToken("root")}`, "content-type": "application/json" };
+    const suspend = await fetch(`${httpUrls[0]}/v1/admin/accounts/${userId}:suspend`, { method: "POST", headers: admin, body: '{"reason":"test"}' });
+    expect(suspend.status).toBe(200);
+    await expect.poll(async () => (await b.hasFeature({ userId, feature: "api_access" })).enabled, { timeout: 1000, interval: 50 }).toBe(false);
+
+    const revoke = await fetch(`${httpUrls[0]}/v1/admin/accounts/${userId}:revokeSessions`, { method: "POST", headers: admin, body: "{}" });
+    expect(revoke.status).toBe(200);
+    await expect
+      .poll(async () => (await fetch(`${httpUrls[1]}/v1/subscription/me`, { headers: { authorization: `Bearer ${userJwt}` } })).status, { timeout: 1000, interval: 50 })
+      .toBe(401);
   });
 });

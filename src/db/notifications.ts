@@ -1,0 +1,83 @@
+import pg from "pg";
+import { sql, type CommonQueryMethods } from "slonik";
+import type { Logger } from "../logger.ts";
+
+/** The channel that tells every replica an account's standing (plan, status, sessions) changed. */
+export const ACCOUNT_CHANNEL = "entitlements_account";
+/** The channel that tells every replica the plan catalog changed. */
+export const CATALOG_CHANNEL = "entitlements_catalog";
+
+/** Tells every replica, when the surrounding transaction commits, that the account changed. */
+export async function notifyAccountChanged(db: CommonQueryMethods, userId: string): Promise<void> {
+  await db.query(sql.unsafe`select pg_notify(${ACCOUNT_CHANNEL}, ${userId})`);
+}
+
+export async function notifyCatalogChanged(db: CommonQueryMethods): Promise<void> {
+  await db.query(sql.unsafe`select pg_notify(${CATALOG_CHANNEL}, '')`);
+}
+
+export type NotificationHandlers = {
+  readonly onAccountChanged: (userId: string) => void;
+  readonly onCatalogChanged: () => void;
+  /** Listening started or stopped; while it is stopped, notifications may be missed. */
+  readonly onListening: (listening: boolean) => void;
+};
+
+/**
+ * A connection of its own that LISTENs to both channels, and reconnects after losing the
+ * database (telling `onListening`, so caches stop trusting themselves meanwhile).
+ */
+export class NotificationListener {
+  #client: pg.Client | undefined;
+  #stopped = false;
+  #retry: NodeJS.Timeout | undefined;
+  readonly #databaseUrl: string;
+  readonly #handlers: NotificationHandlers;
+  readonly #logger: Logger;
+
+  constructor(databaseUrl: string, handlers: NotificationHandlers, logger: Logger) {
+    this.#databaseUrl = databaseUrl;
+    this.#handlers = handlers;
+    this.#logger = logger;
+  }
+
+  async start(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.#databaseUrl, connectionTimeoutMillis: 2000, keepAlive: true });
+    client.on("notification", (message) => {
+      if (message.channel === ACCOUNT_CHANNEL && message.payload !== undefined) this.#handlers.onAccountChanged(message.payload);
+      if (message.channel === CATALOG_CHANNEL) this.#handlers.onCatalogChanged();
+    });
+    const lost = (error?: Error) => {
+      if (this.#client !== client) return;
+      this.#client = undefined;
+      this.#handlers.onListening(false);
+      client.removeAllListeners();
+      client.on("error", () => {});
+      void client.end().catch(() => {});
+      if (this.#stopped) return;
+      this.#logger.warn({ err: error }, "lost the notification connection; reconnecting");
+      this.#retry = setTimeout(() => void this.start().catch(() => {}), 500).unref();
+    };
+    client.on("error", lost);
+    client.on("end", () => lost());
+    try {
+      await client.connect();
+      await client.query(`listen ${ACCOUNT_CHANNEL}`);
+      await client.query(`listen ${CATALOG_CHANNEL}`);
+    } catch (error) {
+      this.#client = client;
+      lost(error as Error);
+      throw error;
+    }
+    this.#client = client;
+    this.#handlers.onListening(true);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#retry);
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.end().catch(() => {});
+  }
+}
