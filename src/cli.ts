@@ -36,8 +36,8 @@ function printExamples(service: RunningService, config: Config): void {
   const body = `'{"userId":"alice"}'`;
   process.stderr.write(`
 Entitlement service ready.
-  gRPC, gRPC-Web, Connect over HTTP/2:  ${host}:${service.grpcPort}
-  Connect, gRPC-Web over HTTP/1.1:      ${host}:${service.httpPort}
+  gRPC (HTTP/2):                        ${host}:${service.grpcPort}
+  Connect, gRPC-Web, /v1 (HTTP/1.1):    ${host}:${service.httpPort}
   Service token:                        ${token}
 
 Try it:

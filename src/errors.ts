@@ -99,6 +99,23 @@ function entitlementErrorToConnect(error: EntitlementError): ConnectError {
   return new ConnectError(error.message, Code.Internal);
 }
 
+const CONNECTION_ERRNOS = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH"]);
+const CONNECTION_FAILURE_MESSAGES = /^(Client is pending destroy|Connection terminated|Client has encountered a connection error)/;
+
+/** The connection to PostgreSQL broke (as Slonik or the pg driver report it): worth a retry. */
+function isDatabaseConnectionFailure(error: unknown): boolean {
+  if (
+    error instanceof DatabaseConnectionError ||
+    error instanceof BackendTerminatedError ||
+    error instanceof BackendTerminatedUnexpectedlyError
+  ) {
+    return true;
+  }
+  if (!(error instanceof Error)) return false;
+  const { code } = error as NodeJS.ErrnoException;
+  return (code !== undefined && CONNECTION_ERRNOS.has(code)) || CONNECTION_FAILURE_MESSAGES.test(error.message);
+}
+
 /**
  * The one place where errors become RPC errors. Domain refusals map to their codes; database
  * outages to `unavailable` and timeouts to `deadline_exceeded`, so callers know to retry; any
@@ -111,11 +128,7 @@ export function toConnectError(error: unknown, logger: Logger): ConnectError {
   if (error instanceof EntitlementError) {
     return entitlementErrorToConnect(error);
   }
-  if (
-    error instanceof DatabaseConnectionError ||
-    error instanceof BackendTerminatedError ||
-    error instanceof BackendTerminatedUnexpectedlyError
-  ) {
+  if (isDatabaseConnectionFailure(error)) {
     logger.warn({ err: error }, "database unavailable");
     return new ConnectError("the database is unavailable; retry later", Code.Unavailable);
   }

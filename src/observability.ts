@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import {
@@ -138,10 +139,10 @@ export function observeHandler(handler: UniversalHandler, report: (observed: Obs
   return Object.assign(observed, { ...handler });
 }
 
-/** The report of each call: one log line and the RPC metrics. */
-export function reportCall(logger: Logger, metrics: Metrics, handler: UniversalHandler) {
-  const service = handler.service.typeName;
-  const method = handler.method.name;
+/** The report of each call of a method: one log line and the RPC metrics. */
+export function reportCall(logger: Logger, metrics: Metrics, rpc: { readonly service: DescService; readonly method: DescMethod }) {
+  const service = rpc.service.typeName;
+  const method = rpc.method.name;
   return ({ requestId, code, durationMs, contextValues }: Observed) => {
     metrics.rpcRequests.inc({ service, method, code });
     metrics.rpcDuration.observe({ service, method, code }, durationMs / 1000);

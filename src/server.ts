@@ -2,14 +2,20 @@ import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import type { NodeRequest } from "./http/transcoding.ts";
+import { createGrpcServer, grpcCredentials } from "./grpc-server.ts";
 import { createNodeHandler } from "./rpc-handler.ts";
-import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { createContextValues, type ConnectRouter, type ConnectRouterOptions, type Interceptor } from "@connectrpc/connect";
+import {
+  createContextValues,
+  type ConnectRouter,
+  type ConnectRouterOptions,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
 import type { DatabasePool } from "slonik";
 import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_pb.js";
 import { SubscriptionService } from "../gen/entitlements/v1/subscription_service_pb.js";
-import type { DescMethod } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { AdminService } from "../gen/entitlements/v1/admin_service_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ServerReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
@@ -72,24 +78,47 @@ export const SERVED_SERVICES = [
   ServerReflectionV1alpha,
 ] as const;
 
-export function routes({ entitlements, administration, health, serviceTokens, verifyUserToken, logger }: RouteDependencies) {
+/** A service, its implementation and the gate its callers pass: one list for every server. */
+export type ServiceRegistration = {
+  readonly service: DescService;
+  readonly implementation: object;
+  readonly requestGate?: (context: HandlerContext) => void | Promise<void>;
+};
+
+/** Every RPC service and the credential each one requires. */
+export function serviceRegistrations({
+  entitlements,
+  administration,
+  health,
+  serviceTokens,
+  verifyUserToken,
+  logger,
+}: RouteDependencies): ServiceRegistration[] {
   const reflection = new ReflectionIndex(SERVED_SERVICES);
   const userGate = (publicMethods: readonly DescMethod[]) =>
     userTokenGate({ verify: verifyUserToken, admit: (user) => administration.admit(user), publicMethods, logger });
-  return (router: ConnectRouter) => {
-    router.service(EntitlementService, new EntitlementServiceImpl(entitlements), {
-      requestGate: serviceTokenGate(serviceTokens),
-    });
-    router.service(SubscriptionService, new SubscriptionServiceImpl(entitlements), {
-      requestGate: userGate(PUBLIC_SUBSCRIPTION_METHODS),
-    });
-    router.service(AdminService, new AdminServiceImpl(administration, entitlements), {
+  return [
+    { service: EntitlementService, implementation: new EntitlementServiceImpl(entitlements), requestGate: serviceTokenGate(serviceTokens) },
+    { service: SubscriptionService, implementation: new SubscriptionServiceImpl(entitlements), requestGate: userGate(PUBLIC_SUBSCRIPTION_METHODS) },
+    {
+      service: AdminService,
+      implementation: new AdminServiceImpl(administration, entitlements),
       requestGate: superadminGate(userGate([]), (userId) => administration.isSuperadmin(userId)),
-    });
+    },
     // Health and reflection answer without credentials, as load balancers and tools expect.
-    router.service(Health, new HealthServiceImpl(health));
-    router.service(ServerReflectionV1, new ReflectionV1ServiceImpl(reflection));
-    router.service(ServerReflectionV1alpha, new ReflectionV1alphaServiceImpl(reflection));
+    { service: Health, implementation: new HealthServiceImpl(health) },
+    { service: ServerReflectionV1, implementation: new ReflectionV1ServiceImpl(reflection) },
+    { service: ServerReflectionV1alpha, implementation: new ReflectionV1alphaServiceImpl(reflection) },
+  ];
+}
+
+/** The registrations as Connect routes. */
+export function routes(deps: RouteDependencies) {
+  const registrations = serviceRegistrations(deps);
+  return (router: ConnectRouter) => {
+    for (const { service, implementation, requestGate } of registrations) {
+      router.service(service, implementation, requestGate === undefined ? undefined : { requestGate });
+    }
   };
 }
 
@@ -118,9 +147,7 @@ export type Listener = {
   close(): Promise<void>;
 };
 
-type AnyServer = http.Server | http2.Http2Server | http2.Http2SecureServer;
-
-function listen(server: AnyServer, port: number, host: string): Promise<number> {
+function listen(server: http.Server | https.Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -131,42 +158,25 @@ function listen(server: AnyServer, port: number, host: string): Promise<number> 
 }
 
 /**
- * Stops accepting connections, lets in-flight calls finish (HTTP/2 sessions get a GOAWAY, idle
- * HTTP/1.1 keep-alive connections are closed), and after `timeoutMs` closes what is left.
+ * Stops accepting connections, lets in-flight requests finish (idle keep-alive connections are
+ * closed at once), and after `timeoutMs` closes what is left.
  */
-function closeGracefully(
-  server: AnyServer,
-  sessions: ReadonlySet<http2.Http2Session>,
-  timeoutMs: number,
-): Promise<void> {
+function closeGracefully(server: http.Server | https.Server, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
-    const force = setTimeout(() => {
-      for (const session of sessions) session.destroy();
-      if ("closeAllConnections" in server) server.closeAllConnections();
-    }, timeoutMs);
+    const force = setTimeout(() => server.closeAllConnections(), timeoutMs);
     force.unref();
     server.close(() => {
       clearTimeout(force);
       resolve();
     });
-    for (const session of sessions) session.close();
-    if ("closeIdleConnections" in server) server.closeIdleConnections();
+    server.closeIdleConnections();
   });
-}
-
-/** The HTTP/2 sessions a server has open, for a graceful close. */
-function trackSessions(server: http2.Http2Server | http2.Http2SecureServer): Set<http2.Http2Session> {
-  const sessions = new Set<http2.Http2Session>();
-  server.on("session", (session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-  });
-  return sessions;
 }
 
 /**
- * Serves the routes on two ports: HTTP/2 cleartext for gRPC, gRPC-Web and Connect, and HTTP/1.1
- * for Connect and gRPC-Web (and the /v1 JSON endpoints).
+ * Serves the services on two ports: native gRPC (HTTP/2, through @grpc/grpc-js) on the gRPC
+ * port, and Connect, gRPC-Web and the /v1 JSON endpoints (HTTP/1.1, through connect-node) on the
+ * HTTP port. Both run the same registrations, gates and interceptors.
  */
 /** PEM contents for TLS on both ports; with `clientCa`, mutual TLS. */
 export type TlsMaterial = {
@@ -207,9 +217,11 @@ export type ListenOptions = {
 export async function listenAll(deps: RouteDependencies, options: ListenOptions): Promise<Listener> {
   const contextValues = (request: NodeRequest) =>
     createContextValues().set(peerAddressKey, request.socket.remoteAddress);
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const rpcOptions = routerOptions(deps, options.maxInFlight, maxMessageBytes);
   const handler = createNodeHandler({
     routes: routes(deps),
-    routerOptions: routerOptions(deps, options.maxInFlight, options.maxMessageBytes),
+    routerOptions: rpcOptions,
     contextValues,
     // Requests for paths that are not RPCs: the /v1 JSON layer, calling the router's own handlers.
     fallback: (handlers) =>
@@ -219,34 +231,42 @@ export async function listenAll(deps: RouteDependencies, options: ListenOptions)
           handlers,
           contextValues,
           publicMethods: PUBLIC_SUBSCRIPTION_METHODS,
-          maxBodyBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+          maxBodyBytes: maxMessageBytes,
           logger: deps.logger,
         }),
       ),
     logger: deps.logger,
     metrics: deps.metrics,
   });
-  const grpcServer =
-    options.tls === undefined ? http2.createServer(handler) : http2.createSecureServer(tlsOptions(options.tls), handler);
   const httpServer =
     options.tls === undefined ? http.createServer(handler) : https.createServer(tlsOptions(options.tls), handler);
-  const sessions = trackSessions(grpcServer);
+  const grpcServer = createGrpcServer({
+    registrations: serviceRegistrations(deps),
+    interceptors: rpcOptions.interceptors,
+    maxMessageBytes,
+    logger: deps.logger,
+    metrics: deps.metrics,
+  });
   const { shutdownTimeoutMs } = options;
-  const close = () =>
-    Promise.all([
-      closeGracefully(grpcServer, sessions, shutdownTimeoutMs),
-      closeGracefully(httpServer, new Set(), shutdownTimeoutMs),
-    ]).then(() => undefined);
-  const grpcPort = await listen(grpcServer, options.grpcPort, options.host);
+  const closeGrpc = () =>
+    new Promise<void>((resolve) => {
+      const force = setTimeout(() => grpcServer.forceShutdown(), shutdownTimeoutMs).unref();
+      grpcServer.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  const close = () => Promise.all([closeGrpc(), closeGracefully(httpServer, shutdownTimeoutMs)]).then(() => undefined);
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    grpcServer.bindAsync(`${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.grpcPort}`, grpcCredentials(options.tls), (error, port) =>
+      error ? reject(error) : resolve(port),
+    ),
+  );
   const httpPort = await listen(httpServer, options.httpPort, options.host).catch(async (error: unknown) => {
     await close();
     throw error;
   });
-  return {
-    grpcPort,
-    httpPort,
-    close,
-  };
+  return { grpcPort, httpPort, close };
 }
 
 export type RunningService = Listener & {

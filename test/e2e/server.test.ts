@@ -137,11 +137,11 @@ describe("Connect over HTTP/1.1", () => {
   });
 });
 
-describe("gRPC-Web over HTTP/2", () => {
+describe("gRPC-Web over HTTP/1.1", () => {
   it("answers too", async () => {
     const client = createClient(
       EntitlementService,
-      createGrpcWebTransport({ baseUrl: `http://127.0.0.1:${listener.grpcPort}`, httpVersion: "2" }),
+      createGrpcWebTransport({ baseUrl: `http://127.0.0.1:${listener.httpPort}`, httpVersion: "1.1" }),
     );
     const response = await client.hasFeature({ userId: "web", feature: "api_access" }, { headers: new Headers(auth) });
     expect(response).toMatchObject({ enabled: true, planCode: "free" });

@@ -1,0 +1,224 @@
+import * as grpc from "@grpc/grpc-js";
+import { fromBinary, toBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  createHandlerContext,
+  createServiceImplSpec,
+  decodeBinaryHeader,
+  type HandlerContext,
+  type Interceptor,
+  type MethodImplSpec,
+} from "@connectrpc/connect";
+import { invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { peerAddressKey } from "./auth.ts";
+import type { Logger } from "./logger.ts";
+import type { Metrics } from "./metrics.ts";
+import { reportCall, requestIdOf, type Observed } from "./observability.ts";
+import type { ServiceRegistration, TlsMaterial } from "./server.ts";
+
+/**
+ * Native gRPC through @grpc/grpc-js's server, which is several times faster than connect-node's
+ * gRPC path, with the very same service implementations, request gates and interceptors: only
+ * the wire differs. Each call gets a Connect HandlerContext, so gates, error mapping, logs and
+ * metrics are the code every other protocol runs.
+ */
+export type GrpcServerOptions = {
+  readonly registrations: readonly ServiceRegistration[];
+  readonly interceptors: Interceptor[];
+  readonly maxMessageBytes: number;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+};
+
+/** "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000" → the address. */
+function peerAddress(peer: string): string | undefined {
+  const match = /^(?:ipv4:|ipv6:)?\[?([^\]]+?)\]?:\d+$/.exec(peer);
+  return match?.[1];
+}
+
+function headersOf(metadata: grpc.Metadata): Headers {
+  const headers = new Headers();
+  for (const [name, values] of Object.entries(metadata.getMap())) {
+    if (typeof values === "string") headers.set(name, values);
+  }
+  return headers;
+}
+
+function metadataOf(headers: Headers): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  headers.forEach((value, name) => {
+    if (name.startsWith("grpc-")) return;
+    if (name.endsWith("-bin")) metadata.set(name, Buffer.from(decodeBinaryHeader(value)));
+    else metadata.set(name, value);
+  });
+  return metadata;
+}
+
+/** The error as grpc-js sends it: code, message, and the details in grpc-status-details-bin. */
+function serviceError(error: ConnectError, trailer: Headers): Partial<grpc.ServiceError> {
+  const status = setTrailerStatus(new Headers(), error);
+  const metadata = metadataOf(trailer);
+  const details = status.get("grpc-status-details-bin");
+  if (details !== null) metadata.set("grpc-status-details-bin", Buffer.from(decodeBinaryHeader(details)));
+  return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
+}
+
+type Call = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>;
+
+function contextFor(call: Call, service: DescService, method: DescMethod): { context: HandlerContext; requestId: string } {
+  const header = headersOf(call.metadata);
+  const requestId = requestIdOf(header);
+  header.set("x-request-id", requestId);
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined;
+  // Read by the deadline interceptor, as on every other protocol.
+  if (timeoutMs !== undefined) header.set("grpc-timeout", `${Math.max(1, Math.floor(timeoutMs))}m`);
+  const abort = new AbortController();
+  (call as NodeJS.EventEmitter).once("cancelled", () => abort.abort(new ConnectError("the caller cancelled", Code.Canceled)));
+  const context = createHandlerContext({
+    service,
+    method,
+    protocolName: "grpc",
+    requestMethod: "POST",
+    url: `/${service.typeName}/${method.name}`,
+    requestHeader: header,
+    contextValues: createContextValues().set(peerAddressKey, peerAddress(call.getPeer())),
+    timeoutMs,
+    requestSignal: abort.signal,
+  });
+  return { context, requestId };
+}
+
+function parse(method: DescMethod, bytes: Buffer) {
+  try {
+    return fromBinary(method.input, bytes);
+  } catch (error) {
+    throw new ConnectError(`parse binary: ${(error as Error).message}`, Code.InvalidArgument);
+  }
+}
+
+function asConnectError(error: unknown, logger: Logger): ConnectError {
+  if (error instanceof ConnectError) return error;
+  // Errors from service code are mapped by the interceptors; anything else is a bug here.
+  logger.error({ err: error }, "gRPC call failed outside the interceptors");
+  return new ConnectError("internal error", Code.Internal);
+}
+
+function handlerFor(
+  registration: ServiceRegistration,
+  spec: MethodImplSpec,
+  options: GrpcServerOptions,
+): grpc.UntypedHandleCall {
+  const { service, requestGate } = registration;
+  const { method } = spec;
+  const report = reportCall(options.logger, options.metrics, { service, method });
+  const finish = (requestId: string, started: number, context: HandlerContext, code: string) =>
+    report({ requestId, code, durationMs: performance.now() - started, contextValues: context.values } satisfies Observed);
+  const initialMetadata = (call: Call, context: HandlerContext, requestId: string) => {
+    context.responseHeader.set("x-request-id", requestId);
+    call.sendMetadata(metadataOf(context.responseHeader));
+  };
+
+  if (spec.kind === "unary") {
+    return (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      const started = performance.now();
+      const { context, requestId } = contextFor(call, service, method);
+      void (async () => {
+        await requestGate?.(context);
+        return invokeUnaryImplementation(spec, context, parse(method, call.request), options.interceptors);
+      })().then(
+        (output) => {
+          initialMetadata(call, context, requestId);
+          callback(null, Buffer.from(toBinary(method.output, output)), metadataOf(context.responseTrailer));
+          finish(requestId, started, context, "ok");
+        },
+        (error: unknown) => {
+          const connectError = asConnectError(error, options.logger);
+          initialMetadata(call, context, requestId);
+          callback(serviceError(connectError, context.responseTrailer) as grpc.ServiceError);
+          finish(requestId, started, context, codeName(connectError.code));
+        },
+      );
+    };
+  }
+
+  // Streaming: requests in as an async iterable, responses out as written messages.
+  return (call: grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>) => {
+    const started = performance.now();
+    const { context, requestId } = contextFor(call, service, method);
+    const requests = (async function* () {
+      if ("request" in call && call.request !== undefined) {
+        yield parse(method, call.request);
+        return;
+      }
+      for await (const chunk of call as AsyncIterable<Buffer>) yield parse(method, chunk);
+    })();
+    void (async () => {
+      await requestGate?.(context);
+      initialMetadata(call, context, requestId);
+      const transform = transformInvokeImplementation(spec, context, options.interceptors);
+      for await (const output of transform(requests)) {
+        if (!call.write(Buffer.from(toBinary(method.output, output)))) {
+          await new Promise((resolve) => call.once("drain", resolve));
+        }
+      }
+    })().then(
+      () => {
+        call.end(metadataOf(context.responseTrailer));
+        finish(requestId, started, context, "ok");
+      },
+      (error: unknown) => {
+        const connectError = asConnectError(error, options.logger);
+        call.destroy(Object.assign(new Error(connectError.rawMessage), serviceError(connectError, context.responseTrailer)));
+        finish(requestId, started, context, codeName(connectError.code));
+      },
+    );
+  };
+}
+
+function codeName(code: Code): string {
+  return Code[code]!.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+}
+
+/** A grpc-js server for every registered service; call `bind` to listen. */
+export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": options.maxMessageBytes,
+    "grpc.max_send_message_length": 16 * 1024 * 1024,
+  });
+  for (const registration of options.registrations) {
+    const spec = createServiceImplSpec(registration.service, registration.implementation);
+    const definition: grpc.ServiceDefinition = {};
+    const implementation: grpc.UntypedServiceImplementation = {};
+    for (const method of registration.service.methods) {
+      Object.assign(definition, {
+        [method.localName]: {
+          path: `/${registration.service.typeName}/${method.name}`,
+          requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+          responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+          // Bytes in and out: parsing belongs to the call, so a malformed message is the caller's error.
+          requestSerialize: (bytes: Buffer) => bytes,
+          requestDeserialize: (bytes: Buffer) => bytes,
+          responseSerialize: (bytes: Buffer) => bytes,
+          responseDeserialize: (bytes: Buffer) => bytes,
+        },
+      });
+      implementation[method.localName] = handlerFor(registration, spec.methods[method.localName]!, options);
+    }
+    server.addService(definition, implementation);
+  }
+  return server;
+}
+
+export function grpcCredentials(tls: TlsMaterial | undefined): grpc.ServerCredentials {
+  if (tls === undefined) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(
+    tls.clientCa ?? null,
+    [{ private_key: tls.key, cert_chain: tls.cert }],
+    tls.clientCa !== undefined,
+  );
+}
