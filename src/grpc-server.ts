@@ -68,7 +68,14 @@ function serviceError(error: ConnectError, trailer: Headers): Partial<grpc.Servi
 
 type Call = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>;
 
-function contextFor(call: Call, service: DescService, method: DescMethod): { context: HandlerContext; requestId: string } {
+type CallContext = {
+  readonly context: HandlerContext;
+  readonly requestId: string;
+  /** Marks the call answered: a later "cancelled" (grpc-js emits one as the stream closes) is no abort. */
+  done(): void;
+};
+
+function contextFor(call: Call, service: DescService, method: DescMethod): CallContext {
   const header = headersOf(call.metadata);
   const requestId = requestIdOf(header);
   header.set("x-request-id", requestId);
@@ -78,7 +85,10 @@ function contextFor(call: Call, service: DescService, method: DescMethod): { con
   // Read by the deadline interceptor, as on every other protocol.
   if (timeoutMs !== undefined) header.set("grpc-timeout", `${Math.max(1, Math.floor(timeoutMs))}m`);
   const abort = new AbortController();
-  (call as NodeJS.EventEmitter).once("cancelled", () => abort.abort(new ConnectError("the caller cancelled", Code.Canceled)));
+  let answered = false;
+  (call as NodeJS.EventEmitter).once("cancelled", () => {
+    if (!answered) abort.abort(new ConnectError("the caller cancelled", Code.Canceled));
+  });
   const context = createHandlerContext({
     service,
     method,
@@ -90,7 +100,15 @@ function contextFor(call: Call, service: DescService, method: DescMethod): { con
     timeoutMs,
     requestSignal: abort.signal,
   });
-  return { context, requestId };
+  return {
+    context,
+    requestId,
+    done: () => {
+      answered = true;
+      // Stops the deadline timer of the context.
+      if (timeoutMs !== undefined) context.abort();
+    },
+  };
 }
 
 function parse(method: DescMethod, bytes: Buffer) {
@@ -116,8 +134,10 @@ function handlerFor(
   const { service, requestGate } = registration;
   const { method } = spec;
   const report = reportCall(options.logger, options.metrics, { service, method });
-  const finish = (requestId: string, started: number, context: HandlerContext, code: string) =>
-    report({ requestId, code, durationMs: performance.now() - started, contextValues: context.values } satisfies Observed);
+  const finish = (call: CallContext, started: number, code: string) => {
+    call.done();
+    report({ requestId: call.requestId, code, durationMs: performance.now() - started, contextValues: call.context.values } satisfies Observed);
+  };
   const initialMetadata = (call: Call, context: HandlerContext, requestId: string) => {
     context.responseHeader.set("x-request-id", requestId);
     call.sendMetadata(metadataOf(context.responseHeader));
@@ -126,7 +146,8 @@ function handlerFor(
   if (spec.kind === "unary") {
     return (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
       const started = performance.now();
-      const { context, requestId } = contextFor(call, service, method);
+      const callContext = contextFor(call, service, method);
+      const { context, requestId } = callContext;
       void (async () => {
         await requestGate?.(context);
         return invokeUnaryImplementation(spec, context, parse(method, call.request), options.interceptors);
@@ -134,13 +155,13 @@ function handlerFor(
         (output) => {
           initialMetadata(call, context, requestId);
           callback(null, Buffer.from(toBinary(method.output, output)), metadataOf(context.responseTrailer));
-          finish(requestId, started, context, "ok");
+          finish(callContext, started, "ok");
         },
         (error: unknown) => {
           const connectError = asConnectError(error, options.logger);
           initialMetadata(call, context, requestId);
           callback(serviceError(connectError, context.responseTrailer) as grpc.ServiceError);
-          finish(requestId, started, context, codeName(connectError.code));
+          finish(callContext, started, codeName(connectError.code));
         },
       );
     };
@@ -149,7 +170,8 @@ function handlerFor(
   // Streaming: requests in as an async iterable, responses out as written messages.
   return (call: grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>) => {
     const started = performance.now();
-    const { context, requestId } = contextFor(call, service, method);
+    const callContext = contextFor(call, service, method);
+    const { context, requestId } = callContext;
     const requests = (async function* () {
       if ("request" in call && call.request !== undefined) {
         yield parse(method, call.request);
@@ -169,12 +191,12 @@ function handlerFor(
     })().then(
       () => {
         call.end(metadataOf(context.responseTrailer));
-        finish(requestId, started, context, "ok");
+        finish(callContext, started, "ok");
       },
       (error: unknown) => {
         const connectError = asConnectError(error, options.logger);
         call.destroy(Object.assign(new Error(connectError.rawMessage), serviceError(connectError, context.responseTrailer)));
-        finish(requestId, started, context, codeName(connectError.code));
+        finish(callContext, started, codeName(connectError.code));
       },
     );
   };
