@@ -1,6 +1,6 @@
 /**
  * RPC throughput and latency next to each one's limit on this machine, in one run:
- * - the service (its own process: `entitlements serve`, LOG_LEVEL=info to /dev/null),
+ * - the service (its own process: `entitlements serve`, LOG_LEVEL=info, the log to /dev/null),
  * - a bare @grpc/grpc-js server and a bare Node HTTP server answering constants (bare-servers.ts),
  * - pgbench running the increment's upsert at the same concurrency.
  * Load comes from h2load (Debian's nghttp2-client), one thread. Run: npm run bench
@@ -120,8 +120,13 @@ function grpcBody(directory: string, name: string, schema: DescMessage, init: ob
   return writeFile(file, frame).then(() => file);
 }
 
-async function startProcess(args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+/** A process of its own; its stdout (the request log) goes to /dev/null, readiness is read on stderr or stdout. */
+async function startProcess(args: string[], env: NodeJS.ProcessEnv, ready: RegExp, readyOn: "stdout" | "stderr"): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", readyOn === "stdout" ? "pipe" : "ignore", "pipe"],
+  });
   let output = "";
   await new Promise<void>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
@@ -129,12 +134,11 @@ async function startProcess(args: string[], env: NodeJS.ProcessEnv, ready: RegEx
       if (ready.test(output)) resolve();
       if (output.length > 65536) output = output.slice(-4096);
     };
-    child.stdout!.on("data", onData);
+    child.stdout?.on("data", onData);
     child.stderr!.on("data", onData);
     child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}: ${output}`)));
   });
-  // Keep draining the pipes; the request log is discarded.
-  child.stdout!.resume();
+  child.stdout?.resume();
   child.stderr!.resume();
   return child;
 }
@@ -161,9 +165,10 @@ try {
     ["src/cli.ts", "serve"],
     { DATABASE_URL: databaseUrl, SERVICE_TOKENS: TOKEN, JWT_SECRET, GRPC_PORT: String(grpcPort), HTTP_PORT: String(httpPort), LOG_LEVEL: "info", DATABASE_POOL_SIZE: "16" },
     /Entitlement service ready/,
+    "stderr",
   );
   children.push(service);
-  children.push(await startProcess(["bench/bare-servers.ts", String(bareGrpcPort), String(bareHttpPort)], {}, /ready/));
+  children.push(await startProcess(["bench/bare-servers.ts", String(bareGrpcPort), String(bareHttpPort)], {}, /ready/, "stdout"));
 
   const methods = EntitlementService.method;
   const user = { userId: "bench-user" };
