@@ -45,6 +45,8 @@ async function pgbenchBinary(): Promise<string> {
 
 type Result = { rps: number; p50: number; p99: number; failed: number };
 
+let logs = 0;
+
 function percentile(sorted: number[], q: number): number {
   return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
@@ -62,7 +64,8 @@ async function h2load(options: {
   const perProcess = Math.max(1, Math.round(options.inFlight / processes));
   const runs = await Promise.all(
     options.bodies.map(async (body, index) => {
-      const log = path.join(options.directory, `h2load-${index}.log`);
+      // A new file per run: h2load appends to an existing log.
+      const log = path.join(options.directory, `h2load-${(logs += 1)}-${index}.log`);
       const args = [
         "-D", String(seconds), "--warm-up-time", "1", "-t", "1",
         ...(options.http1 === true ? ["--h1", "-c", String(perProcess), "-m", "1"] : ["-c", "1", "-m", String(perProcess)]),
