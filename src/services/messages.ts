@@ -28,7 +28,19 @@ const SUBSCRIPTION_STATUSES = {
   replaced: SubscriptionStatus.REPLACED,
 } as const;
 
+/** Plans are immutable catalog entries: each is converted once (the catalog refresh makes new ones). */
+const planMessages = new WeakMap<Plan, PlanMessage>();
+
 export function planMessage(plan: Plan): PlanMessage {
+  let message = planMessages.get(plan);
+  if (message === undefined) {
+    message = convertPlan(plan);
+    planMessages.set(plan, message);
+  }
+  return message;
+}
+
+function convertPlan(plan: Plan): PlanMessage {
   return create(PlanSchema, {
     code: plan.code,
     displayName: plan.displayName,
