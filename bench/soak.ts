@@ -4,12 +4,11 @@
  * connections of and restarts. Prints requests, errors by code, increments acknowledged vs
  * counted, faults injected and latency percentiles. Run: npm run soak
  */
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "slonik";
 import { z } from "zod";
-import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_pb.js";
 import { Administration } from "../src/administration.ts";
+import { createEntitlementClient } from "../src/client.ts";
 import { CatalogSource } from "../src/catalog-source.ts";
 import { systemClock } from "../src/clock.ts";
 import { migrate } from "../src/db/migrate.ts";
@@ -48,13 +47,7 @@ const listener = await listenAll(
   },
   { host: "127.0.0.1", grpcPort: 0, httpPort: 0, maxInFlight: 512, shutdownTimeoutMs: 2000 },
 );
-const client = createClient(
-  EntitlementService,
-  createGrpcTransport({
-    baseUrl: `http://127.0.0.1:${listener.grpcPort}`,
-    interceptors: [(next) => (request) => { request.header.set("authorization", `Bearer ${token}`); return next(request); }],
-  }),
-);
+const client = createEntitlementClient({ baseUrl: `http://127.0.0.1:${listener.grpcPort}`, token, timeoutMs: 3000 });
 
 const errors = new Map<string, number>();
 const latencies: number[] = [];

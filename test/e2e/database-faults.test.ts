@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { CatalogSource } from "../../src/catalog-source.ts";
 import { systemClock } from "../../src/clock.ts";
@@ -9,6 +8,7 @@ import { createDatabasePool } from "../../src/db/pool.ts";
 import { seedCatalog } from "../../src/db/seed.ts";
 import { Entitlements } from "../../src/entitlements.ts";
 import { createLogger } from "../../src/logger.ts";
+import { createEntitlementClient } from "../../src/client.ts";
 import type { HealthMonitor } from "../../src/health.ts";
 import { listenAll, type Listener } from "../../src/server.ts";
 import { startRestartablePostgres, terminateConnections, type RestartablePostgres } from "../support/faults.ts";
@@ -42,14 +42,7 @@ beforeAll(async () => {
     maxInFlight: 1000,
     shutdownTimeoutMs: 1000,
   });
-  client = createClient(
-    EntitlementService,
-    createConnectTransport({
-      baseUrl: `http://127.0.0.1:${listener.httpPort}`,
-      httpVersion: "1.1",
-      interceptors: [(next) => (request) => { request.header.set("authorization", `Bearer ${SERVICE_TOKEN}`); return next(request); }],
-    }),
-  );
+  client = createEntitlementClient({ baseUrl: `http://127.0.0.1:${listener.httpPort}`, token: SERVICE_TOKEN, protocol: "connect" });
 }, 120_000);
 
 afterAll(async () => {

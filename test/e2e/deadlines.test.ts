@@ -1,9 +1,9 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { requestTimeoutMs } from "../../src/deadlines.ts";
+import { createEntitlementClient } from "../../src/client.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { SERVICE_TOKEN } from "../support/service.ts";
 
@@ -14,13 +14,8 @@ const clients: Record<"connect" | "grpc", Client<typeof EntitlementService>> = {
 
 beforeAll(async () => {
   server = await startTestServer();
-  const authorization: Interceptor = (next) => (request) => {
-    request.header.set("authorization", `Bearer ${SERVICE_TOKEN}`);
-    return next(request);
-  };
-  const interceptors = [authorization];
-  clients.connect = createClient(EntitlementService, createConnectTransport({ baseUrl: server.httpUrl, httpVersion: "1.1", interceptors }));
-  clients.grpc = createClient(EntitlementService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.listener.grpcPort}`, interceptors }));
+  clients.connect = createEntitlementClient({ baseUrl: server.httpUrl, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 });
+  clients.grpc = createEntitlementClient({ baseUrl: `http://127.0.0.1:${server.listener.grpcPort}`, token: SERVICE_TOKEN, timeoutMs: 30_000 });
   blocker = new pg.Client({ connectionString: server.url });
   await blocker.connect();
 });

@@ -1,8 +1,8 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import { createEntitlementClient } from "../../src/client.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { SERVICE_TOKEN } from "../support/service.ts";
 
@@ -15,14 +15,7 @@ let blocker: pg.Client;
 
 beforeAll(async () => {
   server = await startTestServer({ maxInFlight: MAX_IN_FLIGHT, pool: { statementTimeoutMs: STATEMENT_TIMEOUT_MS } });
-  client = createClient(
-    EntitlementService,
-    createConnectTransport({
-      baseUrl: server.httpUrl,
-      httpVersion: "1.1",
-      interceptors: [(next) => (request) => { request.header.set("authorization", `Bearer ${SERVICE_TOKEN}`); return next(request); }],
-    }),
-  );
+  client = createEntitlementClient({ baseUrl: server.httpUrl, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 });
   blocker = new pg.Client({ connectionString: server.url });
   await blocker.connect();
 });

@@ -1,9 +1,9 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { sql } from "slonik";
 import { z } from "zod";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import { createEntitlementClient } from "../../src/client.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { spawnService } from "../support/process.ts";
 import { JWT_SECRET, SERVICE_TOKEN, userToken } from "../support/service.ts";
@@ -25,14 +25,7 @@ beforeAll(async () => {
   const processes = await Promise.all([spawnService(env), spawnService(env)]);
   httpUrls = processes.map((service) => `http://127.0.0.1:${service.httpPort}`);
   replicas = processes.map((service) =>
-    createClient(
-      EntitlementService,
-      createConnectTransport({
-        baseUrl: `http://127.0.0.1:${service.httpPort}`,
-        httpVersion: "1.1",
-        interceptors: [(next) => (request) => { request.header.set("authorization", `Bearer ${SERVICE_TOKEN}`); return next(request); }],
-      }),
-    ),
+    createEntitlementClient({ baseUrl: `http://127.0.0.1:${service.httpPort}`, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 }),
   );
 }, 60_000);
 

@@ -8,7 +8,8 @@ import { EntitlementService } from "../../gen/entitlements/v1/entitlement_servic
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { sql } from "slonik";
 import { startTestServer, type TestServer } from "../support/server.ts";
-import { SERVICE_TOKEN, userToken } from "../support/service.ts";
+import { createEntitlementClient } from "../../src/client.ts";
+import { bearer, SERVICE_TOKEN, userToken } from "../support/service.ts";
 
 let server: TestServer;
 let admin: Client<typeof AdminService>;
@@ -20,7 +21,7 @@ function adminAs(token: string | undefined): Client<typeof AdminService> {
     createConnectTransport({
       baseUrl: server.httpUrl,
       httpVersion: "1.1",
-      interceptors: token === undefined ? [] : [(next) => (request) => { request.header.set("authorization", `Bearer ${token}`); return next(request); }],
+      interceptors: token === undefined ? [] : [bearer(token)],
     }),
   );
 }
@@ -35,14 +36,7 @@ beforeAll(async () => {
   server = await startTestServer({ start: "2026-06-10T08:00:00Z" });
   await server.administration.setSuperadmin("cli", "root", true);
   admin = adminAs(await userToken("root"));
-  entitlements = createClient(
-    EntitlementService,
-    createConnectTransport({
-      baseUrl: server.httpUrl,
-      httpVersion: "1.1",
-      interceptors: [(next) => (request) => { request.header.set("authorization", `Bearer ${SERVICE_TOKEN}`); return next(request); }],
-    }),
-  );
+  entitlements = createEntitlementClient({ baseUrl: server.httpUrl, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 });
 });
 
 describe("refusals", () => {

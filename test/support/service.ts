@@ -47,6 +47,11 @@ export async function userToken(
   return jwt.sign(new TextEncoder().encode(options.secret ?? JWT_SECRET));
 }
 
+/** A client interceptor that sends `authorization: Bearer <token>`. */
+export function bearer(token: string): Interceptor {
+  return withHeaders({ authorization: `Bearer ${token}` });
+}
+
 function withHeaders(headers: Record<string, string>): Interceptor {
   return (next) => (request) => {
     for (const [name, value] of Object.entries(headers)) request.header.set(name, value);
