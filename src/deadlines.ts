@@ -5,6 +5,11 @@ import { sql, type CommonQueryMethods, type DatabasePool } from "slonik";
 /** The connection of the current call, when its deadline put it in a transaction of its own. */
 const callConnection = new AsyncLocalStorage<CommonQueryMethods>();
 
+/** Whether the current call runs in a deadline-bound transaction of its own. */
+export function inCallTransaction(): boolean {
+  return callConnection.getStore() !== undefined;
+}
+
 /** Where a call's queries go: its deadline-bound transaction, or the pool. */
 export function queriesOf(pool: DatabasePool): CommonQueryMethods {
   return callConnection.getStore() ?? pool;

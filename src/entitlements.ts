@@ -2,7 +2,8 @@ import type { CommonQueryMethods, DatabasePool } from "slonik";
 import type { CatalogSource } from "./catalog-source.ts";
 import type { Clock } from "./clock.ts";
 import type { StandingCache } from "./standing-cache.ts";
-import { queriesOf } from "./deadlines.ts";
+import { inCallTransaction, queriesOf } from "./deadlines.ts";
+import type { IncrementBatcher } from "./increment-batcher.ts";
 import { ensureAccount, findAccountStanding, lockAccount, type AccountStanding } from "./db/accounts.ts";
 import { notifyAccountChanged } from "./db/notifications.ts";
 import {
@@ -61,13 +62,23 @@ export class Entitlements {
   readonly #clock: Clock;
 
   readonly #standings: StandingCache | undefined;
+  readonly #batcher: IncrementBatcher | undefined;
 
-  /** Without `standings`, every call reads the account's standing from the database. */
-  constructor(pool: DatabasePool, catalog: CatalogSource, clock: Clock, standings?: StandingCache) {
+  /**
+   * Without `standings`, every call reads the account's standing from the database; without
+   * `batcher`, every increment is its own statement.
+   */
+  constructor(
+    pool: DatabasePool,
+    catalog: CatalogSource,
+    clock: Clock,
+    options: { readonly standings?: StandingCache; readonly batcher?: IncrementBatcher } = {},
+  ) {
     this.#pool = pool;
     this.#catalog = catalog;
     this.#clock = clock;
-    this.#standings = standings;
+    this.#standings = options.standings;
+    this.#batcher = options.batcher;
   }
 
   /** The account's status, sessions and current subscription: from the cache when there is one. */
@@ -174,6 +185,14 @@ export class Entitlements {
     };
     const key = increment.idempotencyKey;
     if (key === undefined) {
+      // A call with a deadline-bound transaction of its own keeps its increment in it.
+      if (this.#batcher !== undefined && !inCallTransaction()) {
+        const { granted, used } = await this.#batcher.submit(consumption);
+        if (!granted) {
+          throw new QuotaExceededError(increment.userId, quotaState(increment.metric, limit, used, now), increment.amount);
+        }
+        return { quota: quotaState(increment.metric, limit, used, now), replayed: false };
+      }
       const used = await consumeUsage(this.#db, consumption);
       if (used === null) {
         throw await this.#quotaExceeded(this.#db, increment, plan, now);

@@ -39,6 +39,7 @@ import { migrate } from "./db/migrate.ts";
 import { createDatabasePool } from "./db/pool.ts";
 import { NotificationListener } from "./db/notifications.ts";
 import { seedCatalog } from "./db/seed.ts";
+import { IncrementBatcher } from "./increment-batcher.ts";
 import { StandingCache } from "./standing-cache.ts";
 import { loadDevSecrets } from "./dev-secrets.ts";
 import { Entitlements } from "./entitlements.ts";
@@ -347,7 +348,7 @@ export async function startService(
       logger,
     );
     await notifications.start().catch((error: unknown) => logger.warn({ err: error }, "not listening for changes yet; caching is off"));
-    const entitlements = new Entitlements(pool, catalog, clock, standings);
+    const entitlements = new Entitlements(pool, catalog, clock, { standings, batcher: new IncrementBatcher(pool) });
     const administration = new Administration(pool, entitlements, clock);
     const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
     health.startProbing();

@@ -103,3 +103,73 @@ export async function sumUsageByMetric(
   `);
   return new Map(totals.map((row) => [row.metric_code, row.total]));
 }
+
+/** Makes sure the rows (and their accounts) exist, at 0, so they can be locked. */
+export async function ensureUsageRows(
+  db: CommonQueryMethods,
+  rows: readonly UsageRowKey[],
+  now: Date,
+): Promise<void> {
+  await db.query(sql.unsafe`
+    with wanted as (
+      select distinct * from unnest(
+        ${sql.array(rows.map((row) => row.userId), "text")}::text[],
+        ${sql.array(rows.map((row) => row.metric), "text")}::text[],
+        ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
+      ) as w (user_id, metric_code, period_start)
+    ),
+    account as (
+      insert into accounts (user_id, created_at) select distinct user_id, ${sql.timestamp(now)} from wanted
+      order by user_id
+      on conflict (user_id) do nothing
+    )
+    -- In key order, like the locks, so that two batches creating rows never deadlock.
+    insert into usage_counters (user_id, metric_code, period_start, used, updated_at)
+    select user_id, metric_code, period_start, 0, ${sql.timestamp(now)} from wanted
+    order by user_id, metric_code, period_start
+    on conflict (user_id, metric_code, period_start) do nothing
+  `);
+}
+
+const lockedRow = z.object({ user_id: z.string(), metric_code: z.string(), period_start: z.number(), used: z.bigint() });
+
+/**
+ * Locks existing rows until the transaction ends and returns their amounts. Rows are locked in
+ * key order, so that transactions locking several rows never deadlock one another.
+ */
+export async function lockUsageRows(
+  db: CommonQueryMethods,
+  rows: readonly UsageRowKey[],
+): Promise<readonly (UsageRowKey & { readonly used: bigint })[]> {
+  const locked = await db.any(sql.type(lockedRow)`
+    select c.user_id, c.metric_code, c.period_start, c.used
+    from usage_counters c
+    join unnest(
+      ${sql.array(rows.map((row) => row.userId), "text")}::text[],
+      ${sql.array(rows.map((row) => row.metric), "text")}::text[],
+      ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
+    ) as wanted (user_id, metric_code, period_start)
+      on c.user_id = wanted.user_id and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
+    order by c.user_id, c.metric_code, c.period_start
+    for update of c
+  `);
+  return locked.map((row) => ({ userId: row.user_id, metric: row.metric_code, periodStart: new Date(row.period_start), used: row.used }));
+}
+
+/** Writes new amounts to locked rows. */
+export async function setUsageRows(
+  db: CommonQueryMethods,
+  rows: readonly (UsageRowKey & { readonly used: bigint })[],
+  now: Date,
+): Promise<void> {
+  await db.query(sql.unsafe`
+    update usage_counters c set used = wanted.used, updated_at = ${sql.timestamp(now)}
+    from unnest(
+      ${sql.array(rows.map((row) => row.userId), "text")}::text[],
+      ${sql.array(rows.map((row) => row.metric), "text")}::text[],
+      ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[],
+      ${sql.array(rows.map((row) => row.used), "int8")}::bigint[]
+    ) as wanted (user_id, metric_code, period_start, used)
+    where c.user_id = wanted.user_id and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
+  `);
+}

@@ -45,7 +45,7 @@ describe.each([EntitlementService, SubscriptionService, AdminService])("$typeNam
       }),
       { numRuns: 60 },
     );
-  });
+  }, 90_000);
 });
 
 describe("malformed wire input", () => {

@@ -3,6 +3,7 @@ import type { Administration } from "../../src/administration.ts";
 import type { HealthMonitor } from "../../src/health.ts";
 import { CatalogSource } from "../../src/catalog-source.ts";
 import { Entitlements } from "../../src/entitlements.ts";
+import { IncrementBatcher } from "../../src/increment-batcher.ts";
 import { createLogger, type Logger } from "../../src/logger.ts";
 import { Metrics } from "../../src/metrics.ts";
 import { listenAll, type Listener, type TlsMaterial } from "../../src/server.ts";
@@ -40,7 +41,7 @@ export async function startTestServer(
   metrics.observePool(database.pool);
   const clock = new TestClock(options.start ?? "2026-06-10T08:00:00Z");
   const catalog = await CatalogSource.load(database.pool, createLogger("silent"));
-  const entitlements = new Entitlements(database.pool, catalog, clock);
+  const entitlements = new Entitlements(database.pool, catalog, clock, { batcher: new IncrementBatcher(database.pool) });
   const deps = {
     ...testRouteDependencies(entitlements, database.pool, clock),
     metrics,

@@ -1,0 +1,84 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { findUsed, type Consumption } from "../../src/db/usage-counters.ts";
+import { IncrementBatcher } from "../../src/increment-batcher.ts";
+import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+
+let database: TestDatabase;
+let batcher: IncrementBatcher;
+const now = new Date("2026-04-10T00:00:00Z");
+const periodStart = new Date("2026-04-01T00:00:00Z");
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  batcher = new IncrementBatcher(database.pool, { maxConcurrentBatches: 1 });
+});
+
+const consumption = (userId: string, amount: bigint, ceiling: bigint, metric = "jobs"): Consumption => ({
+  userId,
+  metric,
+  periodStart: metric === "storage_mb" ? new Date(0) : periodStart,
+  amount,
+  ceiling,
+  now,
+});
+
+describe("IncrementBatcher", () => {
+  it("decides the increments of one batch in arrival order", async () => {
+    // The first goes alone; the three that arrive meanwhile share the next transaction.
+    const decisions = await Promise.all([
+      batcher.submit(consumption("ordered", 1n, 10n)),
+      batcher.submit(consumption("ordered", 6n, 10n)),
+      batcher.submit(consumption("ordered", 5n, 10n)),
+      batcher.submit(consumption("ordered", 3n, 10n)),
+    ]);
+    expect(decisions).toEqual([
+      { granted: true, used: 1n },
+      { granted: true, used: 7n },
+      { granted: false, used: 7n },
+      { granted: true, used: 10n },
+    ]);
+    expect(await findUsed(database.pool, { userId: "ordered", metric: "jobs", periodStart })).toBe(10n);
+  });
+
+  it("grants exactly the ceiling to hundreds of racing increments over many users", async () => {
+    const users = ["r1", "r2", "r3", "r4"];
+    const decisions = await Promise.all(
+      Array.from({ length: 400 }, (_, i) => batcher.submit(consumption(users[i % users.length]!, 1n, 10n))),
+    );
+    expect(decisions.filter((decision) => decision.granted)).toHaveLength(40);
+    for (const user of users) {
+      expect(await findUsed(database.pool, { userId: user, metric: "jobs", periodStart })).toBe(10n);
+    }
+  });
+
+  it("lets gauges go down in a batch, never below zero", async () => {
+    const decisions = await Promise.all([
+      batcher.submit(consumption("gauge", 50n, 100n, "storage_mb")),
+      batcher.submit(consumption("gauge", -80n, 100n, "storage_mb")),
+      batcher.submit(consumption("gauge", 120n, 100n, "storage_mb")),
+      batcher.submit(consumption("gauge", 30n, 100n, "storage_mb")),
+    ]);
+    expect(decisions.map((decision) => [decision.granted, decision.used])).toEqual([
+      [true, 50n],
+      [true, 0n],
+      [false, 0n],
+      [true, 30n],
+    ]);
+  });
+
+  it("stays exact with several batches in flight across users and rows", async () => {
+    const parallel = new IncrementBatcher(database.pool, { maxConcurrentBatches: 4, maxBatch: 8 });
+    const decisions = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => parallel.submit(consumption(`p${i % 5}`, BigInt((i % 3) + 1), 25n))),
+    );
+    for (let user = 0; user < 5; user++) {
+      const granted = decisions
+        .map((decision, i) => ({ decision, i }))
+        .filter(({ decision, i }) => i % 5 === user && decision.granted)
+        .reduce((sum, { i }) => sum + BigInt((i % 3) + 1), 0n);
+      const used = await findUsed(database.pool, { userId: `p${user}`, metric: "jobs", periodStart });
+      expect(used).toBe(granted);
+      expect(used).toBeLessThanOrEqual(25n);
+    }
+  });
+});
