@@ -12,7 +12,8 @@ import {
   type IdempotentIncrement,
 } from "./db/idempotency-keys.ts";
 import { replaceCurrentSubscription } from "./db/subscriptions.ts";
-import { consumeUsage, findUsed, findUsedByMetric } from "./db/usage-counters.ts";
+import { consumeUsage, findUsed, findUsedByMetric, findUsedRows, type UsageRowKey } from "./db/usage-counters.ts";
+import { Coalescer } from "./coalescer.ts";
 import { quotaLimit, type Metric, type Plan } from "./domain/catalog.ts";
 import {
   AccountSuspendedError,
@@ -63,22 +64,25 @@ export class Entitlements {
 
   readonly #standings: StandingCache | undefined;
   readonly #batcher: IncrementBatcher | undefined;
+  /** Usage reads through the pool that arrive together go in one query. */
+  readonly #usageReads: Coalescer<UsageRowKey, bigint> | undefined;
 
   /**
    * Without `standings`, every call reads the account's standing from the database; without
-   * `batcher`, every increment is its own statement.
+   * `batcher`, every increment is its own statement; without `coalesceReads`, every usage read.
    */
   constructor(
     pool: DatabasePool,
     catalog: CatalogSource,
     clock: Clock,
-    options: { readonly standings?: StandingCache; readonly batcher?: IncrementBatcher } = {},
+    options: { readonly standings?: StandingCache; readonly batcher?: IncrementBatcher; readonly coalesceReads?: boolean } = {},
   ) {
     this.#pool = pool;
     this.#catalog = catalog;
     this.#clock = clock;
     this.#standings = options.standings;
     this.#batcher = options.batcher;
+    this.#usageReads = options.coalesceReads === true ? new Coalescer((rows) => findUsedRows(pool, rows)) : undefined;
   }
 
   /** The account's status, sessions and current subscription: from the cache when there is one. */
@@ -144,7 +148,9 @@ export class Entitlements {
     at: Date,
     db: CommonQueryMethods = this.#db,
   ): Promise<QuotaState> {
-    const used = await findUsed(db, { userId, ...currentUsageRow(metric, at) });
+    const row = { userId, ...currentUsageRow(metric, at) };
+    // Reads through the pool are coalesced; a transaction reads its own connection.
+    const used = db === this.#pool && this.#usageReads !== undefined ? await this.#usageReads.submit(row) : await findUsed(db, row);
     return quotaState(metric, quotaLimit(plan, metric.code), used, at);
   }
 

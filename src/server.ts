@@ -348,7 +348,7 @@ export async function startService(
       logger,
     );
     await notifications.start().catch((error: unknown) => logger.warn({ err: error }, "not listening for changes yet; caching is off"));
-    const entitlements = new Entitlements(pool, catalog, clock, { standings, batcher: new IncrementBatcher(pool) });
+    const entitlements = new Entitlements(pool, catalog, clock, { standings, batcher: new IncrementBatcher(pool), coalesceReads: true });
     const administration = new Administration(pool, entitlements, clock);
     const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
     health.startProbing();

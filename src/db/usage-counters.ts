@@ -1,6 +1,8 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 
+const usageRow = z.object({ user_id: z.string(), metric_code: z.string(), period_start: z.number(), used: z.bigint() });
+
 type PeriodRow = { readonly metric: string; readonly periodStart: Date };
 
 /** The given (metric, period) rows as a relation `wanted (metric_code, period_start)`. */
@@ -17,6 +19,29 @@ export type UsageRowKey = {
   /** Start of the period the row counts (the epoch for a gauge). */
   readonly periodStart: Date;
 };
+
+/** A usage row's identity as one string, for maps. */
+export function usageRowId(row: UsageRowKey): string {
+  return `${row.userId}\u0000${row.metric}\u0000${row.periodStart.getTime()}`;
+}
+
+/** The amounts of several rows of any users, in the order asked; 0 for rows that do not exist. */
+export async function findUsedRows(db: CommonQueryMethods, rows: readonly UsageRowKey[]): Promise<bigint[]> {
+  const found = await db.any(sql.type(usageRow)`
+    select c.user_id, c.metric_code, c.period_start, c.used
+    from usage_counters c
+    join unnest(
+      ${sql.array(rows.map((row) => row.userId), "text")}::text[],
+      ${sql.array(rows.map((row) => row.metric), "text")}::text[],
+      ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
+    ) as wanted (user_id, metric_code, period_start)
+      on c.user_id = wanted.user_id and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
+  `);
+  const used = new Map(
+    found.map((row) => [usageRowId({ userId: row.user_id, metric: row.metric_code, periodStart: new Date(row.period_start) }), row.used]),
+  );
+  return rows.map((row) => used.get(usageRowId(row)) ?? 0n);
+}
 
 /** The amount in one row, 0 when the row does not exist yet. */
 export async function findUsed(db: CommonQueryMethods, key: UsageRowKey): Promise<bigint> {
@@ -131,7 +156,6 @@ export async function ensureUsageRows(
   `);
 }
 
-const lockedRow = z.object({ user_id: z.string(), metric_code: z.string(), period_start: z.number(), used: z.bigint() });
 
 /**
  * Locks existing rows until the transaction ends and returns their amounts. Rows are locked in
@@ -141,7 +165,7 @@ export async function lockUsageRows(
   db: CommonQueryMethods,
   rows: readonly UsageRowKey[],
 ): Promise<readonly (UsageRowKey & { readonly used: bigint })[]> {
-  const locked = await db.any(sql.type(lockedRow)`
+  const locked = await db.any(sql.type(usageRow)`
     select c.user_id, c.metric_code, c.period_start, c.used
     from usage_counters c
     join unnest(

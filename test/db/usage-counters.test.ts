@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { CatalogSource } from "../../src/catalog-source.ts";
-import { consumeUsage, findUsed } from "../../src/db/usage-counters.ts";
+import { consumeUsage, findUsed, findUsedRows } from "../../src/db/usage-counters.ts";
 import { Entitlements } from "../../src/entitlements.ts";
 import { createLogger } from "../../src/logger.ts";
 import { TestClock } from "../support/clock.ts";
@@ -31,6 +31,21 @@ describe("consumeUsage", () => {
     const used = await consumeUsage(database.pool, { userId: "fresh", metric: "jobs", periodStart, amount: 11n, ceiling: 10n, now: clock.now() });
     expect(used).toBeNull();
     expect(await findUsed(database.pool, { userId: "fresh", metric: "jobs", periodStart })).toBe(0n);
+  });
+});
+
+describe("findUsedRows", () => {
+  it("reads many rows of many users in the order asked, 0 for rows that do not exist", async () => {
+    for (const [userId, amount] of [["read-a", 3n], ["read-b", 5n]] as const) {
+      await consumeUsage(database.pool, { userId, metric: "jobs", periodStart, amount, ceiling: 100n, now: clock.now() });
+    }
+    const used = await findUsedRows(database.pool, [
+      { userId: "read-b", metric: "jobs", periodStart },
+      { userId: "nobody", metric: "jobs", periodStart },
+      { userId: "read-a", metric: "jobs", periodStart },
+      { userId: "read-a", metric: "api_calls", periodStart },
+    ]);
+    expect(used).toEqual([5n, 0n, 3n, 0n]);
   });
 });
 

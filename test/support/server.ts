@@ -41,7 +41,7 @@ export async function startTestServer(
   metrics.observePool(database.pool);
   const clock = new TestClock(options.start ?? "2026-06-10T08:00:00Z");
   const catalog = await CatalogSource.load(database.pool, createLogger("silent"));
-  const entitlements = new Entitlements(database.pool, catalog, clock, { batcher: new IncrementBatcher(database.pool) });
+  const entitlements = new Entitlements(database.pool, catalog, clock, { batcher: new IncrementBatcher(database.pool), coalesceReads: true });
   const deps = {
     ...testRouteDependencies(entitlements, database.pool, clock),
     metrics,

@@ -97,7 +97,7 @@ export async function createTestService(start = "2026-03-15T12:00:00Z"): Promise
   const clock = new TestClock(start);
   const logger = createLogger("silent");
   const catalog = await CatalogSource.load(database.pool, logger);
-  const entitlements = new Entitlements(database.pool, catalog, clock, { batcher: new IncrementBatcher(database.pool) });
+  const entitlements = new Entitlements(database.pool, catalog, clock, { batcher: new IncrementBatcher(database.pool), coalesceReads: true });
   const deps = testRouteDependencies(entitlements, database.pool, clock);
   const clientWith = (token: string | null) => inMemoryClient(deps, token);
   return { ...database, clock, entitlements, client: clientWith(SERVICE_TOKEN), clientWith };
