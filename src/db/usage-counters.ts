@@ -13,6 +13,15 @@ function wantedRows(rows: readonly PeriodRow[]) {
   ) as wanted (metric_code, period_start)`;
 }
 
+/** The given rows of any users as a relation `wanted (user_id, metric_code, period_start)`. */
+function wantedUserRows(rows: readonly UsageRowKey[]) {
+  return sql.fragment`unnest(
+    ${sql.array(rows.map((row) => row.userId), "text")}::text[],
+    ${sql.array(rows.map((row) => row.metric), "text")}::text[],
+    ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
+  ) as wanted (user_id, metric_code, period_start)`;
+}
+
 export type UsageRowKey = {
   readonly userId: string;
   readonly metric: string;
@@ -30,11 +39,7 @@ export async function findUsedRows(db: CommonQueryMethods, rows: readonly UsageR
   const found = await db.any(sql.type(usageRow)`
     select c.user_id, c.metric_code, c.period_start, c.used
     from usage_counters c
-    join unnest(
-      ${sql.array(rows.map((row) => row.userId), "text")}::text[],
-      ${sql.array(rows.map((row) => row.metric), "text")}::text[],
-      ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
-    ) as wanted (user_id, metric_code, period_start)
+    join ${wantedUserRows(rows)}
       on c.user_id = wanted.user_id and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
   `);
   const used = new Map(
@@ -137,11 +142,7 @@ export async function ensureUsageRows(
 ): Promise<void> {
   await db.query(sql.unsafe`
     with wanted as (
-      select distinct * from unnest(
-        ${sql.array(rows.map((row) => row.userId), "text")}::text[],
-        ${sql.array(rows.map((row) => row.metric), "text")}::text[],
-        ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
-      ) as w (user_id, metric_code, period_start)
+      select distinct * from ${wantedUserRows(rows)}
     ),
     account as (
       insert into accounts (user_id, created_at) select distinct user_id, ${sql.timestamp(now)} from wanted
@@ -168,11 +169,7 @@ export async function lockUsageRows(
   const locked = await db.any(sql.type(usageRow)`
     select c.user_id, c.metric_code, c.period_start, c.used
     from usage_counters c
-    join unnest(
-      ${sql.array(rows.map((row) => row.userId), "text")}::text[],
-      ${sql.array(rows.map((row) => row.metric), "text")}::text[],
-      ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
-    ) as wanted (user_id, metric_code, period_start)
+    join ${wantedUserRows(rows)}
       on c.user_id = wanted.user_id and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
     order by c.user_id, c.metric_code, c.period_start
     for update of c
