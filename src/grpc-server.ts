@@ -12,6 +12,7 @@ import {
   type MethodImplSpec,
 } from "@connectrpc/connect";
 import { invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerAddressKey } from "./auth.ts";
 import type { Logger } from "./logger.ts";
@@ -161,7 +162,7 @@ function handlerFor(
           const connectError = asConnectError(error, options.logger);
           initialMetadata(call, context, requestId);
           callback(serviceError(connectError, context.responseTrailer) as grpc.ServiceError);
-          finish(callContext, started, codeName(connectError.code));
+          finish(callContext, started, codeToString(connectError.code));
         },
       );
     };
@@ -196,14 +197,10 @@ function handlerFor(
       (error: unknown) => {
         const connectError = asConnectError(error, options.logger);
         call.destroy(Object.assign(new Error(connectError.rawMessage), serviceError(connectError, context.responseTrailer)));
-        finish(callContext, started, codeName(connectError.code));
+        finish(callContext, started, codeToString(connectError.code));
       },
     );
   };
-}
-
-function codeName(code: Code): string {
-  return Code[code]!.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }
 
 /** A grpc-js server for every registered service; call `bind` to listen. */

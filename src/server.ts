@@ -12,7 +12,6 @@ import {
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
-import type { DatabasePool } from "slonik";
 import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_pb.js";
 import { SubscriptionService } from "../gen/entitlements/v1/subscription_service_pb.js";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
@@ -274,7 +273,6 @@ export type RunningService = Listener & {
   readonly databaseUrl: string;
   /** The service token to show a developer on the embedded default. */
   readonly devServiceToken: string | undefined;
-  readonly pool: DatabasePool;
   close(): Promise<void>;
 };
 
@@ -386,7 +384,6 @@ export async function startService(
       ...listener,
       databaseUrl,
       devServiceToken,
-      pool,
       close: async () => {
         // Health turns NOT_SERVING first, so balancers stop sending while in-flight calls drain.
         health.shutdown();
