@@ -30,6 +30,8 @@ export type Actor = string;
 
 export const CLI_ACTOR: Actor = "cli";
 
+const MAX_REMEMBERED_SIGN_INS = 10_000;
+
 export type AccountPage = { readonly accounts: readonly AccountRecord[]; readonly nextPageToken: string };
 
 export type AccountDetails = CurrentPlan & {
@@ -66,10 +68,20 @@ export class Administration {
     this.#clock = clock;
   }
 
+  /** (user, email) pairs this process recorded lately: a sign-in is written once, not per call. */
+  readonly #recordedSignIns = new Set<string>();
+
   /** Whether a verified user token is still honoured; records the user and their email. */
   async admit(user: UserIdentity): Promise<boolean> {
     if (user.email !== undefined) {
-      await recordSignIn(this.#db, user.userId, user.email, this.#clock.now());
+      const signIn = `${user.userId}\u0000${user.email}`;
+      if (!this.#recordedSignIns.has(signIn)) {
+        await recordSignIn(this.#db, user.userId, user.email, this.#clock.now());
+        if (this.#recordedSignIns.size >= MAX_REMEMBERED_SIGN_INS) {
+          this.#recordedSignIns.delete(this.#recordedSignIns.values().next().value!);
+        }
+        this.#recordedSignIns.add(signIn);
+      }
     }
     const { tokensValidAfter } = await this.#entitlements.standing(user.userId);
     return isSessionValid(tokensValidAfter, user.issuedAt);
