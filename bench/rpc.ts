@@ -4,7 +4,9 @@
  * - a bare @grpc/grpc-js server and a bare Node HTTP server answering constants (bare-servers.ts),
  * - pgbench running the increment's upsert at the same concurrency.
  * Load comes from h2load (Debian's nghttp2-client), one thread. Run: npm run bench
- * BENCH_SECONDS (default 4) sets each measurement's length.
+ * BENCH_SECONDS (default 4) sets each measurement's length; BENCH_CALLS (say "GetPlan,me") and
+ * BENCH_IN_FLIGHT (say "64") narrow the run; BENCH_CPU_PROFILE=<dir> writes the service's CPU
+ * profile there (node --cpu-prof) when it stops.
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -30,7 +32,10 @@ import {
   table,
   type Result,
 } from "./support.ts";
-const CONCURRENCY = [1, 16, 64];
+const CONCURRENCY = (process.env.BENCH_IN_FLIGHT ?? "1,16,64").split(",").map(Number);
+const CALLS = process.env.BENCH_CALLS?.split(",");
+const selected = (name: string) => CALLS === undefined || CALLS.includes(name);
+const CPU_PROFILE = process.env.BENCH_CPU_PROFILE;
 const TOKEN = "bench-service-token-0123456789";
 const JWT_SECRET = "bench-jwt-secret-0123456789-0123456789";
 const INCREMENT_USERS = 8;
@@ -62,7 +67,7 @@ insert into usage_counters as c (user_id, metric_code, period_start, used, updat
   );
   const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1] ?? 0);
   const average = Number(/latency average = ([\d.]+) ms/.exec(stdout)?.[1] ?? 0);
-  return { rps: tps, p50: average, p99: Number.NaN, failed: Number(/failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0) };
+  return { rps: tps, p50: average, p99: Number.NaN, failed: Number(/failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0), cpuUsPerCall: Number.NaN };
 }
 
 
@@ -82,13 +87,14 @@ try {
 
   const [grpcPort, httpPort, bareGrpcPort, bareHttpPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const service = await startProcess(
-    ["src/cli.ts", "serve"],
-    { DATABASE_URL: databaseUrl, SERVICE_TOKENS: TOKEN, JWT_SECRET, GRPC_PORT: String(grpcPort), HTTP_PORT: String(httpPort), LOG_LEVEL: "info", DATABASE_POOL_SIZE: "16" },
+    [...(CPU_PROFILE === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", CPU_PROFILE]), "src/cli.ts", "serve"],
+    { DATABASE_URL: databaseUrl, SERVICE_TOKENS: TOKEN, JWT_SECRET, GRPC_PORT: String(grpcPort), HTTP_PORT: String(httpPort), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info", DATABASE_POOL_SIZE: "16" },
     /Entitlement service ready/,
     "stderr",
   );
   children.push(service);
-  children.push(await startProcess(["bench/bare-servers.ts", String(bareGrpcPort), String(bareHttpPort)], {}, /ready/, "stdout"));
+  const bare = await startProcess(["bench/bare-servers.ts", String(bareGrpcPort), String(bareHttpPort)], {}, /ready/, "stdout");
+  children.push(bare);
 
   const methods = EntitlementService.method;
   const user = { userId: "bench-user" };
@@ -105,47 +111,51 @@ try {
   const grpcHeaders = ["content-type: application/grpc", "te: trailers", `authorization: Bearer ${TOKEN}`];
   const jwt = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("bench-user").setIssuedAt().setExpirationTime("1h").sign(new TextEncoder().encode(JWT_SECRET));
 
-  const rows: (string | number)[][] = [["call", "in flight", "calls/s", "p50 ms", "p99 ms", "limit", "limit calls/s", "ratio", "target"]];
+  const rows: (string | number)[][] = [
+    ["call", "in flight", "calls/s", "p50 ms", "p99 ms", "CPU µs/call", "limit", "limit calls/s", "limit CPU µs/call", "ratio", "target"],
+  ];
   let peakRss = 0;
   const fmt = (n: number) => (Number.isNaN(n) ? "-" : n >= 100 ? n.toFixed(0) : n.toFixed(2));
-  for (const [name, files] of Object.entries(bodies)) {
+  for (const [name, files] of Object.entries(bodies).filter(([name]) => selected(name))) {
     for (const inFlight of CONCURRENCY) {
       const url = `http://127.0.0.1:${grpcPort}/${EntitlementService.typeName}/${name}`;
-      const measured = await h2load({ url, bodies: inFlight === 1 ? files.slice(0, 1) : files, inFlight, headers: grpcHeaders, directory });
+      const measured = await h2load({ url, bodies: inFlight === 1 ? files.slice(0, 1) : files, inFlight, headers: grpcHeaders, directory, serverPid: service.pid! });
       peakRss = Math.max(peakRss, await rssMb(service.pid!));
       const limit =
         name === "IncrementUsage"
           ? await pgbench(databaseUrl, inFlight, directory)
-          : await h2load({ url: `http://127.0.0.1:${bareGrpcPort}/${EntitlementService.typeName}/${name}`, bodies: files, inFlight, headers: grpcHeaders, directory });
+          : await h2load({ url: `http://127.0.0.1:${bareGrpcPort}/${EntitlementService.typeName}/${name}`, bodies: files, inFlight, headers: grpcHeaders, directory, serverPid: bare.pid! });
       const target = name === "IncrementUsage" ? 0.4 : 0.7;
       rows.push([
-        `${name} (gRPC)`, inFlight, fmt(measured.rps), fmt(measured.p50), fmt(measured.p99),
-        name === "IncrementUsage" ? "pgbench upsert" : "bare grpc-js", fmt(limit.rps),
+        `${name} (gRPC)`, inFlight, fmt(measured.rps), fmt(measured.p50), fmt(measured.p99), fmt(measured.cpuUsPerCall),
+        name === "IncrementUsage" ? "pgbench upsert" : "bare grpc-js", fmt(limit.rps), fmt(limit.cpuUsPerCall),
         (measured.rps / limit.rps).toFixed(2), `>= ${target}x${inFlight === 64 ? `, p99 <= ${name === "IncrementUsage" ? 25 : 10} ms` : ""}`,
       ]);
       if (measured.failed > 0) rows.at(-1)!.push(`(${measured.failed} failed)`);
     }
   }
-  for (const inFlight of CONCURRENCY) {
+  for (const inFlight of selected("me") ? CONCURRENCY : []) {
     const headers = [`authorization: Bearer ${jwt}`];
-    const measured = await h2load({ url: `http://127.0.0.1:${httpPort}/v1/subscription/me`, bodies: [undefined], inFlight, headers, http1: true, directory });
+    const measured = await h2load({ url: `http://127.0.0.1:${httpPort}/v1/subscription/me`, bodies: [undefined], inFlight, headers, http1: true, directory, serverPid: service.pid! });
     peakRss = Math.max(peakRss, await rssMb(service.pid!));
-    const limit = await h2load({ url: `http://127.0.0.1:${bareHttpPort}/v1/subscription/me`, bodies: [undefined], inFlight, headers, http1: true, directory });
+    const limit = await h2load({ url: `http://127.0.0.1:${bareHttpPort}/v1/subscription/me`, bodies: [undefined], inFlight, headers, http1: true, directory, serverPid: bare.pid! });
     rows.push([
-      "GET /v1/subscription/me (HTTP/1.1)", inFlight, fmt(measured.rps), fmt(measured.p50), fmt(measured.p99),
-      "bare node:http", fmt(limit.rps), (measured.rps / limit.rps).toFixed(2), ">= 0.5x",
+      "GET /v1/subscription/me (HTTP/1.1)", inFlight, fmt(measured.rps), fmt(measured.p50), fmt(measured.p99), fmt(measured.cpuUsPerCall),
+      "bare node:http", fmt(limit.rps), fmt(limit.cpuUsPerCall), (measured.rps / limit.rps).toFixed(2), ">= 0.5x",
     ]);
   }
   process.stdout.write(
     `RPC benchmark: ${seconds} s per cell after 1 s of warm-up. The service, the bare servers and the load generator are separate ` +
       `processes on the same ${(await import("node:os")).availableParallelism()} cores: the service and each bare server are one Node.js ` +
       `process, h2load one thread, pgbench one thread (PostgreSQL as configured). IncrementUsage and pgbench spread over ` +
-      `${INCREMENT_USERS} users' counters. pgbench reports average latency (shown as p50).\n\n` +
+      `${INCREMENT_USERS} users' counters. pgbench reports average latency (shown as p50). CPU µs/call is the server ` +
+      `process's user + system time over the measurement divided by the calls answered (PostgreSQL's not included).\n\n` +
       table(rows) +
       `\n\nService RSS under load: ${peakRss.toFixed(0)} MB (peak sampled)\n`,
   );
 } finally {
-  for (const child of children) child.kill("SIGTERM");
+  // Waits for the exits: the service drains and writes its profile first.
+  await Promise.all(children.map((child) => new Promise((resolve) => (child.once("exit", resolve), child.kill("SIGTERM")))));
   await database.stop();
   await rm(directory, { recursive: true, force: true });
 }

@@ -73,7 +73,22 @@ export async function ensureTool(binary: string, aptPackage: string): Promise<vo
   process.stderr.write(`installing ${aptPackage} for ${binary}\n`);
   await run("sh", ["-c", `apt-get install -y ${aptPackage} >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y ${aptPackage} >/dev/null)`]);
 }
-export type Result = { rps: number; p50: number; p99: number; failed: number };
+export type Result = {
+  rps: number;
+  p50: number;
+  p99: number;
+  failed: number;
+  /** CPU time the server process spent per call, when its pid was given (NaN otherwise). */
+  cpuUsPerCall: number;
+};
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 let logs = 0;
 function percentile(sorted: number[], q: number): number {
@@ -87,8 +102,12 @@ export async function h2load(options: {
   headers: readonly string[];
   http1?: boolean;
   directory: string;
+  /** The server's pid: its CPU time per call is measured over the measurement (not the warm-up). */
+  serverPid?: number;
 }): Promise<Result> {
   const processes = options.bodies.length;
+  const pid = options.serverPid;
+  const cpuAtWarmedUp = pid === undefined ? undefined : new Promise<number>((resolve) => setTimeout(() => resolve(cpuSeconds(pid)), 1000));
   const perProcess = Math.max(1, Math.round(options.inFlight / processes));
   const runs = await Promise.all(
     options.bodies.map(async (body, index) => {
@@ -112,9 +131,12 @@ export async function h2load(options: {
       return { rps, failed, latencies };
     }),
   );
+  const cpuUsed = pid === undefined ? Number.NaN : (await cpuSeconds(pid)) - (await cpuAtWarmedUp!);
   const latencies = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  const rps = runs.reduce((sum, r) => sum + r.rps, 0);
   return {
-    rps: runs.reduce((sum, r) => sum + r.rps, 0),
+    rps,
+    cpuUsPerCall: (cpuUsed * 1e6) / (rps * seconds),
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
     failed: runs.reduce((sum, r) => sum + r.failed, 0),

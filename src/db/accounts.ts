@@ -90,7 +90,7 @@ const standingRow = z
 
 /** The account's standing and current subscription; a user never seen is active, on no subscription. */
 export async function findAccountStanding(db: CommonQueryMethods, userId: string): Promise<AccountStanding> {
-  const row = await db.one(sql.type(standingRow)`
+  const row = await db.one(sql.prepared("account_standing", standingRow)`
     select a.status, a.tokens_valid_after, s.plan_code, s.started_at, s.expires_at
     from (select ${userId}::text as user_id) as wanted
     left join accounts a on a.user_id = wanted.user_id
@@ -177,8 +177,10 @@ export async function setTokensValidAfter(db: CommonQueryMethods, userId: string
   `);
 }
 
+const accountCountsRow = z.object({ total: z.bigint(), suspended: z.bigint() });
+
 export async function countAccounts(db: CommonQueryMethods): Promise<{ total: bigint; suspended: bigint }> {
-  return db.one(sql.type(z.object({ total: z.bigint(), suspended: z.bigint() }))`
+  return db.one(sql.type(accountCountsRow)`
     select
       (select count(*) from accounts) as total,
       (select count(*) from accounts where status = 'suspended') as suspended

@@ -30,6 +30,9 @@ const recordRow = z
     }),
   );
 
+const claimRow = z.object({ claimed: z.boolean() });
+const noRow = z.object({});
+
 export type KeyClaim = {
   readonly userId: string;
   readonly key: string;
@@ -51,7 +54,7 @@ export async function claimIdempotencyKey(
   claim: KeyClaim,
 ): Promise<IdempotentIncrement | null> {
   const { userId, key, metric, amount, now, expiresAt } = claim;
-  const claimed = await db.maybeOneFirst(sql.type(z.object({ claimed: z.boolean() }))`
+  const claimed = await db.maybeOneFirst(sql.prepared("idempotency_claim", claimRow)`
     with account as (
       insert into accounts (user_id, created_at) values (${userId}, ${sql.timestamp(now)})
       on conflict (user_id) do nothing
@@ -72,7 +75,7 @@ export async function claimIdempotencyKey(
   if (claimed === true) {
     return null;
   }
-  return db.one(sql.type(recordRow)`
+  return db.one(sql.prepared("idempotency_find", recordRow)`
     select metric_code, amount, used_after, quota_limit, created_at
     from idempotency_keys
     where user_id = ${userId} and idempotency_key = ${key}
@@ -84,7 +87,7 @@ export async function recordIdempotentResult(
   db: CommonQueryMethods,
   result: { userId: string; key: string; usedAfter: bigint; limit: bigint | null },
 ): Promise<void> {
-  await db.query(sql.unsafe`
+  await db.query(sql.prepared("idempotency_record", noRow)`
     update idempotency_keys
     set used_after = ${result.usedAfter}, quota_limit = ${result.limit}
     where user_id = ${result.userId} and idempotency_key = ${result.key}

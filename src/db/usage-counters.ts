@@ -2,6 +2,10 @@ import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 
 const usageRow = z.object({ user_id: z.string(), metric_code: z.string(), period_start: z.number(), used: z.bigint() });
+const usedRow = z.object({ used: z.bigint() });
+const usedByMetricRow = z.object({ metric_code: z.string(), used: z.bigint() });
+const totalByMetricRow = z.object({ metric_code: z.string(), total: z.bigint() });
+const noRow = z.object({});
 
 type PeriodRow = { readonly metric: string; readonly periodStart: Date };
 
@@ -36,7 +40,7 @@ export function usageRowId(row: UsageRowKey): string {
 
 /** The amounts of several rows of any users, in the order asked; 0 for rows that do not exist. */
 export async function findUsedRows(db: CommonQueryMethods, rows: readonly UsageRowKey[]): Promise<bigint[]> {
-  const found = await db.any(sql.type(usageRow)`
+  const found = await db.any(sql.prepared("usage_find_rows", usageRow)`
     select c.user_id, c.metric_code, c.period_start, c.used
     from usage_counters c
     join ${wantedUserRows(rows)}
@@ -50,7 +54,7 @@ export async function findUsedRows(db: CommonQueryMethods, rows: readonly UsageR
 
 /** The amount in one row, 0 when the row does not exist yet. */
 export async function findUsed(db: CommonQueryMethods, key: UsageRowKey): Promise<bigint> {
-  const used = await db.maybeOneFirst(sql.type(z.object({ used: z.bigint() }))`
+  const used = await db.maybeOneFirst(sql.prepared("usage_find_one", usedRow)`
     select used from usage_counters
     where user_id = ${key.userId} and metric_code = ${key.metric}
       and period_start = ${sql.timestamp(key.periodStart)}
@@ -64,7 +68,7 @@ export async function findUsedByMetric(
   userId: string,
   rows: readonly PeriodRow[],
 ): Promise<ReadonlyMap<string, bigint>> {
-  const found = await db.any(sql.type(z.object({ metric_code: z.string(), used: z.bigint() }))`
+  const found = await db.any(sql.prepared("usage_find_by_metric", usedByMetricRow)`
     select c.metric_code, c.used
     from usage_counters c
     join ${wantedRows(rows)}
@@ -90,7 +94,7 @@ export type Consumption = UsageRowKey & {
  */
 export async function consumeUsage(db: CommonQueryMethods, consumption: Consumption): Promise<bigint | null> {
   const { userId, metric, periodStart, amount, ceiling, now } = consumption;
-  return db.maybeOneFirst(sql.type(z.object({ used: z.bigint() }))`
+  return db.maybeOneFirst(sql.prepared("usage_consume", usedRow)`
     with account as (
       insert into accounts (user_id, created_at) values (${userId}, ${sql.timestamp(now)})
       on conflict (user_id) do nothing
@@ -124,7 +128,7 @@ export async function sumUsageByMetric(
   db: CommonQueryMethods,
   rows: readonly PeriodRow[],
 ): Promise<ReadonlyMap<string, bigint>> {
-  const totals = await db.any(sql.type(z.object({ metric_code: z.string(), total: z.bigint() }))`
+  const totals = await db.any(sql.type(totalByMetricRow)`
     select c.metric_code, sum(c.used)::bigint as total
     from usage_counters c
     join ${wantedRows(rows)}
@@ -140,7 +144,7 @@ export async function ensureUsageRows(
   rows: readonly UsageRowKey[],
   now: Date,
 ): Promise<void> {
-  await db.query(sql.unsafe`
+  await db.query(sql.prepared("usage_ensure_rows", noRow)`
     with wanted as (
       select distinct * from ${wantedUserRows(rows)}
     ),
@@ -166,7 +170,7 @@ export async function lockUsageRows(
   db: CommonQueryMethods,
   rows: readonly UsageRowKey[],
 ): Promise<readonly (UsageRowKey & { readonly used: bigint })[]> {
-  const locked = await db.any(sql.type(usageRow)`
+  const locked = await db.any(sql.prepared("usage_lock_rows", usageRow)`
     select c.user_id, c.metric_code, c.period_start, c.used
     from usage_counters c
     join ${wantedUserRows(rows)}
@@ -183,7 +187,7 @@ export async function setUsageRows(
   rows: readonly (UsageRowKey & { readonly used: bigint })[],
   now: Date,
 ): Promise<void> {
-  await db.query(sql.unsafe`
+  await db.query(sql.prepared("usage_set_rows", noRow)`
     update usage_counters c set used = wanted.used, updated_at = ${sql.timestamp(now)}
     from unnest(
       ${sql.array(rows.map((row) => row.userId), "text")}::text[],
