@@ -1,36 +1,22 @@
 import * as grpc from "@grpc/grpc-js";
-import { fromBinary, toBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  createContextValues,
-  createServiceImplSpec,
-  decodeBinaryHeader,
-  type HandlerContext,
-  type Interceptor,
-  type MethodImplSpec,
-} from "@connectrpc/connect";
-import { invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { fromBinary, toBinary, type DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, decodeBinaryHeader } from "@connectrpc/connect";
+import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { peerAddressKey } from "./auth.ts";
+import { asConnectError, type Call, type MethodCalls } from "./calls.ts";
 import type { Logger } from "./logger.ts";
-import type { Metrics } from "./metrics.ts";
-import { reportCall, requestIdOf, type Observed } from "./observability.ts";
-import type { ServiceRegistration, TlsMaterial } from "./server.ts";
+import type { TlsMaterial } from "./server.ts";
 
 /**
  * Native gRPC through @grpc/grpc-js's server, which is several times faster than connect-node's
  * gRPC path, with the very same service implementations, request gates and interceptors: only
- * the wire differs. Each call gets a Connect HandlerContext, so gates, error mapping, logs and
- * metrics are the code every other protocol runs.
+ * the wire differs. Each call gets a Connect HandlerContext (calls.ts), so gates, error mapping,
+ * logs and metrics are the code every other protocol runs.
  */
 export type GrpcServerOptions = {
-  readonly registrations: readonly ServiceRegistration[];
-  readonly interceptors: Interceptor[];
+  readonly methods: readonly MethodCalls[];
   readonly maxMessageBytes: number;
   readonly logger: Logger;
-  readonly metrics: Metrics;
 };
 
 /** "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000" → the address. */
@@ -58,63 +44,26 @@ function serviceError(error: ConnectError, trailer: Headers): Partial<grpc.Servi
   return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
 }
 
-type Call = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>;
+type GrpcCall = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>;
 
-type CallContext = {
-  readonly context: HandlerContext;
-  readonly requestId: string;
-  /** Marks the call answered: a later "cancelled" (grpc-js emits one as the stream closes) is no abort. */
-  done(): void;
-};
-
-/**
- * The call's Connect HandlerContext. Built here rather than by createHandlerContext, which links
- * two more AbortControllers and copies the headers once more: a third of the bridge's cost per
- * call. One controller carries the caller's cancellation and the deadline.
- */
-function contextFor(call: Call, service: DescService, method: DescMethod): CallContext {
+/** Starts the call from what grpc-js tells of it; a "cancelled" before the answer aborts it. */
+function startCall(calls: MethodCalls, grpcCall: GrpcCall): Call {
   const header: Record<string, string> = {};
-  for (const [name, value] of Object.entries(call.metadata.getMap())) {
+  for (const [name, value] of Object.entries(grpcCall.metadata.getMap())) {
     // Binary values are never read by the gates or services.
     if (typeof value === "string") header[name] = value;
   }
-  const requestId = requestIdOf(header["x-request-id"]);
-  header["x-request-id"] = requestId;
-  const deadline = call.getDeadline();
+  const deadline = grpcCall.getDeadline();
   const deadlineAt = deadline instanceof Date ? deadline.getTime() : deadline;
-  const timed = Number.isFinite(deadlineAt);
-  // Read by the deadline interceptor, as on every other protocol.
-  if (timed) header["grpc-timeout"] = `${Math.max(1, Math.floor(deadlineAt - Date.now()))}m`;
-  const controller = new AbortController();
-  const timer = timed
-    ? setTimeout(() => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), Math.max(0, deadlineAt - Date.now()))
-    : undefined;
-  let answered = false;
-  (call as NodeJS.EventEmitter).once("cancelled", () => {
-    clearTimeout(timer);
-    if (!answered) controller.abort(new ConnectError("the caller cancelled", Code.Canceled));
-  });
-  const context: HandlerContext = {
-    service,
-    method,
+  const call = calls.start({
     protocolName: "grpc",
-    requestMethod: "POST",
-    url: `/${service.typeName}/${method.name}`,
-    signal: controller.signal,
-    timeoutMs: () => (timed ? deadlineAt - Date.now() : undefined),
-    requestHeader: new Headers(header),
-    responseHeader: new Headers(),
-    responseTrailer: new Headers(),
-    values: createContextValues().set(peerAddressKey, peerAddress(call.getPeer())),
-  };
-  return {
-    context,
-    requestId,
-    done: () => {
-      answered = true;
-      clearTimeout(timer);
-    },
-  };
+    header,
+    peerAddress: peerAddress(grpcCall.getPeer()),
+    deadlineAt: Number.isFinite(deadlineAt) ? deadlineAt : undefined,
+  });
+  // grpc-js also emits "cancelled" as the stream closes after the answer: the call ignores that one.
+  (grpcCall as NodeJS.EventEmitter).once("cancelled", call.cancel);
+  return call;
 }
 
 /** The message's bytes as a Buffer over the same memory (grpc-js wants a Buffer; no copy). */
@@ -131,104 +80,83 @@ function parse(method: DescMethod, bytes: Buffer) {
   }
 }
 
-function asConnectError(error: unknown, logger: Logger): ConnectError {
-  if (error instanceof ConnectError) return error;
-  // Errors from service code are mapped by the interceptors; anything else is a bug here.
-  logger.error({ err: error }, "gRPC call failed outside the interceptors");
-  return new ConnectError("internal error", Code.Internal);
+/** The initial metadata: the request id, and what the implementation put in its response header. */
+function initialMetadata(call: Call): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  metadata.set("x-request-id", call.requestId);
+  return appendToMetadata(metadata, call.context.responseHeader);
 }
 
-function handlerFor(
-  registration: ServiceRegistration,
-  spec: MethodImplSpec,
-  options: GrpcServerOptions,
-): grpc.UntypedHandleCall {
-  const { service, requestGate } = registration;
-  const { method } = spec;
-  const report = reportCall(options.logger, options.metrics, { service, method });
-  const finish = (call: CallContext, started: number, code: string) => {
-    call.done();
-    report({ requestId: call.requestId, code, durationMs: performance.now() - started, contextValues: call.context.values } satisfies Observed);
-  };
-  const initialMetadata = (call: Call, context: HandlerContext, requestId: string) => {
-    const metadata = new grpc.Metadata();
-    metadata.set("x-request-id", requestId);
-    call.sendMetadata(appendToMetadata(metadata, context.responseHeader));
-  };
-
+function handlerFor(calls: MethodCalls, logger: Logger): grpc.UntypedHandleCall {
+  const { method, spec } = calls;
   if (spec.kind === "unary") {
-    return (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
-      const started = performance.now();
-      const callContext = contextFor(call, service, method);
-      const { context, requestId } = callContext;
-      void (async () => {
-        await requestGate?.(context);
-        return invokeUnaryImplementation(spec, context, parse(method, call.request), options.interceptors);
-      })().then(
+    return (grpcCall: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      const call = startCall(calls, grpcCall);
+      const { context } = call;
+      void (async () => calls.unary(call, parse(method, grpcCall.request)))().then(
         (output) => {
-          initialMetadata(call, context, requestId);
+          grpcCall.sendMetadata(initialMetadata(call));
           callback(null, serialize(method, output), appendToMetadata(new grpc.Metadata(), context.responseTrailer));
-          finish(callContext, started, "ok");
+          call.finish();
         },
         (error: unknown) => {
-          const connectError = asConnectError(error, options.logger);
-          initialMetadata(call, context, requestId);
+          const connectError = asConnectError(error, logger);
+          grpcCall.sendMetadata(initialMetadata(call));
           callback(serviceError(connectError, context.responseTrailer) as grpc.ServiceError);
-          finish(callContext, started, codeToString(connectError.code));
+          call.finish(connectError);
         },
       );
     };
   }
 
   // Streaming: requests in as an async iterable, responses out as written messages.
-  return (call: grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>) => {
-    const started = performance.now();
-    const callContext = contextFor(call, service, method);
-    const { context, requestId } = callContext;
+  return (grpcCall: grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>) => {
+    const call = startCall(calls, grpcCall);
+    const { context } = call;
     const requests = (async function* () {
-      if ("request" in call && call.request !== undefined) {
-        yield parse(method, call.request);
+      if ("request" in grpcCall && grpcCall.request !== undefined) {
+        yield parse(method, grpcCall.request);
         return;
       }
-      for await (const chunk of call as AsyncIterable<Buffer>) yield parse(method, chunk);
+      for await (const chunk of grpcCall as AsyncIterable<Buffer>) yield parse(method, chunk);
     })();
     void (async () => {
-      await requestGate?.(context);
-      initialMetadata(call, context, requestId);
-      const transform = transformInvokeImplementation(spec, context, options.interceptors);
+      await calls.requestGate?.(context);
+      grpcCall.sendMetadata(initialMetadata(call));
+      const transform = transformInvokeImplementation(spec, context, calls.interceptors);
       for await (const output of transform(requests)) {
-        if (!call.write(serialize(method, output))) {
-          await new Promise((resolve) => call.once("drain", resolve));
+        if (!grpcCall.write(serialize(method, output))) {
+          await new Promise((resolve) => grpcCall.once("drain", resolve));
         }
       }
     })().then(
       () => {
-        call.end(appendToMetadata(new grpc.Metadata(), context.responseTrailer));
-        finish(callContext, started, "ok");
+        grpcCall.end(appendToMetadata(new grpc.Metadata(), context.responseTrailer));
+        call.finish();
       },
       (error: unknown) => {
-        const connectError = asConnectError(error, options.logger);
-        call.destroy(Object.assign(new Error(connectError.rawMessage), serviceError(connectError, context.responseTrailer)));
-        finish(callContext, started, codeToString(connectError.code));
+        const connectError = asConnectError(error, logger);
+        grpcCall.destroy(Object.assign(new Error(connectError.rawMessage), serviceError(connectError, context.responseTrailer)));
+        call.finish(connectError);
       },
     );
   };
 }
 
-/** A grpc-js server for every registered service; call `bind` to listen. */
+/** A grpc-js server for every method; call `bindAsync` to listen. */
 export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxMessageBytes,
     "grpc.max_send_message_length": 16 * 1024 * 1024,
   });
-  for (const registration of options.registrations) {
-    const spec = createServiceImplSpec(registration.service, registration.implementation);
+  for (const service of new Set(options.methods.map((calls) => calls.service))) {
     const definition: grpc.ServiceDefinition = {};
     const implementation: grpc.UntypedServiceImplementation = {};
-    for (const method of registration.service.methods) {
+    for (const calls of options.methods.filter((candidate) => candidate.service === service)) {
+      const { method } = calls;
       Object.assign(definition, {
         [method.localName]: {
-          path: `/${registration.service.typeName}/${method.name}`,
+          path: `/${service.typeName}/${method.name}`,
           requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
           responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
           // Bytes in and out: parsing belongs to the call, so a malformed message is the caller's error.
@@ -238,7 +166,7 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
           responseDeserialize: (bytes: Buffer) => bytes,
         },
       });
-      implementation[method.localName] = handlerFor(registration, spec.methods[method.localName]!, options);
+      implementation[method.localName] = handlerFor(calls, options.logger);
     }
     server.addService(definition, implementation);
   }

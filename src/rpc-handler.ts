@@ -5,7 +5,6 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
-import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { NodeRequest, NodeResponse } from "./http/transcoding.ts";
 import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
@@ -15,8 +14,8 @@ export type NodeHandlerOptions = {
   readonly routes: (router: ConnectRouter) => void;
   readonly routerOptions: ConnectRouterOptions;
   readonly contextValues: (request: NodeRequest) => ContextValues;
-  /** Serves every request that is not an RPC; gets the router's handlers. */
-  readonly fallback: (handlers: readonly UniversalHandler[]) => (request: NodeRequest, response: NodeResponse) => void;
+  /** Serves every request that is not an RPC. */
+  readonly fallback: (request: NodeRequest, response: NodeResponse) => void;
   readonly logger: Logger;
   readonly metrics: Metrics;
 };
@@ -32,7 +31,7 @@ export function createNodeHandler(options: NodeHandlerOptions) {
   options.routes(router);
   const handlers = router.handlers.map((handler) => observeHandler(handler, reportCall(options.logger, options.metrics, handler)));
   const paths = new Map(handlers.map((handler) => [handler.requestPath, handler]));
-  const fallback = options.fallback(handlers);
+  const { fallback } = options;
   return (request: NodeRequest, response: NodeResponse): void => {
     const handler = paths.get(request.url?.split("?", 2)[0] ?? "");
     if (handler === undefined) {

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import type { NodeRequest } from "./http/transcoding.ts";
+import { methodCalls } from "./calls.ts";
 import { createGrpcServer, grpcCredentials } from "./grpc-server.ts";
 import { createNodeHandler } from "./rpc-handler.ts";
 import type { AddressInfo } from "node:net";
@@ -219,34 +220,28 @@ export async function listenAll(deps: RouteDependencies, options: ListenOptions)
     createContextValues().set(peerAddressKey, request.socket.remoteAddress);
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const rpcOptions = routerOptions(deps, options.maxInFlight, maxMessageBytes);
+  // The grpc-js server and the /v1 layer run the registrations' methods themselves (calls.ts).
+  const methods = methodCalls(serviceRegistrations(deps), { interceptors: rpcOptions.interceptors, logger: deps.logger, metrics: deps.metrics });
   const handler = createNodeHandler({
     routes: routes(deps),
     routerOptions: rpcOptions,
     contextValues,
-    // Requests for paths that are not RPCs: the /v1 JSON layer, calling the router's own handlers.
-    fallback: (handlers) =>
-      withOperationsEndpoints(
-        { health: deps.health, metrics: deps.metrics },
-        createTranscodingHandler({
-          handlers,
-          contextValues,
-          publicMethods: PUBLIC_SUBSCRIPTION_METHODS,
-          maxBodyBytes: maxMessageBytes,
-          logger: deps.logger,
-        }),
-      ),
+    // Requests for paths that are not RPCs: the operations endpoints and the /v1 JSON layer.
+    fallback: withOperationsEndpoints(
+      { health: deps.health, metrics: deps.metrics },
+      createTranscodingHandler({
+        methods,
+        publicMethods: PUBLIC_SUBSCRIPTION_METHODS,
+        maxBodyBytes: maxMessageBytes,
+        logger: deps.logger,
+      }),
+    ),
     logger: deps.logger,
     metrics: deps.metrics,
   });
   const httpServer =
     options.tls === undefined ? http.createServer(handler) : https.createServer(tlsOptions(options.tls), handler);
-  const grpcServer = createGrpcServer({
-    registrations: serviceRegistrations(deps),
-    interceptors: rpcOptions.interceptors,
-    maxMessageBytes,
-    logger: deps.logger,
-    metrics: deps.metrics,
-  });
+  const grpcServer = createGrpcServer({ methods, maxMessageBytes, logger: deps.logger });
   const { shutdownTimeoutMs } = options;
   const closeGrpc = () =>
     new Promise<void>((resolve) => {

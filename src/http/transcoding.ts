@@ -1,9 +1,11 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type http from "node:http";
 import type http2 from "node:http2";
 import {
+  create,
   createRegistry,
   fromBinary,
+  fromJson,
   getOption,
   hasOption,
   toJson,
@@ -12,10 +14,12 @@ import {
   type DescMethod,
   type JsonObject,
   type JsonValue,
+  type Message,
 } from "@bufbuild/protobuf";
-import { base64Decode } from "@bufbuild/protobuf/wire";
-import type { ContextValues } from "@connectrpc/connect";
-import { readAllBytes, type UniversalHandler } from "@connectrpc/connect/protocol";
+import { base64Encode } from "@bufbuild/protobuf/wire";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { asConnectError, type MethodCalls } from "../calls.ts";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
@@ -29,7 +33,7 @@ export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 export type TranscodingRoute = {
   readonly httpMethod: string;
   readonly path: PathTemplate;
-  readonly handler: UniversalHandler;
+  readonly calls: MethodCalls;
   /** "" (no body), "*" (the whole request) or the request field the body fills. */
   readonly body: string;
   /** "" (the whole response) or the response field sent as the body. */
@@ -37,9 +41,8 @@ export type TranscodingRoute = {
 };
 
 export type TranscodingOptions = {
-  /** The router's handlers: transcoded calls go through them, gates and interceptors included. */
-  readonly handlers: readonly UniversalHandler[];
-  readonly contextValues: (request: NodeRequest) => ContextValues;
+  /** The methods: a transcoded call runs its method's gate, interceptors and implementation. */
+  readonly methods: readonly MethodCalls[];
   /** RPCs that need no credential: their GET responses may be cached publicly. */
   readonly publicMethods: readonly DescMethod[];
   readonly maxBodyBytes: number;
@@ -117,16 +120,14 @@ export function httpBindings(method: DescMethod): HttpBinding[] {
   return rulesOf(getOption(method, httpRule)).flatMap((rule) => bindingOf(rule) ?? []);
 }
 
-/** Every annotated binding of the handlers' RPCs. Built once, at start. */
-export function transcodingRoutes(handlers: readonly UniversalHandler[]): TranscodingRoute[] {
-  const seen = new Set<DescMethod>();
-  return handlers.flatMap((handler) => {
-    if (seen.has(handler.method)) return [];
-    seen.add(handler.method);
-    return httpBindings(handler.method).map((binding) => ({
+/** Every annotated binding of the unary methods. Built once, at start. */
+export function transcodingRoutes(methods: readonly MethodCalls[]): TranscodingRoute[] {
+  return methods.flatMap((calls) => {
+    if (calls.method.methodKind !== "unary") return [];
+    return httpBindings(calls.method).map((binding) => ({
       httpMethod: binding.httpMethod,
       path: compilePathTemplate(binding.template),
-      handler,
+      calls,
       body: binding.body,
       responseBody: binding.responseBody,
     }));
@@ -207,7 +208,7 @@ function isObject(value: JsonValue | undefined): value is JsonObject {
 }
 
 async function requestJson(route: TranscodingRoute, request: NodeRequest, url: URL, pathValues: ReadonlyMap<string, string>, maxBodyBytes: number): Promise<JsonObject> {
-  const input = route.handler.method.input;
+  const input = route.calls.method.input;
   let json: JsonObject = {};
   if (route.body !== "") {
     const body = await readBody(request, maxBodyBytes);
@@ -237,30 +238,28 @@ async function requestJson(route: TranscodingRoute, request: NodeRequest, url: U
   return json;
 }
 
-/** Headers passed on to the RPC: everything but the transport's own. */
-function rpcHeaders(request: NodeRequest): Headers {
-  const headers = new Headers();
+/** The request headers as the call sees them (Node gives them with lower-case names). */
+function callHeader(request: NodeRequest): Record<string, string> {
+  const header: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
     if (name.startsWith(":") || value === undefined) continue;
-    if (/^(host|connection|content-length|content-type|content-encoding|transfer-encoding|accept-encoding|te|keep-alive|upgrade)$/i.test(name)) continue;
-    for (const item of Array.isArray(value) ? value : [value]) headers.append(name, item);
+    header[name] = Array.isArray(value) ? value.join(", ") : value;
   }
-  headers.set("content-type", "application/json");
-  headers.set("connect-protocol-version", "1");
-  return headers;
+  return header;
 }
 
-type ConnectErrorJson = { code?: string; message?: string; details?: { type?: string; value?: string }[] };
-
 /** Error details as proto3 JSON `Any`s: `{"@type": "type.googleapis.com/google.rpc.QuotaFailure", ...}`. */
-function detailsJson(details: ConnectErrorJson["details"]): JsonValue[] {
-  return (details ?? []).flatMap((detail) => {
-    if (detail.type === undefined || detail.value === undefined) return [];
+function detailsJson(error: ConnectError): JsonValue[] {
+  return error.details.map((detail): JsonValue => {
+    if ("desc" in detail) {
+      const json = toJson(detail.desc, create(detail.desc, detail.value));
+      return { "@type": `type.googleapis.com/${detail.desc.typeName}`, ...(isObject(json) ? json : { value: json }) };
+    }
     const typeUrl = `type.googleapis.com/${detail.type}`;
     const desc = detailsRegistry.getMessage(detail.type);
-    if (desc === undefined) return [{ "@type": typeUrl, value: detail.value }];
-    const json = toJson(desc, fromBinary(desc, base64Decode(detail.value)));
-    return [{ "@type": typeUrl, ...(isObject(json) ? json : { value: json }) }];
+    if (desc === undefined) return { "@type": typeUrl, value: base64Encode(detail.value) };
+    const json = toJson(desc, fromBinary(desc, detail.value));
+    return { "@type": typeUrl, ...(isObject(json) ? json : { value: json }) };
   });
 }
 
@@ -278,18 +277,38 @@ function sendError(response: NodeResponse, error: HttpError, details: JsonValue[
 }
 
 function etagOf(body: string): string {
-  return `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
+  return `"${hash("sha256", body, "base64url").slice(0, 27)}"`;
+}
+
+/** The request message from its JSON; a value of the wrong type is the caller's error. */
+function requestMessage(desc: DescMessage, json: JsonObject): Message {
+  try {
+    return fromJson(desc, json);
+  } catch (error) {
+    throw new ConnectError(`parse JSON: ${(error as Error).message}`, Code.InvalidArgument);
+  }
+}
+
+/** The HTTP status of an RPC error. */
+function httpStatusOf(error: ConnectError): number {
+  const code = codeToString(error.code);
+  // The system we replace answered quota exhaustion on public endpoints with 402.
+  if (error.code === Code.ResourceExhausted && error.details.some((detail) => ("desc" in detail ? detail.desc.typeName : detail.type) === QUOTA_FAILURE_TYPE)) {
+    return 402;
+  }
+  return HTTP_STATUS_BY_CODE[code] ?? 500;
 }
 
 /**
  * The /v1 HTTP/JSON layer: routes built from the google.api.http annotations of every registered
- * RPC. A request becomes a Connect-protocol call to the RPC's own handler, so authentication,
- * validation, logging and error mapping are the RPC path's; responses are proto3 canonical JSON,
- * errors `{code, message, details}` with the standard HTTP status. Unknown paths are 404, a wrong
- * method 405 with `Allow`, bodies over the limit 413.
+ * RPC. A request becomes a call of the RPC's method with the gate, interceptors, request ids, log
+ * line and metrics of every other protocol (calls.ts), without a detour through another
+ * protocol's encoding; responses are proto3 canonical JSON, errors `{code, message, details}`
+ * with the standard HTTP status. Unknown paths are 404, a wrong method 405 with `Allow`, bodies
+ * over the limit 413.
  */
 export function createTranscodingHandler(options: TranscodingOptions) {
-  const routes = transcodingRoutes(options.handlers);
+  const routes = transcodingRoutes(options.methods);
   const publicMethods = new Set(options.publicMethods);
 
   async function handle(request: NodeRequest, response: NodeResponse): Promise<void> {
@@ -312,50 +331,44 @@ export function createTranscodingHandler(options: TranscodingOptions) {
     if (Number(request.headers["content-length"] ?? "0") > options.maxBodyBytes) {
       throw new HttpError(413, "resource_exhausted", `the body is over ${options.maxBodyBytes} bytes`);
     }
-    const abort = new AbortController();
-    response.once("close", () => abort.abort());
-    const rpcResponse = await route.handler({
-      httpVersion: request.httpVersion,
-      url: `http://localhost${route.handler.requestPath}`,
-      method: "POST",
-      header: rpcHeaders(request),
-      body: await requestJson(route, request, url, values, options.maxBodyBytes),
-      signal: abort.signal,
-      contextValues: options.contextValues(request),
-    });
-    const bytes = rpcResponse.body === undefined ? new Uint8Array() : await readAllBytes(rpcResponse.body, Number.MAX_SAFE_INTEGER);
-    const requestId = rpcResponse.header?.get("x-request-id");
-    if (requestId !== null && requestId !== undefined) response.setHeader("x-request-id", requestId);
-    const text = new TextDecoder().decode(bytes);
-    if (rpcResponse.status !== 200) {
-      const error = JSON.parse(text) as ConnectErrorJson;
-      const code = error.code ?? "unknown";
-      let status = HTTP_STATUS_BY_CODE[code] ?? 500;
-      // The system we replace answered quota exhaustion on public endpoints with 402.
-      if (code === "resource_exhausted" && error.details?.some((detail) => detail.type === QUOTA_FAILURE_TYPE)) status = 402;
-      sendError(response, new HttpError(status, code, error.message ?? code), detailsJson(error.details));
+    const json = await requestJson(route, request, url, values, options.maxBodyBytes);
+    const { calls } = route;
+    const call = calls.start({ protocolName: "http", header: callHeader(request), peerAddress: request.socket.remoteAddress, deadlineAt: undefined });
+    response.once("close", call.cancel);
+    response.setHeader("x-request-id", call.requestId);
+    let output: Message;
+    try {
+      output = await calls.unary(call, requestMessage(calls.method.input, json));
+    } catch (error) {
+      const connectError = asConnectError(error, options.logger);
+      sendError(response, new HttpError(httpStatusOf(connectError), codeToString(connectError.code), connectError.rawMessage), detailsJson(connectError));
+      call.finish(connectError);
       return;
     }
-    let body = text;
-    if (route.responseBody !== "") {
-      const json = JSON.parse(text) as JsonObject;
-      const field = findField(route.handler.method.output, route.responseBody);
-      body = JSON.stringify(field === undefined ? null : (json[field.jsonName] ?? null));
+    const outputJson = toJson(calls.method.output, output, { alwaysEmitImplicit: true });
+    let body: string;
+    if (route.responseBody === "") {
+      body = JSON.stringify(outputJson);
+    } else {
+      const field = findField(calls.method.output, route.responseBody);
+      body = JSON.stringify(field === undefined || !isObject(outputJson) ? null : (outputJson[field.jsonName] ?? null));
     }
     const headers: Record<string, string> = { "content-type": "application/json" };
-    if (method === "GET" && publicMethods.has(route.handler.method)) {
+    if (method === "GET" && publicMethods.has(calls.method)) {
       const etag = etagOf(body);
       headers.etag = etag;
       headers["cache-control"] = `public, max-age=${PUBLIC_MAX_AGE_SECONDS}`;
       const ifNoneMatch = request.headers["if-none-match"];
       if (typeof ifNoneMatch === "string" && ifNoneMatch.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag)) {
         send(response, 304, headers, undefined);
+        call.finish();
         return;
       }
     } else {
       headers["cache-control"] = "private, no-store";
     }
     send(response, 200, headers, request.method === "HEAD" ? undefined : body);
+    call.finish();
   }
 
   return (request: NodeRequest, response: NodeResponse): void => {

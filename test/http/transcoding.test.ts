@@ -8,7 +8,8 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFileRegistry, fromBinary, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createConnectRouter, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { methodCalls } from "../../src/calls.ts";
 import { QuotaFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { createTranscodingHandler } from "../../src/http/transcoding.ts";
 import { createLogger } from "../../src/logger.ts";
@@ -43,8 +44,9 @@ const FAILURE_DETAILS = {
 
 beforeAll(async () => {
   const service = await compileEchoService();
-  const router = createConnectRouter(routerOptions({ logger: createLogger("silent"), metrics: new Metrics(), databaseDeadlines: (next) => next }, 1000));
-  router.service(service, {
+  const logger = createLogger("silent");
+  const { interceptors } = routerOptions({ logger, metrics: new Metrics(), databaseDeadlines: (next) => next }, 1000);
+  const implementation = {
     echo: (request: unknown) => ({ request }),
     fail: (request: { code: string }) => {
       const code = Object.entries(Code).find(([name]) => name.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase() === request.code)?.[1];
@@ -55,13 +57,12 @@ beforeAll(async () => {
       item: { title: `${request.id}:${request.item?.title ?? ""}` },
       etag: "hidden",
     }),
-  } as never);
+  };
   const handler = createTranscodingHandler({
-    handlers: router.handlers,
-    contextValues: () => createContextValues(),
+    methods: methodCalls([{ service, implementation }], { interceptors, logger, metrics: new Metrics() }),
     publicMethods: [],
     maxBodyBytes: DEFAULT_MAX_MESSAGE_BYTES,
-    logger: createLogger("silent"),
+    logger,
   });
   server = http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
