@@ -45,6 +45,8 @@ const configSchema = z.object({
   MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(100_000).default(512),
   STANDING_CACHE_TTL_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
   STANDING_CACHE_SIZE: z.coerce.number().int().min(0).max(10_000_000).default(100_000),
+  USAGE_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
+  USAGE_CACHE_SIZE: z.coerce.number().int().min(0).max(10_000_000).default(100_000),
   MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   TLS_CERT: optionalString,
@@ -79,6 +81,13 @@ export type Config = {
   readonly standingCacheTtlMs: number;
   /** Most account standings held in memory (0: no cache). */
   readonly standingCacheSize: number;
+  /**
+   * How long a cached usage amount may answer CheckQuota (and GetUsage) here; this replica's own
+   * increments evict it at once, other replicas' within this bound (0: no cache).
+   */
+  readonly usageCacheTtlMs: number;
+  /** Most usage rows held in memory (0: no cache). */
+  readonly usageCacheSize: number;
   /** Largest request message (or /v1 body) accepted; larger ones are refused. */
   readonly maxMessageBytes: number;
   /** How long SIGTERM waits for in-flight calls before closing their connections. */
@@ -127,6 +136,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     maxMessageBytes: values.MAX_MESSAGE_BYTES,
     standingCacheTtlMs: values.STANDING_CACHE_TTL_MS,
     standingCacheSize: values.STANDING_CACHE_SIZE,
+    usageCacheTtlMs: values.USAGE_CACHE_TTL_MS,
+    usageCacheSize: values.USAGE_CACHE_SIZE,
     shutdownTimeoutMs: values.SHUTDOWN_TIMEOUT_MS,
     tls:
       values.TLS_CERT === undefined || values.TLS_KEY === undefined

@@ -1,8 +1,8 @@
 import type { CommonQueryMethods, DatabasePool } from "slonik";
 import type { CatalogSource } from "./catalog-source.ts";
 import type { Clock } from "./clock.ts";
-import type { StandingCache } from "./standing-cache.ts";
-import { inCallTransaction, queriesOf } from "./deadlines.ts";
+import type { ReplicaCache } from "./replica-cache.ts";
+import { afterCallCommit, inCallTransaction, queriesOf } from "./deadlines.ts";
 import type { IncrementBatcher } from "./increment-batcher.ts";
 import { ensureAccount, findAccountStanding, lockAccount, type AccountStanding } from "./db/accounts.ts";
 import { notifyAccountChanged } from "./db/notifications.ts";
@@ -62,25 +62,34 @@ export class Entitlements {
   readonly #catalog: CatalogSource;
   readonly #clock: Clock;
 
-  readonly #standings: StandingCache | undefined;
+  readonly #standings: ReplicaCache<AccountStanding> | undefined;
+  /** Usage amounts for CheckQuota, grouped by user; this replica's increments evict them. */
+  readonly #usage: ReplicaCache<bigint> | undefined;
   readonly #batcher: IncrementBatcher | undefined;
   /** Usage reads through the pool that arrive together go in one query. */
   readonly #usageReads: Coalescer<UsageRowKey, bigint> | undefined;
 
   /**
    * Without `standings`, every call reads the account's standing from the database; without
-   * `batcher`, every increment is its own statement; without `coalesceReads`, every usage read.
+   * `usage`, every CheckQuota its usage; without `batcher`, every increment is its own statement;
+   * without `coalesceReads`, every usage read is its own query.
    */
   constructor(
     pool: DatabasePool,
     catalog: CatalogSource,
     clock: Clock,
-    options: { readonly standings?: StandingCache; readonly batcher?: IncrementBatcher; readonly coalesceReads?: boolean } = {},
+    options: {
+      readonly standings?: ReplicaCache<AccountStanding>;
+      readonly usage?: ReplicaCache<bigint>;
+      readonly batcher?: IncrementBatcher;
+      readonly coalesceReads?: boolean;
+    } = {},
   ) {
     this.#pool = pool;
     this.#catalog = catalog;
     this.#clock = clock;
     this.#standings = options.standings;
+    this.#usage = options.usage;
     this.#batcher = options.batcher;
     this.#usageReads = options.coalesceReads === true ? new Coalescer((rows) => findUsedRows(pool, rows)) : undefined;
   }
@@ -88,12 +97,13 @@ export class Entitlements {
   /** The account's status, sessions and current subscription: from the cache when there is one. */
   async standing(userId: string): Promise<AccountStanding> {
     const load = () => findAccountStanding(this.#db, userId);
-    return this.#standings === undefined ? load() : this.#standings.get(userId, load);
+    return this.#standings === undefined ? load() : this.#standings.get(userId, "", load);
   }
 
   /**
    * Records, in the transaction changing the account, that its standing changed: every replica
-   * evicts it when the transaction commits. `afterCommit` evicts it here at once.
+   * evicts it (and the user's cached usage) when the transaction commits. `afterCommit` evicts
+   * them here at once.
    */
   async announceChange(db: CommonQueryMethods, userId: string): Promise<void> {
     await notifyAccountChanged(db, userId);
@@ -101,6 +111,12 @@ export class Entitlements {
 
   afterCommit(userId: string): void {
     this.#standings?.evict(userId);
+    this.#usage?.evict(userId);
+  }
+
+  /** Another replica changed the account: its standing and usage are read afresh. */
+  forget(userId: string): void {
+    this.afterCommit(userId);
   }
 
   get catalog() {
@@ -149,8 +165,14 @@ export class Entitlements {
     db: CommonQueryMethods = this.#db,
   ): Promise<QuotaState> {
     const row = { userId, ...currentUsageRow(metric, at) };
-    // Reads through the pool are coalesced; a transaction reads its own connection.
-    const used = db === this.#pool && this.#usageReads !== undefined ? await this.#usageReads.submit(row) : await findUsed(db, row);
+    let used: bigint;
+    if (db !== this.#pool) {
+      // A transaction reads its own connection, never the cache.
+      used = await findUsed(db, row);
+    } else {
+      const load = () => (this.#usageReads === undefined ? findUsed(db, row) : this.#usageReads.submit(row));
+      used = await (this.#usage === undefined ? load() : this.#usage.get(userId, `${row.metric}\u0000${row.periodStart.getTime()}`, load));
+    }
     return quotaState(metric, quotaLimit(plan, metric.code), used, at);
   }
 
@@ -174,8 +196,17 @@ export class Entitlements {
     return { allowed: !suspended && fits(quota.used, amount, quota.limit), quota };
   }
 
-  /** Check-and-consume in one statement; with a key, exactly once across retries. */
+  /**
+   * Check-and-consume in one statement; with a key, exactly once across retries. The user's
+   * cached usage is evicted once the increment is committed, before its caller hears of it.
+   */
   async increment(increment: Increment): Promise<IncrementResult> {
+    const result = await this.#increment(increment);
+    afterCallCommit(() => this.#usage?.evict(increment.userId));
+    return result;
+  }
+
+  async #increment(increment: Increment): Promise<IncrementResult> {
     const now = this.now();
     const { plan, suspended } = await this.currentPlan(increment.userId, now);
     if (suspended) {

@@ -33,6 +33,7 @@ import { createUserTokenVerifier, type UserTokenVerifier } from "./user-tokens.t
 import { CatalogSource } from "./catalog-source.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
+import type { AccountStanding } from "./db/accounts.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
 import { deleteExpiredIdempotencyKeys } from "./db/idempotency-keys.ts";
 import { migrate } from "./db/migrate.ts";
@@ -40,7 +41,7 @@ import { createDatabasePool } from "./db/pool.ts";
 import { NotificationListener } from "./db/notifications.ts";
 import { seedCatalog } from "./db/seed.ts";
 import { IncrementBatcher } from "./increment-batcher.ts";
-import { StandingCache } from "./standing-cache.ts";
+import { ReplicaCache } from "./replica-cache.ts";
 import { loadDevSecrets } from "./dev-secrets.ts";
 import { Entitlements } from "./entitlements.ts";
 import { deadlineInterceptor } from "./deadlines.ts";
@@ -328,20 +329,26 @@ export async function startService(
     catalog.startRefreshing();
     const standings =
       config.standingCacheSize > 0 && config.standingCacheTtlMs > 0
-        ? new StandingCache({ ttlMs: config.standingCacheTtlMs, maxEntries: config.standingCacheSize })
+        ? new ReplicaCache<AccountStanding>({ ttlMs: config.standingCacheTtlMs, maxEntries: config.standingCacheSize })
         : undefined;
+    // Usage is never announced (a notification per increment would serialize commits): the TTL
+    // bounds how long another replica's increments go unseen here.
+    const usage =
+      config.usageCacheSize > 0 && config.usageCacheTtlMs > 0
+        ? new ReplicaCache<bigint>({ ttlMs: config.usageCacheTtlMs, maxEntries: config.usageCacheSize, enabled: true })
+        : undefined;
+    const entitlements = new Entitlements(pool, catalog, clock, { standings, usage, batcher: new IncrementBatcher(pool), coalesceReads: true });
     // Changes made through any replica reach this one's caches as notifications.
     const notifications = new NotificationListener(
       databaseUrl,
       {
-        onAccountChanged: (userId) => standings?.evict(userId),
+        onAccountChanged: (userId) => entitlements.forget(userId),
         onCatalogChanged: () => void catalog.refresh().catch((error: unknown) => logger.warn({ err: error }, "catalog refresh failed")),
         onListening: (listening) => standings?.setEnabled(listening),
       },
       logger,
     );
     await notifications.start().catch((error: unknown) => logger.warn({ err: error }, "not listening for changes yet; caching is off"));
-    const entitlements = new Entitlements(pool, catalog, clock, { standings, batcher: new IncrementBatcher(pool), coalesceReads: true });
     const administration = new Administration(pool, entitlements, clock);
     const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
     health.startProbing();

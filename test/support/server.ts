@@ -3,6 +3,7 @@ import type { Administration } from "../../src/administration.ts";
 import type { HealthMonitor } from "../../src/health.ts";
 import { CatalogSource } from "../../src/catalog-source.ts";
 import { Entitlements } from "../../src/entitlements.ts";
+import { ReplicaCache } from "../../src/replica-cache.ts";
 import { IncrementBatcher } from "../../src/increment-batcher.ts";
 import { createLogger, type Logger } from "../../src/logger.ts";
 import { Metrics } from "../../src/metrics.ts";
@@ -41,7 +42,13 @@ export async function startTestServer(
   metrics.observePool(database.pool);
   const clock = new TestClock(options.start ?? "2026-06-10T08:00:00Z");
   const catalog = await CatalogSource.load(database.pool, createLogger("silent"));
-  const entitlements = new Entitlements(database.pool, catalog, clock, { batcher: new IncrementBatcher(database.pool), coalesceReads: true });
+  const entitlements = new Entitlements(database.pool, catalog, clock, {
+    // As served: usage cached per replica (evicted by this replica's increments), so every test of
+    // the service also proves that a caller reads its own increments.
+    usage: new ReplicaCache<bigint>({ ttlMs: 60_000, maxEntries: 10_000, enabled: true }),
+    batcher: new IncrementBatcher(database.pool),
+    coalesceReads: true,
+  });
   const deps = {
     ...testRouteDependencies(entitlements, database.pool, clock),
     metrics,

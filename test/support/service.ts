@@ -2,6 +2,7 @@ import { createClient, createRouterTransport, type Client, type Interceptor } fr
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { CatalogSource } from "../../src/catalog-source.ts";
 import { Entitlements } from "../../src/entitlements.ts";
+import { ReplicaCache } from "../../src/replica-cache.ts";
 import { IncrementBatcher } from "../../src/increment-batcher.ts";
 import { createLogger } from "../../src/logger.ts";
 import { SignJWT } from "jose";
@@ -97,7 +98,13 @@ export async function createTestService(start = "2026-03-15T12:00:00Z"): Promise
   const clock = new TestClock(start);
   const logger = createLogger("silent");
   const catalog = await CatalogSource.load(database.pool, logger);
-  const entitlements = new Entitlements(database.pool, catalog, clock, { batcher: new IncrementBatcher(database.pool), coalesceReads: true });
+  const entitlements = new Entitlements(database.pool, catalog, clock, {
+    // As served: usage cached per replica (evicted by this replica's increments), so every test of
+    // the service also proves that a caller reads its own increments.
+    usage: new ReplicaCache<bigint>({ ttlMs: 60_000, maxEntries: 10_000, enabled: true }),
+    batcher: new IncrementBatcher(database.pool),
+    coalesceReads: true,
+  });
   const deps = testRouteDependencies(entitlements, database.pool, clock);
   const clientWith = (token: string | null) => inMemoryClient(deps, token);
   return { ...database, clock, entitlements, client: clientWith(SERVICE_TOKEN), clientWith };
