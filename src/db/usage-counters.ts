@@ -5,7 +5,6 @@ const usageRow = z.object({ user_id: z.string(), metric_code: z.string(), period
 const usedRow = z.object({ used: z.bigint() });
 const usedByMetricRow = z.object({ metric_code: z.string(), used: z.bigint() });
 const totalByMetricRow = z.object({ metric_code: z.string(), total: z.bigint() });
-const noRow = z.object({});
 
 type PeriodRow = { readonly metric: string; readonly periodStart: Date };
 
@@ -138,63 +137,28 @@ export async function sumUsageByMetric(
   return new Map(totals.map((row) => [row.metric_code, row.total]));
 }
 
-/** Makes sure the rows (and their accounts) exist, at 0, so they can be locked. */
-export async function ensureUsageRows(
-  db: CommonQueryMethods,
-  rows: readonly UsageRowKey[],
-  now: Date,
-): Promise<void> {
-  await db.query(sql.prepared("usage_ensure_rows", noRow)`
-    with wanted as (
-      select distinct * from ${wantedUserRows(rows)}
-    ),
-    account as (
-      insert into accounts (user_id, created_at) select distinct user_id, ${sql.timestamp(now)} from wanted
-      order by user_id
-      on conflict (user_id) do nothing
-    )
-    -- In key order, like the locks, so that two batches creating rows never deadlock.
-    insert into usage_counters (user_id, metric_code, period_start, used, updated_at)
-    select user_id, metric_code, period_start, 0, ${sql.timestamp(now)} from wanted
-    order by user_id, metric_code, period_start
-    on conflict (user_id, metric_code, period_start) do nothing
-  `);
-}
-
+const batchDecisionRow = z.object({ ordinal: z.number(), granted: z.boolean(), used: z.bigint() });
 
 /**
- * Locks existing rows until the transaction ends and returns their amounts. Rows are locked in
- * key order, so that transactions locking several rows never deadlock one another.
+ * Decides and writes many consumptions in one statement (the consume_usage_batch function):
+ * in arrival order, each against its row's amount after the ones before it, with the rows locked
+ * in key order. Returns, in the order given, whether each was granted and its row's amount after
+ * its turn. Also records the accounts on first sight.
  */
-export async function lockUsageRows(
+export async function consumeUsageBatch(
   db: CommonQueryMethods,
-  rows: readonly UsageRowKey[],
-): Promise<readonly (UsageRowKey & { readonly used: bigint })[]> {
-  const locked = await db.any(sql.prepared("usage_lock_rows", usageRow)`
-    select c.user_id, c.metric_code, c.period_start, c.used
-    from usage_counters c
-    join ${wantedUserRows(rows)}
-      on c.user_id = wanted.user_id and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
-    order by c.user_id, c.metric_code, c.period_start
-    for update of c
-  `);
-  return locked.map((row) => ({ userId: row.user_id, metric: row.metric_code, periodStart: new Date(row.period_start), used: row.used }));
-}
-
-/** Writes new amounts to locked rows. */
-export async function setUsageRows(
-  db: CommonQueryMethods,
-  rows: readonly (UsageRowKey & { readonly used: bigint })[],
-  now: Date,
-): Promise<void> {
-  await db.query(sql.prepared("usage_set_rows", noRow)`
-    update usage_counters c set used = wanted.used, updated_at = ${sql.timestamp(now)}
-    from unnest(
+  rows: readonly Consumption[],
+): Promise<{ granted: boolean; used: bigint }[]> {
+  const decisions = await db.any(sql.prepared("usage_consume_batch", batchDecisionRow)`
+    select ordinal, granted, used from consume_usage_batch(
       ${sql.array(rows.map((row) => row.userId), "text")}::text[],
       ${sql.array(rows.map((row) => row.metric), "text")}::text[],
       ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[],
-      ${sql.array(rows.map((row) => row.used), "int8")}::bigint[]
-    ) as wanted (user_id, metric_code, period_start, used)
-    where c.user_id = wanted.user_id and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
+      ${sql.array(rows.map((row) => row.amount), "int8")}::bigint[],
+      ${sql.array(rows.map((row) => row.ceiling), "int8")}::bigint[],
+      ${sql.timestamp(rows[0]!.now)}
+    )
   `);
+  const byOrdinal = new Map(decisions.map(({ ordinal, granted, used }) => [ordinal, { granted, used }]));
+  return rows.map((_, index) => byOrdinal.get(index + 1)!);
 }

@@ -6,6 +6,12 @@ import { freePort } from "../../src/db/embedded.ts";
 
 const cli = fileURLToPath(new URL("../../src/cli.ts", import.meta.url));
 
+/** Every process a test file spawned, killed after the file (a hook in a hook would never run). */
+const spawned = new Set<ChildProcess>();
+afterAll(() => {
+  for (const child of spawned) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+});
+
 export type ServiceProcess = {
   readonly process: ChildProcess;
   readonly grpcPort: number;
@@ -26,6 +32,7 @@ export async function spawnService(env: Record<string, string | undefined>): Pro
   const childEnv: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: "warn", GRPC_PORT: String(grpcPort), HTTP_PORT: String(httpPort), ...env };
   for (const [name, value] of Object.entries(env)) if (value === undefined) delete childEnv[name];
   const child = spawn(process.execPath, [cli, "serve"], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
+  spawned.add(child);
   let output = "";
   await new Promise<void>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
@@ -42,6 +49,5 @@ export async function spawnService(env: Record<string, string | undefined>): Pro
     const [code] = (await once(child, "exit")) as [number | null];
     return code;
   };
-  afterAll(() => stop("SIGKILL"));
   return { process: child, grpcPort, httpPort, output: () => output, stop };
 }
