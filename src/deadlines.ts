@@ -2,16 +2,67 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import type { Interceptor } from "@connectrpc/connect";
 import { sql, type CommonQueryMethods, type DatabasePool } from "slonik";
 
-/** The transaction of the current call, when its deadline put it in one of its own. */
-type CallTransaction = {
-  readonly db: CommonQueryMethods;
+/**
+ * The transaction of a call with a deadline: begun by the call's first query (a call answered
+ * from the caches never opens one), ended when the call ends.
+ */
+class CallTransaction {
+  readonly #pool: DatabasePool;
+  readonly #deadline: number;
+  #transaction: Promise<CommonQueryMethods> | undefined;
+  #finished: Promise<unknown> | undefined;
+  #end: ((failure: { readonly error: unknown } | undefined) => void) | undefined;
   /** Run once the transaction has committed. */
-  readonly afterCommit: (() => void)[];
-};
+  readonly afterCommit: (() => void)[] = [];
+  /** The call's queries, each waiting for the transaction to begin. */
+  readonly db: CommonQueryMethods;
+
+  constructor(pool: DatabasePool, deadline: number) {
+    this.#pool = pool;
+    this.#deadline = deadline;
+    this.db = new Proxy({} as CommonQueryMethods, {
+      get: (_, method: keyof CommonQueryMethods) =>
+        async (...args: unknown[]) => ((await this.#begin())[method] as (...a: unknown[]) => unknown)(...args),
+    });
+  }
+
+  #begin(): Promise<CommonQueryMethods> {
+    this.#transaction ??= new Promise((resolve, reject) => {
+      // No retries: a retried transaction would run the call twice.
+      this.#finished = this.#pool.transaction(async (tx) => {
+        const remaining = Math.max(1, Math.floor(this.#deadline - Date.now()));
+        await tx.query(sql.unsafe`select set_config('statement_timeout', ${String(remaining)}, true)`);
+        const failure = await new Promise<{ readonly error: unknown } | undefined>((end) => {
+          this.#end = end;
+          resolve(tx);
+        });
+        // Throwing rolls the transaction back.
+        if (failure !== undefined) throw failure.error;
+      }, 0);
+      this.#finished.catch(reject);
+    });
+    return this.#transaction;
+  }
+
+  /** Commits what the call wrote (the call succeeded) and runs what waited for the commit. */
+  async commit(): Promise<void> {
+    if (this.#finished === undefined) return;
+    this.#end?.(undefined);
+    await this.#finished;
+    for (const work of this.afterCommit) work();
+  }
+
+  /** Rolls back what the call wrote (the call failed). */
+  async rollback(error: unknown): Promise<void> {
+    if (this.#finished === undefined) return;
+    this.#end?.({ error });
+    await this.#finished.catch(() => {});
+  }
+}
 
 const callTransaction = new AsyncLocalStorage<CallTransaction>();
 
-/** Whether the current call runs in a deadline-bound transaction of its own. */
+/** Whether the current call's writes go to a deadline-bound transaction of its own. */
 export function inCallTransaction(): boolean {
   return callTransaction.getStore() !== undefined;
 }
@@ -42,7 +93,8 @@ export function requestTimeoutMs(headers: Headers): number | undefined {
  * Derives the statement timeout from the caller's deadline: a call whose deadline is shorter
  * than the pool's statement timeout runs its queries in one transaction with
  * `statement_timeout` set to what is left of the deadline, so the database gives up when the
- * caller does instead of holding a connection for the full statement timeout.
+ * caller does instead of holding a connection for the full statement timeout. The transaction
+ * begins with the call's first query: calls answered from the caches cost the database nothing.
  */
 export function deadlineInterceptor(pool: DatabasePool, statementTimeoutMs: number): Interceptor {
   return (next) => async (request) => {
@@ -50,15 +102,15 @@ export function deadlineInterceptor(pool: DatabasePool, statementTimeoutMs: numb
     if (timeoutMs === undefined || timeoutMs >= statementTimeoutMs || callTransaction.getStore() !== undefined) {
       return next(request);
     }
-    const deadline = Date.now() + timeoutMs;
-    const afterCommit: (() => void)[] = [];
-    // No retries: a retried transaction would run the call twice.
-    const response = await pool.transaction(async (tx) => {
-      const remaining = Math.max(1, Math.floor(deadline - Date.now()));
-      await tx.query(sql.unsafe`select set_config('statement_timeout', ${String(remaining)}, true)`);
-      return callTransaction.run({ db: tx, afterCommit }, () => next(request));
-    }, 0);
-    for (const work of afterCommit) work();
+    const transaction = new CallTransaction(pool, Date.now() + timeoutMs);
+    let response: Awaited<ReturnType<typeof next>>;
+    try {
+      response = await callTransaction.run(transaction, () => next(request));
+    } catch (error) {
+      await transaction.rollback(error);
+      throw error;
+    }
+    await transaction.commit();
     return response;
   };
 }

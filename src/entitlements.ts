@@ -156,21 +156,18 @@ export class Entitlements {
       : { plan, subscription, suspended };
   }
 
-  /** The user's usage of one metric now (read through `db`, which may be a transaction). */
-  async quota(
-    userId: string,
-    metric: Metric,
-    plan: Plan,
-    at: Date,
-    db: CommonQueryMethods = this.#db,
-  ): Promise<QuotaState> {
+  /**
+   * The user's usage of one metric now: read through `tx` when given (a transaction sees its own
+   * writes), otherwise from the cache or a coalesced read, outside any call transaction (a read
+   * answered from memory costs the database nothing, deadline or not).
+   */
+  async quota(userId: string, metric: Metric, plan: Plan, at: Date, tx?: CommonQueryMethods): Promise<QuotaState> {
     const row = { userId, ...currentUsageRow(metric, at) };
     let used: bigint;
-    if (db !== this.#pool) {
-      // A transaction reads its own connection, never the cache.
-      used = await findUsed(db, row);
+    if (tx !== undefined) {
+      used = await findUsed(tx, row);
     } else {
-      const load = () => (this.#usageReads === undefined ? findUsed(db, row) : this.#usageReads.submit(row));
+      const load = () => (this.#usageReads === undefined ? findUsed(this.#pool, row) : this.#usageReads.submit(row));
       used = await (this.#usage === undefined ? load() : this.#usage.get(userId, `${row.metric}\u0000${row.periodStart.getTime()}`, load));
     }
     return quotaState(metric, quotaLimit(plan, metric.code), used, at);

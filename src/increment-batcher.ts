@@ -1,5 +1,5 @@
 import type { DatabasePool } from "slonik";
-import { consumeUsageBatch, type Consumption } from "./db/usage-counters.ts";
+import { consumeUsage, consumeUsageBatch, findUsed, type Consumption } from "./db/usage-counters.ts";
 import { Coalescer } from "./coalescer.ts";
 
 /** What became of one increment: granted or not, and the row's amount after its turn. */
@@ -11,13 +11,13 @@ export type Decision = { readonly granted: boolean; readonly used: bigint };
  * order), each increment is decided in arrival order against the locked amount, the new amounts
  * are written, and the statement commits before any caller hears its answer. So throughput can
  * pass one commit per call, while every increment stays durable and exact, and a batch costs
- * one round trip to PostgreSQL whatever its size.
+ * one round trip to PostgreSQL whatever its size. A lone increment takes the one-row upsert.
  */
 export class IncrementBatcher {
   readonly #coalescer: Coalescer<Consumption, Decision>;
 
   constructor(pool: DatabasePool, options: { maxBatch?: number; maxConcurrentBatches?: number } = {}) {
-    this.#coalescer = new Coalescer((batch) => consumeUsageBatch(pool, batch), {
+    this.#coalescer = new Coalescer((batch) => (batch.length === 1 ? IncrementBatcher.#alone(pool, batch[0]!) : consumeUsageBatch(pool, batch)), {
       maxBatch: options.maxBatch,
       maxConcurrent: options.maxConcurrentBatches,
     });
@@ -25,5 +25,11 @@ export class IncrementBatcher {
 
   submit(consumption: Consumption): Promise<Decision> {
     return this.#coalescer.submit(consumption);
+  }
+
+  /** A lone increment: the single-row upsert, which costs PostgreSQL half of a batch of one. */
+  static async #alone(pool: DatabasePool, consumption: Consumption): Promise<Decision[]> {
+    const used = await consumeUsage(pool, consumption);
+    return [used === null ? { granted: false, used: await findUsed(pool, consumption) } : { granted: true, used }];
   }
 }

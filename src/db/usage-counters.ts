@@ -147,18 +147,24 @@ const batchDecisionRow = z.object({ ordinal: z.number(), granted: z.boolean(), u
  */
 export async function consumeUsageBatch(
   db: CommonQueryMethods,
-  rows: readonly Consumption[],
+  consumptions: readonly Consumption[],
 ): Promise<{ granted: boolean; used: bigint }[]> {
+  // The distinct rows in one order for every batch (the order they are locked in).
+  const rows = [...new Map(consumptions.map((row) => [usageRowId(row), row])).entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([, row]) => row);
+  const position = new Map(rows.map((row, index) => [usageRowId(row), index + 1]));
   const decisions = await db.any(sql.prepared("usage_consume_batch", batchDecisionRow)`
     select ordinal, granted, used from consume_usage_batch(
       ${sql.array(rows.map((row) => row.userId), "text")}::text[],
       ${sql.array(rows.map((row) => row.metric), "text")}::text[],
       ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[],
-      ${sql.array(rows.map((row) => row.amount), "int8")}::bigint[],
-      ${sql.array(rows.map((row) => row.ceiling), "int8")}::bigint[],
-      ${sql.timestamp(rows[0]!.now)}
+      ${sql.array(consumptions.map((row) => position.get(usageRowId(row))!), "int4")}::integer[],
+      ${sql.array(consumptions.map((row) => row.amount), "int8")}::bigint[],
+      ${sql.array(consumptions.map((row) => row.ceiling), "int8")}::bigint[],
+      ${sql.timestamp(consumptions[0]!.now)}
     )
   `);
   const byOrdinal = new Map(decisions.map(({ ordinal, granted, used }) => [ordinal, { granted, used }]));
-  return rows.map((_, index) => byOrdinal.get(index + 1)!);
+  return consumptions.map((_, index) => byOrdinal.get(index + 1)!);
 }
