@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase } from "./support/database.ts";
 function callWithDeadline<T>(pool: DatabasePool, work: () => Promise<T>): Promise<T> {
   const interceptor = deadlineInterceptor(pool, 5000);
   const request = { header: new Headers({ "grpc-timeout": "300m" }) };
-  return interceptor((async () => ({ message: await work() })) as never)(request as never).then((response) => (response as { message: T }).message);
+  return interceptor((async () => ({ message: await work() })) as never)(request as never).then((response) => (response as unknown as { message: T }).message);
 }
 
 let database: TestDatabase;
