@@ -10,8 +10,11 @@ type Entry<V> = { readonly group: string; readonly value: V; readonly loadedAt: 
  */
 export class ReplicaCache<V> {
   readonly #entries = new Map<string, Entry<V>>();
-  /** The load under way for each id; an eviction drops it, and a dropped load is not cached. */
-  readonly #loads = new Map<string, object>();
+  /**
+   * The load under way for each id, which every get of the id shares until it ends; an eviction
+   * drops it (later gets load afresh), and a dropped load is not cached.
+   */
+  readonly #loads = new Map<string, Promise<V>>();
   /** The ids of each group that are cached or being loaded. */
   readonly #groups = new Map<string, Set<string>>();
   readonly #ttlMs: number;
@@ -31,28 +34,34 @@ export class ReplicaCache<V> {
   }
 
   /** The value of `key` in `group` ("" for a group of one): cached, or loaded (and cached). */
-  async get(group: string, key: string, load: () => Promise<V>): Promise<V> {
+  get(group: string, key: string, load: () => Promise<V>): Promise<V> {
     const id = `${group}\u0000${key}`;
     const entry = this.#entries.get(id);
-    if (entry !== undefined && this.#now() - entry.loadedAt < this.#ttlMs) return entry.value;
-    const token = {};
-    this.#loads.set(id, token);
+    if (entry !== undefined && this.#now() - entry.loadedAt < this.#ttlMs) return Promise.resolve(entry.value);
+    const pending = this.#loads.get(id);
+    if (pending !== undefined) return pending;
+    const loaded = load();
     this.#idsOf(group).add(id);
-    let value: V;
-    try {
-      value = await load();
-    } catch (error) {
-      if (this.#loads.get(id) === token) this.#loads.delete(id);
-      this.#forgetIfIdle(group, id);
-      throw error;
-    }
-    // Still this load's turn unless an eviction (or a later load of the same id) took it.
-    const current = this.#loads.get(id) === token;
-    if (current) this.#loads.delete(id);
-    if (!current || !this.#enabled) {
-      this.#forgetIfIdle(group, id);
-      return value;
-    }
+    const loading: Promise<V> = loaded.then(
+      (value) => {
+        // Still this load's turn unless an eviction took it.
+        const current = this.#loads.get(id) === loading;
+        if (current) this.#loads.delete(id);
+        if (current && this.#enabled) this.#store(group, id, value);
+        else this.#forgetIfIdle(group, id);
+        return value;
+      },
+      (error: unknown) => {
+        if (this.#loads.get(id) === loading) this.#loads.delete(id);
+        this.#forgetIfIdle(group, id);
+        throw error;
+      },
+    );
+    this.#loads.set(id, loading);
+    return loading;
+  }
+
+  #store(group: string, id: string, value: V): void {
     this.#entries.delete(id);
     if (this.#entries.size >= this.#maxEntries) {
       // Maps iterate in insertion order: the first entry is the oldest load.
@@ -61,7 +70,6 @@ export class ReplicaCache<V> {
       this.#forgetIfIdle(oldestGroup, oldest);
     }
     this.#entries.set(id, { group, value, loadedAt: this.#now() });
-    return value;
   }
 
   /** Forgets every value of the group, and keeps no load of it that is under way. */

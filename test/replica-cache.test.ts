@@ -33,6 +33,19 @@ describe("ReplicaCache", () => {
     expect(loads).toBe(2);
   });
 
+  it("shares one load among the gets that arrive while it runs, and caches it", async () => {
+    const standings = cache();
+    const slow = deferred(active);
+    let loads = 0;
+    const load = () => (loads++, slow.load());
+    const gets = Array.from({ length: 64 }, () => standings.get("u", "", load));
+    slow.release();
+    expect(await Promise.all(gets)).toEqual(gets.map(() => active));
+    expect(loads).toBe(1);
+    await standings.get("u", "", load);
+    expect(loads).toBe(1);
+  });
+
   it("forgets an evicted group, every key of it, and no other group", async () => {
     const usage = new ReplicaCache<bigint>({ ttlMs: 1000, maxEntries: 10, enabled: true });
     await usage.get("u", "jobs", async () => 1n);
