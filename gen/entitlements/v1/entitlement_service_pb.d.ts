@@ -422,6 +422,8 @@ export declare const EntitlementService: GenService<{
   },
   /**
    * Tells whether `amount` more units of a metric fit the user's quota, without consuming them.
+   * Advisory: IncrementUsage decides. The usage it reads shows the increments made through the
+   * same replica at once, and those made through other replicas within about a second.
    *
    * @generated from rpc entitlements.v1.EntitlementService.CheckQuota
    */
