@@ -248,7 +248,7 @@ export class Administration {
       await this.#entitlements.announceChange(tx, userId);
       return changed;
     });
-    this.#entitlements.afterCommit(userId);
+    this.#entitlements.forget(userId);
     return result;
   }
 }

@@ -48,8 +48,8 @@ export type MethodCalls = {
   readonly requestGate: ServiceRegistration["requestGate"];
   readonly interceptors: Interceptor[];
   start(start: CallStart): Call;
-  /** The gate, then the interceptors and the implementation of a unary method. */
-  unary(call: Call, input: Message): Promise<Message>;
+  /** The gate, then (with the request `input` gives) the interceptors and the implementation. */
+  unary(call: Call, input: () => Message): Promise<Message>;
 };
 
 export type CallOptions = {
@@ -141,7 +141,7 @@ export function methodCalls(registrations: readonly ServiceRegistration[], optio
         unary: async (call, input) => {
           if (methodSpec.kind !== "unary") throw new ConnectError(`${method.name} is not unary`, Code.Unimplemented);
           await requestGate?.(call.context);
-          return invokeUnaryImplementation(methodSpec, call.context, input, options.interceptors);
+          return invokeUnaryImplementation(methodSpec, call.context, input(), options.interceptors);
         },
       };
     });

@@ -102,21 +102,17 @@ export class Entitlements {
 
   /**
    * Records, in the transaction changing the account, that its standing changed: every replica
-   * evicts it (and the user's cached usage) when the transaction commits. `afterCommit` evicts
-   * them here at once.
+   * evicts it (and the user's cached usage) when the transaction commits; `forget` evicts them
+   * here at once.
    */
   async announceChange(db: CommonQueryMethods, userId: string): Promise<void> {
     await notifyAccountChanged(db, userId);
   }
 
-  afterCommit(userId: string): void {
+  /** The account changed (committed here, or announced by another replica): read it afresh. */
+  forget(userId: string): void {
     this.#standings?.evict(userId);
     this.#usage?.evict(userId);
-  }
-
-  /** Another replica changed the account: its standing and usage are read afresh. */
-  forget(userId: string): void {
-    this.afterCommit(userId);
   }
 
   get catalog() {
@@ -265,7 +261,7 @@ export class Entitlements {
       await this.announceChange(tx, userId);
       return replaceCurrentSubscription(tx, { userId, planCode: plan.code, startedAt: now, expiresAt });
     });
-    this.afterCommit(userId);
+    this.forget(userId);
     return subscription;
   }
 

@@ -93,7 +93,7 @@ function handlerFor(calls: MethodCalls, logger: Logger): grpc.UntypedHandleCall 
     return (grpcCall: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
       const call = startCall(calls, grpcCall);
       const { context } = call;
-      void (async () => calls.unary(call, parse(method, grpcCall.request)))().then(
+      void calls.unary(call, () => parse(method, grpcCall.request)).then(
         (output) => {
           grpcCall.sendMetadata(initialMetadata(call));
           callback(null, serialize(method, output), appendToMetadata(new grpc.Metadata(), context.responseTrailer));

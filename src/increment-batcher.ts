@@ -14,10 +14,12 @@ export type Decision = { readonly granted: boolean; readonly used: bigint };
  * one round trip to PostgreSQL whatever its size. A lone increment takes the one-row upsert.
  */
 export class IncrementBatcher {
+  readonly #pool: DatabasePool;
   readonly #coalescer: Coalescer<Consumption, Decision>;
 
   constructor(pool: DatabasePool, options: { maxBatch?: number; maxConcurrentBatches?: number } = {}) {
-    this.#coalescer = new Coalescer((batch) => (batch.length === 1 ? IncrementBatcher.#alone(pool, batch[0]!) : consumeUsageBatch(pool, batch)), {
+    this.#pool = pool;
+    this.#coalescer = new Coalescer((batch) => this.#write(batch), {
       maxBatch: options.maxBatch,
       maxConcurrent: options.maxConcurrentBatches,
     });
@@ -27,9 +29,11 @@ export class IncrementBatcher {
     return this.#coalescer.submit(consumption);
   }
 
-  /** A lone increment: the single-row upsert, which costs PostgreSQL half of a batch of one. */
-  static async #alone(pool: DatabasePool, consumption: Consumption): Promise<Decision[]> {
-    const used = await consumeUsage(pool, consumption);
-    return [used === null ? { granted: false, used: await findUsed(pool, consumption) } : { granted: true, used }];
+  async #write(batch: readonly Consumption[]): Promise<Decision[]> {
+    if (batch.length > 1) return consumeUsageBatch(this.#pool, batch);
+    // A lone increment: the single-row upsert costs PostgreSQL half of a batch of one.
+    const consumption = batch[0]!;
+    const used = await consumeUsage(this.#pool, consumption);
+    return [used === null ? { granted: false, used: await findUsed(this.#pool, consumption) } : { granted: true, used }];
   }
 }

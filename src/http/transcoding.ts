@@ -338,7 +338,7 @@ export function createTranscodingHandler(options: TranscodingOptions) {
     response.setHeader("x-request-id", call.requestId);
     let output: Message;
     try {
-      output = await calls.unary(call, requestMessage(calls.method.input, json));
+      output = await calls.unary(call, () => requestMessage(calls.method.input, json));
     } catch (error) {
       const connectError = asConnectError(error, options.logger);
       sendError(response, new HttpError(httpStatusOf(connectError), codeToString(connectError.code), connectError.rawMessage), detailsJson(connectError));
