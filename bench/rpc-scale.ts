@@ -2,7 +2,9 @@
  * Latency against the size of the data: the same calls on a database of 1k accounts (10k counter
  * rows) and of 1M accounts (10M counter rows: two counters over five periods each), through the
  * service in its own process, 16 in flight from h2load, spread over 8 users across the key
- * space. BENCH_SCALE_ACCOUNTS changes the large size. Run: npm run bench:scale
+ * space. The service caches nothing here (STANDING_CACHE_SIZE=0, USAGE_CACHE_TTL_MS=0): every
+ * call reads PostgreSQL, as a cold or rarely seen user's does. BENCH_SCALE_ACCOUNTS changes the
+ * large size. Run: npm run bench:scale
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -63,7 +65,15 @@ try {
     const [grpcPort, httpPort] = [await freePort(), await freePort()];
     const service = await startProcess(
       ["src/cli.ts", "serve"],
-      { DATABASE_URL: url, SERVICE_TOKENS: TOKEN, GRPC_PORT: String(grpcPort), HTTP_PORT: String(httpPort), LOG_LEVEL: "info" },
+      {
+        DATABASE_URL: url,
+        SERVICE_TOKENS: TOKEN,
+        GRPC_PORT: String(grpcPort),
+        HTTP_PORT: String(httpPort),
+        LOG_LEVEL: "info",
+        STANDING_CACHE_SIZE: "0",
+        USAGE_CACHE_TTL_MS: "0",
+      },
       /Entitlement service ready/,
       "stderr",
     );
@@ -89,7 +99,9 @@ try {
     }
     service.kill("SIGTERM");
   }
-  process.stdout.write(`Latency against data size (the service in its own process, h2load one thread, 2 cores)\n\n${table(rows)}\n`);
+  process.stdout.write(
+    `Latency against data size (the service in its own process with its caches off, h2load one thread, 2 cores)\n\n${table(rows)}\n`,
+  );
 } finally {
   for (const child of children) child.kill("SIGTERM");
   await database.stop();
