@@ -8,7 +8,7 @@ import { sql, type CommonQueryMethods, type DatabasePool } from "slonik";
  */
 class CallTransaction {
   readonly #pool: DatabasePool;
-  readonly #deadline: number;
+  readonly deadline: number;
   #transaction: Promise<CommonQueryMethods> | undefined;
   #finished: Promise<unknown> | undefined;
   #end: ((failure: { readonly error: unknown } | undefined) => void) | undefined;
@@ -19,7 +19,7 @@ class CallTransaction {
 
   constructor(pool: DatabasePool, deadline: number) {
     this.#pool = pool;
-    this.#deadline = deadline;
+    this.deadline = deadline;
     this.db = new Proxy({} as CommonQueryMethods, {
       get: (_, method: keyof CommonQueryMethods) =>
         async (...args: unknown[]) => ((await this.#begin())[method] as (...a: unknown[]) => unknown)(...args),
@@ -30,8 +30,7 @@ class CallTransaction {
     this.#transaction ??= new Promise((resolve, reject) => {
       // No retries: a retried transaction would run the call twice.
       this.#finished = this.#pool.transaction(async (tx) => {
-        const remaining = Math.max(1, Math.floor(this.#deadline - Date.now()));
-        await tx.query(sql.unsafe`select set_config('statement_timeout', ${String(remaining)}, true)`);
+        await boundStatements(tx, this.deadline);
         const failure = await new Promise<{ readonly error: unknown } | undefined>((end) => {
           this.#end = end;
           resolve(tx);
@@ -46,9 +45,10 @@ class CallTransaction {
 
   /** Commits what the call wrote (the call succeeded) and runs what waited for the commit. */
   async commit(): Promise<void> {
-    if (this.#finished === undefined) return;
-    this.#end?.(undefined);
-    await this.#finished;
+    if (this.#finished !== undefined) {
+      this.#end?.(undefined);
+      await this.#finished;
+    }
     for (const work of this.afterCommit) work();
   }
 
@@ -62,9 +62,15 @@ class CallTransaction {
 
 const callTransaction = new AsyncLocalStorage<CallTransaction>();
 
-/** Whether the current call's writes go to a deadline-bound transaction of its own. */
-export function inCallTransaction(): boolean {
-  return callTransaction.getStore() !== undefined;
+/** When the current call's caller gives up (ms since the epoch), if that bounds its database work. */
+export function callDeadline(): number | undefined {
+  return callTransaction.getStore()?.deadline;
+}
+
+/** Bounds the transaction's further statements by what is left until `deadline`. */
+export async function boundStatements(tx: CommonQueryMethods, deadline: number): Promise<void> {
+  const remaining = Math.max(1, Math.floor(deadline - Date.now()));
+  await tx.query(sql.unsafe`select set_config('statement_timeout', ${String(remaining)}, true)`);
 }
 
 /** Where a call's queries go: its deadline-bound transaction, or the pool. */

@@ -2,7 +2,7 @@ import type { CommonQueryMethods, DatabasePool } from "slonik";
 import type { CatalogSource } from "./catalog-source.ts";
 import type { Clock } from "./clock.ts";
 import type { ReplicaCache } from "./replica-cache.ts";
-import { afterCallCommit, inCallTransaction, queriesOf } from "./deadlines.ts";
+import { afterCallCommit, callDeadline, queriesOf } from "./deadlines.ts";
 import type { IncrementBatcher } from "./increment-batcher.ts";
 import { ensureAccount, findAccountStanding, lockAccount, type AccountStanding } from "./db/accounts.ts";
 import { notifyAccountChanged } from "./db/notifications.ts";
@@ -215,9 +215,9 @@ export class Entitlements {
     };
     const key = increment.idempotencyKey;
     if (key === undefined) {
-      // A call with a deadline-bound transaction of its own keeps its increment in it.
-      if (this.#batcher !== undefined && !inCallTransaction()) {
-        const { granted, used } = await this.#batcher.submit(consumption);
+      if (this.#batcher !== undefined) {
+        // Group commit, bounded by the caller's deadline when it set one.
+        const { granted, used } = await this.#batcher.submit(consumption, callDeadline());
         if (!granted) {
           throw new QuotaExceededError(increment.userId, quotaState(increment.metric, limit, used, now), increment.amount);
         }

@@ -48,6 +48,12 @@ describe("the deadline interceptor", () => {
     await vi.waitFor(() => expect(seen).toEqual([["committed"]]));
   });
 
+  it("runs what waited for the commit of a call that ran no query of its own", async () => {
+    const afterCommit = vi.fn();
+    await callWithDeadline({ transaction: vi.fn() } as unknown as DatabasePool, async () => afterCallCommit(afterCommit));
+    expect(afterCommit).toHaveBeenCalledOnce();
+  });
+
   it("rolls back a call that fails, and runs nothing that waited for a commit", async () => {
     const afterCommit = vi.fn();
     const failure = callWithDeadline(database.pool, async () => {

@@ -1,3 +1,5 @@
+import pg from "pg";
+import { StatementTimeoutError } from "slonik";
 import { beforeAll, describe, expect, it } from "vitest";
 import { findUsed, type Consumption } from "../../src/db/usage-counters.ts";
 import { IncrementBatcher } from "../../src/increment-batcher.ts";
@@ -80,5 +82,32 @@ describe("IncrementBatcher", () => {
       expect(used).toBe(granted);
       expect(used).toBeLessThanOrEqual(25n);
     }
+  });
+
+  it("gives up with its callers when every caller of a batch set a deadline", async () => {
+    await batcher.submit(consumption("bounded", 1n, 100n));
+    const blocker = new pg.Client({ connectionString: database.url });
+    await blocker.connect();
+    try {
+      await blocker.query("begin");
+      await blocker.query("lock table usage_counters in access exclusive mode");
+      const started = performance.now();
+      const deadline = Date.now() + 300;
+      const outcomes = await Promise.allSettled([
+        batcher.submit(consumption("bounded", 1n, 100n), deadline),
+        batcher.submit(consumption("bounded", 1n, 100n), deadline - 100),
+      ]);
+      // The statement timeout is 5 s; the batch ends with the last of its callers' deadlines.
+      expect(outcomes.map((outcome) => outcome.status)).toEqual(["rejected", "rejected"]);
+      expect(outcomes.map((outcome) => (outcome as PromiseRejectedResult).reason)).toEqual([
+        expect.any(StatementTimeoutError),
+        expect.any(StatementTimeoutError),
+      ]);
+      expect(performance.now() - started).toBeLessThan(2000);
+    } finally {
+      await blocker.query("rollback");
+      await blocker.end();
+    }
+    expect(await findUsed(database.pool, { userId: "bounded", metric: "jobs", periodStart })).toBe(1n);
   });
 });
