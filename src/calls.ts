@@ -67,8 +67,8 @@ export function asConnectError(error: unknown, logger: Logger): ConnectError {
 
 /**
  * The call's Connect HandlerContext. Built here rather than by createHandlerContext, which links
- * two more AbortControllers and copies the headers once more: a third of the grpc-js bridge's
- * cost per call. One controller carries the caller's cancellation and the deadline.
+ * two more AbortControllers and copies the headers once more (about 9 µs a call on the test
+ * machine). One controller carries the caller's cancellation and the deadline.
  */
 function startCall(
   service: DescService,

@@ -47,7 +47,7 @@ function serviceError(error: ConnectError, trailer: Headers): Partial<grpc.Servi
 type GrpcCall = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>;
 
 /** Starts the call from what grpc-js tells of it; a "cancelled" before the answer aborts it. */
-function startCall(calls: MethodCalls, grpcCall: GrpcCall): Call {
+function startGrpcCall(calls: MethodCalls, grpcCall: GrpcCall): Call {
   const header: Record<string, string> = {};
   for (const [name, value] of Object.entries(grpcCall.metadata.getMap())) {
     // Binary values are never read by the gates or services.
@@ -91,7 +91,7 @@ function handlerFor(calls: MethodCalls, logger: Logger): grpc.UntypedHandleCall 
   const { method, spec } = calls;
   if (spec.kind === "unary") {
     return (grpcCall: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
-      const call = startCall(calls, grpcCall);
+      const call = startGrpcCall(calls, grpcCall);
       const { context } = call;
       void calls.unary(call, () => parse(method, grpcCall.request)).then(
         (output) => {
@@ -111,7 +111,7 @@ function handlerFor(calls: MethodCalls, logger: Logger): grpc.UntypedHandleCall 
 
   // Streaming: requests in as an async iterable, responses out as written messages.
   return (grpcCall: grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>) => {
-    const call = startCall(calls, grpcCall);
+    const call = startGrpcCall(calls, grpcCall);
     const { context } = call;
     const requests = (async function* () {
       if ("request" in grpcCall && grpcCall.request !== undefined) {
