@@ -12,6 +12,7 @@ class CallTransaction {
   #transaction: Promise<CommonQueryMethods> | undefined;
   #finished: Promise<unknown> | undefined;
   #end: ((failure: { readonly error: unknown } | undefined) => void) | undefined;
+  #ended = false;
   /** Run once the transaction has committed. */
   readonly afterCommit: (() => void)[] = [];
   /** The call's queries, each waiting for the transaction to begin. */
@@ -20,13 +21,28 @@ class CallTransaction {
   constructor(pool: DatabasePool, deadline: number) {
     this.#pool = pool;
     this.deadline = deadline;
-    this.db = new Proxy({} as CommonQueryMethods, {
-      get: (_, method: keyof CommonQueryMethods) =>
-        async (...args: unknown[]) => ((await this.#begin())[method] as (...a: unknown[]) => unknown)(...args),
-    });
+    const forward = <K extends keyof CommonQueryMethods>(name: K) =>
+      (async (...args: unknown[]) => ((await this.#begin())[name] as (...a: unknown[]) => unknown)(...args)) as CommonQueryMethods[K];
+    this.db = {
+      any: forward("any"),
+      anyFirst: forward("anyFirst"),
+      exists: forward("exists"),
+      many: forward("many"),
+      manyFirst: forward("manyFirst"),
+      maybeOne: forward("maybeOne"),
+      maybeOneFirst: forward("maybeOneFirst"),
+      one: forward("one"),
+      oneFirst: forward("oneFirst"),
+      query: forward("query"),
+      record: forward("record"),
+      stream: forward("stream"),
+      transaction: forward("transaction"),
+    };
   }
 
   #begin(): Promise<CommonQueryMethods> {
+    // A query after the call ended would open a transaction that nothing ends.
+    if (this.#ended && this.#transaction === undefined) return Promise.reject(new Error("the call has ended"));
     this.#transaction ??= new Promise((resolve, reject) => {
       // No retries: a retried transaction would run the call twice.
       this.#finished = this.#pool.transaction(async (tx) => {
@@ -45,6 +61,7 @@ class CallTransaction {
 
   /** Commits what the call wrote (the call succeeded) and runs what waited for the commit. */
   async commit(): Promise<void> {
+    this.#ended = true;
     if (this.#finished !== undefined) {
       this.#end?.(undefined);
       await this.#finished;
@@ -54,6 +71,7 @@ class CallTransaction {
 
   /** Rolls back what the call wrote (the call failed). */
   async rollback(error: unknown): Promise<void> {
+    this.#ended = true;
     if (this.#finished === undefined) return;
     this.#end?.({ error });
     await this.#finished.catch(() => {});

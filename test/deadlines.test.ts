@@ -54,6 +54,16 @@ describe("the deadline interceptor", () => {
     expect(afterCommit).toHaveBeenCalledOnce();
   });
 
+  it("refuses a query the call leaves behind, rather than open a transaction nothing ends", async () => {
+    const transaction = vi.fn();
+    const late = await callWithDeadline({ transaction } as unknown as DatabasePool, async () => {
+      const db = queriesOf(database.pool);
+      return () => db.query(sql.unsafe`select 1`);
+    });
+    await expect(late()).rejects.toThrow("the call has ended");
+    expect(transaction).not.toHaveBeenCalled();
+  });
+
   it("rolls back a call that fails, and runs nothing that waited for a commit", async () => {
     const afterCommit = vi.fn();
     const failure = callWithDeadline(database.pool, async () => {
