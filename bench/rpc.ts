@@ -6,8 +6,9 @@
  * Load comes from h2load (Debian's nghttp2-client), one thread. Run: npm run bench
  * BENCH_SECONDS (default 4) sets each measurement's length, BENCH_REPEAT (default 3) how many
  * times each pair is measured (the median ratio is shown); BENCH_CALLS (say "GetPlan,me") and
- * BENCH_IN_FLIGHT (say "64") narrow the run; BENCH_CPU_PROFILE=<dir> writes the service's CPU
- * profile there (node --cpu-prof) when it stops.
+ * BENCH_IN_FLIGHT (say "64") narrow the run; BENCH_DEADLINE (say "1S") sends that gRPC deadline
+ * with every call; BENCH_CPU_PROFILE=<dir> writes the service's CPU profile there (node
+ * --cpu-prof) when it stops.
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -38,6 +39,7 @@ const CALLS = process.env.BENCH_CALLS?.split(",");
 const selected = (name: string) => CALLS === undefined || CALLS.includes(name);
 const CPU_PROFILE = process.env.BENCH_CPU_PROFILE;
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+const DEADLINE = process.env.BENCH_DEADLINE;
 const TOKEN = "bench-service-token-0123456789";
 const JWT_SECRET = "bench-jwt-secret-0123456789-0123456789";
 const INCREMENT_USERS = 8;
@@ -110,7 +112,13 @@ try {
       ),
     ),
   };
-  const grpcHeaders = ["content-type: application/grpc", "te: trailers", `authorization: Bearer ${TOKEN}`];
+  const grpcHeaders = [
+    "content-type: application/grpc",
+    "te: trailers",
+    `authorization: Bearer ${TOKEN}`,
+    // A deadline on every call, as most real clients send one (grpc-timeout syntax, say "1S").
+    ...(DEADLINE === undefined ? [] : [`grpc-timeout: ${DEADLINE}`]),
+  ];
   const jwt = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("bench-user").setIssuedAt().setExpirationTime("1h").sign(new TextEncoder().encode(JWT_SECRET));
 
   const rows: (string | number)[][] = [
