@@ -47,6 +47,13 @@ describe("loadConfig", () => {
     }
   });
 
+  it("reads the usage cache's bounds, and refuses staleness over a minute", () => {
+    expect(loadConfig({})).toMatchObject({ usageCacheTtlMs: 1000, usageCacheSize: 100_000 });
+    expect(loadConfig({ USAGE_CACHE_TTL_MS: "0", USAGE_CACHE_SIZE: "50" })).toMatchObject({ usageCacheTtlMs: 0, usageCacheSize: 50 });
+    expect(() => loadConfig({ USAGE_CACHE_TTL_MS: "60001" })).toThrow(/USAGE_CACHE_TTL_MS/);
+    expect(() => loadConfig({ USAGE_CACHE_SIZE: "-1" })).toThrow(/USAGE_CACHE_SIZE/);
+  });
+
   it("refuses a short JWT secret and out-of-range ports", () => {
     expect(() => loadConfig({ JWT_SECRET: "short" })).toThrow(/JWT_SECRET/);
     expect(() => loadConfig({ HTTP_PORT: "70000" })).toThrow(/HTTP_PORT/);
