@@ -125,6 +125,7 @@ try {
     ["call", "in flight", "calls/s", "p50 ms", "p99 ms", "CPU µs/call", "limit", "limit calls/s", "limit p99 ms", "limit CPU µs/call", "ratio", "target"],
   ];
   let peakRss = 0;
+  let barePeakRss = 0;
   const fmt = (n: number) => (Number.isNaN(n) ? "-" : n >= 100 ? n.toFixed(0) : n.toFixed(2));
   /**
    * One row: the service and its limit measured one after the other, REPEAT times; the row shows
@@ -136,6 +137,7 @@ try {
       const measured = await measure();
       peakRss = Math.max(peakRss, await rssMb(service.pid!));
       const reference = await limit();
+      barePeakRss = Math.max(barePeakRss, await rssMb(bare.pid!));
       pairs.push({ measured, limit: reference, ratio: measured.rps / reference.rps });
     }
     pairs.sort((x, y) => x.ratio - y.ratio);
@@ -173,7 +175,8 @@ try {
       `${INCREMENT_USERS} users' counters. pgbench reports average latency (shown as p50). CPU µs/call is the server ` +
       `process's user + system time over the measurement divided by the calls answered (PostgreSQL's not included).\n\n` +
       table(rows) +
-      `\n\nService RSS under load: ${peakRss.toFixed(0)} MB (peak sampled)\n`,
+      `\n\nRSS under load (peak sampled after each measurement): the service ${peakRss.toFixed(0)} MB, ` +
+      `the bare servers ${barePeakRss.toFixed(0)} MB\n`,
   );
 } finally {
   // Waits for the exits: the service drains and writes its profile first.
