@@ -54,6 +54,76 @@ begin
 end;
 $$;
 
+-- An increment under an idempotency key in one round trip. Claims the key (the unique index
+-- makes a racing retry wait here until the first call commits); a key already held and not
+-- expired is replayed: its first result is returned and nothing is counted. Otherwise the
+-- increment is decided as the single-row upsert decides it; a refused increment gives its key up
+-- (a later retry is decided afresh) and returns the row's amount; a granted one records its result
+-- under the key. `outcome` is 'granted', 'refused' or 'replayed'; the first_* columns describe
+-- the first call of a replayed key.
+create function consume_usage_once(
+  p_user_id text, p_metric text, p_period timestamptz, p_amount bigint, p_ceiling bigint,
+  p_limit bigint, p_key text, p_at timestamptz, p_expires_at timestamptz
+) returns table (
+  outcome text, used bigint,
+  first_metric text, first_amount bigint, first_used_after bigint, first_limit bigint, first_created_at timestamptz
+)
+language plpgsql
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  claimed boolean;
+  amount_now bigint;
+begin
+  insert into accounts (user_id, created_at) values (p_user_id, p_at)
+  on conflict (user_id) do nothing;
+
+  insert into idempotency_keys as k (user_id, idempotency_key, metric_code, amount, created_at, expires_at)
+  values (p_user_id, p_key, p_metric, p_amount, p_at, p_expires_at)
+  on conflict (user_id, idempotency_key) do update
+    set metric_code = excluded.metric_code,
+        amount = excluded.amount,
+        used_after = null,
+        quota_limit = null,
+        created_at = excluded.created_at,
+        expires_at = excluded.expires_at
+    where k.expires_at <= excluded.created_at
+  returning true into claimed;
+
+  if claimed is null then
+    return query
+      select 'replayed'::text, null::bigint, k.metric_code, k.amount, k.used_after, k.quota_limit, k.created_at
+      from idempotency_keys k
+      where k.user_id = p_user_id and k.idempotency_key = p_key;
+    return;
+  end if;
+
+  insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
+  select p_user_id, p_metric, p_period, greatest(p_amount, 0), p_at
+  where p_amount <= p_ceiling
+  on conflict (user_id, metric_code, period_start) do update
+    set used = greatest(c.used + p_amount, 0), updated_at = excluded.updated_at
+    where p_amount <= 0 or c.used + p_amount <= p_ceiling
+  returning c.used into amount_now;
+
+  if amount_now is null then
+    delete from idempotency_keys k where k.user_id = p_user_id and k.idempotency_key = p_key;
+    return query
+      select 'refused'::text, coalesce((
+        select c.used from usage_counters c
+        where c.user_id = p_user_id and c.metric_code = p_metric and c.period_start = p_period
+      ), 0::bigint), null::text, null::bigint, null::bigint, null::bigint, null::timestamptz;
+    return;
+  end if;
+
+  update idempotency_keys k set used_after = amount_now, quota_limit = p_limit
+  where k.user_id = p_user_id and k.idempotency_key = p_key;
+  return query
+    select 'granted'::text, amount_now, null::text, null::bigint, null::bigint, null::bigint, null::timestamptz;
+end;
+$$;
+
 -- Down Migration
 
+drop function consume_usage_once(text, text, timestamptz, bigint, bigint, bigint, text, timestamptz, timestamptz);
 drop function consume_usage_batch(text[], text[], timestamptz[], integer[], bigint[], bigint[], timestamptz);

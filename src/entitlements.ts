@@ -6,11 +6,7 @@ import { afterCallCommit, callDeadline, queriesOf } from "./deadlines.ts";
 import type { IncrementBatcher } from "./increment-batcher.ts";
 import { ensureAccount, findAccountStanding, lockAccount, type AccountStanding } from "./db/accounts.ts";
 import { notifyAccountChanged } from "./db/notifications.ts";
-import {
-  claimIdempotencyKey,
-  recordIdempotentResult,
-  type IdempotentIncrement,
-} from "./db/idempotency-keys.ts";
+import { consumeUsageOnce, type IdempotentIncrement } from "./db/idempotency-keys.ts";
 import { replaceCurrentSubscription } from "./db/subscriptions.ts";
 import { consumeUsage, findUsed, findUsedByMetric, findUsedRows, type UsageRowKey } from "./db/usage-counters.ts";
 import { Coalescer } from "./coalescer.ts";
@@ -153,19 +149,13 @@ export class Entitlements {
   }
 
   /**
-   * The user's usage of one metric now: read through `tx` when given (a transaction sees its own
-   * writes), otherwise from the cache or a coalesced read, outside any call transaction (a read
-   * answered from memory costs the database nothing, deadline or not).
+   * The user's usage of one metric now: from the cache or a coalesced read, outside any call
+   * transaction (a read answered from memory costs the database nothing, deadline or not).
    */
-  async quota(userId: string, metric: Metric, plan: Plan, at: Date, tx?: CommonQueryMethods): Promise<QuotaState> {
+  async quota(userId: string, metric: Metric, plan: Plan, at: Date): Promise<QuotaState> {
     const row = { userId, ...currentUsageRow(metric, at) };
-    let used: bigint;
-    if (tx !== undefined) {
-      used = await findUsed(tx, row);
-    } else {
-      const load = () => (this.#usageReads === undefined ? findUsed(this.#pool, row) : this.#usageReads.submit(row));
-      used = await (this.#usage === undefined ? load() : this.#usage.get(userId, `${row.metric}\u0000${row.periodStart.getTime()}`, load));
-    }
+    const load = () => (this.#usageReads === undefined ? findUsed(this.#pool, row) : this.#usageReads.submit(row));
+    const used = await (this.#usage === undefined ? load() : this.#usage.get(userId, `${row.metric}\u0000${row.periodStart.getTime()}`, load));
     return quotaState(metric, quotaLimit(plan, metric.code), used, at);
   }
 
@@ -214,38 +204,27 @@ export class Entitlements {
       now,
     };
     const key = increment.idempotencyKey;
-    if (key === undefined) {
-      if (this.#batcher !== undefined) {
-        // Group commit, bounded by the caller's deadline when it set one.
-        const { granted, used } = await this.#batcher.submit(consumption, callDeadline());
-        if (!granted) {
-          throw new QuotaExceededError(increment.userId, quotaState(increment.metric, limit, used, now), increment.amount);
-        }
-        return { quota: quotaState(increment.metric, limit, used, now), replayed: false };
+    let outcome: { readonly kind: "granted" | "refused"; readonly used: bigint };
+    if (key !== undefined) {
+      const expiresAt = new Date(now.getTime() + IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000);
+      const once = await consumeUsageOnce(this.#db, { ...consumption, key, limit, expiresAt });
+      if (once.kind === "replayed") {
+        return { quota: this.#replay(increment, key, once.first), replayed: true };
       }
+      outcome = once;
+    } else if (this.#batcher !== undefined) {
+      // Group commit, bounded by the caller's deadline when it set one.
+      const { granted, used } = await this.#batcher.submit(consumption, callDeadline());
+      outcome = { kind: granted ? "granted" : "refused", used };
+    } else {
       const used = await consumeUsage(this.#db, consumption);
-      if (used === null) {
-        throw await this.#quotaExceeded(this.#db, increment, plan, now);
-      }
-      return { quota: quotaState(increment.metric, limit, used, now), replayed: false };
+      outcome = used === null ? { kind: "refused", used: await findUsed(this.#db, consumption) } : { kind: "granted", used };
     }
-    return this.#db.transaction(async (tx) => {
-      const first = await claimIdempotencyKey(tx, {
-        ...consumption,
-        key,
-        expiresAt: new Date(now.getTime() + IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000),
-      });
-      if (first !== null) {
-        return { quota: this.#replay(increment, key, first), replayed: true };
-      }
-      const used = await consumeUsage(tx, consumption);
-      if (used === null) {
-        // Throwing rolls back the claim: a later retry is decided afresh.
-        throw await this.#quotaExceeded(tx, increment, plan, now);
-      }
-      await recordIdempotentResult(tx, { userId: increment.userId, key, usedAfter: used, limit });
-      return { quota: quotaState(increment.metric, limit, used, now), replayed: false };
-    });
+    const quota = quotaState(increment.metric, limit, outcome.used, now);
+    if (outcome.kind === "refused") {
+      throw new QuotaExceededError(increment.userId, quota, increment.amount);
+    }
+    return { quota, replayed: false };
   }
 
   /** Moves the user to a plan: the current subscription ends and a new one starts, atomically. */
@@ -270,15 +249,5 @@ export class Entitlements {
       throw new IdempotencyKeyReusedError(key);
     }
     return quotaState(increment.metric, first.limit, first.usedAfter, first.createdAt);
-  }
-
-  async #quotaExceeded(
-    db: CommonQueryMethods,
-    increment: Increment,
-    plan: Plan,
-    at: Date,
-  ): Promise<QuotaExceededError> {
-    const quota = await this.quota(increment.userId, increment.metric, plan, at, db);
-    return new QuotaExceededError(increment.userId, quota, increment.amount);
   }
 }

@@ -1,5 +1,6 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
+import type { Consumption } from "./usage-counters.ts";
 
 /** What the first increment under a key did, replayed to its retries. */
 export type IdempotentIncrement = {
@@ -12,86 +13,56 @@ export type IdempotentIncrement = {
 
 const timestamp = z.number().transform((ms) => new Date(ms));
 
-const recordRow = z
-  .object({
-    metric_code: z.string(),
-    amount: z.bigint(),
-    used_after: z.bigint(),
-    quota_limit: z.bigint().nullable(),
-    created_at: timestamp,
-  })
-  .transform(
-    (row): IdempotentIncrement => ({
-      metric: row.metric_code,
-      amount: row.amount,
-      usedAfter: row.used_after,
-      limit: row.quota_limit,
-      createdAt: row.created_at,
-    }),
-  );
+const onceRow = z.object({
+  outcome: z.enum(["granted", "refused", "replayed"]),
+  used: z.bigint().nullable(),
+  first_metric: z.string().nullable(),
+  first_amount: z.bigint().nullable(),
+  first_used_after: z.bigint().nullable(),
+  first_limit: z.bigint().nullable(),
+  first_created_at: timestamp.nullable(),
+});
 
-const claimRow = z.object({ claimed: z.boolean() });
-const noRow = z.object({});
+/** What became of an increment under a key. */
+export type KeyedOutcome =
+  | { readonly kind: "granted" | "refused"; readonly used: bigint }
+  | { readonly kind: "replayed"; readonly first: IdempotentIncrement };
 
-export type KeyClaim = {
-  readonly userId: string;
+export type KeyedConsumption = Consumption & {
   readonly key: string;
-  readonly metric: string;
-  readonly amount: bigint;
-  readonly now: Date;
+  /** The plan's limit, recorded with the result for replays. */
+  readonly limit: bigint | null;
   readonly expiresAt: Date;
 };
 
 /**
- * Claims a key for an increment about to run in the same transaction. Returns null when the
- * claim is ours; otherwise the record of the first increment under the key. A retry racing the
- * first call waits here on the key's unique index until the first commits (then replays it) or
- * rolls back (then claims the key itself). An expired key is claimed afresh. Also records the
- * account on first sight.
+ * An increment under an idempotency key, exactly once, in one statement (the consume_usage_once
+ * function): the key is claimed, and a key already held (and not expired) replays its first
+ * result instead of counting again; a racing retry waits on the key's unique index until the
+ * first call commits. A refused increment gives its key up, so a later retry is decided afresh;
+ * `used` is then the row's amount. Also records the account on first sight.
  */
-export async function claimIdempotencyKey(
-  db: CommonQueryMethods,
-  claim: KeyClaim,
-): Promise<IdempotentIncrement | null> {
-  const { userId, key, metric, amount, now, expiresAt } = claim;
-  const claimed = await db.maybeOneFirst(sql.prepared("idempotency_claim", claimRow)`
-    with account as (
-      insert into accounts (user_id, created_at) values (${userId}, ${sql.timestamp(now)})
-      on conflict (user_id) do nothing
+export async function consumeUsageOnce(db: CommonQueryMethods, consumption: KeyedConsumption): Promise<KeyedOutcome> {
+  const { userId, metric, periodStart, amount, ceiling, limit, key, now, expiresAt } = consumption;
+  const row = await db.one(sql.prepared("usage_consume_once", onceRow)`
+    select outcome, used, first_metric, first_amount, first_used_after, first_limit, first_created_at
+    from consume_usage_once(
+      ${userId}, ${metric}, ${sql.timestamp(periodStart)}, ${amount}::bigint, ${ceiling}::bigint,
+      ${limit}::bigint, ${key}, ${sql.timestamp(now)}, ${sql.timestamp(expiresAt)}
     )
-    insert into idempotency_keys as k
-      (user_id, idempotency_key, metric_code, amount, created_at, expires_at)
-    values (${userId}, ${key}, ${metric}, ${amount}, ${sql.timestamp(now)}, ${sql.timestamp(expiresAt)})
-    on conflict (user_id, idempotency_key) do update
-      set metric_code = excluded.metric_code,
-          amount = excluded.amount,
-          used_after = null,
-          quota_limit = null,
-          created_at = excluded.created_at,
-          expires_at = excluded.expires_at
-      where k.expires_at <= excluded.created_at
-    returning true as claimed
   `);
-  if (claimed === true) {
-    return null;
-  }
-  return db.one(sql.prepared("idempotency_find", recordRow)`
-    select metric_code, amount, used_after, quota_limit, created_at
-    from idempotency_keys
-    where user_id = ${userId} and idempotency_key = ${key}
-  `);
-}
-
-/** Stores the result of the increment that claimed the key. */
-export async function recordIdempotentResult(
-  db: CommonQueryMethods,
-  result: { userId: string; key: string; usedAfter: bigint; limit: bigint | null },
-): Promise<void> {
-  await db.query(sql.prepared("idempotency_record", noRow)`
-    update idempotency_keys
-    set used_after = ${result.usedAfter}, quota_limit = ${result.limit}
-    where user_id = ${result.userId} and idempotency_key = ${result.key}
-  `);
+  // The function fills `used` for granted and refused increments, the first_* columns for replays.
+  if (row.outcome !== "replayed") return { kind: row.outcome, used: row.used! };
+  return {
+    kind: "replayed",
+    first: {
+      metric: row.first_metric!,
+      amount: row.first_amount!,
+      usedAfter: row.first_used_after!,
+      limit: row.first_limit,
+      createdAt: row.first_created_at!,
+    },
+  };
 }
 
 /** Deletes keys past their retention; returns how many. */
