@@ -115,8 +115,7 @@ export function serviceRegistrations({
 }
 
 /** The registrations as Connect routes. */
-export function routes(deps: RouteDependencies) {
-  const registrations = serviceRegistrations(deps);
+export function routes(registrations: readonly ServiceRegistration[]) {
   return (router: ConnectRouter) => {
     for (const { service, implementation, requestGate } of registrations) {
       router.service(service, implementation, requestGate === undefined ? undefined : { requestGate });
@@ -221,10 +220,12 @@ export async function listenAll(deps: RouteDependencies, options: ListenOptions)
     createContextValues().set(peerAddressKey, request.socket.remoteAddress);
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const rpcOptions = routerOptions(deps, options.maxInFlight, maxMessageBytes);
-  // The grpc-js server and the /v1 layer run the registrations' methods themselves (calls.ts).
-  const methods = methodCalls(serviceRegistrations(deps), { interceptors: rpcOptions.interceptors, logger: deps.logger, metrics: deps.metrics });
+  // One set of implementations for every protocol: connect-node routes them, and the grpc-js
+  // server and the /v1 layer run their methods themselves (calls.ts).
+  const registrations = serviceRegistrations(deps);
+  const methods = methodCalls(registrations, { interceptors: rpcOptions.interceptors, logger: deps.logger, metrics: deps.metrics });
   const handler = createNodeHandler({
-    routes: routes(deps),
+    routes: routes(registrations),
     routerOptions: rpcOptions,
     contextValues,
     // Requests for paths that are not RPCs: the operations endpoints and the /v1 JSON layer.

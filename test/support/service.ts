@@ -12,7 +12,7 @@ import type { Clock } from "../../src/clock.ts";
 import { deadlineInterceptor } from "../../src/deadlines.ts";
 import { HealthMonitor } from "../../src/health.ts";
 import { Metrics } from "../../src/metrics.ts";
-import { routerOptions, routes, SERVED_SERVICES, type RouteDependencies } from "../../src/server.ts";
+import { routerOptions, routes, SERVED_SERVICES, serviceRegistrations, type RouteDependencies } from "../../src/server.ts";
 import { createUserTokenVerifier } from "../../src/user-tokens.ts";
 import { TestClock } from "./clock.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
@@ -68,7 +68,7 @@ export function inMemoryClientWithHeaders(
 ): Client<typeof EntitlementService> {
   return createClient(
     EntitlementService,
-    createRouterTransport(routes(deps), {
+    createRouterTransport(routes(serviceRegistrations(deps)), {
       router: routerOptions(deps, 1000),
       transport: { interceptors: [withHeaders(headers)] },
     }),
