@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { codeFromHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import {
   createAsyncIterable,
   readAllBytes,
+  type Compression,
   type UniversalHandler,
   type UniversalServerRequest,
   type UniversalServerResponse,
@@ -76,6 +77,29 @@ function settleGrpcStatus(headers: Headers | undefined): string | undefined {
   return status.code === 0 ? "ok" : codeToString(status.code as Code);
 }
 
+/**
+ * The code and message of a Connect error body, compressed (an error with details can pass the
+ * compression floor) or not; when the body cannot be read, the code its HTTP status stands for.
+ */
+async function readConnectError(
+  bytes: Uint8Array,
+  encoding: string | null,
+  status: number,
+  compressions: readonly Compression[],
+): Promise<{ code: string; message: string }> {
+  try {
+    const compression = encoding === null ? undefined : compressions.find((candidate) => candidate.name === encoding);
+    const json = compression === undefined ? bytes : await compression.decompress(bytes, MAX_ERROR_BODY_BYTES);
+    const error = JSON.parse(new TextDecoder().decode(json)) as { code?: unknown; message?: unknown };
+    if (typeof error.code === "string") {
+      return { code: error.code, message: typeof error.message === "string" ? error.message : "" };
+    }
+  } catch {
+    // Falls back to the status below.
+  }
+  return { code: codeToString(codeFromHttpStatus(status)), message: "" };
+}
+
 export type Observed = {
   readonly requestId: string;
   readonly code: string;
@@ -88,7 +112,11 @@ export type Observed = {
  * made, and returned), maps request parse failures to invalid_argument, and once the response
  * is complete (trailers included) reports its code and duration. Gate refusals are seen too.
  */
-export function observeHandler(handler: UniversalHandler, report: (observed: Observed) => void): UniversalHandler {
+export function observeHandler(
+  handler: UniversalHandler,
+  report: (observed: Observed) => void,
+  compressions: readonly Compression[],
+): UniversalHandler {
   const observed = async (request: UniversalServerRequest): Promise<UniversalServerResponse> => {
     const started = performance.now();
     const requestId = requestIdOf(request.header.get("x-request-id"));
@@ -100,15 +128,16 @@ export function observeHandler(handler: UniversalHandler, report: (observed: Obs
     // Connect protocol, unary: the outcome is the HTTP status, an error a small JSON body.
     if (response.status !== 200 && response.body !== undefined && /^application\/json/.test(response.header?.get("content-type") ?? "")) {
       const bytes = await readAllBytes(response.body, MAX_ERROR_BODY_BYTES);
-      const error = JSON.parse(new TextDecoder().decode(bytes)) as { code?: string; message?: string };
+      const error = await readConnectError(bytes, response.header?.get("content-encoding") ?? null, response.status, compressions);
       let body = bytes;
       let { status } = response;
-      let code = error.code ?? "unknown";
-      if (code === "internal" && PARSE_FAILURE.test(error.message ?? "")) {
+      let { code } = error;
+      if (code === "internal" && PARSE_FAILURE.test(error.message)) {
         code = "invalid_argument";
         status = 400;
         body = new TextEncoder().encode(JSON.stringify({ code, message: error.message }));
         response.header?.delete("content-length");
+        response.header?.delete("content-encoding");
       }
       finish(code);
       return { ...response, status, body: createAsyncIterable([body]) };

@@ -27,9 +27,10 @@ export type NodeHandlerOptions = {
  * request parse failures mapped to invalid_argument (see observability.ts).
  */
 export function createNodeHandler(options: NodeHandlerOptions) {
-  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options.routerOptions });
+  const compressions = [compressionGzip, compressionBrotli];
+  const router = createConnectRouter({ acceptCompression: compressions, ...options.routerOptions });
   options.routes(router);
-  const handlers = router.handlers.map((handler) => observeHandler(handler, reportCall(options.logger, options.metrics, handler)));
+  const handlers = router.handlers.map((handler) => observeHandler(handler, reportCall(options.logger, options.metrics, handler), compressions));
   const paths = new Map(handlers.map((handler) => [handler.requestPath, handler]));
   const { fallback } = options;
   return (request: NodeRequest, response: NodeResponse): void => {
@@ -43,6 +44,14 @@ export function createNodeHandler(options: NodeHandlerOptions) {
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
         options.logger.error({ err: reason, rpc: handler.method.name }, "handler failed");
+        // The caller must not wait for an answer that will never come.
+        if (response.headersSent) {
+          response.destroy();
+        } else {
+          response.statusCode = 500;
+          response.setHeader("content-type", "application/json");
+          response.end(JSON.stringify({ code: "internal", message: "internal error" }));
+        }
       });
   };
 }

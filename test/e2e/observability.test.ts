@@ -1,7 +1,10 @@
 import { Writable } from "node:stream";
 import { beforeAll, describe, expect, it } from "vitest";
 import { status as GrpcStatus } from "@grpc/grpc-js";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import { QuotaFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { createLogger } from "../../src/logger.ts";
 import { GrpcTestClient } from "../support/grpc-client.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
@@ -78,6 +81,19 @@ describe("the request log", () => {
     client.close();
     await expect.poll(() => rpcLines("grpc-denied")).toHaveLength(1);
     expect(rpcLines("grpc-denied")[0]).toMatchObject({ code: "resource_exhausted", user_id: "dave" });
+  });
+
+  it("reads the code of a compressed Connect error, and the caller gets the error", async () => {
+    // Connect clients accept gzip, and an error with details passes the 1 KiB compression floor.
+    const client = createClient(EntitlementService, createConnectTransport({ baseUrl: server.httpUrl, httpVersion: "1.1" }));
+    const userId = "u".repeat(128);
+    const denied = await client
+      .incrementUsage({ userId, metric: "storage_mb", amount: 1_000_000n }, { headers: { authorization: `Bearer ${SERVICE_TOKEN}`, "x-request-id": "gzip-denied" }, timeoutMs: 5000 })
+      .catch((error: unknown) => ConnectError.from(error));
+    expect(denied).toMatchObject({ code: Code.ResourceExhausted });
+    expect((denied as ConnectError).findDetails(QuotaFailureSchema)[0]?.violations[0]?.subject).toBe(`user:${userId}`);
+    await expect.poll(() => rpcLines("gzip-denied")).toHaveLength(1);
+    expect(rpcLines("gzip-denied")[0]).toMatchObject({ code: "resource_exhausted" });
   });
 });
 
