@@ -1,4 +1,3 @@
-import http from "node:http";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { create, type DescService } from "@bufbuild/protobuf";
@@ -31,15 +30,7 @@ const SERVER_FAULTS = new Set([Code.Internal, Code.Unknown, Code.Unimplemented, 
 
 describe.each([EntitlementService, SubscriptionService, AdminService])("$typeName", (service) => {
   it.each(service.methods.map((method) => [method.name, method] as const))("%s answers any request without a server fault", async (_, method) => {
-    const transport = createConnectTransport({
-      baseUrl: server.httpUrl,
-      httpVersion: "1.1",
-      useBinaryFormat: true,
-      // A fresh connection per call: with a keep-alive agent, a call very rarely hung under the
-      // full suite's load with the server idle (see the closing note); the fuzzing is about
-      // what the server answers, not about connection reuse.
-      nodeOptions: { agent: new http.Agent({ keepAlive: false }) },
-    });
+    const transport = createConnectTransport({ baseUrl: server.httpUrl, httpVersion: "1.1", useBinaryFormat: true });
     const client = createClient(service, transport) as unknown as Record<string, (request: unknown, options: unknown) => Promise<unknown>>;
     const headers = new Headers({ authorization: `Bearer ${credentials.get(service)}` });
     await fc.assert(
