@@ -44,14 +44,10 @@ const TOKEN = "bench-service-token-0123456789";
 const JWT_SECRET = "bench-jwt-secret-0123456789-0123456789";
 const INCREMENT_USERS = 8;
 
-
 async function pgbenchBinary(): Promise<string> {
   const { stdout } = await run("sh", ["-c", "command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | tail -n 1"]);
   return stdout.trim().split("\n")[0]!;
 }
-
-
-
 
 async function pgbench(databaseUrl: string, clients: number, directory: string): Promise<Result> {
   const script = path.join(directory, "increment.sql");
@@ -73,9 +69,6 @@ insert into usage_counters as c (user_id, metric_code, period_start, used, updat
   const average = Number(/latency average = ([\d.]+) ms/.exec(stdout)?.[1] ?? 0);
   return { rps: tps, p50: average, p99: Number.NaN, failed: Number(/failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0), cpuUsPerCall: Number.NaN };
 }
-
-
-
 
 await ensureTool("h2load", "nghttp2-client");
 const directory = await mkdtemp(path.join(tmpdir(), "entitlements-bench-rpc-"));
