@@ -1,3 +1,4 @@
+import { constants } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
@@ -52,7 +53,8 @@ export function callAttributesInterceptor(metrics: Metrics): Interceptor {
 
 /** connect-es reports an undecodable binary request as `internal`; it is the caller's error. */
 const PARSE_FAILURE = /^parse (binary|JSON)\b/;
-const MAX_ERROR_BODY_BYTES = 64 * 1024;
+/** An error body is the server's own, in memory already: read whole, whatever its size. */
+const ANY_SIZE = constants.MAX_LENGTH;
 
 function grpcStatus(headers: Headers | undefined): { code: number; message: string } | undefined {
   const status = headers?.get("grpc-status");
@@ -89,7 +91,7 @@ async function readConnectError(
 ): Promise<{ code: string; message: string }> {
   try {
     const compression = encoding === null ? undefined : compressions.find((candidate) => candidate.name === encoding);
-    const json = compression === undefined ? bytes : await compression.decompress(bytes, MAX_ERROR_BODY_BYTES);
+    const json = compression === undefined ? bytes : await compression.decompress(bytes, ANY_SIZE);
     const error = JSON.parse(new TextDecoder().decode(json)) as { code?: unknown; message?: unknown };
     if (typeof error.code === "string") {
       return { code: error.code, message: typeof error.message === "string" ? error.message : "" };
@@ -127,7 +129,7 @@ export function observeHandler(
     response.header?.set("x-request-id", requestId);
     // Connect protocol, unary: the outcome is the HTTP status, an error a small JSON body.
     if (response.status !== 200 && response.body !== undefined && /^application\/json/.test(response.header?.get("content-type") ?? "")) {
-      const bytes = await readAllBytes(response.body, MAX_ERROR_BODY_BYTES);
+      const bytes = await readAllBytes(response.body, ANY_SIZE);
       const error = await readConnectError(bytes, response.header?.get("content-encoding") ?? null, response.status, compressions);
       let body = bytes;
       let { status } = response;
