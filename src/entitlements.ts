@@ -207,7 +207,8 @@ export class Entitlements {
     let outcome: { readonly kind: "granted" | "refused"; readonly used: bigint };
     if (key !== undefined) {
       const expiresAt = new Date(now.getTime() + IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000);
-      const once = await consumeUsageOnce(this.#db, { ...consumption, key, limit, expiresAt });
+      const keyed = { ...consumption, key, limit, expiresAt };
+      const once = this.#batcher === undefined ? await consumeUsageOnce(this.#db, keyed) : await this.#batcher.submitKeyed(keyed, callDeadline());
       if (once.kind === "replayed") {
         return { quota: this.#replay(increment, key, once.first), replayed: true };
       }

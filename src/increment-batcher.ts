@@ -1,13 +1,16 @@
 import type { CommonQueryMethods, DatabasePool } from "slonik";
+import { consumeUsageOnce, consumeUsageOnceBatch, type KeyedConsumption, type KeyedOutcome } from "./db/idempotency-keys.ts";
 import { consumeUsage, consumeUsageBatch, findUsed, type Consumption } from "./db/usage-counters.ts";
 import { Coalescer } from "./coalescer.ts";
 import { boundStatements } from "./deadlines.ts";
 
-/** An increment and when its caller gives up (ms since the epoch), if that bounds its work. */
-type Submitted = { readonly consumption: Consumption; readonly deadline: number | undefined };
+/** A piece of work and when its caller gives up (ms since the epoch), if that bounds its work. */
+type Submitted<T> = { readonly work: T; readonly deadline: number | undefined };
 
 /** What became of one increment: granted or not, and the row's amount after its turn. */
 export type Decision = { readonly granted: boolean; readonly used: bigint };
+
+type BatcherOptions = { maxBatch?: number; maxConcurrentBatches?: number };
 
 /**
  * Group commit for increments. Increments that arrive while earlier ones are being written wait
@@ -16,34 +19,40 @@ export type Decision = { readonly granted: boolean; readonly used: bigint };
  * are written, and the statement commits before any caller hears its answer. So throughput can
  * pass one commit per call, while every increment stays durable and exact, and a batch costs
  * one round trip to PostgreSQL whatever its size. A lone increment takes the one-row upsert.
- * When every caller in a batch has a deadline, the batch runs in a transaction whose statements
- * end with the last of them, so the database gives up when its callers do.
+ * Increments under idempotency keys are batched apart, each decided in its batch exactly as it
+ * would be alone (claim, count or replay, record). When every caller in a batch has a deadline,
+ * the batch runs in a transaction whose statements end with the last of them, so the database
+ * gives up when its callers do.
  */
 export class IncrementBatcher {
   readonly #pool: DatabasePool;
-  readonly #coalescer: Coalescer<Submitted, Decision>;
+  readonly #plain: Coalescer<Submitted<Consumption>, Decision>;
+  readonly #keyed: Coalescer<Submitted<KeyedConsumption>, KeyedOutcome>;
 
-  constructor(pool: DatabasePool, options: { maxBatch?: number; maxConcurrentBatches?: number } = {}) {
+  constructor(pool: DatabasePool, options: BatcherOptions = {}) {
     this.#pool = pool;
-    this.#coalescer = new Coalescer((batch) => this.#write(batch), {
-      maxBatch: options.maxBatch,
-      maxConcurrent: options.maxConcurrentBatches,
-    });
+    const coalescerOptions = { maxBatch: options.maxBatch, maxConcurrent: options.maxConcurrentBatches };
+    this.#plain = new Coalescer((batch) => this.#write(batch, decide), coalescerOptions);
+    this.#keyed = new Coalescer((batch) => this.#write(batch, decideKeyed), coalescerOptions);
   }
 
   submit(consumption: Consumption, deadline?: number): Promise<Decision> {
-    return this.#coalescer.submit({ consumption, deadline });
+    return this.#plain.submit({ work: consumption, deadline });
   }
 
-  async #write(batch: readonly Submitted[]): Promise<Decision[]> {
-    const consumptions = batch.map((submitted) => submitted.consumption);
+  submitKeyed(consumption: KeyedConsumption, deadline?: number): Promise<KeyedOutcome> {
+    return this.#keyed.submit({ work: consumption, deadline });
+  }
+
+  async #write<T, O>(batch: readonly Submitted<T>[], run: (db: CommonQueryMethods, works: readonly T[]) => Promise<O[]>): Promise<O[]> {
+    const works = batch.map((submitted) => submitted.work);
     const deadlines = batch.map((submitted) => submitted.deadline);
-    if (!deadlines.every((deadline) => deadline !== undefined)) return decide(this.#pool, consumptions);
+    if (!deadlines.every((deadline) => deadline !== undefined)) return run(this.#pool, works);
     const last = Math.max(...deadlines);
     // No retries: a retried transaction would count the batch twice.
     return this.#pool.transaction(async (tx) => {
       await boundStatements(tx, last);
-      return decide(tx, consumptions);
+      return run(tx, works);
     }, 0);
   }
 }
@@ -54,4 +63,8 @@ async function decide(db: CommonQueryMethods, consumptions: readonly Consumption
   const consumption = consumptions[0]!;
   const used = await consumeUsage(db, consumption);
   return [used === null ? { granted: false, used: await findUsed(db, consumption) } : { granted: true, used }];
+}
+
+async function decideKeyed(db: CommonQueryMethods, consumptions: readonly KeyedConsumption[]): Promise<KeyedOutcome[]> {
+  return consumptions.length > 1 ? consumeUsageOnceBatch(db, consumptions) : [await consumeUsageOnce(db, consumptions[0]!)];
 }

@@ -1,6 +1,6 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
-import type { Consumption } from "./usage-counters.ts";
+import { lockOrder, rowArrays, type Consumption } from "./usage-counters.ts";
 
 /** What the first increment under a key did, replayed to its retries. */
 export type IdempotentIncrement = {
@@ -23,6 +23,8 @@ const onceRow = z.object({
   first_created_at: timestamp.nullable(),
 });
 
+const onceBatchRow = onceRow.extend({ ordinal: z.number() });
+
 /** What became of an increment under a key. */
 export type KeyedOutcome =
   | { readonly kind: "granted" | "refused"; readonly used: bigint }
@@ -38,8 +40,8 @@ export type KeyedConsumption = Consumption & {
 /**
  * An increment under an idempotency key, exactly once, in one statement (the consume_usage_once
  * function): the key is claimed, and a key already held (and not expired) replays its first
- * result instead of counting again; a racing retry waits on the key's unique index until the
- * first call commits. A refused increment gives its key up, so a later retry is decided afresh;
+ * result instead of counting again; a racing retry waits (on the counter row, locked before the
+ * key, as batches lock theirs) until the first call commits. A refused increment gives its key up, so a later retry is decided afresh;
  * `used` is then the row's amount. Also records the account on first sight.
  */
 export async function consumeUsageOnce(db: CommonQueryMethods, consumption: KeyedConsumption): Promise<KeyedOutcome> {
@@ -51,7 +53,36 @@ export async function consumeUsageOnce(db: CommonQueryMethods, consumption: Keye
       ${limit}::bigint, ${key}, ${sql.timestamp(now)}, ${sql.timestamp(expiresAt)}
     )
   `);
-  // The function fills `used` for granted and refused increments, the first_* columns for replays.
+  return keyedOutcome(row);
+}
+
+/**
+ * Keyed increments that arrived together, in one statement (the consume_usage_once_batch
+ * function): their accounts and counter rows locked in key order, then each decided in arrival
+ * order exactly as consumeUsageOnce decides it alone (a key used twice in the batch replays its
+ * first result, or is decided afresh after a refusal). Outcomes in the order given.
+ */
+export async function consumeUsageOnceBatch(db: CommonQueryMethods, consumptions: readonly KeyedConsumption[]): Promise<KeyedOutcome[]> {
+  const { rows } = lockOrder(consumptions);
+  const found = await db.any(sql.prepared("usage_consume_once_batch", onceBatchRow)`
+    select ordinal, outcome, used, first_metric, first_amount, first_used_after, first_limit, first_created_at
+    from consume_usage_once_batch(
+      ${rowArrays(rows)},
+      ${rowArrays(consumptions)},
+      ${sql.array(consumptions.map((row) => row.amount), "int8")}::bigint[],
+      ${sql.array(consumptions.map((row) => row.ceiling), "int8")}::bigint[],
+      ${sql.array(consumptions.map((row) => row.limit), "int8")}::bigint[],
+      ${sql.array(consumptions.map((row) => row.key), "text")}::text[],
+      ${sql.array(consumptions.map((row) => row.now.toISOString()), "timestamptz")}::timestamptz[],
+      ${sql.array(consumptions.map((row) => row.expiresAt.toISOString()), "timestamptz")}::timestamptz[]
+    )
+  `);
+  const byOrdinal = new Map(found.map((row) => [row.ordinal, keyedOutcome(row)]));
+  return consumptions.map((_, index) => byOrdinal.get(index + 1)!);
+}
+
+/** The function fills `used` for granted and refused increments, the first_* columns for replays. */
+function keyedOutcome(row: z.infer<typeof onceRow>): KeyedOutcome {
   if (row.outcome !== "replayed") return { kind: row.outcome, used: row.used! };
   return {
     kind: "replayed",

@@ -18,11 +18,7 @@ function wantedRows(rows: readonly PeriodRow[]) {
 
 /** The given rows of any users as a relation `wanted (user_id, metric_code, period_start)`. */
 function wantedUserRows(rows: readonly UsageRowKey[]) {
-  return sql.fragment`unnest(
-    ${sql.array(rows.map((row) => row.userId), "text")}::text[],
-    ${sql.array(rows.map((row) => row.metric), "text")}::text[],
-    ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
-  ) as wanted (user_id, metric_code, period_start)`;
+  return sql.fragment`unnest(${rowArrays(rows)}) as wanted (user_id, metric_code, period_start)`;
 }
 
 export type UsageRowKey = {
@@ -149,17 +145,11 @@ export async function consumeUsageBatch(
   db: CommonQueryMethods,
   consumptions: readonly Consumption[],
 ): Promise<{ granted: boolean; used: bigint }[]> {
-  // The distinct rows in one order for every batch (the order they are locked in).
-  const rows = [...new Map(consumptions.map((row) => [usageRowId(row), row])).entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([, row]) => row);
-  const position = new Map(rows.map((row, index) => [usageRowId(row), index + 1]));
+  const { rows, positionOf } = lockOrder(consumptions);
   const decisions = await db.any(sql.prepared("usage_consume_batch", batchDecisionRow)`
     select ordinal, granted, used from consume_usage_batch(
-      ${sql.array(rows.map((row) => row.userId), "text")}::text[],
-      ${sql.array(rows.map((row) => row.metric), "text")}::text[],
-      ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[],
-      ${sql.array(consumptions.map((row) => position.get(usageRowId(row))!), "int4")}::integer[],
+      ${rowArrays(rows)},
+      ${sql.array(consumptions.map(positionOf), "int4")}::integer[],
       ${sql.array(consumptions.map((row) => row.amount), "int8")}::bigint[],
       ${sql.array(consumptions.map((row) => row.ceiling), "int8")}::bigint[],
       ${sql.timestamp(consumptions[0]!.now)}
@@ -167,4 +157,23 @@ export async function consumeUsageBatch(
   `);
   const byOrdinal = new Map(decisions.map(({ ordinal, granted, used }) => [ordinal, { granted, used }]));
   return consumptions.map((_, index) => byOrdinal.get(index + 1)!);
+}
+
+/**
+ * The distinct rows of a batch in the one order every batch locks its rows in (so batches never
+ * deadlock one another), and each row's 1-based position in it.
+ */
+export function lockOrder(batch: readonly UsageRowKey[]): { rows: UsageRowKey[]; positionOf: (row: UsageRowKey) => number } {
+  const rows = [...new Map(batch.map((row) => [usageRowId(row), row])).entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([, row]) => row);
+  const position = new Map(rows.map((row, index) => [usageRowId(row), index + 1]));
+  return { rows, positionOf: (row) => position.get(usageRowId(row))! };
+}
+
+/** Rows as the three array arguments (users, metrics, periods) of the batch functions. */
+export function rowArrays(rows: readonly UsageRowKey[]) {
+  return sql.fragment`${sql.array(rows.map((row) => row.userId), "text")}::text[],
+      ${sql.array(rows.map((row) => row.metric), "text")}::text[],
+      ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]`;
 }

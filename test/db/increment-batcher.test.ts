@@ -1,6 +1,7 @@
 import pg from "pg";
 import { StatementTimeoutError } from "slonik";
 import { beforeAll, describe, expect, it } from "vitest";
+import { consumeUsageOnce, type KeyedConsumption } from "../../src/db/idempotency-keys.ts";
 import { findUsed, type Consumption } from "../../src/db/usage-counters.ts";
 import { IncrementBatcher } from "../../src/increment-batcher.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
@@ -109,5 +110,62 @@ describe("IncrementBatcher", () => {
       await blocker.end();
     }
     expect(await findUsed(database.pool, { userId: "bounded", metric: "jobs", periodStart })).toBe(1n);
+  });
+});
+
+describe("IncrementBatcher, under idempotency keys", () => {
+  const expiresAt = new Date("2026-05-15T00:00:00Z");
+  const keyed = (userId: string, amount: bigint, key: string, ceiling = 10n): KeyedConsumption => ({
+    ...consumption(userId, amount, ceiling),
+    key,
+    limit: ceiling,
+    expiresAt,
+  });
+
+  it("decides a batch in arrival order, each key as if alone: a repeated key replays, a refused one is decided afresh", async () => {
+    // The first goes alone; the five that arrive meanwhile share the next statement.
+    const outcomes = await Promise.all([
+      batcher.submitKeyed(keyed("keyed", 4n, "a")),
+      batcher.submitKeyed(keyed("keyed", 5n, "b")),
+      batcher.submitKeyed(keyed("keyed", 5n, "b")),
+      batcher.submitKeyed(keyed("keyed", 5n, "c")),
+      batcher.submitKeyed(keyed("keyed", 1n, "c")),
+      batcher.submitKeyed(keyed("keyed", 4n, "a")),
+    ]);
+    expect(outcomes).toEqual([
+      { kind: "granted", used: 4n },
+      { kind: "granted", used: 9n },
+      { kind: "replayed", first: expect.objectContaining({ amount: 5n, usedAfter: 9n, limit: 10n }) },
+      { kind: "refused", used: 9n },
+      { kind: "granted", used: 10n },
+      { kind: "replayed", first: expect.objectContaining({ amount: 4n, usedAfter: 4n }) },
+    ]);
+    expect(await findUsed(database.pool, { userId: "keyed", metric: "jobs", periodStart })).toBe(10n);
+  });
+
+  it("counts each key once with batches in flight and retries racing their first call, alone or batched", async () => {
+    const parallel = new IncrementBatcher(database.pool, { maxConcurrentBatches: 4, maxBatch: 8 });
+    const keys = Array.from({ length: 120 }, (_, i) => ({ userId: `kp${i % 5}`, key: `key-${i}`, amount: BigInt((i % 3) + 1) }));
+    // Every key three times through the batches (15 and 33 places apart: in batches running at
+    // once, or one after the other), and once more alone, all at once.
+    const submissions = keys.flatMap((key, i) => [key, keys[(i + 5) % keys.length]!, keys[(i + 11) % keys.length]!]);
+    const outcomes = await Promise.all([
+      ...submissions.map(({ userId, key, amount }) => parallel.submitKeyed(keyed(userId, amount, key, 60n))),
+      ...keys.map(({ userId, key, amount }) => consumeUsageOnce(database.pool, keyed(userId, amount, key, 60n))),
+    ]);
+    const counted = new Map<string, bigint>();
+    outcomes.forEach((outcome, index) => {
+      const { userId, key, amount } = index < submissions.length ? submissions[index]! : keys[index - submissions.length]!;
+      if (outcome.kind === "granted") {
+        expect(counted.has(key), `${key} counted twice`).toBe(false);
+        counted.set(key, amount);
+        counted.set(userId, (counted.get(userId) ?? 0n) + amount);
+      }
+    });
+    for (let user = 0; user < 5; user++) {
+      const used = await findUsed(database.pool, { userId: `kp${user}`, metric: "jobs", periodStart });
+      expect(used).toBe(counted.get(`kp${user}`) ?? 0n);
+      expect(used).toBeLessThanOrEqual(60n);
+    }
   });
 });
