@@ -93,19 +93,25 @@ function handlerFor(calls: MethodCalls, logger: Logger): grpc.UntypedHandleCall 
     return (grpcCall: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
       const call = startGrpcCall(calls, grpcCall);
       const { context } = call;
-      void calls.unary(call, () => parse(method, grpcCall.request)).then(
-        (output) => {
-          grpcCall.sendMetadata(initialMetadata(call));
-          callback(null, serialize(method, output), appendToMetadata(new grpc.Metadata(), context.responseTrailer));
-          call.finish();
-        },
-        (error: unknown) => {
-          const connectError = asConnectError(error, logger);
-          grpcCall.sendMetadata(initialMetadata(call));
-          callback(serviceError(connectError, context.responseTrailer) as grpc.ServiceError);
-          call.finish(connectError);
-        },
-      );
+      const fail = (error: unknown) => {
+        const connectError = asConnectError(error, logger);
+        grpcCall.sendMetadata(initialMetadata(call));
+        callback(serviceError(connectError, context.responseTrailer) as grpc.ServiceError);
+        call.finish(connectError);
+      };
+      void calls.unary(call, () => parse(method, grpcCall.request)).then((output) => {
+        let bytes: Buffer;
+        try {
+          bytes = serialize(method, output);
+        } catch (error) {
+          // A response that cannot be encoded is a fault of ours: answered, never left hanging.
+          fail(error);
+          return;
+        }
+        grpcCall.sendMetadata(initialMetadata(call));
+        callback(null, bytes, appendToMetadata(new grpc.Metadata(), context.responseTrailer));
+        call.finish();
+      }, fail);
     };
   }
 

@@ -263,6 +263,14 @@ function detailsJson(error: ConnectError): JsonValue[] {
   });
 }
 
+/** The response's JSON: the whole message, or the field the rule's `response_body` names. */
+function responseBody(route: TranscodingRoute, output: Message): string {
+  const outputJson = toJson(route.calls.method.output, output, { alwaysEmitImplicit: true });
+  if (route.responseBody === "") return JSON.stringify(outputJson);
+  const field = findField(route.calls.method.output, route.responseBody);
+  return JSON.stringify(field === undefined || !isObject(outputJson) ? null : (outputJson[field.jsonName] ?? null));
+}
+
 function send(response: NodeResponse, status: number, headers: Record<string, string>, body: string | undefined): void {
   response.statusCode = status;
   for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
@@ -336,22 +344,16 @@ export function createTranscodingHandler(options: TranscodingOptions) {
     const call = calls.start({ protocolName: "http", header: callHeader(request), peerAddress: request.socket.remoteAddress, deadlineAt: undefined });
     response.once("close", call.cancel);
     response.setHeader("x-request-id", call.requestId);
-    let output: Message;
+    let body: string;
     try {
-      output = await calls.unary(call, () => requestMessage(calls.method.input, json));
+      // Encoding the response is part of the call: a response that cannot be encoded is answered
+      // (internal) and logged like any other failed call.
+      body = responseBody(route, await calls.unary(call, () => requestMessage(calls.method.input, json)));
     } catch (error) {
       const connectError = asConnectError(error, options.logger);
       sendError(response, new HttpError(httpStatusOf(connectError), codeToString(connectError.code), connectError.rawMessage), detailsJson(connectError));
       call.finish(connectError);
       return;
-    }
-    const outputJson = toJson(calls.method.output, output, { alwaysEmitImplicit: true });
-    let body: string;
-    if (route.responseBody === "") {
-      body = JSON.stringify(outputJson);
-    } else {
-      const field = findField(calls.method.output, route.responseBody);
-      body = JSON.stringify(field === undefined || !isObject(outputJson) ? null : (outputJson[field.jsonName] ?? null));
     }
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (method === "GET" && publicMethods.has(calls.method)) {
