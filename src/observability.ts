@@ -127,7 +127,7 @@ export function observeHandler(
       report({ requestId, code, durationMs: performance.now() - started, contextValues: request.contextValues });
     let response = await handler(request);
     response.header?.set("x-request-id", requestId);
-    // Connect protocol, unary: the outcome is the HTTP status, an error a small JSON body.
+    // Connect protocol, unary: the outcome is the HTTP status, an error a JSON body.
     if (response.status !== 200 && response.body !== undefined && /^application\/json/.test(response.header?.get("content-type") ?? "")) {
       const bytes = await readAllBytes(response.body, ANY_SIZE);
       const error = await readConnectError(bytes, response.header?.get("content-encoding") ?? null, response.status, compressions);

@@ -41,8 +41,9 @@ export type KeyedConsumption = Consumption & {
  * An increment under an idempotency key, exactly once, in one statement (the consume_usage_once
  * function): the key is claimed, and a key already held (and not expired) replays its first
  * result instead of counting again; a racing retry waits (on the counter row, locked before the
- * key, as batches lock theirs) until the first call commits. A refused increment gives its key up, so a later retry is decided afresh;
- * `used` is then the row's amount. Also records the account on first sight.
+ * key as batches lock theirs) until the first call commits. A refused increment gives its key
+ * up, so a later retry is decided afresh; `used` is then the row's amount. Also records the
+ * account on first sight.
  */
 export async function consumeUsageOnce(db: CommonQueryMethods, consumption: KeyedConsumption): Promise<KeyedOutcome> {
   const { userId, metric, periodStart, amount, ceiling, limit, key, now, expiresAt } = consumption;
