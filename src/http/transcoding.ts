@@ -24,6 +24,7 @@ import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "../logger.ts";
+import { isSharedAnswer } from "../shared-answers.ts";
 import { compilePathTemplate, type PathTemplate } from "./path-template.ts";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -263,8 +264,20 @@ function detailsJson(error: ConnectError): JsonValue[] {
   });
 }
 
+/** Bodies of the shared answers by route, made once each. */
+const sharedBodies = new WeakMap<object, Map<TranscodingRoute, string>>();
+
 /** The response's JSON: the whole message, or the field the rule's `response_body` names. */
 function responseBody(route: TranscodingRoute, output: Message): string {
+  if (!isSharedAnswer(output)) return encodeBody(route, output);
+  let bodies = sharedBodies.get(output);
+  if (bodies === undefined) sharedBodies.set(output, (bodies = new Map()));
+  let body = bodies.get(route);
+  if (body === undefined) bodies.set(route, (body = encodeBody(route, output)));
+  return body;
+}
+
+function encodeBody(route: TranscodingRoute, output: Message): string {
   const outputJson = toJson(route.calls.method.output, output, { alwaysEmitImplicit: true });
   if (route.responseBody === "") return JSON.stringify(outputJson);
   const field = findField(route.calls.method.output, route.responseBody);

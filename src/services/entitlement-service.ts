@@ -1,17 +1,31 @@
+import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type {
-  CheckQuotaRequest,
-  EntitlementService,
-  GetPlanRequest,
-  GetUsageRequest,
-  HasFeatureRequest,
-  IncrementUsageRequest,
-  UpgradePlanRequest,
+import {
+  GetPlanResponseSchema,
+  ListPlansResponseSchema,
+  type CheckQuotaRequest,
+  type EntitlementService,
+  type GetPlanRequest,
+  type GetUsageRequest,
+  type HasFeatureRequest,
+  type IncrementUsageRequest,
+  type UpgradePlanRequest,
 } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import * as validate from "../domain/validation.ts";
 import { checkAmount, incrementAmount } from "../domain/quota.ts";
 import type { Entitlements } from "../entitlements.ts";
-import { catalogMessages, currentPlanMessages, planMessage, quotaStatusMessage, subscriptionMessage } from "./messages.ts";
+import {
+  catalogAnswer,
+  currentPlanAnswer,
+  planMessage,
+  quotaStatusMessage,
+  subscriptionMessage,
+  type CatalogInit,
+  type CurrentPlanInit,
+} from "./messages.ts";
+
+const getPlanResponse = (init: CurrentPlanInit) => create(GetPlanResponseSchema, init);
+const listPlansResponse = (init: CatalogInit) => create(ListPlansResponseSchema, init);
 
 /** entitlements.v1.EntitlementService: validates, delegates to Entitlements, converts. */
 export class EntitlementServiceImpl implements ServiceImpl<typeof EntitlementService> {
@@ -24,7 +38,7 @@ export class EntitlementServiceImpl implements ServiceImpl<typeof EntitlementSer
   async getPlan(request: GetPlanRequest) {
     const userId = validate.userId(request.userId);
     const now = this.#entitlements.now();
-    return currentPlanMessages(await this.#entitlements.currentPlan(userId, now), now);
+    return currentPlanAnswer(await this.#entitlements.currentPlan(userId, now), now, getPlanResponse);
   }
 
   async hasFeature(request: HasFeatureRequest) {
@@ -62,7 +76,7 @@ export class EntitlementServiceImpl implements ServiceImpl<typeof EntitlementSer
   }
 
   async listPlans() {
-    return catalogMessages(this.#entitlements.catalog);
+    return catalogAnswer(this.#entitlements.catalog, listPlansResponse);
   }
 
   async getUsage(request: GetUsageRequest) {

@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type Message } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { PlanSchema, ResetPeriod, type Plan as PlanMessage } from "../../gen/entitlements/v1/plan_pb.js";
 import {
@@ -12,6 +12,7 @@ import type { AccountRecord } from "../domain/accounts.ts";
 import type { Catalog, Plan, ResetPeriod as DomainResetPeriod } from "../domain/catalog.ts";
 import type { CurrentPlan } from "../entitlements.ts";
 import type { QuotaState } from "../domain/quota.ts";
+import { share } from "../shared-answers.ts";
 import { subscriptionStatus, type SubscriptionRecord } from "../domain/subscriptions.ts";
 
 /** Conversions from domain values to the messages of the contract. */
@@ -78,6 +79,44 @@ export function quotaStatusMessage(quota: QuotaState): QuotaStatus {
   });
 }
 
+/** Shared answers by what they are built from (a plan, a catalog), then by the response made. */
+type Answers = WeakMap<object, Map<unknown, Message>>;
+
+/** What `build` makes from `source` as `response`, once while `source` lives: frozen, shared. */
+function sharedAnswer<M extends Message>(answers: Answers, source: object, response: unknown, build: () => M): M {
+  let built = answers.get(source);
+  if (built === undefined) answers.set(source, (built = new Map()));
+  let answer = built.get(response) as M | undefined;
+  if (answer === undefined) {
+    answer = share(build());
+    built.set(response, answer);
+  }
+  return answer;
+}
+
+export type CurrentPlanInit = ReturnType<typeof currentPlanMessages>;
+export type CatalogInit = ReturnType<typeof catalogMessages>;
+
+const activePlanAnswers: Answers = new WeakMap();
+const suspendedPlanAnswers: Answers = new WeakMap();
+const catalogAnswers: Answers = new WeakMap();
+
+/**
+ * A user's plan as the response `response` makes (GetPlan's, GetMySubscription's). Users without
+ * a subscription (the default free plan) all get one shared answer per plan and account status;
+ * `response` must be the same function on every call for that.
+ */
+export function currentPlanAnswer<M extends Message>(current: CurrentPlan, at: Date, response: (init: CurrentPlanInit) => M): M {
+  if (current.subscription !== undefined) return response(currentPlanMessages(current, at));
+  const answers = current.suspended ? suspendedPlanAnswers : activePlanAnswers;
+  return sharedAnswer(answers, current.plan, response, () => response(currentPlanMessages(current, at)));
+}
+
+/** The catalog as the response `response` makes (ListPlans'): one shared answer per catalog. */
+export function catalogAnswer<M extends Message>(catalog: Catalog, response: (init: CatalogInit) => M): M {
+  return sharedAnswer(catalogAnswers, catalog, response, () => response(catalogMessages(catalog)));
+}
+
 /** A user's plan with the subscription behind it (absent on the default free plan). */
 export function currentPlanMessages(current: CurrentPlan, at: Date) {
   return {
@@ -99,6 +138,6 @@ export function accountMessage(account: AccountRecord): Account {
 }
 
 /** The catalog, cheapest plan first. */
-export function catalogMessages(catalog: Catalog) {
+function catalogMessages(catalog: Catalog) {
   return { plans: catalog.plans.map(planMessage) };
 }

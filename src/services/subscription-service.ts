@@ -1,8 +1,16 @@
+import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { SubscriptionService } from "../../gen/entitlements/v1/subscription_service_pb.js";
+import {
+  GetMySubscriptionResponseSchema,
+  SubscriptionService,
+  SubscriptionServiceListPlansResponseSchema,
+} from "../../gen/entitlements/v1/subscription_service_pb.js";
 import { authenticatedUser } from "../auth.ts";
 import type { Entitlements } from "../entitlements.ts";
-import { catalogMessages, currentPlanMessages, quotaStatusMessage } from "./messages.ts";
+import { catalogAnswer, currentPlanAnswer, quotaStatusMessage, type CatalogInit, type CurrentPlanInit } from "./messages.ts";
+
+const mySubscriptionResponse = (init: CurrentPlanInit) => create(GetMySubscriptionResponseSchema, init);
+const listPlansResponse = (init: CatalogInit) => create(SubscriptionServiceListPlansResponseSchema, init);
 
 /** Methods of SubscriptionService that need no credential. */
 export const PUBLIC_SUBSCRIPTION_METHODS = [SubscriptionService.method.listPlans];
@@ -18,7 +26,7 @@ export class SubscriptionServiceImpl implements ServiceImpl<typeof SubscriptionS
   async getMySubscription(_: unknown, context: HandlerContext) {
     const { userId } = authenticatedUser(context);
     const now = this.#entitlements.now();
-    return currentPlanMessages(await this.#entitlements.currentPlan(userId, now), now);
+    return currentPlanAnswer(await this.#entitlements.currentPlan(userId, now), now, mySubscriptionResponse);
   }
 
   async getMyUsage(_: unknown, context: HandlerContext) {
@@ -30,6 +38,6 @@ export class SubscriptionServiceImpl implements ServiceImpl<typeof SubscriptionS
   }
 
   async listPlans() {
-    return catalogMessages(this.#entitlements.catalog);
+    return catalogAnswer(this.#entitlements.catalog, listPlansResponse);
   }
 }

@@ -1,0 +1,16 @@
+/**
+ * Answers that are the same for many calls (a plan's answer to every user without a subscription,
+ * the catalog) are built once by the services and shared: frozen, and marked here so that each
+ * transport may encode each once (grpc-server.ts, http/transcoding.ts).
+ */
+const sharedAnswers = new WeakSet<object>();
+
+/** Freezes `answer` and marks it shared. */
+export function share<T extends object>(answer: T): T {
+  sharedAnswers.add(Object.freeze(answer));
+  return answer;
+}
+
+export function isSharedAnswer(message: object): boolean {
+  return sharedAnswers.has(message);
+}

@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { GetPlanResponseSchema, ListPlansResponseSchema } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import { GetMySubscriptionResponseSchema } from "../../gen/entitlements/v1/subscription_service_pb.js";
+import { AccountStatus } from "../../gen/entitlements/v1/account_pb.js";
+import { DEFAULT_METRICS, DEFAULT_PLANS } from "../../src/db/seed.ts";
+import { Catalog } from "../../src/domain/catalog.ts";
+import { catalogAnswer, currentPlanAnswer, type CatalogInit, type CurrentPlanInit } from "../../src/services/messages.ts";
+import { isSharedAnswer } from "../../src/shared-answers.ts";
+
+const getPlan = (init: CurrentPlanInit) => create(GetPlanResponseSchema, init);
+const mySubscription = (init: CurrentPlanInit) => create(GetMySubscriptionResponseSchema, init);
+const listPlans = (init: CatalogInit) => create(ListPlansResponseSchema, init);
+const [free, pro] = DEFAULT_PLANS;
+const now = new Date("2026-06-10T08:00:00Z");
+
+describe("currentPlanAnswer", () => {
+  it("gives every user without a subscription one shared, frozen answer per plan, status and response", () => {
+    const first = currentPlanAnswer({ plan: free!, subscription: undefined, suspended: false }, now, getPlan);
+    const second = currentPlanAnswer({ plan: free!, subscription: undefined, suspended: false }, now, getPlan);
+    expect(second).toBe(first);
+    expect(isSharedAnswer(first)).toBe(true);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(first).toMatchObject({ plan: { code: "free" }, accountStatus: AccountStatus.ACTIVE });
+
+    const suspended = currentPlanAnswer({ plan: free!, subscription: undefined, suspended: true }, now, getPlan);
+    expect(suspended).not.toBe(first);
+    expect(suspended.accountStatus).toBe(AccountStatus.SUSPENDED);
+    expect(currentPlanAnswer({ plan: pro!, subscription: undefined, suspended: false }, now, getPlan).plan?.code).toBe("pro");
+    const asSubscription = currentPlanAnswer({ plan: free!, subscription: undefined, suspended: false }, now, mySubscription);
+    expect(asSubscription.$typeName).toBe(GetMySubscriptionResponseSchema.typeName);
+  });
+
+  it("builds a fresh answer for a user with a subscription, which is theirs alone", () => {
+    const subscription = { userId: "u", planCode: "pro", startedAt: new Date("2026-06-01T00:00:00Z"), expiresAt: null, endedAt: null };
+    const answer = currentPlanAnswer({ plan: pro!, subscription, suspended: false }, now, getPlan);
+    expect(answer.subscription?.userId).toBe("u");
+    expect(isSharedAnswer(answer)).toBe(false);
+    expect(currentPlanAnswer({ plan: pro!, subscription, suspended: false }, now, getPlan)).not.toBe(answer);
+  });
+});
+
+describe("catalogAnswer", () => {
+  it("answers with one shared message per catalog, and a new one once the catalog is replaced", () => {
+    const catalog = new Catalog(DEFAULT_PLANS, DEFAULT_METRICS);
+    const answer = catalogAnswer(catalog, listPlans);
+    expect(catalogAnswer(catalog, listPlans)).toBe(answer);
+    expect(answer.plans.map((plan) => plan.code)).toEqual(["free", "pro", "enterprise"]);
+    expect(toBinary(ListPlansResponseSchema, answer).length).toBeGreaterThan(0);
+    expect(catalogAnswer(new Catalog(DEFAULT_PLANS, DEFAULT_METRICS), listPlans)).not.toBe(answer);
+  });
+});
