@@ -20,7 +20,8 @@ const logger = createLogger("warn");
 async function seededAdministration(serverUrl: string, name: string, accounts: number) {
   const url = await freshDatabase(serverUrl, name);
   await migrate(url, logger);
-  const pool = await createDatabasePool(url, { maxPoolSize: 4 });
+  // Seeding a million accounts can take longer than the service's statement timeout.
+  const pool = await createDatabasePool(url, { maxPoolSize: 4, statementTimeoutMs: 600_000 });
   await seedCatalog(pool);
   const now = systemClock.now();
   const started = performance.now();
