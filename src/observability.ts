@@ -3,9 +3,13 @@ import { randomUUID } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { codeFromHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
+import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import {
   createAsyncIterable,
+  encodeEnvelope,
+  pipe,
   readAllBytes,
+  transformSplitEnvelope,
   type Compression,
   type UniversalHandler,
   type UniversalServerRequest,
@@ -151,16 +155,30 @@ export function observeHandler(
       finish(headerCode ?? (response.status === 200 ? "ok" : "unknown"));
       return response;
     }
+    // gRPC-Web sends its trailers as the last envelope of the body.
+    const grpcWeb = /^application\/grpc-web/.test(response.header?.get("content-type") ?? "");
+    let bodyTrailerCode: string | undefined;
+    const observedBody = grpcWeb ? pipe(body, transformSplitEnvelope(ANY_SIZE), async function* (envelopes) {
+      for await (const { flags, data } of envelopes) {
+        if ((flags & trailerFlag) !== trailerFlag) {
+          yield encodeEnvelope(flags, data);
+          continue;
+        }
+        const trailers = trailerParse(data);
+        bodyTrailerCode = settleGrpcStatus(trailers);
+        yield encodeEnvelope(flags, trailerSerialize(trailers));
+      }
+    }) : body;
     response = {
       ...response,
       body: (async function* () {
         try {
-          yield* body;
+          yield* observedBody;
         } catch (error) {
           finish("canceled");
           throw error;
         }
-        finish(headerCode ?? settleGrpcStatus(trailer) ?? (response.status === 200 ? "ok" : "unknown"));
+        finish(headerCode ?? bodyTrailerCode ?? settleGrpcStatus(trailer) ?? (response.status === 200 ? "ok" : "unknown"));
       })(),
     };
     return response;

@@ -2,7 +2,7 @@ import { Writable } from "node:stream";
 import { beforeAll, describe, expect, it } from "vitest";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { QuotaFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { createLogger } from "../../src/logger.ts";
@@ -81,6 +81,21 @@ describe("the request log", () => {
     client.close();
     await expect.poll(() => rpcLines("grpc-denied")).toHaveLength(1);
     expect(rpcLines("grpc-denied")[0]).toMatchObject({ code: "resource_exhausted", user_id: "dave" });
+  });
+
+  it("reads gRPC-Web codes from the trailers at the end of the body, which reach the caller whole", async () => {
+    const client = createClient(EntitlementService, createGrpcWebTransport({ baseUrl: server.httpUrl, httpVersion: "1.1" }));
+    const auth = { authorization: `Bearer ${SERVICE_TOKEN}` };
+    const granted = await client.incrementUsage({ userId: "web-user", metric: "storage_mb", amount: 100n }, { headers: { ...auth, "x-request-id": "web-ok" } });
+    expect(granted.quota?.used).toBe(100n);
+    const denied = await client
+      .incrementUsage({ userId: "web-user", metric: "storage_mb", amount: 1n }, { headers: { ...auth, "x-request-id": "web-denied" } })
+      .catch((error: unknown) => ConnectError.from(error));
+    expect(denied).toMatchObject({ code: Code.ResourceExhausted });
+    expect((denied as ConnectError).findDetails(QuotaFailureSchema)).toHaveLength(1);
+    await expect.poll(() => rpcLines("web-denied")).toHaveLength(1);
+    expect(rpcLines("web-ok")[0]).toMatchObject({ code: "ok" });
+    expect(rpcLines("web-denied")[0]).toMatchObject({ code: "resource_exhausted", user_id: "web-user" });
   });
 
   it("reads the code of a compressed Connect error, and the caller gets the error", async () => {
