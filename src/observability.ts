@@ -5,6 +5,7 @@ import { Code, createContextKey, type ContextValues, type Interceptor } from "@c
 import { codeFromHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import {
+  compressedFlag,
   createAsyncIterable,
   encodeEnvelope,
   pipe,
@@ -16,6 +17,7 @@ import {
   type UniversalServerResponse,
 } from "@connectrpc/connect/protocol";
 import { authenticatedUserKey } from "./auth.ts";
+import { MAX_USER_ID_LENGTH } from "./domain/validation.ts";
 import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -37,7 +39,7 @@ export function callAttributesInterceptor(metrics: Metrics): Interceptor {
   return (next) => async (request) => {
     const message = request.message as { userId?: unknown; metric?: unknown };
     if (typeof message.userId === "string" && message.userId !== "") {
-      request.contextValues.set(requestUserKey, message.userId.slice(0, 128));
+      request.contextValues.set(requestUserKey, firstCharacters(message.userId, MAX_USER_ID_LENGTH));
     }
     const metric = typeof message.metric === "string" ? message.metric.slice(0, 64) : "";
     try {
@@ -53,6 +55,11 @@ export function callAttributesInterceptor(metrics: Metrics): Interceptor {
       throw error;
     }
   };
+}
+
+/** At most `count` characters (code points, as user ids are measured) of `value`, for the log. */
+function firstCharacters(value: string, count: number): string {
+  return value.length <= count ? value : Array.from(value).slice(0, count).join("");
 }
 
 /** connect-es reports an undecodable binary request as `internal`; it is the caller's error. */
@@ -155,8 +162,9 @@ export function observeHandler(
       finish(headerCode ?? (response.status === 200 ? "ok" : "unknown"));
       return response;
     }
-    // gRPC-Web sends its trailers as the last envelope of the body.
+    // gRPC-Web sends its trailers as the last envelope of the body, compressed when large.
     const grpcWeb = /^application\/grpc-web/.test(response.header?.get("content-type") ?? "");
+    const compression = compressions.find((candidate) => candidate.name === response.header?.get("grpc-encoding"));
     let bodyTrailerCode: string | undefined;
     const observedBody = grpcWeb ? pipe(body, transformSplitEnvelope(ANY_SIZE), async function* (envelopes) {
       for await (const { flags, data } of envelopes) {
@@ -164,9 +172,15 @@ export function observeHandler(
           yield encodeEnvelope(flags, data);
           continue;
         }
-        const trailers = trailerParse(data);
+        const compressed = (flags & compressedFlag) === compressedFlag;
+        if (compressed && compression === undefined) {
+          yield encodeEnvelope(flags, data);
+          continue;
+        }
+        const trailers = trailerParse(compressed ? await compression!.decompress(data, ANY_SIZE) : data);
         bodyTrailerCode = settleGrpcStatus(trailers);
-        yield encodeEnvelope(flags, trailerSerialize(trailers));
+        // Sent uncompressed: the flag is per envelope, and trailers are small next to the messages.
+        yield encodeEnvelope(trailerFlag, trailerSerialize(trailers));
       }
     }) : body;
     response = {

@@ -83,19 +83,23 @@ describe("the request log", () => {
     expect(rpcLines("grpc-denied")[0]).toMatchObject({ code: "resource_exhausted", user_id: "dave" });
   });
 
-  it("reads gRPC-Web codes from the trailers at the end of the body, which reach the caller whole", async () => {
+  it.each([
+    ["short", "web-user"],
+    // Trailers over 1 KiB are compressed for a client that accepts gzip.
+    ["long", "\u{1F600}".repeat(128)],
+  ])("reads gRPC-Web codes from the trailers at the end of the body, which reach the caller whole (%s user id)", async (label, userId) => {
     const client = createClient(EntitlementService, createGrpcWebTransport({ baseUrl: server.httpUrl, httpVersion: "1.1" }));
     const auth = { authorization: `Bearer ${SERVICE_TOKEN}` };
-    const granted = await client.incrementUsage({ userId: "web-user", metric: "storage_mb", amount: 100n }, { headers: { ...auth, "x-request-id": "web-ok" } });
+    const granted = await client.incrementUsage({ userId, metric: "storage_mb", amount: 100n }, { headers: { ...auth, "x-request-id": `web-ok-${label}` } });
     expect(granted.quota?.used).toBe(100n);
     const denied = await client
-      .incrementUsage({ userId: "web-user", metric: "storage_mb", amount: 1n }, { headers: { ...auth, "x-request-id": "web-denied" } })
+      .incrementUsage({ userId, metric: "storage_mb", amount: 1n }, { headers: { ...auth, "x-request-id": `web-denied-${label}` }, timeoutMs: 5000 })
       .catch((error: unknown) => ConnectError.from(error));
     expect(denied).toMatchObject({ code: Code.ResourceExhausted });
-    expect((denied as ConnectError).findDetails(QuotaFailureSchema)).toHaveLength(1);
-    await expect.poll(() => rpcLines("web-denied")).toHaveLength(1);
-    expect(rpcLines("web-ok")[0]).toMatchObject({ code: "ok" });
-    expect(rpcLines("web-denied")[0]).toMatchObject({ code: "resource_exhausted", user_id: "web-user" });
+    expect((denied as ConnectError).findDetails(QuotaFailureSchema)[0]?.violations[0]?.subject).toBe(`user:${userId}`);
+    await expect.poll(() => rpcLines(`web-denied-${label}`)).toHaveLength(1);
+    expect(rpcLines(`web-ok-${label}`)[0]).toMatchObject({ code: "ok" });
+    expect(rpcLines(`web-denied-${label}`)[0]).toMatchObject({ code: "resource_exhausted", user_id: userId });
   });
 
   it("reads the code of a compressed Connect error, and the caller gets the error", async () => {
