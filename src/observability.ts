@@ -113,6 +113,30 @@ async function readConnectError(
   return { code: codeToString(codeFromHttpStatus(status)), message: "" };
 }
 
+/**
+ * A gRPC-Web body passed on envelope by envelope, its trailers (the last envelope, compressed
+ * when large) read for the status code as they go by; parse failures are mapped as for gRPC.
+ */
+function readingGrpcWebTrailers(
+  body: AsyncIterable<Uint8Array>,
+  compression: Compression | undefined,
+  onCode: (code: string | undefined) => void,
+): AsyncIterable<Uint8Array> {
+  return pipe(body, transformSplitEnvelope(ANY_SIZE), async function* (envelopes) {
+    for await (const { flags, data } of envelopes) {
+      const compressed = (flags & compressedFlag) === compressedFlag;
+      if ((flags & trailerFlag) !== trailerFlag || (compressed && compression === undefined)) {
+        yield encodeEnvelope(flags, data);
+        continue;
+      }
+      const trailers = trailerParse(compressed ? await compression!.decompress(data, ANY_SIZE) : data);
+      onCode(settleGrpcStatus(trailers));
+      // Sent uncompressed: the flag is per envelope, and trailers are small next to messages.
+      yield encodeEnvelope(trailerFlag, trailerSerialize(trailers));
+    }
+  });
+}
+
 export type Observed = {
   readonly requestId: string;
   readonly code: string;
@@ -162,27 +186,11 @@ export function observeHandler(
       finish(headerCode ?? (response.status === 200 ? "ok" : "unknown"));
       return response;
     }
-    // gRPC-Web sends its trailers as the last envelope of the body, compressed when large.
+    // gRPC-Web sends its trailers at the end of the body.
+    let bodyTrailerCode: string | undefined;
     const grpcWeb = /^application\/grpc-web/.test(response.header?.get("content-type") ?? "");
     const compression = compressions.find((candidate) => candidate.name === response.header?.get("grpc-encoding"));
-    let bodyTrailerCode: string | undefined;
-    const observedBody = grpcWeb ? pipe(body, transformSplitEnvelope(ANY_SIZE), async function* (envelopes) {
-      for await (const { flags, data } of envelopes) {
-        if ((flags & trailerFlag) !== trailerFlag) {
-          yield encodeEnvelope(flags, data);
-          continue;
-        }
-        const compressed = (flags & compressedFlag) === compressedFlag;
-        if (compressed && compression === undefined) {
-          yield encodeEnvelope(flags, data);
-          continue;
-        }
-        const trailers = trailerParse(compressed ? await compression!.decompress(data, ANY_SIZE) : data);
-        bodyTrailerCode = settleGrpcStatus(trailers);
-        // Sent uncompressed: the flag is per envelope, and trailers are small next to the messages.
-        yield encodeEnvelope(trailerFlag, trailerSerialize(trailers));
-      }
-    }) : body;
+    const observedBody = grpcWeb ? readingGrpcWebTrailers(body, compression, (code) => (bodyTrailerCode = code)) : body;
     response = {
       ...response,
       body: (async function* () {
