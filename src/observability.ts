@@ -2,7 +2,7 @@ import { constants } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
-import { codeFromHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
+import { codeFromHttpStatus, codeToString, endStreamFlag, endStreamFromJson } from "@connectrpc/connect/protocol-connect";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import {
   compressedFlag,
@@ -114,25 +114,24 @@ async function readConnectError(
 }
 
 /**
- * A gRPC-Web body passed on envelope by envelope, its trailers (the last envelope, compressed
- * when large) read for the status code as they go by; parse failures are mapped as for gRPC.
+ * A streaming body passed on envelope by envelope. The envelope that ends it (gRPC-Web's
+ * trailers, Connect's end-of-stream message; compressed when large) goes through `read`, which
+ * returns the bytes sent in its place, uncompressed: the flag is per envelope.
  */
-function readingGrpcWebTrailers(
+function readingEndEnvelope(
   body: AsyncIterable<Uint8Array>,
+  endFlag: number,
   compression: Compression | undefined,
-  onCode: (code: string | undefined) => void,
+  read: (data: Uint8Array) => Uint8Array,
 ): AsyncIterable<Uint8Array> {
   return pipe(body, transformSplitEnvelope(ANY_SIZE), async function* (envelopes) {
     for await (const { flags, data } of envelopes) {
       const compressed = (flags & compressedFlag) === compressedFlag;
-      if ((flags & trailerFlag) !== trailerFlag || (compressed && compression === undefined)) {
+      if ((flags & endFlag) !== endFlag || (compressed && compression === undefined)) {
         yield encodeEnvelope(flags, data);
         continue;
       }
-      const trailers = trailerParse(compressed ? await compression!.decompress(data, ANY_SIZE) : data);
-      onCode(settleGrpcStatus(trailers));
-      // Sent uncompressed: the flag is per envelope, and trailers are small next to messages.
-      yield encodeEnvelope(trailerFlag, trailerSerialize(trailers));
+      yield encodeEnvelope(endFlag, read(compressed ? await compression!.decompress(data, ANY_SIZE) : data));
     }
   });
 }
@@ -186,11 +185,28 @@ export function observeHandler(
       finish(headerCode ?? (response.status === 200 ? "ok" : "unknown"));
       return response;
     }
-    // gRPC-Web sends its trailers at the end of the body.
-    let bodyTrailerCode: string | undefined;
-    const grpcWeb = /^application\/grpc-web/.test(response.header?.get("content-type") ?? "");
-    const compression = compressions.find((candidate) => candidate.name === response.header?.get("grpc-encoding"));
-    const observedBody = grpcWeb ? readingGrpcWebTrailers(body, compression, (code) => (bodyTrailerCode = code)) : body;
+    // gRPC-Web and Connect streams end their body with the status.
+    let bodyStatusCode: string | undefined;
+    const contentType = response.header?.get("content-type") ?? "";
+    const compressionIn = (header: string) => compressions.find((candidate) => candidate.name === response.header?.get(header));
+    let observedBody = body;
+    if (/^application\/grpc-web/.test(contentType)) {
+      observedBody = readingEndEnvelope(body, trailerFlag, compressionIn("grpc-encoding"), (data) => {
+        const trailers = trailerParse(data);
+        bodyStatusCode = settleGrpcStatus(trailers);
+        return trailerSerialize(trailers);
+      });
+    } else if (/^application\/connect\+/.test(contentType)) {
+      observedBody = readingEndEnvelope(body, endStreamFlag, compressionIn("connect-content-encoding"), (data) => {
+        try {
+          const { error } = endStreamFromJson(data);
+          bodyStatusCode = error === undefined ? "ok" : codeToString(error.code);
+        } catch {
+          // An unreadable end of stream is the client's to judge; the log falls back to the status.
+        }
+        return data;
+      });
+    }
     response = {
       ...response,
       body: (async function* () {
@@ -200,7 +216,7 @@ export function observeHandler(
           finish("canceled");
           throw error;
         }
-        finish(headerCode ?? bodyTrailerCode ?? settleGrpcStatus(trailer) ?? (response.status === 200 ? "ok" : "unknown"));
+        finish(headerCode ?? bodyStatusCode ?? settleGrpcStatus(trailer) ?? (response.status === 200 ? "ok" : "unknown"));
       })(),
     };
     return response;
