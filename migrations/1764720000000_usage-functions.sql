@@ -54,9 +54,9 @@ begin
 end;
 $$;
 
--- An increment under an idempotency key in one round trip. Claims the key (the unique index
--- makes a racing retry wait here until the first call commits); a key already held and not
--- expired is replayed: its first result is returned and nothing is counted. Otherwise the
+-- An increment under an idempotency key in one round trip. Locks the counter row, then claims
+-- the key (a racing retry waits on the row until the first call commits); a key already held and
+-- not expired is replayed: its first result is returned and nothing is counted. Otherwise the
 -- increment is decided as the single-row upsert decides it; a refused increment gives its key up
 -- (a later retry is decided afresh) and returns the row's amount; a granted one records its result
 -- under the key. `outcome` is 'granted', 'refused' or 'replayed'; the first_* columns describe
@@ -78,6 +78,13 @@ begin
   insert into accounts (user_id, created_at) values (p_user_id, p_at)
   on conflict (user_id) do nothing;
 
+  -- The counter row first, then the key: every increment takes its locks in the order accounts,
+  -- counter rows, keys (a batch locks its rows in key order before any key), so a lone call and
+  -- a batch holding the same key's retry cannot deadlock.
+  insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
+  values (p_user_id, p_metric, p_period, 0, p_at)
+  on conflict (user_id, metric_code, period_start) do update set used = c.used;
+
   insert into idempotency_keys as k (user_id, idempotency_key, metric_code, amount, created_at, expires_at)
   values (p_user_id, p_key, p_metric, p_amount, p_at, p_expires_at)
   on conflict (user_id, idempotency_key) do update
@@ -98,12 +105,9 @@ begin
     return;
   end if;
 
-  insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
-  select p_user_id, p_metric, p_period, greatest(p_amount, 0), p_at
-  where p_amount <= p_ceiling
-  on conflict (user_id, metric_code, period_start) do update
-    set used = greatest(c.used + p_amount, 0), updated_at = excluded.updated_at
-    where p_amount <= 0 or c.used + p_amount <= p_ceiling
+  update usage_counters c set used = greatest(c.used + p_amount, 0), updated_at = p_at
+  where c.user_id = p_user_id and c.metric_code = p_metric and c.period_start = p_period
+    and (p_amount <= 0 or c.used + p_amount <= p_ceiling)
   returning c.used into amount_now;
 
   if amount_now is null then
@@ -123,7 +127,50 @@ begin
 end;
 $$;
 
+-- Keyed increments that arrive together, in one statement and one commit. The caller passes the
+-- distinct usage rows of the batch in key order, and each increment in arrival order. Accounts
+-- and counter rows are created and locked first, in that order (as consume_usage_batch does, so
+-- batches never deadlock one another); then each increment is decided in arrival order exactly as
+-- consume_usage_once decides it alone: a key used twice in one batch replays its first result, or
+-- is decided afresh after a refusal gave it up. Returns consume_usage_once's row for each
+-- increment, with its position.
+create function consume_usage_once_batch(
+  row_users text[], row_metrics text[], row_periods timestamptz[],
+  users text[], metrics text[], periods timestamptz[], amounts bigint[], ceilings bigint[],
+  limits bigint[], keys text[], ats timestamptz[], expirations timestamptz[]
+) returns table (
+  ordinal integer, outcome text, used bigint,
+  first_metric text, first_amount bigint, first_used_after bigint, first_limit bigint, first_created_at timestamptz
+)
+language plpgsql
+set plan_cache_mode = force_generic_plan
+as $$
+begin
+  with account as (
+    insert into accounts (user_id, created_at)
+    select distinct u, ats[1] from unnest(row_users) as u
+    order by 1
+    on conflict (user_id) do nothing
+  )
+  insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
+  select w.u, w.m, w.p, 0, ats[1] from unnest(row_users, row_metrics, row_periods) with ordinality as w (u, m, p, k)
+  order by w.k
+  on conflict (user_id, metric_code, period_start) do update set used = c.used;
+
+  for i in 1 .. cardinality(keys) loop
+    return query
+      select i, o.outcome, o.used, o.first_metric, o.first_amount, o.first_used_after, o.first_limit, o.first_created_at
+      from consume_usage_once(
+        users[i], metrics[i], periods[i], amounts[i], ceilings[i], limits[i], keys[i], ats[i], expirations[i]
+      ) o;
+  end loop;
+end;
+$$;
+
 -- Down Migration
 
+drop function consume_usage_once_batch(
+  text[], text[], timestamptz[], text[], text[], timestamptz[], bigint[], bigint[], bigint[], text[], timestamptz[], timestamptz[]
+);
 drop function consume_usage_once(text, text, timestamptz, bigint, bigint, bigint, text, timestamptz, timestamptz);
 drop function consume_usage_batch(text[], text[], timestamptz[], integer[], bigint[], bigint[], timestamptz);

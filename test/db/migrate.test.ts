@@ -16,12 +16,7 @@ describe("migrate", () => {
     await Promise.all([migrate(database.url, logger), migrate(database.url, logger), migrate(database.url, logger)]);
     await migrate(database.url, logger);
     const applied = await database.pool.anyFirst(sql.type(z.object({ name: z.string() }))`select name from pgmigrations`);
-    expect(applied).toEqual([
-      "1764547200000_initial-schema",
-      "1764633600000_accounts-administration",
-      "1764720000000_usage-functions",
-      "1764806400000_keyed-increment-batches",
-    ]);
+    expect(applied).toEqual(["1764547200000_initial-schema", "1764633600000_accounts-administration", "1764720000000_usage-functions"]);
     expect(await database.pool.exists(sql.unsafe`select 1 from information_schema.tables where table_name = 'usage_counters'`)).toBe(true);
   });
 });
