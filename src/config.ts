@@ -82,8 +82,9 @@ export type Config = {
   /** Most account standings held in memory (0: no cache). */
   readonly standingCacheSize: number;
   /**
-   * How long a cached usage amount may answer CheckQuota (and GetUsage) here; this replica's own
-   * increments evict it at once, other replicas' within this bound (0: no cache).
+   * How long a cached usage amount may answer CheckQuota here (GetUsage always reads the
+   * database); this replica's own increments evict it at once, other replicas' within this bound
+   * (0: no cache).
    */
   readonly usageCacheTtlMs: number;
   /** Most usage rows held in memory (0: no cache). */

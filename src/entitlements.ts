@@ -8,7 +8,7 @@ import { ensureAccount, findAccountStanding, lockAccount, type AccountStanding }
 import { notifyAccountChanged } from "./db/notifications.ts";
 import { consumeUsageOnce, type IdempotentIncrement } from "./db/idempotency-keys.ts";
 import { replaceCurrentSubscription } from "./db/subscriptions.ts";
-import { consumeUsage, findUsed, findUsedByMetric, findUsedRows, type UsageRowKey } from "./db/usage-counters.ts";
+import { decideConsumption, findUsed, findUsedByMetric, findUsedRows, usageRowId, type UsageRowKey } from "./db/usage-counters.ts";
 import { Coalescer } from "./coalescer.ts";
 import { quotaLimit, type Metric, type Plan } from "./domain/catalog.ts";
 import {
@@ -155,7 +155,7 @@ export class Entitlements {
   async quota(userId: string, metric: Metric, plan: Plan, at: Date): Promise<QuotaState> {
     const row = { userId, ...currentUsageRow(metric, at) };
     const load = () => (this.#usageReads === undefined ? findUsed(this.#pool, row) : this.#usageReads.submit(row));
-    const used = await (this.#usage === undefined ? load() : this.#usage.get(userId, `${row.metric}\u0000${row.periodStart.getTime()}`, load));
+    const used = await (this.#usage === undefined ? load() : this.#usage.get(userId, usageRowId(row), load));
     return quotaState(metric, quotaLimit(plan, metric.code), used, at);
   }
 
@@ -213,13 +213,12 @@ export class Entitlements {
         return { quota: this.#replay(increment, key, once.first), replayed: true };
       }
       outcome = once;
-    } else if (this.#batcher !== undefined) {
-      // Group commit, bounded by the caller's deadline when it set one.
-      const { granted, used } = await this.#batcher.submit(consumption, callDeadline());
-      outcome = { kind: granted ? "granted" : "refused", used };
     } else {
-      const used = await consumeUsage(this.#db, consumption);
-      outcome = used === null ? { kind: "refused", used: await findUsed(this.#db, consumption) } : { kind: "granted", used };
+      // With the batcher, group commit (bounded by the caller's deadline when it set one).
+      const { granted, used } = await (this.#batcher === undefined
+        ? decideConsumption(this.#db, consumption)
+        : this.#batcher.submit(consumption, callDeadline()));
+      outcome = { kind: granted ? "granted" : "refused", used };
     }
     const quota = quotaState(increment.metric, limit, outcome.used, now);
     if (outcome.kind === "refused") {

@@ -1,14 +1,11 @@
 import type { CommonQueryMethods, DatabasePool } from "slonik";
 import { consumeUsageOnce, consumeUsageOnceBatch, type KeyedConsumption, type KeyedOutcome } from "./db/idempotency-keys.ts";
-import { consumeUsage, consumeUsageBatch, findUsed, type Consumption } from "./db/usage-counters.ts";
+import { consumeUsageBatch, decideConsumption, type Consumption, type ConsumptionDecision } from "./db/usage-counters.ts";
 import { Coalescer } from "./coalescer.ts";
 import { boundStatements } from "./deadlines.ts";
 
 /** A piece of work and when its caller gives up (ms since the epoch), if that bounds its work. */
 type Submitted<T> = { readonly work: T; readonly deadline: number | undefined };
-
-/** What became of one increment: granted or not, and the row's amount after its turn. */
-export type Decision = { readonly granted: boolean; readonly used: bigint };
 
 type BatcherOptions = { maxBatch?: number; maxConcurrentBatches?: number };
 
@@ -26,7 +23,7 @@ type BatcherOptions = { maxBatch?: number; maxConcurrentBatches?: number };
  */
 export class IncrementBatcher {
   readonly #pool: DatabasePool;
-  readonly #plain: Coalescer<Submitted<Consumption>, Decision>;
+  readonly #plain: Coalescer<Submitted<Consumption>, ConsumptionDecision>;
   readonly #keyed: Coalescer<Submitted<KeyedConsumption>, KeyedOutcome>;
 
   constructor(pool: DatabasePool, options: BatcherOptions = {}) {
@@ -36,7 +33,7 @@ export class IncrementBatcher {
     this.#keyed = new Coalescer((batch) => this.#write(batch, decideKeyed), coalescerOptions);
   }
 
-  submit(consumption: Consumption, deadline?: number): Promise<Decision> {
+  submit(consumption: Consumption, deadline?: number): Promise<ConsumptionDecision> {
     return this.#plain.submit({ work: consumption, deadline });
   }
 
@@ -57,12 +54,9 @@ export class IncrementBatcher {
   }
 }
 
-async function decide(db: CommonQueryMethods, consumptions: readonly Consumption[]): Promise<Decision[]> {
-  if (consumptions.length > 1) return consumeUsageBatch(db, consumptions);
+async function decide(db: CommonQueryMethods, consumptions: readonly Consumption[]): Promise<ConsumptionDecision[]> {
   // A lone increment: the single-row upsert costs PostgreSQL half of a batch of one.
-  const consumption = consumptions[0]!;
-  const used = await consumeUsage(db, consumption);
-  return [used === null ? { granted: false, used: await findUsed(db, consumption) } : { granted: true, used }];
+  return consumptions.length > 1 ? consumeUsageBatch(db, consumptions) : [await decideConsumption(db, consumptions[0]!)];
 }
 
 async function decideKeyed(db: CommonQueryMethods, consumptions: readonly KeyedConsumption[]): Promise<KeyedOutcome[]> {

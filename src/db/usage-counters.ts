@@ -104,6 +104,15 @@ export async function consumeUsage(db: CommonQueryMethods, consumption: Consumpt
   `);
 }
 
+/** What became of one consumption: granted or not, and its row's amount after its turn. */
+export type ConsumptionDecision = { readonly granted: boolean; readonly used: bigint };
+
+/** consumeUsage, with the row's amount when the consumption is refused. */
+export async function decideConsumption(db: CommonQueryMethods, consumption: Consumption): Promise<ConsumptionDecision> {
+  const used = await consumeUsage(db, consumption);
+  return used === null ? { granted: false, used: await findUsed(db, consumption) } : { granted: true, used };
+}
+
 /** Sets rows of one user back to zero (by deleting them); returns how many existed. */
 export async function deleteUsageRows(
   db: CommonQueryMethods,
@@ -144,7 +153,7 @@ const batchDecisionRow = z.object({ ordinal: z.number(), granted: z.boolean(), u
 export async function consumeUsageBatch(
   db: CommonQueryMethods,
   consumptions: readonly Consumption[],
-): Promise<{ granted: boolean; used: bigint }[]> {
+): Promise<ConsumptionDecision[]> {
   const { rows, positionOf } = lockOrder(consumptions);
   const decisions = await db.any(sql.prepared("usage_consume_batch", batchDecisionRow)`
     select ordinal, granted, used from consume_usage_batch(
