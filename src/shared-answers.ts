@@ -14,3 +14,12 @@ export function share<T extends object>(answer: T): T {
 export function isSharedAnswer(message: object): boolean {
   return sharedAnswers.has(message);
 }
+
+/** What `make` gives for the pair (`first`, `second`), made once while `first` lives. */
+export function memoized<V>(memo: WeakMap<object, Map<unknown, V>>, first: object, second: unknown, make: () => V): V {
+  let made = memo.get(first);
+  if (made === undefined) memo.set(first, (made = new Map()));
+  let value = made.get(second);
+  if (value === undefined) made.set(second, (value = make()));
+  return value;
+}

@@ -24,7 +24,7 @@ import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "../logger.ts";
-import { isSharedAnswer } from "../shared-answers.ts";
+import { isSharedAnswer, memoized } from "../shared-answers.ts";
 import { compilePathTemplate, type PathTemplate } from "./path-template.ts";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -251,30 +251,24 @@ function callHeader(request: NodeRequest): Record<string, string> {
 
 /** Error details as proto3 JSON `Any`s: `{"@type": "type.googleapis.com/google.rpc.QuotaFailure", ...}`. */
 function detailsJson(error: ConnectError): JsonValue[] {
-  return error.details.map((detail): JsonValue => {
-    if ("desc" in detail) {
-      const json = toJson(detail.desc, create(detail.desc, detail.value));
-      return { "@type": `type.googleapis.com/${detail.desc.typeName}`, ...(isObject(json) ? json : { value: json }) };
-    }
-    const typeUrl = `type.googleapis.com/${detail.type}`;
+  const any = (typeName: string, json: JsonValue): JsonValue => ({
+    "@type": `type.googleapis.com/${typeName}`,
+    ...(isObject(json) ? json : { value: json }),
+  });
+  return error.details.map((detail) => {
+    if ("desc" in detail) return any(detail.desc.typeName, toJson(detail.desc, create(detail.desc, detail.value)));
     const desc = detailsRegistry.getMessage(detail.type);
-    if (desc === undefined) return { "@type": typeUrl, value: base64Encode(detail.value) };
-    const json = toJson(desc, fromBinary(desc, detail.value));
-    return { "@type": typeUrl, ...(isObject(json) ? json : { value: json }) };
+    return any(detail.type, desc === undefined ? base64Encode(detail.value) : toJson(desc, fromBinary(desc, detail.value)));
   });
 }
 
 /** Bodies of the shared answers by route, made once each. */
-const sharedBodies = new WeakMap<object, Map<TranscodingRoute, string>>();
+const sharedBodies = new WeakMap<object, Map<unknown, string>>();
 
 /** The response's JSON: the whole message, or the field the rule's `response_body` names. */
 function responseBody(route: TranscodingRoute, output: Message): string {
-  if (!isSharedAnswer(output)) return encodeBody(route, output);
-  let bodies = sharedBodies.get(output);
-  if (bodies === undefined) sharedBodies.set(output, (bodies = new Map()));
-  let body = bodies.get(route);
-  if (body === undefined) bodies.set(route, (body = encodeBody(route, output)));
-  return body;
+  const encode = () => encodeBody(route, output);
+  return isSharedAnswer(output) ? memoized(sharedBodies, output, route, encode) : encode();
 }
 
 function encodeBody(route: TranscodingRoute, output: Message): string {

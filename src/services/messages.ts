@@ -12,7 +12,7 @@ import type { AccountRecord } from "../domain/accounts.ts";
 import type { Catalog, Plan, ResetPeriod as DomainResetPeriod } from "../domain/catalog.ts";
 import type { CurrentPlan } from "../entitlements.ts";
 import type { QuotaState } from "../domain/quota.ts";
-import { share } from "../shared-answers.ts";
+import { memoized, share } from "../shared-answers.ts";
 import { subscriptionStatus, type SubscriptionRecord } from "../domain/subscriptions.ts";
 
 /** Conversions from domain values to the messages of the contract. */
@@ -84,14 +84,7 @@ type Answers = WeakMap<object, Map<unknown, Message>>;
 
 /** What `build` makes from `source` as `response`, once while `source` lives: frozen, shared. */
 function sharedAnswer<M extends Message>(answers: Answers, source: object, response: unknown, build: () => M): M {
-  let built = answers.get(source);
-  if (built === undefined) answers.set(source, (built = new Map()));
-  let answer = built.get(response) as M | undefined;
-  if (answer === undefined) {
-    answer = share(build());
-    built.set(response, answer);
-  }
-  return answer;
+  return memoized(answers, source, response, () => share(build())) as M;
 }
 
 export type CurrentPlanInit = ReturnType<typeof currentPlanMessages>;
