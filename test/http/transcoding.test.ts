@@ -100,6 +100,26 @@ describe("an annotated RPC", () => {
     });
     expect(await response.json()).toEqual({ title: "42:towel" });
   });
+
+  it("gives each of many concurrent calls its own answer, though answers are written together", async () => {
+    const names = Array.from({ length: 40 }, (_, index) => `caller-${index}`);
+    const answers = await Promise.all(names.map(async (name) => (await fetch(`${baseUrl}/v1/echo/${name}`)).json()));
+    expect(answers.map((answer) => (answer as { request: { name: string } }).request.name)).toEqual(names);
+  });
+
+  it("keeps serving when callers leave before their answers are written", async () => {
+    const { port } = server.address() as AddressInfo;
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const request = http.get({ host: "127.0.0.1", port, path: "/v1/echo/leaving" });
+        request.on("error", () => {});
+        await new Promise((resolve) => request.once("finish", resolve));
+        request.destroy();
+      }),
+    );
+    const response = await fetch(`${baseUrl}/v1/echo/staying`);
+    expect(await response.json()).toMatchObject({ request: { name: "staying" } });
+  });
 });
 
 describe("bad requests", () => {
