@@ -17,7 +17,7 @@ import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
 import { seedCatalog } from "../src/db/seed.ts";
 import { createLogger } from "../src/logger.ts";
-import { benchDatabaseServer, ensureTool, freshDatabase, grpcBody, h2load, startProcess, table } from "./support.ts";
+import { benchDatabaseServer, ensureTool, freshDatabase, grpcBody, h2load, serviceArgs, startProcess, table } from "./support.ts";
 
 const TOKEN = "bench-service-token-0123456789";
 const SIZES = [1_000, Number(process.env.BENCH_SCALE_ACCOUNTS ?? 1_000_000)];
@@ -64,7 +64,7 @@ try {
     process.stderr.write(`seeded ${accounts} accounts in ${seconds.toFixed(0)} s\n`);
     const [grpcPort, httpPort] = [await freePort(), await freePort()];
     const service = await startProcess(
-      ["src/cli.ts", "serve"],
+      serviceArgs,
       {
         DATABASE_URL: url,
         SERVICE_TOKENS: TOKEN,

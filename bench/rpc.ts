@@ -30,6 +30,7 @@ import {
   rssMb,
   run,
   seconds,
+  serviceArgs,
   startProcess,
   table,
   type Result,
@@ -84,7 +85,7 @@ try {
 
   const [grpcPort, httpPort, bareGrpcPort, bareHttpPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const service = await startProcess(
-    [...(CPU_PROFILE === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", CPU_PROFILE]), "src/cli.ts", "serve"],
+    [...(CPU_PROFILE === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", CPU_PROFILE]), ...serviceArgs],
     { DATABASE_URL: databaseUrl, SERVICE_TOKENS: TOKEN, JWT_SECRET, GRPC_PORT: String(grpcPort), HTTP_PORT: String(httpPort), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info", DATABASE_POOL_SIZE: "16" },
     /Entitlement service ready/,
     "stderr",

@@ -12,6 +12,15 @@ import { createLogger } from "../src/logger.ts";
 
 export const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
+/**
+ * The service's arguments as `npm start` runs it, its Node.js flags included (they are part of
+ * how it performs): the start script without its leading `node`.
+ */
+export const serviceArgs: readonly string[] = (
+  JSON.parse(await readFile(path.join(root, "package.json"), "utf8")) as { scripts: { start: string } }
+).scripts.start
+  .split(" ")
+  .slice(1);
 /** Length of each measurement. */
 export const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 
@@ -151,7 +160,7 @@ export function grpcBody(directory: string, name: string, schema: DescMessage, i
   return writeFile(file, frame).then(() => file);
 }
 /** A process of its own; its stdout (the request log) goes to /dev/null, readiness is read on stderr or stdout. */
-export async function startProcess(args: string[], env: NodeJS.ProcessEnv, ready: RegExp, readyOn: "stdout" | "stderr"): Promise<ChildProcess> {
+export async function startProcess(args: readonly string[], env: NodeJS.ProcessEnv, ready: RegExp, readyOn: "stdout" | "stderr"): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, {
     cwd: root,
     env: { ...process.env, ...env },
