@@ -22,6 +22,7 @@ import { decodePageToken, encodePageToken } from "./domain/pagination.ts";
 import { currentUsageRow } from "./domain/periods.ts";
 import type { QuotaState } from "./domain/quota.ts";
 import type { SubscriptionRecord } from "./domain/subscriptions.ts";
+import { userId as validUserId } from "./domain/validation.ts";
 import type { CurrentPlan, Entitlements } from "./entitlements.ts";
 import type { UserIdentity } from "./user-tokens.ts";
 
@@ -101,6 +102,8 @@ export class Administration {
   }): Promise<AccountPage> {
     const filters = [filter.query, filter.planCode ?? "", filter.status ?? ""];
     const afterUserId = decodePageToken(filter.pageToken, filters);
+    // A token is opaque, not signed: a forged position must be a user id like any issued one.
+    if (afterUserId !== undefined) validUserId(afterUserId, "page_token");
     if (filter.planCode !== undefined) this.#entitlements.plan(filter.planCode);
     const rows = await listAccounts(this.#db, {
       query: filter.query,

@@ -20,6 +20,7 @@ describe("createUserTokenVerifier", () => {
     expect(identity).toMatchObject({ userId: "ada", email: "ada@example.com" });
     expect(identity.issuedAt).toBeInstanceOf(Date);
     expect((await verify(await token("bob", 60, { email: "not an email" }))).email).toBeUndefined();
+    expect((await verify(await token("eve", 60, { email: "e\u0000ve@example.com" }))).email).toBeUndefined();
   });
 
   it("remembers a verified token no longer than its expiry", async () => {

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "./errors.ts";
+import { freeText } from "./validation.ts";
 
 export type AccountStatus = "active" | "suspended";
 
@@ -32,18 +32,13 @@ export function revocationInstant(at: Date): Date {
   return new Date(Math.floor(at.getTime() / 1000) * 1000 + 1000);
 }
 
+/** A suspension reason: trimmed free text of 1 to MAX_REASON_LENGTH characters. */
 export function suspensionReason(value: string): string {
-  const reason = value.trim();
-  if (reason === "" || reason.length > MAX_REASON_LENGTH) {
-    throw new InvalidArgumentError([
-      { field: "reason", description: `must be 1 to ${MAX_REASON_LENGTH} characters` },
-    ]);
-  }
-  return reason;
+  return freeText(value.trim(), "reason", MAX_REASON_LENGTH);
 }
 
-/** An email from a JWT claim, kept only when it looks like one. */
+/** An email from a JWT claim, kept only when it looks like one (no spaces or control characters). */
 export function claimedEmail(value: unknown): string | undefined {
-  if (typeof value !== "string" || value.length > MAX_EMAIL_LENGTH) return undefined;
-  return /^[^\s@]+@[^\s@]+$/.test(value) ? value.toLowerCase() : undefined;
+  if (typeof value !== "string" || value.length > MAX_EMAIL_LENGTH || !value.isWellFormed()) return undefined;
+  return /^[^\s\p{Cc}@]+@[^\s\p{Cc}@]+$/u.test(value) ? value.toLowerCase() : undefined;
 }

@@ -35,6 +35,20 @@ export function userId(value: string, field = "user_id"): string {
 
 export const MAX_SEARCH_LENGTH = 320;
 
+/**
+ * Free text such as a reason: 1 to `maxLength` characters of well-formed text without NUL, which
+ * PostgreSQL's text cannot hold. Line breaks and tabs are kept.
+ */
+export function freeText(value: string, field: string, maxLength: number): string {
+  if (value === "" || characterLength(value) > maxLength) {
+    throw new InvalidArgumentError([{ field, description: `must be 1 to ${maxLength} characters` }]);
+  }
+  if (value.includes("\u0000") || !value.isWellFormed()) {
+    throw new InvalidArgumentError([{ field, description: "must be well-formed text without NUL characters" }]);
+  }
+  return value;
+}
+
 /** A search prefix (of a user id or an email); may be empty. */
 export function searchPrefix(value: string, field = "query"): string {
   if (characterLength(value) > MAX_SEARCH_LENGTH || hasControlCharacters(value) || !value.isWellFormed()) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError } from "../../src/domain/errors.ts";
-import { catalogName, idempotencyKey, searchPrefix, userId } from "../../src/domain/validation.ts";
+import { catalogName, freeText, idempotencyKey, searchPrefix, userId } from "../../src/domain/validation.ts";
 
 describe("userId", () => {
   it("accepts any text of 1 to 128 characters", () => {
@@ -15,6 +15,20 @@ describe("userId", () => {
     expect(() => userId("x".repeat(129))).toThrow(/at most 128/);
     expect(() => userId("a\u0000b")).toThrow(InvalidArgumentError);
     expect(() => userId("\ud800")).toThrow(InvalidArgumentError);
+  });
+});
+
+describe("freeText", () => {
+  it("accepts 1 to the maximum characters, line breaks and tabs included", () => {
+    expect(freeText("chargeback\n\tsee ticket 42", "reason", 100)).toBe("chargeback\n\tsee ticket 42");
+    expect(freeText("🙂".repeat(10), "reason", 10)).toBe("🙂".repeat(10));
+  });
+
+  it("refuses empty, oversize, NUL and ill-formed text, naming the field", () => {
+    for (const bad of ["", "x".repeat(11), "a\u0000b", "\ud800"]) {
+      expect(() => freeText(bad, "reason", 10)).toThrow(InvalidArgumentError);
+    }
+    expect(() => freeText("a\u0000b", "reason", 10)).toThrow(/reason: must be well-formed text without NUL/);
   });
 });
 

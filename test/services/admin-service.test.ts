@@ -121,6 +121,13 @@ describe("suspension", () => {
     expect((await rpcError(admin.suspendAccount({ userId: "reasonless", reason: "  " }))).code).toBe(Code.InvalidArgument);
   });
 
+  it("refuses a reason PostgreSQL could not store, for any user id (found by the fuzz test)", async () => {
+    await entitlements.incrementUsage({ userId: "nul-reason", metric: "jobs", amount: 1n });
+    for (const userId of ["nul-reason", "%"]) {
+      expect((await rpcError(admin.suspendAccount({ userId, reason: "a\u0000b" }))).code).toBe(Code.InvalidArgument);
+    }
+  });
+
   it("locks out a suspended superadmin", async () => {
     await server.administration.setSuperadmin("cli", "rogue-root", true);
     await admin.suspendAccount({ userId: "rogue-root", reason: "compromised" });
@@ -234,6 +241,9 @@ describe("ListAccounts", () => {
     const first = await admin.listAccounts({ query: "page-", pageSize: 5 });
     expect((await rpcError(admin.listAccounts({ query: "other", pageSize: 5, pageToken: first.nextPageToken }))).code).toBe(Code.InvalidArgument);
     expect((await rpcError(admin.listAccounts({ pageToken: "bm9wZQ" }))).code).toBe(Code.InvalidArgument);
+    // Well formed and bound to this query, but at a position no user id can hold.
+    const forged = Buffer.from(JSON.stringify({ after: "a\u0000b", filters: ["", "", ""] })).toString("base64url");
+    expect((await rpcError(admin.listAccounts({ pageToken: forged }))).code).toBe(Code.InvalidArgument);
     expect((await rpcError(admin.listAccounts({ pageSize: 5000 }))).code).toBe(Code.InvalidArgument);
   });
 });
