@@ -262,8 +262,9 @@ function detailsJson(error: ConnectError): JsonValue[] {
   });
 }
 
-/** Bodies of the shared answers by route, made once each. */
+/** Bodies and ETags of the shared answers by route, made once each. */
 const sharedBodies = new WeakMap<object, Map<unknown, string>>();
+const sharedEtags = new WeakMap<object, Map<unknown, string>>();
 
 /** The response's JSON: the whole message, or the field the rule's `response_body` names. */
 function responseBody(route: TranscodingRoute, output: Message): string {
@@ -313,8 +314,10 @@ function sendError(response: NodeResponse, error: HttpError, details: JsonValue[
   send(response, error.status, headers, JSON.stringify({ code: error.code, message: error.message, details }));
 }
 
-function etagOf(body: string): string {
-  return `"${hash("sha256", body, "base64url").slice(0, 27)}"`;
+/** The ETag of an answer's body (`body` is `output`'s on `route`). */
+function etagOf(route: TranscodingRoute, output: Message, body: string): string {
+  const make = () => `"${hash("sha256", body, "base64url").slice(0, 27)}"`;
+  return isSharedAnswer(output) ? memoized(sharedEtags, output, route, make) : make();
 }
 
 /** The request message from its JSON; a value of the wrong type is the caller's error. */
@@ -374,11 +377,13 @@ export function createTranscodingHandler(options: TranscodingOptions) {
     const call = calls.start({ protocolName: "http", header: callHeader(request), peerAddress: request.socket.remoteAddress, deadlineAt: undefined });
     response.once("close", call.cancel);
     response.setHeader("x-request-id", call.requestId);
+    let output: Message;
     let body: string;
     try {
       // Encoding the response is part of the call: a response that cannot be encoded is answered
       // (internal) and logged like any other failed call.
-      body = responseBody(route, await calls.unary(call, () => requestMessage(calls.method.input, json)));
+      output = await calls.unary(call, () => requestMessage(calls.method.input, json));
+      body = responseBody(route, output);
     } catch (error) {
       const connectError = asConnectError(error, options.logger);
       sendError(response, new HttpError(httpStatusOf(connectError), codeToString(connectError.code), connectError.rawMessage), detailsJson(connectError));
@@ -387,7 +392,7 @@ export function createTranscodingHandler(options: TranscodingOptions) {
     }
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (method === "GET" && publicMethods.has(calls.method)) {
-      const etag = etagOf(body);
+      const etag = etagOf(route, output, body);
       headers.etag = etag;
       headers["cache-control"] = `public, max-age=${PUBLIC_MAX_AGE_SECONDS}`;
       const ifNoneMatch = request.headers["if-none-match"];

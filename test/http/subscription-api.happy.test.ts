@@ -1,3 +1,4 @@
+import { sql } from "slonik";
 import { beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { userToken } from "../support/service.ts";
@@ -37,6 +38,19 @@ describe("GET /v1/subscription/plans", () => {
     expect(await again.text()).toBe("");
     const changed = await get("/v1/subscription/plans", undefined, { "if-none-match": '"something-else"' });
     expect(changed.status).toBe(200);
+  });
+
+  it("has a new ETag, and the new prices, once the catalog changes", async () => {
+    const before = await get("/v1/subscription/plans");
+    await server.pool.query(sql.unsafe`update plans set price_cents = 2499 where code = 'pro'`);
+    await server.catalog.refresh();
+    const after = await get("/v1/subscription/plans");
+    expect(after.headers.get("etag")).not.toBe(before.headers.get("etag"));
+    expect(((await after.json()) as { plans: { code: string; priceCents: string }[] }).plans.find((plan) => plan.code === "pro")?.priceCents).toBe("2499");
+    const stale = await get("/v1/subscription/plans", undefined, { "if-none-match": before.headers.get("etag")! });
+    expect(stale.status).toBe(200);
+    await server.pool.query(sql.unsafe`update plans set price_cents = 1999 where code = 'pro'`);
+    await server.catalog.refresh();
   });
 
   it("answers HEAD like GET, without a body", async () => {

@@ -17,6 +17,8 @@ export type TestServer = TestDatabase & {
   readonly listener: Listener;
   readonly clock: TestClock;
   readonly entitlements: Entitlements;
+  /** The catalog the service holds (refresh it after changing plans in the database). */
+  readonly catalog: CatalogSource;
   readonly administration: Administration;
   readonly health: HealthMonitor;
   /** http://127.0.0.1:<HTTP_PORT> */
@@ -71,6 +73,7 @@ export async function startTestServer(
     listener,
     clock,
     entitlements,
+    catalog,
     administration: deps.administration,
     health: deps.health,
     httpUrl: `http://127.0.0.1:${listener.httpPort}`,
