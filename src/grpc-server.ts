@@ -5,7 +5,7 @@ import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { asConnectError, type Call, type MethodCalls } from "./calls.ts";
 import type { Logger } from "./logger.ts";
-import { isSharedAnswer } from "./shared-answers.ts";
+import { encodedOnce } from "./shared-answers.ts";
 import type { TlsMaterial } from "./server.ts";
 
 /**
@@ -67,19 +67,15 @@ function startGrpcCall(calls: MethodCalls, grpcCall: GrpcCall): Call {
   return call;
 }
 
-/** Encodings of the shared answers, made once each; grpc-js copies what it sends. */
-const sharedEncodings = new WeakMap<object, Buffer>();
+/** Encodings of the shared answers by method, made once each; grpc-js copies what it sends. */
+const sharedEncodings = new WeakMap<object, Map<unknown, Buffer>>();
 
 /** The message's bytes as a Buffer over the same memory (grpc-js wants a Buffer; no copy). */
 function serialize(method: DescMethod, message: Parameters<typeof toBinary>[1]): Buffer {
-  const shared = isSharedAnswer(message);
-  let buffer = shared ? sharedEncodings.get(message) : undefined;
-  if (buffer === undefined) {
+  return encodedOnce(sharedEncodings, message, method, () => {
     const bytes = toBinary(method.output, message);
-    buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (shared) sharedEncodings.set(message, buffer);
-  }
-  return buffer;
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  });
 }
 
 function parse(method: DescMethod, bytes: Buffer) {

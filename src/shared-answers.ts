@@ -15,6 +15,14 @@ export function isSharedAnswer(message: object): boolean {
   return sharedAnswers.has(message);
 }
 
+/**
+ * What `make` gives for `answer` as `encoding` (a method's bytes, a route's body): made once for a
+ * shared answer, afresh for any other.
+ */
+export function encodedOnce<V>(memo: WeakMap<object, Map<unknown, V>>, answer: object, encoding: unknown, make: () => V): V {
+  return isSharedAnswer(answer) ? memoized(memo, answer, encoding, make) : make();
+}
+
 /** What `make` gives for the pair (`first`, `second`), made once while `first` lives. */
 export function memoized<V>(memo: WeakMap<object, Map<unknown, V>>, first: object, second: unknown, make: () => V): V {
   let made = memo.get(first);

@@ -24,7 +24,7 @@ import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "../logger.ts";
-import { isSharedAnswer, memoized } from "../shared-answers.ts";
+import { encodedOnce } from "../shared-answers.ts";
 import { compilePathTemplate, type PathTemplate } from "./path-template.ts";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -268,8 +268,7 @@ const sharedEtags = new WeakMap<object, Map<unknown, string>>();
 
 /** The response's JSON: the whole message, or the field the rule's `response_body` names. */
 function responseBody(route: TranscodingRoute, output: Message): string {
-  const encode = () => encodeBody(route, output);
-  return isSharedAnswer(output) ? memoized(sharedBodies, output, route, encode) : encode();
+  return encodedOnce(sharedBodies, output, route, () => encodeBody(route, output));
 }
 
 function encodeBody(route: TranscodingRoute, output: Message): string {
@@ -316,8 +315,7 @@ function sendError(response: NodeResponse, error: HttpError, details: JsonValue[
 
 /** The ETag of an answer's body (`body` is `output`'s on `route`). */
 function etagOf(route: TranscodingRoute, output: Message, body: string): string {
-  const make = () => `"${hash("sha256", body, "base64url").slice(0, 27)}"`;
-  return isSharedAnswer(output) ? memoized(sharedEtags, output, route, make) : make();
+  return encodedOnce(sharedEtags, output, route, () => `"${hash("sha256", body, "base64url").slice(0, 27)}"`);
 }
 
 /** The request message from its JSON; a value of the wrong type is the caller's error. */
