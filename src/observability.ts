@@ -96,12 +96,10 @@ function settleGrpcStatus(headers: Headers | undefined): string | undefined {
  */
 async function readConnectError(
   bytes: Uint8Array,
-  encoding: string | null,
+  compression: Compression | undefined,
   status: number,
-  compressions: readonly Compression[],
 ): Promise<{ code: string; message: string }> {
   try {
-    const compression = encoding === null ? undefined : compressions.find((candidate) => candidate.name === encoding);
     const json = compression === undefined ? bytes : await compression.decompress(bytes, ANY_SIZE);
     const error = JSON.parse(new TextDecoder().decode(json)) as { code?: unknown; message?: unknown };
     if (typeof error.code === "string") {
@@ -161,10 +159,12 @@ export function observeHandler(
       report({ requestId, code, durationMs: performance.now() - started, contextValues: request.contextValues });
     let response = await handler(request);
     response.header?.set("x-request-id", requestId);
+    /** The compression a response header names, if it is one of ours. */
+    const compressionIn = (header: string) => compressions.find((candidate) => candidate.name === response.header?.get(header));
     // Connect protocol, unary: the outcome is the HTTP status, an error a JSON body.
     if (response.status !== 200 && response.body !== undefined && /^application\/json/.test(response.header?.get("content-type") ?? "")) {
       const bytes = await readAllBytes(response.body, ANY_SIZE);
-      const error = await readConnectError(bytes, response.header?.get("content-encoding") ?? null, response.status, compressions);
+      const error = await readConnectError(bytes, compressionIn("content-encoding"), response.status);
       let body = bytes;
       let { status } = response;
       let { code } = error;
@@ -188,7 +188,6 @@ export function observeHandler(
     // gRPC-Web and Connect streams end their body with the status.
     let bodyStatusCode: string | undefined;
     const contentType = response.header?.get("content-type") ?? "";
-    const compressionIn = (header: string) => compressions.find((candidate) => candidate.name === response.header?.get(header));
     let observedBody = body;
     if (/^application\/grpc-web/.test(contentType)) {
       observedBody = readingEndEnvelope(body, trailerFlag, compressionIn("grpc-encoding"), (data) => {
