@@ -1,6 +1,6 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
-import { lockOrder, rowArrays, type Consumption } from "./usage-counters.ts";
+import { inArrivalOrder, lockOrder, rowArrays, type Consumption } from "./usage-counters.ts";
 
 /** What the first increment under a key did, replayed to its retries. */
 export type IdempotentIncrement = {
@@ -78,8 +78,7 @@ export async function consumeUsageOnceBatch(db: CommonQueryMethods, consumptions
       ${sql.array(consumptions.map((row) => row.expiresAt.toISOString()), "timestamptz")}::timestamptz[]
     )
   `);
-  const byOrdinal = new Map(found.map((row) => [row.ordinal, keyedOutcome(row)]));
-  return consumptions.map((_, index) => byOrdinal.get(index + 1)!);
+  return inArrivalOrder(found, consumptions.length, keyedOutcome);
 }
 
 /** The function fills `used` for granted and refused increments, the first_* columns for replays. */

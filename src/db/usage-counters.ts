@@ -164,8 +164,13 @@ export async function consumeUsageBatch(
       ${sql.timestamp(consumptions[0]!.now)}
     )
   `);
-  const byOrdinal = new Map(decisions.map(({ ordinal, granted, used }) => [ordinal, { granted, used }]));
-  return consumptions.map((_, index) => byOrdinal.get(index + 1)!);
+  return inArrivalOrder(decisions, consumptions.length, ({ granted, used }) => ({ granted, used }));
+}
+
+/** A batch function's rows (numbered from 1 in arrival order) as outcomes in arrival order. */
+export function inArrivalOrder<R extends { readonly ordinal: number }, O>(rows: readonly R[], count: number, outcome: (row: R) => O): O[] {
+  const byOrdinal = new Map(rows.map((row) => [row.ordinal, row]));
+  return Array.from({ length: count }, (_, index) => outcome(byOrdinal.get(index + 1)!));
 }
 
 /**
