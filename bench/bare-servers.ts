@@ -5,31 +5,16 @@
  */
 import http from "node:http";
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, toJsonString, type DescMessage } from "@bufbuild/protobuf";
+import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_pb.js";
-import { GetMySubscriptionResponseSchema } from "../gen/entitlements/v1/subscription_service_pb.js";
-import { DEFAULT_PLANS } from "../src/db/seed.ts";
-import { planMessage, quotaStatusMessage } from "../src/services/messages.ts";
-import { quotaState } from "../src/domain/quota.ts";
+import { constantAnswer, constantMe } from "./constant-answers.ts";
 
 const [grpcPort = "0", httpPort = "0"] = process.argv.slice(2);
-const plan = planMessage(DEFAULT_PLANS[0]!);
-const quota = quotaStatusMessage(quotaState({ code: "jobs", resetPeriod: "month", description: "" }, 10n, 3n, new Date()));
-const responses: Record<string, unknown> = {
-  getPlan: { plan },
-  hasFeature: { enabled: true, planCode: "free" },
-  checkQuota: { allowed: true, quota },
-  incrementUsage: { quota, replayed: false },
-  upgradePlan: { plan },
-  listPlans: { plans: [plan] },
-  getUsage: { quotas: [quota] },
-};
 
 const definition: Record<string, grpc.MethodDefinition<Buffer, Buffer>> = {};
 const implementation: grpc.UntypedServiceImplementation = {};
 for (const method of EntitlementService.methods) {
-  const output = method.output as DescMessage;
-  const constant = Buffer.from(toBinary(output, create(output, responses[method.localName] as never)));
+  const constant = constantAnswer(method);
   definition[method.localName] = {
     path: `/${EntitlementService.typeName}/${method.name}`,
     requestStream: false,
@@ -47,10 +32,9 @@ const server = new grpc.Server();
 server.addService(definition, implementation);
 server.bindAsync(`127.0.0.1:${grpcPort}`, grpc.ServerCredentials.createInsecure(), (error, port) => {
   if (error) throw error;
-  const me = toJsonString(GetMySubscriptionResponseSchema, create(GetMySubscriptionResponseSchema, { plan }), { alwaysEmitImplicit: true });
   const httpServer = http.createServer((_, response) => {
     response.writeHead(200, { "content-type": "application/json", "cache-control": "private, no-store" });
-    response.end(me);
+    response.end(constantMe);
   });
   httpServer.listen(Number(httpPort), "127.0.0.1", () => {
     const address = httpServer.address() as { port: number };

@@ -2,10 +2,12 @@
  * RPC throughput and latency next to each one's limit on this machine, in one run:
  * - the service (its own process: `entitlements serve`, LOG_LEVEL=info, the log to /dev/null),
  * - a bare @grpc/grpc-js server and a bare Node HTTP server answering constants (bare-servers.ts),
- * - pgbench running the increment's upsert at the same concurrency.
+ * - pgbench running the increment's upsert at the same concurrency,
+ * - a minimal server doing only the work every call must do (minimal-servers.ts), whose ratio to
+ *   the limit shows how close any server can come to it here.
  * Load comes from h2load (Debian's nghttp2-client), one thread. Run: npm run bench
  * BENCH_SECONDS (default 4) sets each measurement's length, BENCH_REPEAT (default 3) how many
- * times each pair is measured (the median ratio is shown); BENCH_CALLS (say "GetPlan,me") and
+ * times each triple is measured (the median ratio is shown); BENCH_CALLS (say "GetPlan,me") and
  * BENCH_IN_FLIGHT (say "64") narrow the run; BENCH_DEADLINE (say "1S") sends that gRPC deadline
  * with every call; BENCH_CPU_PROFILE=<dir> writes the service's CPU profile there (node
  * --cpu-prof) when it stops.
@@ -27,6 +29,7 @@ import {
   freshDatabase,
   grpcBody,
   h2load,
+  incrementSql,
   rssMb,
   run,
   seconds,
@@ -52,14 +55,7 @@ async function pgbenchBinary(): Promise<string> {
 
 async function pgbench(databaseUrl: string, clients: number, directory: string): Promise<Result> {
   const script = path.join(directory, "increment.sql");
-  // The shape of one IncrementUsage: record the account, then the conditional upsert.
-  await writeFile(
-    script,
-    `\\set u random(1, ${INCREMENT_USERS})
-with account as (insert into accounts (user_id, created_at) values ('bench-inc-' || :u, now()) on conflict (user_id) do nothing)
-insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at) select 'bench-inc-' || :u, 'compute_minutes', date_trunc('month', now()), greatest(1::bigint, 0), now() where 1::bigint <= 9007199254740991 on conflict (user_id, metric_code, period_start) do update set used = greatest(c.used + 1::bigint, 0), updated_at = excluded.updated_at where 1::bigint <= 0 or c.used + 1::bigint <= 9007199254740991 returning c.used;
-`,
-  );
+  await writeFile(script, `\\set u random(1, ${INCREMENT_USERS})\n${incrementSql("'bench-inc-' || :u")};\n`);
   const url = new URL(databaseUrl);
   const { stdout } = await run(
     await pgbenchBinary(),
@@ -83,7 +79,9 @@ try {
   await seedCatalog(pool);
   await pool.end();
 
-  const [grpcPort, httpPort, bareGrpcPort, bareHttpPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [grpcPort, httpPort, bareGrpcPort, bareHttpPort, minimalGrpcPort, minimalHttpPort] = await Promise.all([
+    freePort(), freePort(), freePort(), freePort(), freePort(), freePort(),
+  ]);
   const service = await startProcess(
     [...(CPU_PROFILE === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", CPU_PROFILE]), ...serviceArgs],
     { DATABASE_URL: databaseUrl, SERVICE_TOKENS: TOKEN, JWT_SECRET, GRPC_PORT: String(grpcPort), HTTP_PORT: String(httpPort), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info", DATABASE_POOL_SIZE: "16" },
@@ -93,6 +91,14 @@ try {
   children.push(service);
   const bare = await startProcess(["bench/bare-servers.ts", String(bareGrpcPort), String(bareHttpPort)], {}, /ready/, "stdout");
   children.push(bare);
+  const minimal = await startProcess(
+    // The service's Node.js flags: the minimal server is tuned as the service is.
+    [...serviceArgs.filter((arg) => arg.startsWith("--")), "bench/minimal-servers.ts", String(minimalGrpcPort), String(minimalHttpPort), databaseUrl],
+    { SERVICE_TOKENS: TOKEN, JWT_SECRET },
+    /ready/,
+    "stderr",
+  );
+  children.push(minimal);
 
   const methods = EntitlementService.method;
   const user = { userId: "bench-user" };
@@ -116,31 +122,42 @@ try {
   const jwt = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("bench-user").setIssuedAt().setExpirationTime("1h").sign(new TextEncoder().encode(JWT_SECRET));
 
   const rows: (string | number)[][] = [
-    ["call", "in flight", "calls/s", "p50 ms", "p99 ms", "CPU µs/call", "limit", "limit calls/s", "limit p99 ms", "limit CPU µs/call", "ratio", "target"],
+    ["call", "in flight", "calls/s", "p50 ms", "p99 ms", "CPU µs/call", "limit", "limit calls/s", "limit p99 ms", "limit CPU µs/call", "ratio", "minimal p99 ms", "minimal ratio", "target"],
   ];
   let peakRss = 0;
   let barePeakRss = 0;
   const fmt = (n: number) => (Number.isNaN(n) ? "-" : n >= 100 ? n.toFixed(0) : n.toFixed(2));
   /**
-   * One row: the service and its limit measured one after the other, REPEAT times; the row shows
-   * the pair whose ratio is the median, so a passing disturbance on the shared cores moves neither.
+   * One row: the service, its limit and the minimal server measured one after the other, REPEAT
+   * times; the row shows the triple whose service ratio is the median, so a passing disturbance on
+   * the shared cores moves none of them.
    */
-  const cell = async (call: string, inFlight: number, limitName: string, target: string, measure: () => Promise<Result>, limit: () => Promise<Result>) => {
-    const pairs: { measured: Result; limit: Result; ratio: number }[] = [];
+  const cell = async (
+    call: string,
+    inFlight: number,
+    limitName: string,
+    target: string,
+    measure: () => Promise<Result>,
+    limit: () => Promise<Result>,
+    least: () => Promise<Result>,
+  ) => {
+    const triples: { measured: Result; limit: Result; minimal: Result; ratio: number }[] = [];
     for (let i = 0; i < REPEAT; i++) {
       const measured = await measure();
       peakRss = Math.max(peakRss, await rssMb(service.pid!));
       const reference = await limit();
       barePeakRss = Math.max(barePeakRss, await rssMb(bare.pid!));
-      pairs.push({ measured, limit: reference, ratio: measured.rps / reference.rps });
+      triples.push({ measured, limit: reference, minimal: await least(), ratio: measured.rps / reference.rps });
     }
-    pairs.sort((x, y) => x.ratio - y.ratio);
-    const { measured, limit: reference, ratio } = pairs[Math.floor(pairs.length / 2)]!;
+    triples.sort((x, y) => x.ratio - y.ratio);
+    const { measured, limit: reference, minimal, ratio } = triples[Math.floor(triples.length / 2)]!;
     rows.push([
       call, inFlight, fmt(measured.rps), fmt(measured.p50), fmt(measured.p99), fmt(measured.cpuUsPerCall),
-      limitName, fmt(reference.rps), fmt(reference.p99), fmt(reference.cpuUsPerCall), ratio.toFixed(2), target,
+      limitName, fmt(reference.rps), fmt(reference.p99), fmt(reference.cpuUsPerCall), ratio.toFixed(2),
+      fmt(minimal.p99), (minimal.rps / reference.rps).toFixed(2), target,
     ]);
-    if (measured.failed > 0) rows.at(-1)!.push(`(${measured.failed} failed)`);
+    const failed = measured.failed + minimal.failed;
+    if (failed > 0) rows.at(-1)!.push(`(${failed} failed)`);
   };
   for (const [name, files] of Object.entries(bodies).filter(([name]) => selected(name))) {
     const increments = name === "IncrementUsage";
@@ -153,6 +170,7 @@ try {
         increments
           ? () => pgbench(databaseUrl, inFlight, directory)
           : () => h2load({ url: `http://127.0.0.1:${bareGrpcPort}${path}`, bodies: files, inFlight, headers: grpcHeaders, directory, serverPid: bare.pid! }),
+        () => h2load({ url: `http://127.0.0.1:${minimalGrpcPort}${path}`, bodies: inFlight === 1 ? files.slice(0, 1) : files, inFlight, headers: grpcHeaders, directory, serverPid: minimal.pid! }),
       );
     }
   }
@@ -160,11 +178,18 @@ try {
     const headers = [`authorization: Bearer ${jwt}`];
     const get = (port: number, pid: number) => () =>
       h2load({ url: `http://127.0.0.1:${port}/v1/subscription/me`, bodies: [undefined], inFlight, headers, http1: true, directory, serverPid: pid });
-    await cell("GET /v1/subscription/me (HTTP/1.1)", inFlight, "bare node:http", ">= 0.5x", get(httpPort, service.pid!), get(bareHttpPort, bare.pid!));
+    await cell(
+      "GET /v1/subscription/me (HTTP/1.1)", inFlight, "bare node:http", ">= 0.5x",
+      get(httpPort, service.pid!), get(bareHttpPort, bare.pid!), get(minimalHttpPort, minimal.pid!),
+    );
   }
   process.stdout.write(
-    `RPC benchmark: each row is the median (by ratio) of ${REPEAT} pairs of measurements, ${seconds} s each after 1 s of warm-up. The service, the bare servers and the load generator are separate ` +
-      `processes on the same ${(await import("node:os")).availableParallelism()} cores: the service and each bare server are one Node.js ` +
+    `RPC benchmark: each row is the median (by the service's ratio) of ${REPEAT} triples of measurements (service, limit, ` +
+      `minimal server), ${seconds} s each after 1 s of warm-up. The minimal server (minimal-servers.ts) does only what every call ` +
+      `must: it checks the credential, sends a request id, writes the log line and metrics and, for IncrementUsage, runs ` +
+      `pgbench's upsert through node-postgres; its ratio bounds what the service's can be on this machine. The service, ` +
+      `the reference servers and the load generator are separate processes on the same ` +
+      `${(await import("node:os")).availableParallelism()} cores: the service and each reference server are one Node.js ` +
       `process, h2load one thread, pgbench one thread (PostgreSQL as configured). IncrementUsage and pgbench spread over ` +
       `${INCREMENT_USERS} users' counters. pgbench reports average latency (shown as p50). CPU µs/call is the server ` +
       `process's user + system time over the measurement divided by the calls answered (PostgreSQL's not included).\n\n` +

@@ -24,6 +24,15 @@ export const serviceArgs: readonly string[] = (
 /** Length of each measurement. */
 export const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 
+/**
+ * One increment's SQL as pgbench and the minimal server run it, the shape of the service's: record
+ * the account, then the conditional upsert of the user's counter. `user` is an SQL expression.
+ */
+export function incrementSql(user: string): string {
+  return `with account as (insert into accounts (user_id, created_at) values (${user}, now()) on conflict (user_id) do nothing)
+insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at) select ${user}, 'compute_minutes', date_trunc('month', now()), greatest(1::bigint, 0), now() where 1::bigint <= 9007199254740991 on conflict (user_id, metric_code, period_start) do update set used = greatest(c.used + 1::bigint, 0), updated_at = excluded.updated_at where 1::bigint <= 0 or c.used + 1::bigint <= 9007199254740991 returning c.used`;
+}
+
 /** A PostgreSQL server for a benchmark: DATABASE_URL's, or an embedded one in a temp folder. */
 export async function benchDatabaseServer(): Promise<{ serverUrl: string; stop(): Promise<void> }> {
   const url = process.env.DATABASE_URL;
