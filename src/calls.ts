@@ -11,6 +11,7 @@ import {
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { peerAddressKey } from "./auth.ts";
+import { ParsedHeaders } from "./parsed-headers.ts";
 import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
 import { reportCall, requestIdOf } from "./observability.ts";
@@ -99,7 +100,7 @@ function startCall(
     url: `/${service.typeName}/${method.name}`,
     signal: controller.signal,
     timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now()),
-    requestHeader: new Headers(header),
+    requestHeader: new ParsedHeaders(header),
     responseHeader: new Headers(),
     responseTrailer: new Headers(),
     values: createContextValues().set(peerAddressKey, start.peerAddress),
