@@ -160,6 +160,9 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxMessageBytes,
     "grpc.max_send_message_length": 16 * 1024 * 1024,
+    // Channelz (grpc-js's call statistics for its admin service) is not served: its per-call
+    // trackers would be pure cost.
+    "grpc.enable_channelz": 0,
   });
   for (const service of new Set(options.methods.map((calls) => calls.service))) {
     const definition: grpc.ServiceDefinition = {};
