@@ -2,31 +2,30 @@
  * How close any server can come to the limits on this machine, for the benchmark: a
  * @grpc/grpc-js server and a node:http server (for /v1) that do only the work every call of the
  * service must do, with the service's own code for it, and answer the bare servers' constants:
- * the bearer token checked against a digest in constant time (gRPC) or the user's JWT verified
- * once and then looked up (/v1), a request id sent back, the call's log line and RPC metrics
- * (reportCall). IncrementUsage also runs the increment's upsert through node-postgres, the
- * statement pgbench runs. No cache, validation, Connect context, deadline, load shedding or
+ * the credential checked as the service checks it (a service token over gRPC, a user's JWT on
+ * /v1), a request id sent back, the call's log line and RPC metrics (reportCall). IncrementUsage
+ * also runs the increment's upsert through node-postgres, the statement pgbench runs. No cache, validation, Connect context, deadline, load shedding or
  * Slonik. Run as its own process, with SERVICE_TOKENS and JWT_SECRET set:
  * node bench/minimal-servers.ts <grpcPort> <httpPort> <databaseUrl>
  */
 import http from "node:http";
-import { hash, timingSafeEqual } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { fromBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { createContextValues } from "@connectrpc/connect";
-import { jwtVerify } from "jose";
 import pg from "pg";
 import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_pb.js";
 import { SubscriptionService } from "../gen/entitlements/v1/subscription_service_pb.js";
+import { bearerCredential, serviceTokenMatcher } from "../src/auth.ts";
 import { createLogger } from "../src/logger.ts";
 import { Metrics } from "../src/metrics.ts";
 import { reportCall, requestIdOf, requestUserKey } from "../src/observability.ts";
+import { createUserTokenVerifier } from "../src/user-tokens.ts";
 import { constantAnswer, constantMe } from "./constant-answers.ts";
 import { incrementSql } from "./support.ts";
 
 const [grpcPort = "0", httpPort = "0", databaseUrl] = process.argv.slice(2);
-const tokenDigest = hash("sha256", process.env.SERVICE_TOKENS ?? "", "buffer");
-const jwtKey = new TextEncoder().encode(process.env.JWT_SECRET);
+const isServiceToken = serviceTokenMatcher([process.env.SERVICE_TOKENS ?? ""]);
+const verifyUserToken = createUserTokenVerifier({ secret: process.env.JWT_SECRET, clockToleranceSeconds: 30 });
 const logger = createLogger("info");
 const metrics = new Metrics();
 const pool = new pg.Pool({ connectionString: databaseUrl, max: 16 });
@@ -60,8 +59,8 @@ for (const method of EntitlementService.methods) {
   implementation[method.localName] = (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
     const { userId } = fromBinary(method.input as DescMessage, call.request) as unknown as { userId: string };
     const { requestId, finish } = start(call.metadata.get("x-request-id")[0] as string | undefined, userId);
-    const presented = hash("sha256", String(call.metadata.get("authorization")[0] ?? "").replace(/^Bearer +/i, ""), "buffer");
-    if (!timingSafeEqual(presented, tokenDigest)) {
+    const token = bearerCredential(call.metadata.get("authorization")[0] as string | undefined);
+    if (token === undefined || !isServiceToken(token)) {
       callback({ code: grpc.status.UNAUTHENTICATED });
       finish("unauthenticated");
       return;
@@ -78,14 +77,10 @@ for (const method of EntitlementService.methods) {
   };
 }
 
-const verifiedUsers = new Map<string, string>();
 const startMe = callOf(SubscriptionService, SubscriptionService.method.getMySubscription);
 const httpServer = http.createServer((request, response) => {
-  const token = /^Bearer +(\S+)$/i.exec(request.headers.authorization ?? "")?.[1] ?? "";
-  const known = verifiedUsers.get(token);
-  const user = known !== undefined ? Promise.resolve(known) : jwtVerify(token, jwtKey).then(({ payload }) => (verifiedUsers.set(token, payload.sub!), payload.sub!));
-  void user.then(
-    (userId) => {
+  verifyUserToken(bearerCredential(request.headers.authorization) ?? "").then(
+    ({ userId }) => {
       const { requestId, finish } = startMe(request.headers["x-request-id"] as string | undefined, userId);
       response.writeHead(200, { "content-type": "application/json", "cache-control": "private, no-store", "x-request-id": requestId });
       response.end(constantMe);

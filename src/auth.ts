@@ -21,10 +21,15 @@ export function isLoopbackHost(host: string): boolean {
   return host === "localhost" || isLoopbackAddress(host);
 }
 
+/** The token of an `authorization: Bearer <token>` header value, or undefined. */
+export function bearerCredential(authorization: string | null | undefined): string | undefined {
+  const match = /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(authorization ?? "");
+  return match?.[1];
+}
+
 /** The token of an `authorization: Bearer <token>` header, or undefined. */
 export function bearerToken(headers: Headers): string | undefined {
-  const match = /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(headers.get("authorization") ?? "");
-  return match?.[1];
+  return bearerCredential(headers.get("authorization"));
 }
 
 function digest(value: string): Buffer {
@@ -32,18 +37,35 @@ function digest(value: string): Buffer {
 }
 
 /**
- * A request gate for backend callers: the bearer token must be one of the service tokens,
- * compared in constant time (against fixed-length digests, so neither the content nor the
- * length of a token leaks). A token once accepted is then known by value, so its callers skip
- * the digest (a twentieth of a cached call's CPU): a lookup hit tells only what the answer does,
- * that this very token is valid, and the set holds at most the configured tokens. With no
- * tokens configured, only loopback callers are let in.
+ * Whether a token is one of the service tokens, compared in constant time (against fixed-length
+ * digests, so neither the content nor the length of a token leaks). A token once accepted is then
+ * known by value, so its callers skip the digest (a twentieth of a cached call's CPU): a lookup
+ * hit tells only what the answer does, that this very token is valid, and the set holds at most
+ * the configured tokens.
  */
-export function serviceTokenGate(serviceTokens: readonly string[]): (context: HandlerContext) => void {
+export function serviceTokenMatcher(serviceTokens: readonly string[]): (token: string) => boolean {
   const digests = serviceTokens.map(digest);
   const accepted = new Set<string>();
+  return (token) => {
+    if (accepted.has(token)) return true;
+    const presented = digest(token);
+    let matched = false;
+    for (const candidate of digests) {
+      matched = timingSafeEqual(presented, candidate) || matched;
+    }
+    if (matched) accepted.add(token);
+    return matched;
+  };
+}
+
+/**
+ * A request gate for backend callers: the bearer token must be one of the service tokens
+ * (serviceTokenMatcher). With no tokens configured, only loopback callers are let in.
+ */
+export function serviceTokenGate(serviceTokens: readonly string[]): (context: HandlerContext) => void {
+  const matches = serviceTokenMatcher(serviceTokens);
   return (context) => {
-    if (digests.length === 0) {
+    if (serviceTokens.length === 0) {
       if (isLoopbackAddress(context.values.get(peerAddressKey))) return;
       throw new ConnectError("a service token is required", Code.Unauthenticated);
     }
@@ -51,16 +73,9 @@ export function serviceTokenGate(serviceTokens: readonly string[]): (context: Ha
     if (token === undefined) {
       throw new ConnectError("a service token is required (authorization: Bearer <token>)", Code.Unauthenticated);
     }
-    if (accepted.has(token)) return;
-    const presented = digest(token);
-    let matched = false;
-    for (const candidate of digests) {
-      matched = timingSafeEqual(presented, candidate) || matched;
-    }
-    if (!matched) {
+    if (!matches(token)) {
       throw new ConnectError("invalid service token", Code.Unauthenticated);
     }
-    accepted.add(token);
   };
 }
 
