@@ -282,28 +282,43 @@ function encodeBody(route: TranscodingRoute, output: Message): string {
  * Answers ready but not yet written. Each write to a socket can wake the peer's process, and on
  * a busy server a wakeup per answer cost a fifth of a call's CPU; answers finished in one turn
  * of the event loop are written together at its end, so the peer is woken once a batch rather
- * than once an answer (HTTP/2 does the same for its frames). Ending a response whose caller
- * already left writes nothing.
+ * than once an answer (HTTP/2 does the same for its frames). When the last turn finished at most
+ * one answer, the first answer of a turn is written at once: there is nothing to batch it with,
+ * and waiting for the turn's end cost a lone caller 15% of its calls. Ending a response whose
+ * caller already left writes nothing.
  */
 const unsent: { readonly response: NodeResponse; readonly body: string | undefined }[] = [];
+let answersThisTurn = 0;
+let answersLastTurn = 0;
 
-function sendUnsent(): void {
-  for (const { response, body } of unsent.splice(0)) {
-    try {
-      if (body === undefined) response.end();
-      else response.end(body);
-    } catch {
-      // Headers are checked as they are set, so this is not expected; if it happens, the one
-      // caller loses its connection rather than the rest of the batch their answers.
-      response.destroy();
-    }
+function write(response: NodeResponse, body: string | undefined): void {
+  try {
+    if (body === undefined) response.end();
+    else response.end(body);
+  } catch {
+    // Headers are checked as they are set, so this is not expected; if it happens, the one
+    // caller loses its connection rather than the rest of the batch their answers.
+    response.destroy();
   }
+}
+
+function endTurn(): void {
+  answersLastTurn = answersThisTurn;
+  answersThisTurn = 0;
+  for (const { response, body } of unsent.splice(0)) write(response, body);
 }
 
 function send(response: NodeResponse, status: number, headers: Record<string, string>, body: string | undefined): void {
   response.statusCode = status;
   for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
-  if (unsent.length === 0) setImmediate(sendUnsent);
+  answersThisTurn += 1;
+  if (answersThisTurn === 1) {
+    setImmediate(endTurn);
+    if (answersLastTurn <= 1) {
+      write(response, body);
+      return;
+    }
+  }
   unsent.push({ response, body });
 }
 

@@ -24,6 +24,8 @@ const root = path.resolve(import.meta.dirname, "../..");
 let directory: string;
 let server: http.Server;
 let baseUrl: string;
+/** By request path: whether its answer was written in the event loop turn the request came in. */
+const writtenAtOnce = new Map<string, boolean>();
 
 async function compileEchoService(): Promise<DescService> {
   directory = await mkdtemp(path.join(tmpdir(), "transcoding-test-"));
@@ -64,7 +66,17 @@ beforeAll(async () => {
     maxBodyBytes: DEFAULT_MAX_MESSAGE_BYTES,
     logger,
   });
-  server = http.createServer(handler);
+  server = http.createServer((request, response) => {
+    // Whether the answer is written before the event loop's turn the request came in ends.
+    let turnEnded = false;
+    setImmediate(() => (turnEnded = true));
+    const end = response.end.bind(response) as (...args: unknown[]) => http.ServerResponse;
+    response.end = ((...args: unknown[]) => {
+      writtenAtOnce.set(request.url ?? "", !turnEnded);
+      return end(...args);
+    }) as typeof response.end;
+    handler(request, response);
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -105,6 +117,12 @@ describe("an annotated RPC", () => {
     const names = Array.from({ length: 40 }, (_, index) => `caller-${index}`);
     const answers = await Promise.all(names.map(async (name) => (await fetch(`${baseUrl}/v1/echo/${name}`)).json()));
     expect(answers.map((answer) => (answer as { request: { name: string } }).request.name)).toEqual(names);
+  });
+
+  it("writes a lone caller's answer at once, not at the end of the event loop's turn", async () => {
+    // The first call may follow a batch of another test's answers; the second follows a lone one.
+    for (const name of ["first", "second"]) await (await fetch(`${baseUrl}/v1/echo/${name}`)).json();
+    expect(writtenAtOnce.get("/v1/echo/second")).toBe(true);
   });
 
   it("keeps serving when callers leave before their answers are written", async () => {
