@@ -17,6 +17,7 @@ import type { Entitlements } from "../entitlements.ts";
 import {
   catalogAnswer,
   currentPlanAnswer,
+  featureAnswer,
   planMessage,
   quotaStatusMessage,
   subscriptionMessage,
@@ -45,7 +46,7 @@ export class EntitlementServiceImpl implements ServiceImpl<typeof EntitlementSer
     const userId = validate.userId(request.userId);
     const feature = validate.catalogName(request.feature, "feature");
     const { plan, suspended } = await this.#entitlements.currentPlan(userId, this.#entitlements.now());
-    return { enabled: !suspended && plan.features[feature] === true, planCode: plan.code };
+    return featureAnswer(plan, !suspended && plan.features[feature] === true);
   }
 
   async checkQuota(request: CheckQuotaRequest) {

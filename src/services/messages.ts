@@ -8,6 +8,7 @@ import {
 } from "../../gen/entitlements/v1/subscription_pb.js";
 import { QuotaStatusSchema, type QuotaStatus } from "../../gen/entitlements/v1/usage_pb.js";
 import { AccountSchema, AccountStatus, type Account } from "../../gen/entitlements/v1/account_pb.js";
+import { HasFeatureResponseSchema, type HasFeatureResponse } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import type { AccountRecord } from "../domain/accounts.ts";
 import type { Catalog, Plan, ResetPeriod as DomainResetPeriod } from "../domain/catalog.ts";
 import type { CurrentPlan } from "../entitlements.ts";
@@ -79,7 +80,7 @@ export function quotaStatusMessage(quota: QuotaState): QuotaStatus {
   });
 }
 
-/** Shared answers by what they are built from (a plan, a catalog), then by the response made. */
+/** Shared answers by what they are built from (a plan, a catalog), then by the response made or the outcome. */
 type Answers = WeakMap<object, Map<unknown, Message>>;
 
 /** What `build` makes from `source` as `response`, once while `source` lives: frozen, shared. */
@@ -103,6 +104,13 @@ export function currentPlanAnswer<M extends Message>(current: CurrentPlan, at: D
   if (current.subscription !== undefined) return response(currentPlanMessages(current, at));
   const answers = current.suspended ? suspendedPlanAnswers : activePlanAnswers;
   return sharedAnswer(answers, current.plan, response, () => response(currentPlanMessages(current, at)));
+}
+
+const featureAnswers: Answers = new WeakMap();
+
+/** HasFeature's answer on a plan: one shared answer per plan and outcome. */
+export function featureAnswer(plan: Plan, enabled: boolean): HasFeatureResponse {
+  return sharedAnswer(featureAnswers, plan, enabled, () => create(HasFeatureResponseSchema, { enabled, planCode: plan.code }));
 }
 
 /** The catalog as the response `response` makes (ListPlans'): one shared answer per catalog. */

@@ -5,7 +5,7 @@ import { GetMySubscriptionResponseSchema } from "../../gen/entitlements/v1/subsc
 import { AccountStatus } from "../../gen/entitlements/v1/account_pb.js";
 import { DEFAULT_METRICS, DEFAULT_PLANS } from "../../src/db/seed.ts";
 import { Catalog } from "../../src/domain/catalog.ts";
-import { catalogAnswer, currentPlanAnswer, type CatalogInit, type CurrentPlanInit } from "../../src/services/messages.ts";
+import { catalogAnswer, currentPlanAnswer, featureAnswer, type CatalogInit, type CurrentPlanInit } from "../../src/services/messages.ts";
 import { isSharedAnswer } from "../../src/shared-answers.ts";
 
 const getPlan = (init: CurrentPlanInit) => create(GetPlanResponseSchema, init);
@@ -48,5 +48,17 @@ describe("catalogAnswer", () => {
     expect(answer.plans.map((plan) => plan.code)).toEqual(["free", "pro", "enterprise"]);
     expect(toBinary(ListPlansResponseSchema, answer).length).toBeGreaterThan(0);
     expect(catalogAnswer(new Catalog(DEFAULT_PLANS, DEFAULT_METRICS), listPlans)).not.toBe(answer);
+  });
+});
+
+describe("featureAnswer", () => {
+  it("answers with one shared, frozen message per plan and outcome", () => {
+    const enabled = featureAnswer(pro!, true);
+    expect(featureAnswer(pro!, true)).toBe(enabled);
+    expect(isSharedAnswer(enabled)).toBe(true);
+    expect(Object.isFrozen(enabled)).toBe(true);
+    expect(enabled).toMatchObject({ enabled: true, planCode: "pro" });
+    expect(featureAnswer(pro!, false)).toMatchObject({ enabled: false, planCode: "pro" });
+    expect(featureAnswer(free!, true)).toMatchObject({ enabled: true, planCode: "free" });
   });
 });
