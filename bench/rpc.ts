@@ -139,7 +139,7 @@ try {
     target: string,
     measure: () => Promise<Result>,
     limit: () => Promise<Result>,
-    least: () => Promise<Result>,
+    measureMinimal: () => Promise<Result>,
   ) => {
     const triples: { measured: Result; limit: Result; minimal: Result; ratio: number }[] = [];
     for (let i = 0; i < REPEAT; i++) {
@@ -147,7 +147,7 @@ try {
       peakRss = Math.max(peakRss, await rssMb(service.pid!));
       const reference = await limit();
       barePeakRss = Math.max(barePeakRss, await rssMb(bare.pid!));
-      triples.push({ measured, limit: reference, minimal: await least(), ratio: measured.rps / reference.rps });
+      triples.push({ measured, limit: reference, minimal: await measureMinimal(), ratio: measured.rps / reference.rps });
     }
     triples.sort((x, y) => x.ratio - y.ratio);
     const { measured, limit: reference, minimal, ratio } = triples[Math.floor(triples.length / 2)]!;
