@@ -19,6 +19,7 @@ import {
   currentPlanAnswer,
   featureAnswer,
   planMessage,
+  quotaCheckAnswer,
   quotaStatusMessage,
   subscriptionMessage,
   type CatalogInit,
@@ -54,7 +55,7 @@ export class EntitlementServiceImpl implements ServiceImpl<typeof EntitlementSer
     const metric = this.#entitlements.metric(validate.catalogName(request.metric, "metric"));
     const amount = checkAmount(metric, request.amount);
     const { allowed, quota } = await this.#entitlements.checkQuota(userId, metric, amount);
-    return { allowed, quota: quotaStatusMessage(quota) };
+    return quotaCheckAnswer(allowed, quota);
   }
 
   async incrementUsage(request: IncrementUsageRequest) {

@@ -8,7 +8,12 @@ import {
 } from "../../gen/entitlements/v1/subscription_pb.js";
 import { QuotaStatusSchema, type QuotaStatus } from "../../gen/entitlements/v1/usage_pb.js";
 import { AccountSchema, AccountStatus, type Account } from "../../gen/entitlements/v1/account_pb.js";
-import { HasFeatureResponseSchema, type HasFeatureResponse } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import {
+  CheckQuotaResponseSchema,
+  HasFeatureResponseSchema,
+  type CheckQuotaResponse,
+  type HasFeatureResponse,
+} from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import type { AccountRecord } from "../domain/accounts.ts";
 import type { Catalog, Plan, ResetPeriod as DomainResetPeriod } from "../domain/catalog.ts";
 import type { CurrentPlan } from "../entitlements.ts";
@@ -111,6 +116,26 @@ const featureAnswers: Answers = new WeakMap();
 /** HasFeature's answer on a plan: one shared answer per plan and outcome. */
 export function featureAnswer(plan: Plan, enabled: boolean): HasFeatureResponse {
   return sharedAnswer(featureAnswers, plan, enabled, () => create(HasFeatureResponseSchema, { enabled, planCode: plan.code }));
+}
+
+/** CheckQuota answers by what they say; cleared when full, as each is cheap to make again. */
+const quotaCheckAnswers = new Map<string, CheckQuotaResponse>();
+const QUOTA_CHECK_ANSWERS_MAX = 4096;
+
+/**
+ * CheckQuota's answer: shared by every check that finds the same quota state (metric, amount
+ * used, limit, period) with the same outcome, as checks of users at the same usage do, so it is
+ * built and encoded once rather than per call.
+ */
+export function quotaCheckAnswer(allowed: boolean, quota: QuotaState): CheckQuotaResponse {
+  const key = `${allowed}\u0000${quota.metric}\u0000${quota.used}\u0000${quota.limit}\u0000${quota.period?.start.getTime()}\u0000${quota.period?.end.getTime()}`;
+  let answer = quotaCheckAnswers.get(key);
+  if (answer === undefined) {
+    if (quotaCheckAnswers.size >= QUOTA_CHECK_ANSWERS_MAX) quotaCheckAnswers.clear();
+    answer = share(create(CheckQuotaResponseSchema, { allowed, quota: quotaStatusMessage(quota) }));
+    quotaCheckAnswers.set(key, answer);
+  }
+  return answer;
 }
 
 /** The catalog as the response `response` makes (ListPlans'): one shared answer per catalog. */

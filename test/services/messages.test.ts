@@ -5,7 +5,15 @@ import { GetMySubscriptionResponseSchema } from "../../gen/entitlements/v1/subsc
 import { AccountStatus } from "../../gen/entitlements/v1/account_pb.js";
 import { DEFAULT_METRICS, DEFAULT_PLANS } from "../../src/db/seed.ts";
 import { Catalog } from "../../src/domain/catalog.ts";
-import { catalogAnswer, currentPlanAnswer, featureAnswer, type CatalogInit, type CurrentPlanInit } from "../../src/services/messages.ts";
+import {
+  catalogAnswer,
+  currentPlanAnswer,
+  featureAnswer,
+  quotaCheckAnswer,
+  type CatalogInit,
+  type CurrentPlanInit,
+} from "../../src/services/messages.ts";
+import { quotaState } from "../../src/domain/quota.ts";
 import { isSharedAnswer } from "../../src/shared-answers.ts";
 
 const getPlan = (init: CurrentPlanInit) => create(GetPlanResponseSchema, init);
@@ -60,5 +68,45 @@ describe("featureAnswer", () => {
     expect(enabled).toMatchObject({ enabled: true, planCode: "pro" });
     expect(featureAnswer(pro!, false)).toMatchObject({ enabled: false, planCode: "pro" });
     expect(featureAnswer(free!, true)).toMatchObject({ enabled: true, planCode: "free" });
+  });
+});
+
+describe("quotaCheckAnswer", () => {
+  const jobs = DEFAULT_METRICS.find((metric) => metric.code === "jobs")!;
+  const storage = DEFAULT_METRICS.find((metric) => metric.resetPeriod === "never")!;
+
+  it("shares one frozen answer among checks that find the same state with the same outcome", () => {
+    const answer = quotaCheckAnswer(true, quotaState(jobs, 10n, 3n, now));
+    expect(quotaCheckAnswer(true, quotaState(jobs, 10n, 3n, new Date("2026-06-20T00:00:00Z")))).toBe(answer);
+    expect(isSharedAnswer(answer)).toBe(true);
+    expect(Object.isFrozen(answer)).toBe(true);
+    expect(answer).toMatchObject({ allowed: true, quota: { metric: "jobs", used: 3n, limit: 10n, remaining: 7n } });
+    expect(answer.quota?.periodStart?.seconds).toBe(BigInt(Date.parse("2026-06-01T00:00:00Z") / 1000));
+  });
+
+  it("answers anew whatever differs: outcome, amount used, limit, period, metric", () => {
+    const answer = quotaCheckAnswer(true, quotaState(jobs, 10n, 3n, now));
+    const others = [
+      quotaCheckAnswer(false, quotaState(jobs, 10n, 3n, now)),
+      quotaCheckAnswer(true, quotaState(jobs, 10n, 4n, now)),
+      quotaCheckAnswer(true, quotaState(jobs, 11n, 3n, now)),
+      quotaCheckAnswer(true, quotaState(jobs, null, 3n, now)),
+      quotaCheckAnswer(true, quotaState(jobs, 10n, 3n, new Date("2026-07-01T00:00:00Z"))),
+      quotaCheckAnswer(true, quotaState(storage, 10n, 3n, now)),
+    ];
+    expect(new Set([answer, ...others]).size).toBe(others.length + 1);
+    expect(others.map((other) => [other.allowed, other.quota?.metric, other.quota?.used, other.quota?.limit])).toEqual([
+      [false, "jobs", 3n, 10n],
+      [true, "jobs", 4n, 10n],
+      [true, "jobs", 3n, 11n],
+      [true, "jobs", 3n, undefined],
+      [true, "jobs", 3n, 10n],
+      [true, storage.code, 3n, 10n],
+    ]);
+  });
+
+  it("stays right past its bound", () => {
+    for (let used = 0n; used < 5000n; used++) quotaCheckAnswer(true, quotaState(jobs, null, used, now));
+    expect(quotaCheckAnswer(true, quotaState(jobs, null, 1n, now))).toMatchObject({ allowed: true, quota: { used: 1n } });
   });
 });
