@@ -85,12 +85,15 @@ export function quotaStatusMessage(quota: QuotaState): QuotaStatus {
   });
 }
 
-/** Shared answers by what they are built from (a plan, a catalog), then by the response made or the outcome. */
+/**
+ * Shared answers by what they are built from (a plan, a catalog), then by the response made or
+ * the outcome.
+ */
 type Answers = WeakMap<object, Map<unknown, Message>>;
 
-/** What `build` makes from `source` as `response`, once while `source` lives: frozen, shared. */
-function sharedAnswer<M extends Message>(answers: Answers, source: object, response: unknown, build: () => M): M {
-  return memoized(answers, source, response, () => share(build())) as M;
+/** What `build` makes from `source` as `variant`, once while `source` lives: frozen, shared. */
+function sharedAnswer<M extends Message>(answers: Answers, source: object, variant: unknown, build: () => M): M {
+  return memoized(answers, source, variant, () => share(build())) as M;
 }
 
 export type CurrentPlanInit = ReturnType<typeof currentPlanMessages>;
