@@ -4,15 +4,15 @@
  * GetPlatformStats against a small database seeded the same way. Run: npm run bench:admin
  */
 import { sql } from "slonik";
-import { Administration } from "../src/administration.ts";
-import { CatalogSource } from "../src/catalog-source.ts";
-import { systemClock } from "../src/clock.ts";
+import { Administration } from "../src/app/administration.ts";
+import { CatalogSource } from "../src/app/catalog-source.ts";
+import { systemClock } from "../src/domain/clock.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
 import { seedCatalog } from "../src/db/seed.ts";
 import { usageRowStart } from "../src/domain/periods.ts";
-import { Entitlements } from "../src/entitlements.ts";
-import { createLogger } from "../src/logger.ts";
+import { Entitlements } from "../src/app/entitlements.ts";
+import { createLogger } from "../src/platform/logger.ts";
 import { benchDatabaseServer, freshDatabase, measure, table, type Latency } from "./support.ts";
 
 const logger = createLogger("warn");

@@ -15,11 +15,11 @@ import { createContextValues } from "@connectrpc/connect";
 import pg from "pg";
 import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_pb.js";
 import { SubscriptionService } from "../gen/entitlements/v1/subscription_service_pb.js";
-import { bearerCredential, serviceTokenMatcher } from "../src/auth.ts";
-import { createLogger } from "../src/logger.ts";
-import { Metrics } from "../src/metrics.ts";
-import { reportCall, requestIdOf, requestUserKey } from "../src/observability.ts";
-import { createUserTokenVerifier } from "../src/user-tokens.ts";
+import { bearerCredential, serviceTokenMatcher } from "../src/auth/gates.ts";
+import { createLogger } from "../src/platform/logger.ts";
+import { Metrics } from "../src/platform/metrics.ts";
+import { reportCall, requestIdOf, requestUserKey } from "../src/transport/connect/observe-handler.ts";
+import { createUserTokenVerifier } from "../src/auth/user-tokens.ts";
 import { constantAnswer, constantMe } from "./constant-answers.ts";
 import { incrementSql } from "./support.ts";
 

@@ -16,7 +16,7 @@ import { freePort } from "../src/db/embedded.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
 import { seedCatalog } from "../src/db/seed.ts";
-import { createLogger } from "../src/logger.ts";
+import { createLogger } from "../src/platform/logger.ts";
 import { benchDatabaseServer, ensureTool, freshDatabase, grpcBody, h2load, serviceArgs, startProcess, table } from "./support.ts";
 
 const TOKEN = "bench-service-token-0123456789";

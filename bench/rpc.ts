@@ -22,7 +22,7 @@ import { freePort } from "../src/db/embedded.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
 import { seedCatalog } from "../src/db/seed.ts";
-import { createLogger } from "../src/logger.ts";
+import { createLogger } from "../src/platform/logger.ts";
 import {
   benchDatabaseServer,
   ensureTool,

@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import { create, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import pg from "pg";
 import { startEmbeddedPostgres } from "../src/db/embedded.ts";
-import { createLogger } from "../src/logger.ts";
+import { createLogger } from "../src/platform/logger.ts";
 
 export const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));

@@ -2,18 +2,18 @@
 import { parseArgs } from "node:util";
 import { SignJWT } from "jose";
 import type { DatabasePool } from "slonik";
-import { Administration, CLI_ACTOR } from "./administration.ts";
-import { CatalogSource, loadCatalog } from "./catalog-source.ts";
-import { systemClock } from "./clock.ts";
-import { Entitlements } from "./entitlements.ts";
+import { Administration, CLI_ACTOR } from "./app/administration.ts";
+import { CatalogSource, loadCatalog } from "./app/catalog-source.ts";
+import { systemClock } from "./domain/clock.ts";
+import { Entitlements } from "./app/entitlements.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { startEmbeddedPostgres } from "./db/embedded.ts";
 import { migrate } from "./db/migrate.ts";
 import { createDatabasePool } from "./db/pool.ts";
 import { seedCatalog } from "./db/seed.ts";
-import { loadDevSecrets } from "./dev-secrets.ts";
+import { loadDevSecrets } from "./platform/dev-secrets.ts";
 import { userId as validUserId } from "./domain/validation.ts";
-import { createLogger, type Logger } from "./logger.ts";
+import { createLogger, type Logger } from "./platform/logger.ts";
 import { startService, type RunningService } from "./server.ts";
 
 const USAGE = `Usage: entitlements <command>

@@ -2,7 +2,7 @@ import { chmod, mkdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 
 export type EmbeddedDatabase = {
   readonly databaseUrl: string;

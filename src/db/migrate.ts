@@ -1,6 +1,6 @@
 import { runner } from "node-pg-migrate";
-import type { Logger } from "../logger.ts";
-import { packagePath } from "../package-files.ts";
+import type { Logger } from "../platform/logger.ts";
+import { packagePath } from "../platform/package-files.ts";
 
 /**
  * Applies pending migrations. An advisory lock makes replicas that start together wait for each

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { sql, type CommonQueryMethods } from "slonik";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 
 /** The channel that tells every replica an account's standing (plan, status, sessions) changed. */
 export const ACCOUNT_CHANNEL = "entitlements_account";

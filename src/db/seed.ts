@@ -1,6 +1,6 @@
 import type { DatabasePool } from "slonik";
 import type { Metric, Plan } from "../domain/catalog.ts";
-import { upsertMetric } from "./metrics.ts";
+import { upsertMetric } from "./catalog-metrics.ts";
 import { notifyCatalogChanged } from "./notifications.ts";
 import { replacePlanFeatures } from "./plan-features.ts";
 import { replacePlanQuotas } from "./plan-quotas.ts";

@@ -1,6 +1,4 @@
-import type { QuotaState } from "./quota.ts";
-
-/** A refusal the caller can act on. src/errors.ts maps each kind to its RPC code. */
+/** A refusal the caller can act on; transport/interceptors/error-mapping.ts maps each kind to its code. */
 export abstract class EntitlementError extends Error {}
 
 export type FieldViolation = { readonly field: string; readonly description: string };
@@ -26,25 +24,6 @@ export class UnknownResourceError extends EntitlementError {
     super(`unknown ${resourceType} "${resourceName}"`);
     this.resourceType = resourceType;
     this.resourceName = resourceName;
-  }
-}
-
-/** The amount does not fit the user's quota; nothing was counted. */
-export class QuotaExceededError extends EntitlementError {
-  override name = "QuotaExceededError";
-  readonly userId: string;
-  readonly quota: QuotaState;
-  readonly requested: bigint;
-
-  constructor(userId: string, quota: QuotaState, requested: bigint) {
-    super(
-      `quota exceeded for metric "${quota.metric}": ${quota.used} used` +
-        (quota.limit === null ? "" : ` of ${quota.limit}`) +
-        `, ${requested} more requested`,
-    );
-    this.userId = userId;
-    this.quota = quota;
-    this.requested = requested;
   }
 }
 

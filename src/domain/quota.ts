@@ -1,5 +1,5 @@
 import { isGauge, type Metric } from "./catalog.ts";
-import { InvalidArgumentError } from "./errors.ts";
+import { EntitlementError, InvalidArgumentError } from "./errors.ts";
 import { periodContaining, type Period } from "./periods.ts";
 
 /**
@@ -18,6 +18,25 @@ export type QuotaState = {
   /** Null for a gauge. */
   readonly period: Period | null;
 };
+
+/** The amount does not fit the user's quota; nothing was counted. */
+export class QuotaExceededError extends EntitlementError {
+  override name = "QuotaExceededError";
+  readonly userId: string;
+  readonly quota: QuotaState;
+  readonly requested: bigint;
+
+  constructor(userId: string, quota: QuotaState, requested: bigint) {
+    super(
+      `quota exceeded for metric "${quota.metric}": ${quota.used} used` +
+        (quota.limit === null ? "" : ` of ${quota.limit}`) +
+        `, ${requested} more requested`,
+    );
+    this.userId = userId;
+    this.quota = quota;
+    this.requested = requested;
+  }
+}
 
 export function quotaState(metric: Metric, limit: bigint | null, used: bigint, at: Date): QuotaState {
   return {
@@ -40,12 +59,6 @@ export function usageCeiling(limit: bigint | null): bigint {
  */
 export function fits(used: bigint, amount: bigint, limit: bigint | null): boolean {
   return amount <= 0n || used + amount <= usageCeiling(limit);
-}
-
-/** The level after applying an amount that fits: a gauge never goes below 0. */
-export function applyAmount(used: bigint, amount: bigint): bigint {
-  const next = used + amount;
-  return next < 0n ? 0n : next;
 }
 
 function checkMagnitude(amount: bigint): void {

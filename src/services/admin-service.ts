@@ -11,12 +11,12 @@ import type {
   RevokeSessionsRequest,
   SuspendAccountRequest,
 } from "../../gen/entitlements/v1/admin_service_pb.js";
-import type { Administration } from "../administration.ts";
-import { authenticatedUser } from "../auth.ts";
+import type { Administration } from "../app/administration.ts";
+import { authenticatedUser } from "../auth/gates.ts";
 import { suspensionReason } from "../domain/accounts.ts";
 import { pageSize } from "../domain/pagination.ts";
 import * as validate from "../domain/validation.ts";
-import type { Entitlements } from "../entitlements.ts";
+import type { Entitlements } from "../app/entitlements.ts";
 import { accountMessage, currentPlanMessages, quotaStatusMessage, subscriptionMessage } from "./messages.ts";
 
 const STATUS_FILTERS = {

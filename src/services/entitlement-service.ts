@@ -13,7 +13,7 @@ import {
 } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import * as validate from "../domain/validation.ts";
 import { checkAmount, incrementAmount } from "../domain/quota.ts";
-import type { Entitlements } from "../entitlements.ts";
+import type { Entitlements } from "../app/entitlements.ts";
 import {
   catalogAnswer,
   currentPlanAnswer,

@@ -4,7 +4,7 @@ import {
   type Health,
   type HealthCheckRequest,
 } from "../../gen/grpc/health/v1/health_pb.js";
-import type { HealthMonitor, Serving } from "../health.ts";
+import type { HealthMonitor, Serving } from "../app/health-monitor.ts";
 
 const STATUS: Record<Serving, ServingStatus> = {
   serving: ServingStatus.SERVING,

@@ -16,9 +16,9 @@ import {
 } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import type { AccountRecord } from "../domain/accounts.ts";
 import type { Catalog, Plan, ResetPeriod as DomainResetPeriod } from "../domain/catalog.ts";
-import type { CurrentPlan } from "../entitlements.ts";
+import type { CurrentPlan } from "../app/entitlements.ts";
 import type { QuotaState } from "../domain/quota.ts";
-import { memoized, share } from "../shared-answers.ts";
+import { memoized, share } from "../transport/shared-answers.ts";
 import { subscriptionStatus, type SubscriptionRecord } from "../domain/subscriptions.ts";
 
 /** Conversions from domain values to the messages of the contract. */

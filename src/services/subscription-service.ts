@@ -5,8 +5,8 @@ import {
   SubscriptionService,
   SubscriptionServiceListPlansResponseSchema,
 } from "../../gen/entitlements/v1/subscription_service_pb.js";
-import { authenticatedUser } from "../auth.ts";
-import type { Entitlements } from "../entitlements.ts";
+import { authenticatedUser } from "../auth/gates.ts";
+import type { Entitlements } from "../app/entitlements.ts";
 import { catalogAnswer, currentPlanAnswer, quotaStatusMessage, type CatalogInit, type CurrentPlanInit } from "./messages.ts";
 
 const mySubscriptionResponse = (init: CurrentPlanInit) => create(GetMySubscriptionResponseSchema, init);

@@ -3,7 +3,7 @@ import { StatementTimeoutError } from "slonik";
 import { beforeAll, describe, expect, it } from "vitest";
 import { consumeUsageOnce, type KeyedConsumption } from "../../src/db/idempotency-keys.ts";
 import { findUsed, type Consumption } from "../../src/db/usage-counters.ts";
-import { IncrementBatcher } from "../../src/increment-batcher.ts";
+import { IncrementBatcher } from "../../src/db/increment-batcher.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 
 let database: TestDatabase;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "slonik";
 import { notifyAccountChanged, NotificationListener } from "../../src/db/notifications.ts";
-import { createLogger } from "../../src/logger.ts";
+import { createLogger } from "../../src/platform/logger.ts";
 import { terminateConnections } from "../support/faults.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 

@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { sql, UniqueIntegrityConstraintViolationError } from "slonik";
 import { z } from "zod";
-import { CatalogSource } from "../../src/catalog-source.ts";
+import { CatalogSource } from "../../src/app/catalog-source.ts";
 import { ensureAccount, findAccountStanding } from "../../src/db/accounts.ts";
-import { Entitlements } from "../../src/entitlements.ts";
-import { createLogger } from "../../src/logger.ts";
+import { Entitlements } from "../../src/app/entitlements.ts";
+import { createLogger } from "../../src/platform/logger.ts";
 import { TestClock } from "../support/clock.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 

@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { CatalogSource } from "../../src/catalog-source.ts";
+import { CatalogSource } from "../../src/app/catalog-source.ts";
 import { consumeUsage, findUsed, findUsedRows } from "../../src/db/usage-counters.ts";
-import { Entitlements } from "../../src/entitlements.ts";
-import { createLogger } from "../../src/logger.ts";
+import { Entitlements } from "../../src/app/entitlements.ts";
+import { createLogger } from "../../src/platform/logger.ts";
 import { TestClock } from "../support/clock.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Metric } from "../../src/domain/catalog.ts";
 import { InvalidArgumentError } from "../../src/domain/errors.ts";
-import { applyAmount, checkAmount, fits, incrementAmount, MAX_USAGE, quotaState, usageCeiling } from "../../src/domain/quota.ts";
+import { checkAmount, fits, incrementAmount, MAX_USAGE, quotaState, usageCeiling } from "../../src/domain/quota.ts";
 
 const jobs: Metric = { code: "jobs", resetPeriod: "month", description: "" };
 const storage: Metric = { code: "storage_mb", resetPeriod: "never", description: "" };
@@ -26,14 +26,6 @@ describe("fits", () => {
 
   it("allows nothing on a zero limit", () => {
     expect(fits(0n, 1n, 0n)).toBe(false);
-  });
-});
-
-describe("applyAmount", () => {
-  it("never takes a gauge below zero", () => {
-    expect(applyAmount(5n, -10n)).toBe(0n);
-    expect(applyAmount(5n, -5n)).toBe(0n);
-    expect(applyAmount(5n, 3n)).toBe(8n);
   });
 });
 

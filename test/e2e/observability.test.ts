@@ -5,7 +5,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { QuotaFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { createLogger } from "../../src/logger.ts";
+import { createLogger } from "../../src/platform/logger.ts";
 import { GrpcTestClient } from "../support/grpc-client.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { SERVICE_TOKEN, userToken } from "../support/service.ts";

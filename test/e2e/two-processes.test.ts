@@ -7,11 +7,11 @@ import { createEntitlementClient } from "../../src/client.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { spawnService } from "../support/process.ts";
 import { JWT_SECRET, SERVICE_TOKEN, userToken } from "../support/service.ts";
-import { Administration } from "../../src/administration.ts";
-import { CatalogSource } from "../../src/catalog-source.ts";
-import { systemClock } from "../../src/clock.ts";
-import { Entitlements } from "../../src/entitlements.ts";
-import { createLogger } from "../../src/logger.ts";
+import { Administration } from "../../src/app/administration.ts";
+import { CatalogSource } from "../../src/app/catalog-source.ts";
+import { systemClock } from "../../src/domain/clock.ts";
+import { Entitlements } from "../../src/app/entitlements.ts";
+import { createLogger } from "../../src/platform/logger.ts";
 
 /** Two service processes on one database, as two replicas behind a balancer. */
 let database: TestDatabase;

@@ -1,9 +1,9 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "slonik";
-import { CatalogSource } from "../../src/catalog-source.ts";
-import { Entitlements } from "../../src/entitlements.ts";
-import { createLogger } from "../../src/logger.ts";
+import { CatalogSource } from "../../src/app/catalog-source.ts";
+import { Entitlements } from "../../src/app/entitlements.ts";
+import { createLogger } from "../../src/platform/logger.ts";
 import { createTestService, inMemoryClient, inMemoryClientWithHeaders, SERVICE_TOKEN, testRouteDependencies, type TestService } from "../support/service.ts";
 
 let service: TestService;

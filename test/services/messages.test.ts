@@ -14,7 +14,7 @@ import {
   type CurrentPlanInit,
 } from "../../src/services/messages.ts";
 import { quotaState } from "../../src/domain/quota.ts";
-import { isSharedAnswer } from "../../src/shared-answers.ts";
+import { isSharedAnswer } from "../../src/transport/shared-answers.ts";
 
 const getPlan = (init: CurrentPlanInit) => create(GetPlanResponseSchema, init);
 const mySubscription = (init: CurrentPlanInit) => create(GetMySubscriptionResponseSchema, init);

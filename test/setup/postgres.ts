@@ -7,7 +7,7 @@ import { startEmbeddedPostgres } from "../../src/db/embedded.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { createDatabasePool } from "../../src/db/pool.ts";
 import { seedCatalog } from "../../src/db/seed.ts";
-import { createLogger } from "../../src/logger.ts";
+import { createLogger } from "../../src/platform/logger.ts";
 import { databaseUrlFor } from "../support/database.ts";
 
 declare module "vitest" {

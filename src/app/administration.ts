@@ -1,0 +1,257 @@
+import type { CommonQueryMethods, DatabasePool, DatabaseTransactionConnection } from "slonik";
+import type { Clock } from "../domain/clock.ts";
+import { queriesOf } from "../db/call-transaction.ts";
+import {
+  countAccounts,
+  ensureAccount,
+  findAccount,
+  listAccounts,
+  lockAccount,
+  recordSignIn,
+  setAccountStatus,
+  setSuperadmin,
+  setTokensValidAfter,
+} from "../db/accounts.ts";
+import { listAuditEvents, recordAuditEvent, type AuditEventRecord } from "../db/audit-events.ts";
+import { activeSubscriptionTotals, findSubscriptionHistory } from "../db/subscriptions.ts";
+import { deleteUsageRows, sumUsageByMetric } from "../db/usage-counters.ts";
+import { isSessionValid, revocationInstant, type AccountRecord, type AccountStatus } from "../domain/accounts.ts";
+import { isGauge, type Metric } from "../domain/catalog.ts";
+import { FailedPreconditionError, InvalidArgumentError, UnknownResourceError } from "../domain/errors.ts";
+import { decodePageToken, encodePageToken } from "../domain/pagination.ts";
+import { currentUsageRow } from "../domain/periods.ts";
+import type { QuotaState } from "../domain/quota.ts";
+import type { SubscriptionRecord } from "../domain/subscriptions.ts";
+import { userId as validUserId } from "../domain/validation.ts";
+import type { CurrentPlan, Entitlements } from "./entitlements.ts";
+import type { UserIdentity } from "../auth/user-tokens.ts";
+
+/** Who performs an administrative action: a superadmin's user id, or "cli". */
+export type Actor = string;
+
+export const CLI_ACTOR: Actor = "cli";
+
+const MAX_REMEMBERED_SIGN_INS = 10_000;
+
+export type AccountPage = { readonly accounts: readonly AccountRecord[]; readonly nextPageToken: string };
+
+export type AccountDetails = CurrentPlan & {
+  readonly account: AccountRecord;
+  readonly history: readonly SubscriptionRecord[];
+  readonly usage: readonly QuotaState[];
+};
+
+export type PlatformStats = {
+  readonly totalAccounts: bigint;
+  readonly suspendedAccounts: bigint;
+  readonly accountsByPlan: readonly { readonly planCode: string; readonly accounts: bigint }[];
+  readonly monthlyRecurringRevenueCents: bigint;
+  readonly usageThisPeriod: readonly { readonly metric: string; readonly total: bigint }[];
+};
+
+/**
+ * Account administration and the sign-in side of user sessions. Every change runs in one
+ * transaction with the audit event that records it, under the account's row lock.
+ */
+export class Administration {
+  readonly #pool: DatabasePool;
+
+  /** The call's deadline-bound transaction, or the pool (see deadlines.ts). */
+  get #db(): CommonQueryMethods {
+    return queriesOf(this.#pool);
+  }
+  readonly #entitlements: Entitlements;
+  readonly #clock: Clock;
+
+  constructor(pool: DatabasePool, entitlements: Entitlements, clock: Clock) {
+    this.#pool = pool;
+    this.#entitlements = entitlements;
+    this.#clock = clock;
+  }
+
+  /** (user, email) pairs this process recorded lately: a sign-in is written once, not per call. */
+  readonly #recordedSignIns = new Set<string>();
+
+  /** Whether a verified user token is still honoured; records the user and their email. */
+  async admit(user: UserIdentity): Promise<boolean> {
+    if (user.email !== undefined) {
+      const signIn = `${user.userId}\u0000${user.email}`;
+      if (!this.#recordedSignIns.has(signIn)) {
+        await recordSignIn(this.#db, user.userId, user.email, this.#clock.now());
+        if (this.#recordedSignIns.size >= MAX_REMEMBERED_SIGN_INS) {
+          this.#recordedSignIns.delete(this.#recordedSignIns.values().next().value!);
+        }
+        this.#recordedSignIns.add(signIn);
+      }
+    }
+    const { tokensValidAfter } = await this.#entitlements.standing(user.userId);
+    return isSessionValid(tokensValidAfter, user.issuedAt);
+  }
+
+  async isSuperadmin(userId: string): Promise<boolean> {
+    const account = await findAccount(this.#db, userId);
+    return account !== null && account.isSuperadmin && account.status === "active";
+  }
+
+  async listAccounts(filter: {
+    readonly query: string;
+    readonly planCode: string | undefined;
+    readonly status: AccountStatus | undefined;
+    readonly pageSize: number;
+    readonly pageToken: string;
+  }): Promise<AccountPage> {
+    const filters = [filter.query, filter.planCode ?? "", filter.status ?? ""];
+    const afterUserId = decodePageToken(filter.pageToken, filters);
+    // A token is opaque, not signed: a forged position must be a user id like any issued one.
+    if (afterUserId !== undefined) validUserId(afterUserId, "page_token");
+    if (filter.planCode !== undefined) this.#entitlements.plan(filter.planCode);
+    const rows = await listAccounts(this.#db, {
+      query: filter.query,
+      planCode: filter.planCode,
+      freePlanCode: this.#entitlements.catalog.freePlan.code,
+      status: filter.status,
+      afterUserId,
+      limit: filter.pageSize + 1,
+      now: this.#clock.now(),
+    });
+    const accounts = rows.slice(0, filter.pageSize);
+    const last = accounts.at(-1);
+    return {
+      accounts,
+      nextPageToken: rows.length > filter.pageSize && last !== undefined ? encodePageToken(last.userId, filters) : "",
+    };
+  }
+
+  async accountDetails(userId: string): Promise<AccountDetails> {
+    const account = await this.#existingAccount(userId);
+    const now = this.#clock.now();
+    const current = await this.#entitlements.currentPlan(userId, now);
+    const [history, usage] = await Promise.all([
+      findSubscriptionHistory(this.#db, userId),
+      this.#entitlements.quotas(userId, current.plan, now),
+    ]);
+    return { ...current, account, history, usage };
+  }
+
+  async suspend(actor: Actor, userId: string, reason: string): Promise<AccountRecord> {
+    if (actor === userId) {
+      throw new FailedPreconditionError("superadmins cannot suspend their own account");
+    }
+    return this.#change(actor, userId, "account.suspend", reason, (tx) => setAccountStatus(tx, userId, "suspended", reason));
+  }
+
+  async reactivate(actor: Actor, userId: string): Promise<AccountRecord> {
+    return this.#change(actor, userId, "account.reactivate", "", (tx) => setAccountStatus(tx, userId, "active", null));
+  }
+
+  /** Sets the user's counters of the current period back to zero: all, or one. */
+  async resetUsage(actor: Actor, userId: string, metric: Metric | undefined): Promise<readonly QuotaState[]> {
+    if (metric !== undefined && isGauge(metric)) {
+      throw new InvalidArgumentError([
+        { field: "metric", description: `"${metric.code}" is a gauge (a level in use), not a counter: it cannot be reset` },
+      ]);
+    }
+    const now = this.#clock.now();
+    const counters = metric === undefined ? this.#entitlements.catalog.metrics.filter((m) => !isGauge(m)) : [metric];
+    await this.#change(actor, userId, "usage.reset", counters.map((m) => m.code).join(","), async (tx) => {
+      await deleteUsageRows(
+        tx,
+        userId,
+        counters.map((counter) => currentUsageRow(counter, now)),
+      );
+    });
+    const { plan } = await this.#entitlements.currentPlan(userId, now);
+    return this.#entitlements.quotas(userId, plan, now);
+  }
+
+  /** Refuses every user JWT of the account issued up to now; returns from when tokens count. */
+  async revokeSessions(actor: Actor, userId: string): Promise<Date> {
+    const validAfter = revocationInstant(this.#clock.now());
+    await this.#change(actor, userId, "sessions.revoke", "", (tx) => setTokensValidAfter(tx, userId, validAfter));
+    return validAfter;
+  }
+
+  /** Grants or withdraws superadmin rights; the account is created if the user is new. */
+  async setSuperadmin(actor: Actor, userId: string, isSuperadmin: boolean): Promise<AccountRecord> {
+    await ensureAccount(this.#db, userId, this.#clock.now());
+    return this.#change(actor, userId, isSuperadmin ? "superadmin.grant" : "superadmin.revoke", "", (tx) =>
+      setSuperadmin(tx, userId, isSuperadmin),
+    );
+  }
+
+  async stats(): Promise<PlatformStats> {
+    const now = this.#clock.now();
+    const catalog = this.#entitlements.catalog;
+    const [accounts, subscriptions, usage] = await Promise.all([
+      countAccounts(this.#db),
+      activeSubscriptionTotals(this.#db, now),
+      sumUsageByMetric(
+        this.#db,
+        catalog.metrics.map((metric) => currentUsageRow(metric, now)),
+      ),
+    ]);
+    const subscribed = new Map(subscriptions.map((row) => [row.plan_code, row.accounts]));
+    // Accounts without an active subscription are on free, whatever rows they have.
+    const onFree = accounts.total - subscriptions.reduce((sum, row) => sum + row.accounts, 0n);
+    return {
+      totalAccounts: accounts.total,
+      suspendedAccounts: accounts.suspended,
+      accountsByPlan: catalog.plans.map((plan) => ({
+        planCode: plan.code,
+        accounts: (subscribed.get(plan.code) ?? 0n) + (plan.code === catalog.freePlan.code ? onFree : 0n),
+      })),
+      monthlyRecurringRevenueCents: subscriptions.reduce((sum, row) => sum + row.revenue_cents, 0n),
+      usageThisPeriod: catalog.metrics.map((metric) => ({ metric: metric.code, total: usage.get(metric.code) ?? 0n })),
+    };
+  }
+
+  async auditEvents(filter: {
+    readonly userId: string | undefined;
+    readonly pageSize: number;
+    readonly pageToken: string;
+  }): Promise<{ readonly events: readonly AuditEventRecord[]; readonly nextPageToken: string }> {
+    const filters = [filter.userId ?? ""];
+    const before = decodePageToken(filter.pageToken, filters);
+    if (before !== undefined && !/^[0-9]+$/.test(before)) {
+      throw new InvalidArgumentError([{ field: "page_token", description: "is not a token of this query" }]);
+    }
+    const rows = await listAuditEvents(this.#db, {
+      targetUserId: filter.userId,
+      beforeId: before === undefined ? undefined : BigInt(before),
+      limit: filter.pageSize + 1,
+    });
+    const events = rows.slice(0, filter.pageSize);
+    const last = events.at(-1);
+    return {
+      events,
+      nextPageToken: rows.length > filter.pageSize && last !== undefined ? encodePageToken(String(last.id), filters) : "",
+    };
+  }
+
+  async #existingAccount(userId: string): Promise<AccountRecord> {
+    const account = await findAccount(this.#db, userId);
+    if (account === null) throw new UnknownResourceError("account", userId);
+    return account;
+  }
+
+  /** Runs a change under the account's lock, with its audit event, in one transaction. */
+  async #change<T>(
+    actor: Actor,
+    userId: string,
+    action: string,
+    reason: string,
+    change: (tx: DatabaseTransactionConnection) => Promise<T>,
+  ): Promise<T> {
+    const result = await this.#db.transaction(async (tx) => {
+      if ((await lockAccount(tx, userId)) === null) {
+        throw new UnknownResourceError("account", userId);
+      }
+      const changed = await change(tx);
+      await recordAuditEvent(tx, { actorId: actor, action, targetUserId: userId, reason, at: this.#clock.now() });
+      await this.#entitlements.announceChange(tx, userId);
+      return changed;
+    });
+    this.#entitlements.forget(userId);
+    return result;
+  }
+}

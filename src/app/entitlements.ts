@@ -1,0 +1,252 @@
+import type { CommonQueryMethods, DatabasePool } from "slonik";
+import type { CatalogSource } from "./catalog-source.ts";
+import type { Clock } from "../domain/clock.ts";
+import type { ReplicaCache } from "./replica-cache.ts";
+import { afterCallCommit, callDeadline, queriesOf } from "../db/call-transaction.ts";
+import type { IncrementBatcher } from "../db/increment-batcher.ts";
+import { ensureAccount, findAccountStanding, lockAccount, type AccountStanding } from "../db/accounts.ts";
+import { notifyAccountChanged } from "../db/notifications.ts";
+import { consumeUsageOnce, type IdempotentIncrement } from "../db/idempotency-keys.ts";
+import { replaceCurrentSubscription } from "../db/subscriptions.ts";
+import { decideConsumption, findUsed, findUsedByMetric, findUsedRows, usageRowId, type UsageRowKey } from "../db/usage-counters.ts";
+import { Coalescer } from "../db/coalescer.ts";
+import { quotaLimit, type Metric, type Plan } from "../domain/catalog.ts";
+import {
+  AccountSuspendedError,
+  IdempotencyKeyReusedError,
+  UnknownResourceError,
+} from "../domain/errors.ts";
+import { currentUsageRow } from "../domain/periods.ts";
+import { fits, QuotaExceededError, quotaState, usageCeiling, type QuotaState } from "../domain/quota.ts";
+import { expiryOf, subscriptionStatus, type SubscriptionRecord } from "../domain/subscriptions.ts";
+
+/** How long an idempotency key is remembered. */
+export const IDEMPOTENCY_KEY_RETENTION_DAYS = 35;
+
+/** The plan a user is on now; `subscription` is absent on the default free plan. */
+export type CurrentPlan = {
+  readonly plan: Plan;
+  readonly subscription: SubscriptionRecord | undefined;
+  /** A suspended account is denied everything, whatever its plan. */
+  readonly suspended: boolean;
+};
+
+export type Increment = {
+  readonly userId: string;
+  readonly metric: Metric;
+  readonly amount: bigint;
+  readonly idempotencyKey: string | undefined;
+};
+
+export type IncrementResult = {
+  readonly quota: QuotaState;
+  readonly replayed: boolean;
+};
+
+/**
+ * The operations on a user's entitlements, shared by every RPC service. Inputs are already
+ * validated; the database decides everything that concurrency could change.
+ */
+export class Entitlements {
+  readonly #pool: DatabasePool;
+
+  /** The call's deadline-bound transaction, or the pool (see deadlines.ts). */
+  get #db(): CommonQueryMethods {
+    return queriesOf(this.#pool);
+  }
+  readonly #catalog: CatalogSource;
+  readonly #clock: Clock;
+
+  readonly #standings: ReplicaCache<AccountStanding> | undefined;
+  /** Usage amounts for CheckQuota, grouped by user; this replica's increments evict them. */
+  readonly #usage: ReplicaCache<bigint> | undefined;
+  readonly #batcher: IncrementBatcher | undefined;
+  /** Usage reads through the pool that arrive together go in one query. */
+  readonly #usageReads: Coalescer<UsageRowKey, bigint> | undefined;
+
+  /**
+   * Without `standings`, every call reads the account's standing from the database; without
+   * `usage`, every CheckQuota its usage; without `batcher`, every increment is its own statement;
+   * without `coalesceReads`, every usage read is its own query.
+   */
+  constructor(
+    pool: DatabasePool,
+    catalog: CatalogSource,
+    clock: Clock,
+    options: {
+      readonly standings?: ReplicaCache<AccountStanding>;
+      readonly usage?: ReplicaCache<bigint>;
+      readonly batcher?: IncrementBatcher;
+      readonly coalesceReads?: boolean;
+    } = {},
+  ) {
+    this.#pool = pool;
+    this.#catalog = catalog;
+    this.#clock = clock;
+    this.#standings = options.standings;
+    this.#usage = options.usage;
+    this.#batcher = options.batcher;
+    this.#usageReads = options.coalesceReads === true ? new Coalescer((rows) => findUsedRows(pool, rows)) : undefined;
+  }
+
+  /** The account's status, sessions and current subscription: from the cache when there is one. */
+  async standing(userId: string): Promise<AccountStanding> {
+    const load = () => findAccountStanding(this.#db, userId);
+    return this.#standings === undefined ? load() : this.#standings.get(userId, "", load);
+  }
+
+  /**
+   * Records, in the transaction changing the account, that its standing changed: every replica
+   * evicts it (and the user's cached usage) when the transaction commits; `forget` evicts them
+   * here at once.
+   */
+  async announceChange(db: CommonQueryMethods, userId: string): Promise<void> {
+    await notifyAccountChanged(db, userId);
+  }
+
+  /** The account changed (committed here, or announced by another replica): read it afresh. */
+  forget(userId: string): void {
+    this.#standings?.evict(userId);
+    this.#usage?.evict(userId);
+  }
+
+  get catalog() {
+    return this.#catalog.current;
+  }
+
+  now(): Date {
+    return this.#clock.now();
+  }
+
+  plan(code: string): Plan {
+    const plan = this.catalog.plan(code);
+    if (plan === undefined) {
+      throw new UnknownResourceError("plan", code);
+    }
+    return plan;
+  }
+
+  metric(code: string): Metric {
+    const metric = this.catalog.metric(code);
+    if (metric === undefined) {
+      throw new UnknownResourceError("metric", code);
+    }
+    return metric;
+  }
+
+  async currentPlan(userId: string, at: Date): Promise<CurrentPlan> {
+    const { status, subscription } = await this.standing(userId);
+    const suspended = status === "suspended";
+    // A plan removed from the catalog leaves its subscribers on free rather than failing them.
+    const plan =
+      subscription === null || subscriptionStatus(subscription, at) !== "active"
+        ? undefined
+        : this.catalog.plan(subscription.planCode);
+    return plan === undefined || subscription === null
+      ? { plan: this.catalog.freePlan, subscription: undefined, suspended }
+      : { plan, subscription, suspended };
+  }
+
+  /**
+   * The user's usage of one metric now: from the cache or a coalesced read, outside any call
+   * transaction (a read answered from memory costs the database nothing, deadline or not).
+   */
+  async quota(userId: string, metric: Metric, plan: Plan, at: Date): Promise<QuotaState> {
+    const row = { userId, ...currentUsageRow(metric, at) };
+    const load = () => (this.#usageReads === undefined ? findUsed(this.#pool, row) : this.#usageReads.submit(row));
+    const used = await (this.#usage === undefined ? load() : this.#usage.get(userId, usageRowId(row), load));
+    return quotaState(metric, quotaLimit(plan, metric.code), used, at);
+  }
+
+  /** The user's usage of every metric of the plan, in one query. */
+  async quotas(userId: string, plan: Plan, at: Date): Promise<readonly QuotaState[]> {
+    const metrics = plan.quotas.map((quota) => this.metric(quota.metric));
+    const usedByMetric = await findUsedByMetric(
+      this.#db,
+      userId,
+      metrics.map((metric) => currentUsageRow(metric, at)),
+    );
+    return metrics.map((metric) =>
+      quotaState(metric, quotaLimit(plan, metric.code), usedByMetric.get(metric.code) ?? 0n, at),
+    );
+  }
+
+  async checkQuota(userId: string, metric: Metric, amount: bigint) {
+    const now = this.now();
+    const { plan, suspended } = await this.currentPlan(userId, now);
+    const quota = await this.quota(userId, metric, plan, now);
+    return { allowed: !suspended && fits(quota.used, amount, quota.limit), quota };
+  }
+
+  /**
+   * Check-and-consume in one statement; with a key, exactly once across retries. The user's
+   * cached usage is evicted once the increment is committed, before its caller hears of it.
+   */
+  async increment(increment: Increment): Promise<IncrementResult> {
+    const result = await this.#increment(increment);
+    afterCallCommit(() => this.#usage?.evict(increment.userId));
+    return result;
+  }
+
+  async #increment(increment: Increment): Promise<IncrementResult> {
+    const now = this.now();
+    const { plan, suspended } = await this.currentPlan(increment.userId, now);
+    if (suspended) {
+      throw new AccountSuspendedError(increment.userId);
+    }
+    const limit = quotaLimit(plan, increment.metric.code);
+    const consumption = {
+      userId: increment.userId,
+      ...currentUsageRow(increment.metric, now),
+      amount: increment.amount,
+      ceiling: usageCeiling(limit),
+      now,
+    };
+    const key = increment.idempotencyKey;
+    let outcome: { readonly kind: "granted" | "refused"; readonly used: bigint };
+    if (key !== undefined) {
+      const expiresAt = new Date(now.getTime() + IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000);
+      const keyed = { ...consumption, key, limit, expiresAt };
+      const once = this.#batcher === undefined ? await consumeUsageOnce(this.#db, keyed) : await this.#batcher.submitKeyed(keyed, callDeadline());
+      if (once.kind === "replayed") {
+        return { quota: this.#replay(increment, key, once.first), replayed: true };
+      }
+      outcome = once;
+    } else {
+      // With the batcher, group commit (bounded by the caller's deadline when it set one).
+      const { granted, used } = await (this.#batcher === undefined
+        ? decideConsumption(this.#db, consumption)
+        : this.#batcher.submit(consumption, callDeadline()));
+      outcome = { kind: granted ? "granted" : "refused", used };
+    }
+    const quota = quotaState(increment.metric, limit, outcome.used, now);
+    if (outcome.kind === "refused") {
+      throw new QuotaExceededError(increment.userId, quota, increment.amount);
+    }
+    return { quota, replayed: false };
+  }
+
+  /** Moves the user to a plan: the current subscription ends and a new one starts, atomically. */
+  async changePlan(userId: string, plan: Plan, durationDays: number | undefined): Promise<SubscriptionRecord> {
+    const now = this.now();
+    const expiresAt = expiryOf(now, durationDays);
+    const subscription = await this.#db.transaction(async (tx) => {
+      await ensureAccount(tx, userId, now);
+      const account = await lockAccount(tx, userId);
+      if (account?.status === "suspended") {
+        throw new AccountSuspendedError(userId);
+      }
+      await this.announceChange(tx, userId);
+      return replaceCurrentSubscription(tx, { userId, planCode: plan.code, startedAt: now, expiresAt });
+    });
+    this.forget(userId);
+    return subscription;
+  }
+
+  #replay(increment: Increment, key: string, first: IdempotentIncrement): QuotaState {
+    if (first.metric !== increment.metric.code || first.amount !== increment.amount) {
+      throw new IdempotencyKeyReusedError(key);
+    }
+    return quotaState(increment.metric, first.limit, first.usedAfter, first.createdAt);
+  }
+}

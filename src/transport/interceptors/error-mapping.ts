@@ -1,0 +1,151 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import {
+  StatementTimeoutError,
+  ConnectionError as DatabaseConnectionError,
+  BackendTerminatedError,
+  BackendTerminatedUnexpectedlyError,
+} from "slonik";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  QuotaFailureSchema,
+  ResourceInfoSchema,
+} from "../../../gen/google/rpc/error_details_pb.js";
+import {
+  AccountSuspendedError,
+  EntitlementError,
+  FailedPreconditionError,
+  PermissionDeniedError,
+  IdempotencyKeyReusedError,
+  InvalidArgumentError,
+  UnknownResourceError,
+} from "../../domain/errors.ts";
+import { QuotaExceededError } from "../../domain/quota.ts";
+import type { Logger } from "../../platform/logger.ts";
+
+/** The domain of ErrorInfo reasons sent by this service. */
+export const ERROR_DOMAIN = "entitlements.v1";
+
+function entitlementErrorToConnect(error: EntitlementError): ConnectError {
+  if (error instanceof InvalidArgumentError) {
+    return new ConnectError(error.message, Code.InvalidArgument, undefined, [
+      {
+        desc: BadRequestSchema,
+        value: { fieldViolations: error.violations.map((v) => ({ field: v.field, description: v.description })) },
+      },
+    ]);
+  }
+  if (error instanceof UnknownResourceError) {
+    return new ConnectError(error.message, Code.NotFound, undefined, [
+      {
+        desc: ResourceInfoSchema,
+        value: { resourceType: error.resourceType, resourceName: error.resourceName, description: error.message },
+      },
+    ]);
+  }
+  if (error instanceof QuotaExceededError) {
+    const { quota } = error;
+    return new ConnectError(error.message, Code.ResourceExhausted, undefined, [
+      {
+        desc: QuotaFailureSchema,
+        value: {
+          violations: [
+            {
+              subject: `user:${error.userId}`,
+              description: error.message,
+              quotaMetric: quota.metric,
+              quotaId: quota.period === null ? `${quota.metric}-total` : `${quota.metric}-per-period`,
+              quotaValue: quota.limit ?? 0n,
+              quotaDimensions: { metric: quota.metric },
+            },
+          ],
+        },
+      },
+      {
+        desc: ErrorInfoSchema,
+        value: {
+          reason: "QUOTA_EXCEEDED",
+          domain: ERROR_DOMAIN,
+          metadata: {
+            metric: quota.metric,
+            used: String(quota.used),
+            limit: quota.limit === null ? "unlimited" : String(quota.limit),
+            requested: String(error.requested),
+            ...(quota.period === null ? {} : { resets_at: quota.period.end.toISOString() }),
+          },
+        },
+      },
+    ]);
+  }
+  if (error instanceof IdempotencyKeyReusedError) {
+    return new ConnectError(error.message, Code.FailedPrecondition, undefined, [
+      {
+        desc: ErrorInfoSchema,
+        value: { reason: "IDEMPOTENCY_KEY_REUSED", domain: ERROR_DOMAIN, metadata: { idempotency_key: error.idempotencyKey } },
+      },
+    ]);
+  }
+  if (error instanceof AccountSuspendedError) {
+    return new ConnectError(error.message, Code.PermissionDenied, undefined, [
+      { desc: ErrorInfoSchema, value: { reason: "ACCOUNT_SUSPENDED", domain: ERROR_DOMAIN, metadata: { user_id: error.userId } } },
+    ]);
+  }
+  if (error instanceof PermissionDeniedError) {
+    return new ConnectError(error.message, Code.PermissionDenied);
+  }
+  if (error instanceof FailedPreconditionError) {
+    return new ConnectError(error.message, Code.FailedPrecondition);
+  }
+  return new ConnectError(error.message, Code.Internal);
+}
+
+const CONNECTION_ERRNOS = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH"]);
+const CONNECTION_FAILURE_MESSAGES = /^(Client is pending destroy|Connection terminated|Client has encountered a connection error)/;
+
+/** The connection to PostgreSQL broke (as Slonik or the pg driver report it): worth a retry. */
+function isDatabaseConnectionFailure(error: unknown): boolean {
+  if (
+    error instanceof DatabaseConnectionError ||
+    error instanceof BackendTerminatedError ||
+    error instanceof BackendTerminatedUnexpectedlyError
+  ) {
+    return true;
+  }
+  if (!(error instanceof Error)) return false;
+  const { code } = error as NodeJS.ErrnoException;
+  return (code !== undefined && CONNECTION_ERRNOS.has(code)) || CONNECTION_FAILURE_MESSAGES.test(error.message);
+}
+
+/**
+ * The one place where errors become RPC errors. Domain refusals map to their codes; database
+ * outages to `unavailable` and timeouts to `deadline_exceeded`, so callers know to retry; any
+ * other error is logged with its cause and sent as a bare `internal`.
+ */
+export function toConnectError(error: unknown, logger: Logger): ConnectError {
+  if (error instanceof ConnectError) {
+    return error;
+  }
+  if (error instanceof EntitlementError) {
+    return entitlementErrorToConnect(error);
+  }
+  if (isDatabaseConnectionFailure(error)) {
+    logger.warn({ err: error }, "database unavailable");
+    return new ConnectError("the database is unavailable; retry later", Code.Unavailable);
+  }
+  if (error instanceof StatementTimeoutError) {
+    logger.warn({ err: error }, "database statement timed out");
+    return new ConnectError("the database did not answer in time", Code.DeadlineExceeded);
+  }
+  logger.error({ err: error }, "unexpected error");
+  return new ConnectError("internal error", Code.Internal);
+}
+
+export function errorMappingInterceptor(logger: Logger): Interceptor {
+  return (next) => async (request) => {
+    try {
+      return await next(request);
+    } catch (error) {
+      throw toConnectError(error, logger);
+    }
+  };
+}

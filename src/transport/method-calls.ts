@@ -1,0 +1,150 @@
+import type { DescMethod, DescService, Message } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  createServiceImplSpec,
+  type HandlerContext,
+  type Interceptor,
+  type MethodImplSpec,
+} from "@connectrpc/connect";
+import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { peerAddressKey } from "../auth/gates.ts";
+import { ParsedHeaders } from "./parsed-headers.ts";
+import type { Logger } from "../platform/logger.ts";
+import type { Metrics } from "../platform/metrics.ts";
+import { reportCall, requestIdOf } from "./connect/observe-handler.ts";
+import type { ServiceRegistration } from "../server.ts";
+
+/** What a server knows of a call as it starts. */
+export type CallStart = {
+  readonly protocolName: string;
+  /** The request headers, names in lower case. */
+  readonly header: Record<string, string>;
+  readonly peerAddress: string | undefined;
+  /** When the caller gives up, in ms since the epoch; undefined without a deadline. */
+  readonly deadlineAt: number | undefined;
+};
+
+/** A call under way: its Connect context, and what the server tells it. */
+export type Call = {
+  readonly context: HandlerContext;
+  readonly requestId: string;
+  /** The caller went away before the answer: aborts the call's signal. */
+  cancel(): void;
+  /** The answer is sent (or failed with `error`): stops the deadline and reports the call. */
+  finish(error?: ConnectError): void;
+};
+
+/**
+ * One method as every server that does not go through connect-node's router (the grpc-js server
+ * and the /v1 layer) runs it: the same gate, interceptors and implementation, the same request
+ * ids, log line and metrics.
+ */
+export type MethodCalls = {
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly spec: MethodImplSpec;
+  readonly requestGate: ServiceRegistration["requestGate"];
+  readonly interceptors: Interceptor[];
+  start(start: CallStart): Call;
+  /** The gate, then (with the request `input` gives) the interceptors and the implementation. */
+  unary(call: Call, input: () => Message): Promise<Message>;
+};
+
+export type CallOptions = {
+  readonly interceptors: Interceptor[];
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+};
+
+/** An error that escaped the interceptors (which map every error of service code): a bug here. */
+export function asConnectError(error: unknown, logger: Logger): ConnectError {
+  if (error instanceof ConnectError) return error;
+  logger.error({ err: error }, "call failed outside the interceptors");
+  return new ConnectError("internal error", Code.Internal);
+}
+
+/**
+ * The call's Connect HandlerContext. Built here rather than by createHandlerContext, which links
+ * two more AbortControllers and copies the headers once more (about 9 µs a call on the test
+ * machine). One controller carries the caller's cancellation and the deadline.
+ */
+function startCall(
+  service: DescService,
+  method: DescMethod,
+  start: CallStart,
+  report: ReturnType<typeof reportCall>,
+): Call {
+  const started = performance.now();
+  const { header, deadlineAt } = start;
+  const requestId = requestIdOf(header["x-request-id"]);
+  header["x-request-id"] = requestId;
+  // Read by the deadline interceptor, as on every other protocol.
+  if (deadlineAt !== undefined) header["grpc-timeout"] = `${Math.max(1, Math.floor(deadlineAt - Date.now()))}m`;
+  const controller = new AbortController();
+  const timer =
+    deadlineAt === undefined
+      ? undefined
+      : setTimeout(
+          () => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
+          Math.max(0, deadlineAt - Date.now()),
+        );
+  let finished = false;
+  const context: HandlerContext = {
+    service,
+    method,
+    protocolName: start.protocolName,
+    requestMethod: "POST",
+    url: `/${service.typeName}/${method.name}`,
+    signal: controller.signal,
+    timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now()),
+    requestHeader: new ParsedHeaders(header),
+    responseHeader: new Headers(),
+    responseTrailer: new Headers(),
+    values: createContextValues().set(peerAddressKey, start.peerAddress),
+  };
+  return {
+    context,
+    requestId,
+    cancel: () => {
+      clearTimeout(timer);
+      if (!finished) controller.abort(new ConnectError("the caller cancelled", Code.Canceled));
+    },
+    finish: (error) => {
+      finished = true;
+      clearTimeout(timer);
+      report({
+        requestId,
+        code: error === undefined ? "ok" : codeToString(error.code),
+        durationMs: performance.now() - started,
+        contextValues: context.values,
+      });
+    },
+  };
+}
+
+/** Every method of the registrations, ready to be served. */
+export function methodCalls(registrations: readonly ServiceRegistration[], options: CallOptions): MethodCalls[] {
+  return registrations.flatMap(({ service, implementation, requestGate }) => {
+    const spec = createServiceImplSpec(service, implementation);
+    return service.methods.map((method): MethodCalls => {
+      const methodSpec = spec.methods[method.localName]!;
+      const report = reportCall(options.logger, options.metrics, { service, method });
+      return {
+        service,
+        method,
+        spec: methodSpec,
+        requestGate,
+        interceptors: options.interceptors,
+        start: (start) => startCall(service, method, start, report),
+        unary: async (call, input) => {
+          if (methodSpec.kind !== "unary") throw new ConnectError(`${method.name} is not unary`, Code.Unimplemented);
+          await requestGate?.(call.context);
+          return invokeUnaryImplementation(methodSpec, call.context, input(), options.interceptors);
+        },
+      };
+    });
+  });
+}

@@ -1,0 +1,78 @@
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import { sql, type DatabasePool } from "slonik";
+import { z } from "zod";
+import { afterCallCommit, deadlineInterceptor, queriesOf } from "../../src/db/call-transaction.ts";
+import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+
+/** A call through the deadline interceptor with a 300 ms deadline; `work` is the call. */
+function callWithDeadline<T>(pool: DatabasePool, work: () => Promise<T>): Promise<T> {
+  const interceptor = deadlineInterceptor(pool, 5000);
+  const request = { header: new Headers({ "grpc-timeout": "300m" }) };
+  return interceptor((async () => ({ message: await work() })) as never)(request as never).then((response) => (response as unknown as { message: T }).message);
+}
+
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await createTestDatabase();
+  await database.pool.query(sql.unsafe`create table deadline_probe (id text primary key)`);
+});
+
+const probeRows = () => database.pool.anyFirst(sql.type(z.object({ id: z.string() }))`select id from deadline_probe order by id`);
+
+describe("the deadline interceptor", () => {
+  it("opens no transaction for a call that runs no query", async () => {
+    const transaction = vi.fn();
+    const answer = await callWithDeadline({ transaction } as unknown as DatabasePool, async () => "from memory");
+    expect(answer).toBe("from memory");
+    expect(transaction).not.toHaveBeenCalled();
+  });
+
+  it("runs a call's queries in one transaction bounded by what is left of the deadline", async () => {
+    const [timeout, first, second] = await callWithDeadline(database.pool, async () => {
+      const db = queriesOf(database.pool);
+      const setting = await db.oneFirst(sql.type(z.object({ t: z.string() }))`select current_setting('statement_timeout') as t`);
+      const ids = await Promise.all([1, 2].map(() => db.oneFirst(sql.type(z.object({ x: z.string() }))`select txid_current()::text as x`)));
+      return [setting, ...ids] as const;
+    });
+    expect(Number.parseInt(timeout, 10)).toBeGreaterThan(0);
+    expect(Number.parseInt(timeout, 10)).toBeLessThanOrEqual(300);
+    expect(first).toBe(second);
+  });
+
+  it("commits a call that succeeds, then runs what waited for the commit", async () => {
+    const seen: string[][] = [];
+    await callWithDeadline(database.pool, async () => {
+      await queriesOf(database.pool).query(sql.unsafe`insert into deadline_probe (id) values ('committed')`);
+      afterCallCommit(() => void probeRows().then((rows) => seen.push([...rows])));
+    });
+    await vi.waitFor(() => expect(seen).toEqual([["committed"]]));
+  });
+
+  it("runs what waited for the commit of a call that ran no query of its own", async () => {
+    const afterCommit = vi.fn();
+    await callWithDeadline({ transaction: vi.fn() } as unknown as DatabasePool, async () => afterCallCommit(afterCommit));
+    expect(afterCommit).toHaveBeenCalledOnce();
+  });
+
+  it("refuses a query the call leaves behind, rather than open a transaction nothing ends", async () => {
+    const transaction = vi.fn();
+    const late = await callWithDeadline({ transaction } as unknown as DatabasePool, async () => {
+      const db = queriesOf(database.pool);
+      return () => db.query(sql.unsafe`select 1`);
+    });
+    await expect(late()).rejects.toThrow("the call has ended");
+    expect(transaction).not.toHaveBeenCalled();
+  });
+
+  it("rolls back a call that fails, and runs nothing that waited for a commit", async () => {
+    const afterCommit = vi.fn();
+    const failure = callWithDeadline(database.pool, async () => {
+      await queriesOf(database.pool).query(sql.unsafe`insert into deadline_probe (id) values ('rolled-back')`);
+      afterCallCommit(afterCommit);
+      throw new Error("the call failed");
+    });
+    await expect(failure).rejects.toThrow("the call failed");
+    expect(await probeRows()).not.toContain("rolled-back");
+    expect(afterCommit).not.toHaveBeenCalled();
+  });
+});
