@@ -4,14 +4,14 @@
  * GetPlatformStats against a small database seeded the same way. Run: npm run bench:admin
  */
 import { sql } from "slonik";
-import { Administration } from "../src/app/administration.ts";
-import { CatalogSource } from "../src/app/catalog-source.ts";
-import { systemClock } from "../src/domain/clock.ts";
+import type { Administration } from "../src/app/administration.ts";
+import { composeService } from "../src/compose.ts";
+import { loadConfig } from "../src/config.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
 import { seedCatalog } from "../src/db/seed.ts";
+import { systemClock } from "../src/domain/clock.ts";
 import { usageRowStart } from "../src/domain/periods.ts";
-import { Entitlements } from "../src/app/entitlements.ts";
 import { createLogger } from "../src/platform/logger.ts";
 import { benchDatabaseServer, freshDatabase, measure, table, type Latency } from "./support.ts";
 
@@ -49,8 +49,7 @@ async function seededAdministration(serverUrl: string, name: string, accounts: n
   }
   await pool.query(sql.unsafe`analyze`);
   const seedSeconds = (performance.now() - started) / 1000;
-  const catalog = await CatalogSource.load(pool, logger);
-  const administration = new Administration(pool, new Entitlements(pool, catalog, systemClock), systemClock);
+  const { administration } = await composeService(loadConfig({}), pool, { logger });
   return { pool, administration, seedSeconds };
 }
 

@@ -18,7 +18,8 @@ import { SubscriptionService } from "../gen/entitlements/v1/subscription_service
 import { bearerCredential, serviceTokenMatcher } from "../src/auth/gates.ts";
 import { createLogger } from "../src/platform/logger.ts";
 import { Metrics } from "../src/platform/metrics.ts";
-import { reportCall, requestIdOf, requestUserKey } from "../src/transport/connect/observe-handler.ts";
+import { reportCall, requestIdOf } from "../src/transport/call-lifecycle.ts";
+import { requestUserKey } from "../src/transport/interceptors/call-attributes.ts";
 import { createUserTokenVerifier } from "../src/auth/user-tokens.ts";
 import { constantAnswer, constantMe } from "./constant-answers.ts";
 import { incrementSql } from "./support.ts";

@@ -7,20 +7,14 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "slonik";
 import { z } from "zod";
-import { Administration } from "../src/app/administration.ts";
 import { createEntitlementClient } from "../src/client.ts";
-import { CatalogSource } from "../src/app/catalog-source.ts";
-import { systemClock } from "../src/domain/clock.ts";
+import { composeService } from "../src/compose.ts";
+import { loadConfig } from "../src/config.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
 import { seedCatalog } from "../src/db/seed.ts";
-import { deadlineInterceptor } from "../src/db/call-transaction.ts";
-import { Entitlements } from "../src/app/entitlements.ts";
-import { HealthMonitor } from "../src/app/health-monitor.ts";
-import { Metrics } from "../src/platform/metrics.ts";
 import { createLogger } from "../src/platform/logger.ts";
-import { listenAll } from "../src/server.ts";
-import { createUserTokenVerifier } from "../src/auth/user-tokens.ts";
+import { listenAll } from "../src/transport/listeners.ts";
 import { startRestartablePostgres, terminateConnections } from "../test/support/faults.ts";
 import { table } from "./support.ts";
 
@@ -33,18 +27,10 @@ const postgres = await startRestartablePostgres();
 await migrate(postgres.databaseUrl, logger);
 const pool = await createDatabasePool(postgres.databaseUrl, { maxPoolSize: 10, statementTimeoutMs: 2000, connectTimeoutMs: 500 });
 await seedCatalog(pool);
-const entitlements = new Entitlements(pool, await CatalogSource.load(pool, logger), systemClock);
+const settings = loadConfig({ SERVICE_TOKENS: token, JWT_SECRET: "soak-jwt-secret-0123456789-0123456789", DATABASE_STATEMENT_TIMEOUT_MS: "2000" });
+const { served } = await composeService(settings, pool, { logger });
 const listener = await listenAll(
-  {
-    entitlements,
-    health: new HealthMonitor(pool, [], logger),
-    metrics: new Metrics(),
-    databaseDeadlines: deadlineInterceptor(pool, 2000),
-    administration: new Administration(pool, entitlements, systemClock),
-    serviceTokens: [token],
-    verifyUserToken: createUserTokenVerifier({ secret: "soak-jwt-secret-0123456789-0123456789", clockToleranceSeconds: 30 }),
-    logger,
-  },
+  served,
   { host: "127.0.0.1", grpcPort: 0, httpPort: 0, maxInFlight: 512, shutdownTimeoutMs: 2000 },
 );
 const client = createEntitlementClient({ baseUrl: `http://127.0.0.1:${listener.grpcPort}`, token, timeoutMs: 3000 });

@@ -1,7 +1,7 @@
 import { ScalarType, type DescEnum, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { getComments } from "@bufbuild/protoplugin";
 import { compilePathTemplate } from "../src/transport/http/path-template.ts";
-import { httpBindings } from "../src/transport/http/transcoding.ts";
+import { httpBindings } from "../src/transport/http/bindings.ts";
 
 type Schema = Record<string, unknown>;
 

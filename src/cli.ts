@@ -2,10 +2,9 @@
 import { parseArgs } from "node:util";
 import { SignJWT } from "jose";
 import type { DatabasePool } from "slonik";
-import { Administration, CLI_ACTOR } from "./app/administration.ts";
-import { CatalogSource, loadCatalog } from "./app/catalog-source.ts";
-import { systemClock } from "./domain/clock.ts";
-import { Entitlements } from "./app/entitlements.ts";
+import { CLI_ACTOR } from "./app/administration.ts";
+import { loadCatalog } from "./app/catalog-source.ts";
+import { composeService } from "./compose.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { startEmbeddedPostgres } from "./db/embedded.ts";
 import { migrate } from "./db/migrate.ts";
@@ -13,6 +12,7 @@ import { createDatabasePool } from "./db/pool.ts";
 import { seedCatalog } from "./db/seed.ts";
 import { loadDevSecrets } from "./platform/dev-secrets.ts";
 import { userId as validUserId } from "./domain/validation.ts";
+import { hostInAddress } from "./platform/addresses.ts";
 import { createLogger, type Logger } from "./platform/logger.ts";
 import { startService, type RunningService } from "./server.ts";
 
@@ -32,7 +32,7 @@ uses the embedded PostgreSQL under DATA_DIR (default .data).`;
 
 function printExamples(service: RunningService, config: Config): void {
   const token = service.devServiceToken ?? "<one of SERVICE_TOKENS>";
-  const host = `${config.tls === undefined ? "http" : "https"}://${config.host.includes(":") ? `[${config.host}]` : config.host}`;
+  const host = `${config.tls === undefined ? "http" : "https"}://${hostInAddress(config.host)}`;
   const body = `'{"userId":"alice"}'`;
   process.stderr.write(`
 Entitlement service ready.
@@ -144,14 +144,13 @@ async function mintToken(config: Config, args: readonly string[]): Promise<void>
   process.stdout.write(`${await jwt.sign(new TextEncoder().encode(secret))}\n`);
 }
 
-async function setSuperadminFromCli(pool: DatabasePool, args: readonly string[]): Promise<void> {
+async function setSuperadminFromCli(config: Config, pool: DatabasePool, args: readonly string[]): Promise<void> {
   const [action, user] = args;
   if ((action !== "grant" && action !== "revoke") || user === undefined) {
     throw new UsageError("admin needs grant or revoke, and a user id");
   }
-  const catalog = await CatalogSource.load(pool, createLogger("silent"));
-  const entitlements = new Entitlements(pool, catalog, systemClock);
-  const account = await new Administration(pool, entitlements, systemClock).setSuperadmin(CLI_ACTOR, validUserId(user), action === "grant");
+  const { administration } = await composeService(config, pool, { logger: createLogger("silent") });
+  const account = await administration.setSuperadmin(CLI_ACTOR, validUserId(user), action === "grant");
   process.stdout.write(`${account.userId} is ${account.isSuperadmin ? "now" : "no longer"} a superadmin\n`);
 }
 
@@ -182,7 +181,7 @@ async function main(argv: readonly string[]): Promise<void> {
     case "admin":
       return withDatabase(config, logger, async (url) => {
         await prepare(url, logger);
-        await withPool(url, (pool) => setSuperadminFromCli(pool, rest));
+        await withPool(url, (pool) => setSuperadminFromCli(config, pool, rest));
       });
     default:
       throw new UsageError(`unknown command "${command}"`);

@@ -7,7 +7,6 @@ import {
   findAccount,
   listAccounts,
   lockAccount,
-  recordSignIn,
   setAccountStatus,
   setSuperadmin,
   setTokensValidAfter,
@@ -15,23 +14,20 @@ import {
 import { listAuditEvents, recordAuditEvent, type AuditEventRecord } from "../db/audit-events.ts";
 import { activeSubscriptionTotals, findSubscriptionHistory } from "../db/subscriptions.ts";
 import { deleteUsageRows, sumUsageByMetric } from "../db/usage-counters.ts";
-import { isSessionValid, revocationInstant, type AccountRecord, type AccountStatus } from "../domain/accounts.ts";
+import { revocationInstant, type AccountRecord, type AccountStatus } from "../domain/accounts.ts";
 import { isGauge, type Metric } from "../domain/catalog.ts";
 import { FailedPreconditionError, InvalidArgumentError, UnknownResourceError } from "../domain/errors.ts";
-import { decodePageToken, encodePageToken } from "../domain/pagination.ts";
+import { decodePageToken, pageOf } from "../domain/pagination.ts";
 import { currentUsageRow } from "../domain/periods.ts";
 import type { QuotaState } from "../domain/quota.ts";
 import type { SubscriptionRecord } from "../domain/subscriptions.ts";
 import { userId as validUserId } from "../domain/validation.ts";
 import type { CurrentPlan, Entitlements } from "./entitlements.ts";
-import type { UserIdentity } from "../auth/user-tokens.ts";
 
 /** Who performs an administrative action: a superadmin's user id, or "cli". */
 export type Actor = string;
 
 export const CLI_ACTOR: Actor = "cli";
-
-const MAX_REMEMBERED_SIGN_INS = 10_000;
 
 export type AccountPage = { readonly accounts: readonly AccountRecord[]; readonly nextPageToken: string };
 
@@ -50,13 +46,13 @@ export type PlatformStats = {
 };
 
 /**
- * Account administration and the sign-in side of user sessions. Every change runs in one
- * transaction with the audit event that records it, under the account's row lock.
+ * Account administration. Every change runs in one transaction with the audit event that
+ * records it, under the account's row lock.
  */
 export class Administration {
   readonly #pool: DatabasePool;
 
-  /** The call's deadline-bound transaction, or the pool (see deadlines.ts). */
+  /** The call's deadline-bound transaction, or the pool (db/call-transaction.ts). */
   get #db(): CommonQueryMethods {
     return queriesOf(this.#pool);
   }
@@ -67,30 +63,6 @@ export class Administration {
     this.#pool = pool;
     this.#entitlements = entitlements;
     this.#clock = clock;
-  }
-
-  /** (user, email) pairs this process recorded lately: a sign-in is written once, not per call. */
-  readonly #recordedSignIns = new Set<string>();
-
-  /** Whether a verified user token is still honoured; records the user and their email. */
-  async admit(user: UserIdentity): Promise<boolean> {
-    if (user.email !== undefined) {
-      const signIn = `${user.userId}\u0000${user.email}`;
-      if (!this.#recordedSignIns.has(signIn)) {
-        await recordSignIn(this.#db, user.userId, user.email, this.#clock.now());
-        if (this.#recordedSignIns.size >= MAX_REMEMBERED_SIGN_INS) {
-          this.#recordedSignIns.delete(this.#recordedSignIns.values().next().value!);
-        }
-        this.#recordedSignIns.add(signIn);
-      }
-    }
-    const { tokensValidAfter } = await this.#entitlements.standing(user.userId);
-    return isSessionValid(tokensValidAfter, user.issuedAt);
-  }
-
-  async isSuperadmin(userId: string): Promise<boolean> {
-    const account = await findAccount(this.#db, userId);
-    return account !== null && account.isSuperadmin && account.status === "active";
   }
 
   async listAccounts(filter: {
@@ -114,12 +86,8 @@ export class Administration {
       limit: filter.pageSize + 1,
       now: this.#clock.now(),
     });
-    const accounts = rows.slice(0, filter.pageSize);
-    const last = accounts.at(-1);
-    return {
-      accounts,
-      nextPageToken: rows.length > filter.pageSize && last !== undefined ? encodePageToken(last.userId, filters) : "",
-    };
+    const page = pageOf(rows, filter.pageSize, (account) => account.userId, filters);
+    return { accounts: page.items, nextPageToken: page.nextPageToken };
   }
 
   async accountDetails(userId: string): Promise<AccountDetails> {
@@ -220,12 +188,8 @@ export class Administration {
       beforeId: before === undefined ? undefined : BigInt(before),
       limit: filter.pageSize + 1,
     });
-    const events = rows.slice(0, filter.pageSize);
-    const last = events.at(-1);
-    return {
-      events,
-      nextPageToken: rows.length > filter.pageSize && last !== undefined ? encodePageToken(String(last.id), filters) : "",
-    };
+    const page = pageOf(rows, filter.pageSize, (event) => String(event.id), filters);
+    return { events: page.items, nextPageToken: page.nextPageToken };
   }
 
   async #existingAccount(userId: string): Promise<AccountRecord> {

@@ -50,7 +50,7 @@ export type IncrementResult = {
 export class Entitlements {
   readonly #pool: DatabasePool;
 
-  /** The call's deadline-bound transaction, or the pool (see deadlines.ts). */
+  /** The call's deadline-bound transaction, or the pool (db/call-transaction.ts). */
   get #db(): CommonQueryMethods {
     return queriesOf(this.#pool);
   }

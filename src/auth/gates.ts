@@ -3,7 +3,8 @@ import { isIP } from "node:net";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../platform/logger.ts";
-import { InvalidUserTokenError, type UserIdentity, type UserTokenVerifier } from "./user-tokens.ts";
+import type { UserIdentity } from "../domain/accounts.ts";
+import { InvalidUserTokenError, type UserTokenVerifier } from "./user-tokens.ts";
 
 /** The remote address of the connection a call came in on, set by the server adapters. */
 export const peerAddressKey = createContextKey<string | undefined>(undefined, {

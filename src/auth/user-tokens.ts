@@ -5,18 +5,9 @@ import {
   type JWTVerifyGetKey,
   type JWTHeaderParameters,
 } from "jose";
-import { claimedEmail } from "../domain/accounts.ts";
+import { claimedEmail, type UserIdentity } from "../domain/accounts.ts";
 import { InvalidArgumentError } from "../domain/errors.ts";
 import { userId as validUserId } from "../domain/validation.ts";
-
-/** The user a verified JWT speaks for. */
-export type UserIdentity = {
-  readonly userId: string;
-  /** The token's `iat`, when it has one. */
-  readonly issuedAt: Date | undefined;
-  /** The token's `email` claim, when it holds an email. */
-  readonly email: string | undefined;
-};
 
 export type UserTokenOptions = {
   /** HS256 secret. */

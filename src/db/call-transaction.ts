@@ -1,5 +1,4 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { Interceptor } from "@connectrpc/connect";
 import { sql, type CommonQueryMethods, type DatabasePool } from "slonik";
 
 /**
@@ -103,38 +102,26 @@ export function afterCallCommit(work: () => void): void {
   else transaction.afterCommit.push(work);
 }
 
-const GRPC_TIMEOUT_UNITS_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
-
-/** The deadline a caller set, in ms from now: Connect's `connect-timeout-ms`, gRPC's `grpc-timeout`. */
-export function requestTimeoutMs(headers: Headers): number | undefined {
-  const connect = headers.get("connect-timeout-ms");
-  if (connect !== null && /^[0-9]{1,10}$/.test(connect)) return Number(connect);
-  const grpc = /^([0-9]{1,8})([HMSmun])$/.exec(headers.get("grpc-timeout") ?? "");
-  return grpc === null ? undefined : Number(grpc[1]) * GRPC_TIMEOUT_UNITS_MS[grpc[2]!]!;
+/**
+ * Runs `work` (a call whose caller gives up at `deadline`) with its queries in one transaction
+ * whose statements are bounded by what is left of the deadline: the database gives up when the
+ * caller does. The transaction begins with the first query, so work answered from the caches
+ * costs the database nothing; it commits when `work` succeeds and rolls back when it fails.
+ */
+export async function runInCallTransaction<T>(pool: DatabasePool, deadline: number, work: () => Promise<T>): Promise<T> {
+  const transaction = new CallTransaction(pool, deadline);
+  let result: T;
+  try {
+    result = await callTransaction.run(transaction, work);
+  } catch (error) {
+    await transaction.rollback(error);
+    throw error;
+  }
+  await transaction.commit();
+  return result;
 }
 
-/**
- * Derives the statement timeout from the caller's deadline: a call whose deadline is shorter
- * than the pool's statement timeout runs its queries in one transaction with
- * `statement_timeout` set to what is left of the deadline, so the database gives up when the
- * caller does instead of holding a connection for the full statement timeout. The transaction
- * begins with the call's first query: calls answered from the caches cost the database nothing.
- */
-export function deadlineInterceptor(pool: DatabasePool, statementTimeoutMs: number): Interceptor {
-  return (next) => async (request) => {
-    const timeoutMs = requestTimeoutMs(request.header);
-    if (timeoutMs === undefined || timeoutMs >= statementTimeoutMs || callTransaction.getStore() !== undefined) {
-      return next(request);
-    }
-    const transaction = new CallTransaction(pool, Date.now() + timeoutMs);
-    let response: Awaited<ReturnType<typeof next>>;
-    try {
-      response = await callTransaction.run(transaction, () => next(request));
-    } catch (error) {
-      await transaction.rollback(error);
-      throw error;
-    }
-    await transaction.commit();
-    return response;
-  };
+/** Whether the current call already runs in a call transaction. */
+export function inCallTransaction(): boolean {
+  return callTransaction.getStore() !== undefined;
 }

@@ -42,3 +42,12 @@ export function claimedEmail(value: unknown): string | undefined {
   if (typeof value !== "string" || value.length > MAX_EMAIL_LENGTH || !value.isWellFormed()) return undefined;
   return /^[^\s\p{Cc}@]+@[^\s\p{Cc}@]+$/u.test(value) ? value.toLowerCase() : undefined;
 }
+
+/** The user a verified credential (a user JWT) speaks for. */
+export type UserIdentity = {
+  readonly userId: string;
+  /** The token's `iat`, when it has one. */
+  readonly issuedAt: Date | undefined;
+  /** The token's `email` claim, when it holds an email. */
+  readonly email: string | undefined;
+};

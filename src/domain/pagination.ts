@@ -35,3 +35,18 @@ export function decodePageToken(token: string, filters: unknown): string | undef
     { field: "page_token", description: "is not a token of this query; start again without one" },
   ]);
 }
+
+/**
+ * One page of `rows`, fetched one past `pageSize` to tell whether another page follows, and the
+ * token of that page ("" on the last): the position of the page's last row.
+ */
+export function pageOf<T>(
+  rows: readonly T[],
+  pageSize: number,
+  positionOf: (row: T) => string,
+  filters: unknown,
+): { readonly items: readonly T[]; readonly nextPageToken: string } {
+  const items = rows.slice(0, pageSize);
+  const last = items.at(-1);
+  return { items, nextPageToken: rows.length > pageSize && last !== undefined ? encodePageToken(positionOf(last), filters) : "" };
+}

@@ -14,8 +14,8 @@ import { peerAddressKey } from "../auth/gates.ts";
 import { ParsedHeaders } from "./parsed-headers.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { Metrics } from "../platform/metrics.ts";
-import { reportCall, requestIdOf } from "./connect/observe-handler.ts";
-import type { ServiceRegistration } from "../server.ts";
+import { beginCall, reportCall, type CallReport } from "./call-lifecycle.ts";
+import type { ServiceRegistration } from "./routes.ts";
 
 /** What a server knows of a call as it starts. */
 export type CallStart = {
@@ -59,30 +59,16 @@ export type CallOptions = {
   readonly metrics: Metrics;
 };
 
-/** An error that escaped the interceptors (which map every error of service code): a bug here. */
-export function asConnectError(error: unknown, logger: Logger): ConnectError {
-  if (error instanceof ConnectError) return error;
-  logger.error({ err: error }, "call failed outside the interceptors");
-  return new ConnectError("internal error", Code.Internal);
-}
-
 /**
  * The call's Connect HandlerContext. Built here rather than by createHandlerContext, which links
- * two more AbortControllers and copies the headers once more (about 9 µs a call on the test
- * machine). One controller carries the caller's cancellation and the deadline.
+ * two more AbortControllers and copies the headers once more: one controller carries the caller's
+ * cancellation and the deadline.
  */
-function startCall(
-  service: DescService,
-  method: DescMethod,
-  start: CallStart,
-  report: ReturnType<typeof reportCall>,
-): Call {
-  const started = performance.now();
+function startCall(service: DescService, method: DescMethod, start: CallStart, report: CallReport): Call {
   const { header, deadlineAt } = start;
-  const requestId = requestIdOf(header["x-request-id"]);
-  header["x-request-id"] = requestId;
-  // Read by the deadline interceptor, as on every other protocol.
-  if (deadlineAt !== undefined) header["grpc-timeout"] = `${Math.max(1, Math.floor(deadlineAt - Date.now()))}m`;
+  const values = createContextValues().set(peerAddressKey, start.peerAddress);
+  const lifecycle = beginCall(report, header["x-request-id"], values, deadlineAt);
+  header["x-request-id"] = lifecycle.requestId;
   const controller = new AbortController();
   const timer =
     deadlineAt === undefined
@@ -103,11 +89,11 @@ function startCall(
     requestHeader: new ParsedHeaders(header),
     responseHeader: new Headers(),
     responseTrailer: new Headers(),
-    values: createContextValues().set(peerAddressKey, start.peerAddress),
+    values,
   };
   return {
     context,
-    requestId,
+    requestId: lifecycle.requestId,
     cancel: () => {
       clearTimeout(timer);
       if (!finished) controller.abort(new ConnectError("the caller cancelled", Code.Canceled));
@@ -115,12 +101,7 @@ function startCall(
     finish: (error) => {
       finished = true;
       clearTimeout(timer);
-      report({
-        requestId,
-        code: error === undefined ? "ok" : codeToString(error.code),
-        durationMs: performance.now() - started,
-        contextValues: context.values,
-      });
+      lifecycle.end(error === undefined ? "ok" : codeToString(error.code));
     },
   };
 }

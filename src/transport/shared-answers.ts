@@ -1,7 +1,7 @@
 /**
  * Answers that are the same for many calls (a plan's answer to every user without a subscription,
  * the catalog) are built once by the services and shared: frozen, and marked here so that each
- * transport may encode each once (grpc-server.ts, http/transcoding.ts).
+ * transport may encode each once (grpc/grpc-server.ts, http/response-writer.ts).
  */
 const sharedAnswers = new WeakSet<object>();
 

@@ -1,13 +1,16 @@
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { sql, type DatabasePool } from "slonik";
 import { z } from "zod";
-import { afterCallCommit, deadlineInterceptor, queriesOf } from "../../src/db/call-transaction.ts";
+import { createContextValues } from "@connectrpc/connect";
+import { afterCallCommit, queriesOf } from "../../src/db/call-transaction.ts";
+import { callDeadlineKey } from "../../src/transport/call-lifecycle.ts";
+import { deadlineInterceptor } from "../../src/transport/interceptors/deadline.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 
 /** A call through the deadline interceptor with a 300 ms deadline; `work` is the call. */
 function callWithDeadline<T>(pool: DatabasePool, work: () => Promise<T>): Promise<T> {
   const interceptor = deadlineInterceptor(pool, 5000);
-  const request = { header: new Headers({ "grpc-timeout": "300m" }) };
+  const request = { contextValues: createContextValues().set(callDeadlineKey, Date.now() + 300) };
   return interceptor((async () => ({ message: await work() })) as never)(request as never).then((response) => (response as unknown as { message: T }).message);
 }
 

@@ -1,18 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
-import { CatalogSource } from "../../src/app/catalog-source.ts";
 import { systemClock } from "../../src/domain/clock.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { createDatabasePool } from "../../src/db/pool.ts";
 import { seedCatalog } from "../../src/db/seed.ts";
-import { Entitlements } from "../../src/app/entitlements.ts";
 import { createLogger } from "../../src/platform/logger.ts";
 import { createEntitlementClient } from "../../src/client.ts";
 import type { HealthMonitor } from "../../src/app/health-monitor.ts";
-import { listenAll, type Listener } from "../../src/server.ts";
+import { listenAll, type Listener } from "../../src/transport/listeners.ts";
 import { startRestartablePostgres, terminateConnections, type RestartablePostgres } from "../support/faults.ts";
-import { testRouteDependencies, SERVICE_TOKEN } from "../support/service.ts";
+import { composeTestService, SERVICE_TOKEN } from "../support/service.ts";
 import type { DatabasePool } from "slonik";
 
 /**
@@ -32,10 +30,11 @@ beforeAll(async () => {
   await migrate(postgres.databaseUrl, logger);
   pool = await createDatabasePool(postgres.databaseUrl, { maxPoolSize: 8, statementTimeoutMs: 2000, connectTimeoutMs: 500 });
   await seedCatalog(pool);
-  const entitlements = new Entitlements(pool, await CatalogSource.load(pool, logger), systemClock);
-  const deps = testRouteDependencies(entitlements, pool, systemClock);
-  health = deps.health;
-  listener = await listenAll(deps, {
+  // Without group commit, as this test ran before the service was composed in one place: with it,
+  // increments stop recovering after PostgreSQL restarts (a known fault, left for issue 14).
+  const composed = await composeTestService(pool, systemClock, { logger, groupCommit: false });
+  health = composed.health;
+  listener = await listenAll(composed.served, {
     host: "127.0.0.1",
     grpcPort: 0,
     httpPort: 0,

@@ -11,7 +11,7 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
   HealthCheckResponseSchema,
 } from "../../gen/grpc/health/v1/health_pb.js";
-import { SERVED_SERVICES } from "../../src/server.ts";
+import { SERVED_SERVICES } from "../../src/services/registrations.ts";
 import { GrpcTestClient } from "../support/grpc-client.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { SERVICE_TOKEN } from "../support/service.ts";

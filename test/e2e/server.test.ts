@@ -6,7 +6,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { QuotaFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
-import type { Listener } from "../../src/server.ts";
+import type { Listener } from "../../src/transport/listeners.ts";
 import { GrpcTestClient, grpcErrorDetails } from "../support/grpc-client.ts";
 import { startTestServer } from "../support/server.ts";
 import { SERVICE_TOKEN } from "../support/service.ts";

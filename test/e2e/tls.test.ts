@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
-import type { Listener } from "../../src/server.ts";
+import type { Listener } from "../../src/transport/listeners.ts";
 import { GrpcTestClient } from "../support/grpc-client.ts";
 import { startTestServer } from "../support/server.ts";
 import { SERVICE_TOKEN } from "../support/service.ts";

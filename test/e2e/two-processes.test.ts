@@ -6,12 +6,8 @@ import { EntitlementService } from "../../gen/entitlements/v1/entitlement_servic
 import { createEntitlementClient } from "../../src/client.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { spawnService } from "../support/process.ts";
-import { JWT_SECRET, SERVICE_TOKEN, userToken } from "../support/service.ts";
-import { Administration } from "../../src/app/administration.ts";
-import { CatalogSource } from "../../src/app/catalog-source.ts";
+import { composeTestService, JWT_SECRET, SERVICE_TOKEN, userToken } from "../support/service.ts";
 import { systemClock } from "../../src/domain/clock.ts";
-import { Entitlements } from "../../src/app/entitlements.ts";
-import { createLogger } from "../../src/platform/logger.ts";
 
 /** Two service processes on one database, as two replicas behind a balancer. */
 let database: TestDatabase;
@@ -87,8 +83,8 @@ describe("two replicas", () => {
 
   it("see a suspension and a session revocation made through another replica within 1 s", async () => {
     const userId = "suspended-elsewhere";
-    const catalog = await CatalogSource.load(database.pool, createLogger("silent"));
-    await new Administration(database.pool, new Entitlements(database.pool, catalog, systemClock), systemClock).setSuperadmin("cli", "root", true);
+    const { administration } = await composeTestService(database.pool, systemClock);
+    await administration.setSuperadmin("cli", "root", true);
     const [a, b] = [replica(0), replica(1)];
     await a.incrementUsage({ userId, metric: "jobs", amount: 1n });
     const userJwt = await userToken(userId, { claims: { iat: Math.floor(Date.now() / 1000) - 5 } });

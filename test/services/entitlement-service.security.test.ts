@@ -2,9 +2,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "slonik";
 import { CatalogSource } from "../../src/app/catalog-source.ts";
-import { Entitlements } from "../../src/app/entitlements.ts";
 import { createLogger } from "../../src/platform/logger.ts";
-import { createTestService, inMemoryClient, inMemoryClientWithHeaders, SERVICE_TOKEN, testRouteDependencies, type TestService } from "../support/service.ts";
+import { composeTestService, createTestService, inMemoryClient, inMemoryClientWithHeaders, SERVICE_TOKEN, type TestService } from "../support/service.ts";
 
 let service: TestService;
 beforeAll(async () => {
@@ -45,13 +44,13 @@ describe("credentials in the wrong form", () => {
     ["two tokens", `Bearer ${SERVICE_TOKEN} ${SERVICE_TOKEN}`],
     ["a quoted token", `Bearer "${SERVICE_TOKEN}"`],
   ])("refuse %s", async (_, authorization) => {
-    const client = inMemoryClientWithHeaders(testRouteDependencies(service.entitlements, service.pool, service.clock), { authorization });
+    const client = inMemoryClientWithHeaders(service.served, { authorization });
     const error = await client.getPlan({ userId: "u" }).then(() => undefined, (e: unknown) => ConnectError.from(e));
     expect(error?.code).toBe(Code.Unauthenticated);
   });
 
   it("refuse a token in another header", async () => {
-    const client = inMemoryClientWithHeaders(testRouteDependencies(service.entitlements, service.pool, service.clock), { "x-api-key": SERVICE_TOKEN });
+    const client = inMemoryClientWithHeaders(service.served, { "x-api-key": SERVICE_TOKEN });
     const error = await client.getPlan({ userId: "u" }).then(() => undefined, (e: unknown) => ConnectError.from(e));
     expect(error?.code).toBe(Code.Unauthenticated);
   });
@@ -78,8 +77,8 @@ describe("internal errors", () => {
         queryMethods.has(String(property)) ? () => Promise.reject(new Error(secret)) : Reflect.get(target, property),
     });
     const catalog = await CatalogSource.load(service.pool, createLogger("silent"));
-    const entitlements = new Entitlements(brokenPool, catalog, service.clock);
-    const client = inMemoryClient(testRouteDependencies(entitlements, brokenPool, service.clock));
+    const { served } = await composeTestService(brokenPool, service.clock, { catalog });
+    const client = inMemoryClient(served);
     const error = await client.getPlan({ userId: "u" }).then(() => undefined, (e: unknown) => ConnectError.from(e));
     expect(error?.code).toBe(Code.Internal);
     expect(error?.rawMessage).toBe("internal error");

@@ -1,17 +1,16 @@
 import { afterAll } from "vitest";
 import type { Administration } from "../../src/app/administration.ts";
+import type { CatalogSource } from "../../src/app/catalog-source.ts";
+import type { Entitlements } from "../../src/app/entitlements.ts";
 import type { HealthMonitor } from "../../src/app/health-monitor.ts";
-import { CatalogSource } from "../../src/app/catalog-source.ts";
-import { Entitlements } from "../../src/app/entitlements.ts";
-import { ReplicaCache } from "../../src/app/replica-cache.ts";
-import { IncrementBatcher } from "../../src/db/increment-batcher.ts";
-import { createLogger, type Logger } from "../../src/platform/logger.ts";
-import { Metrics } from "../../src/platform/metrics.ts";
-import { listenAll, type Listener, type TlsMaterial } from "../../src/server.ts";
 import { createUserTokenVerifier, type UserTokenOptions } from "../../src/auth/user-tokens.ts";
+import type { Logger } from "../../src/platform/logger.ts";
+import { Metrics } from "../../src/platform/metrics.ts";
+import { listenAll, type Listener } from "../../src/transport/listeners.ts";
+import type { TlsMaterial } from "../../src/transport/tls.ts";
 import { TestClock } from "./clock.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
-import { testRouteDependencies } from "./service.ts";
+import { composeTestService } from "./service.ts";
 
 export type TestServer = TestDatabase & {
   readonly listener: Listener;
@@ -43,39 +42,28 @@ export async function startTestServer(
   });
   metrics.observePool(database.pool);
   const clock = new TestClock(options.start ?? "2026-06-10T08:00:00Z");
-  const catalog = await CatalogSource.load(database.pool, createLogger("silent"));
-  const entitlements = new Entitlements(database.pool, catalog, clock, {
-    // As served: usage cached per replica (evicted by this replica's increments), so every test of
-    // the service also proves that a caller reads its own increments.
-    usage: new ReplicaCache<bigint>({ ttlMs: 60_000, maxEntries: 10_000, enabled: true }),
-    batcher: new IncrementBatcher(database.pool),
-    coalesceReads: true,
-  });
-  const deps = {
-    ...testRouteDependencies(entitlements, database.pool, clock),
+  const composed = await composeTestService(database.pool, clock, {
     metrics,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
-  };
-  const listener = await listenAll(
-    options.userTokens === undefined ? deps : { ...deps, verifyUserToken: createUserTokenVerifier(options.userTokens) },
-    {
-      host: "127.0.0.1",
-      grpcPort: 0,
-      httpPort: 0,
-      maxInFlight: options.maxInFlight ?? 1000,
-      shutdownTimeoutMs: 2000,
-      tls: options.tls,
-    },
-  );
+    ...(options.userTokens === undefined ? {} : { verifyUserToken: createUserTokenVerifier(options.userTokens) }),
+  });
+  const listener = await listenAll(composed.served, {
+    host: "127.0.0.1",
+    grpcPort: 0,
+    httpPort: 0,
+    maxInFlight: options.maxInFlight ?? 1000,
+    shutdownTimeoutMs: 2000,
+    tls: options.tls,
+  });
   afterAll(() => listener.close());
   return {
     ...database,
     listener,
     clock,
-    entitlements,
-    catalog,
-    administration: deps.administration,
-    health: deps.health,
+    entitlements: composed.entitlements,
+    catalog: composed.catalog,
+    administration: composed.administration,
+    health: composed.health,
     httpUrl: `http://127.0.0.1:${listener.httpPort}`,
   };
 }

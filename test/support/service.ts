@@ -1,38 +1,45 @@
 import { createClient, createRouterTransport, type Client, type Interceptor } from "@connectrpc/connect";
-import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
-import { CatalogSource } from "../../src/app/catalog-source.ts";
-import { Entitlements } from "../../src/app/entitlements.ts";
-import { ReplicaCache } from "../../src/app/replica-cache.ts";
-import { IncrementBatcher } from "../../src/db/increment-batcher.ts";
-import { createLogger } from "../../src/platform/logger.ts";
 import { SignJWT } from "jose";
 import type { DatabasePool } from "slonik";
-import { Administration } from "../../src/app/administration.ts";
+import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import type { CatalogSource } from "../../src/app/catalog-source.ts";
+import type { Entitlements } from "../../src/app/entitlements.ts";
+import type { UserTokenVerifier } from "../../src/auth/user-tokens.ts";
+import { composeService, type ComposedService, type ServiceSettings } from "../../src/compose.ts";
+import { loadConfig } from "../../src/config.ts";
 import type { Clock } from "../../src/domain/clock.ts";
-import { deadlineInterceptor } from "../../src/db/call-transaction.ts";
-import { HealthMonitor } from "../../src/app/health-monitor.ts";
-import { Metrics } from "../../src/platform/metrics.ts";
-import { routerOptions, routes, SERVED_SERVICES, serviceRegistrations, type RouteDependencies } from "../../src/server.ts";
-import { createUserTokenVerifier } from "../../src/auth/user-tokens.ts";
+import { createLogger, type Logger } from "../../src/platform/logger.ts";
+import type { Metrics } from "../../src/platform/metrics.ts";
+import type { ServedCalls } from "../../src/transport/listeners.ts";
+import { routerOptions, routes } from "../../src/transport/routes.ts";
 import { TestClock } from "./clock.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
 
 export const SERVICE_TOKEN = "test-service-token-0123456789";
 export const JWT_SECRET = "test-jwt-secret-0123456789-0123456789";
 
-/** The server's route dependencies for tests: one service token and an HS256 JWT secret. */
-export function testRouteDependencies(entitlements: Entitlements, pool: DatabasePool, clock: Clock): RouteDependencies {
-  const logger = createLogger("silent");
-  return {
-    entitlements,
-    health: new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger),
-    metrics: new Metrics(),
-    databaseDeadlines: deadlineInterceptor(pool, 5000),
-    administration: new Administration(pool, entitlements, clock),
-    serviceTokens: [SERVICE_TOKEN],
-    verifyUserToken: createUserTokenVerifier({ secret: JWT_SECRET, clockToleranceSeconds: 30 }),
-    logger,
-  };
+/**
+ * The settings tests compose the service with: one service token, an HS256 JWT secret, usage
+ * cached as served (evicted by this replica's increments, so every test of the service also
+ * proves that a caller reads its own increments), and no standing cache, which only change
+ * notifications would keep fresh.
+ */
+export const TEST_SETTINGS: ServiceSettings = loadConfig({
+  SERVICE_TOKENS: SERVICE_TOKEN,
+  JWT_SECRET,
+  USAGE_CACHE_TTL_MS: "60000",
+  USAGE_CACHE_SIZE: "10000",
+  STANDING_CACHE_SIZE: "0",
+  DATABASE_STATEMENT_TIMEOUT_MS: "5000",
+});
+
+/** The service composed as startService composes it, over `pool`, with the test settings. */
+export function composeTestService(
+  pool: DatabasePool,
+  clock: Clock,
+  parts: { catalog?: CatalogSource; metrics?: Metrics; logger?: Logger; verifyUserToken?: UserTokenVerifier; groupCommit?: boolean } = {},
+): Promise<ComposedService> {
+  return composeService(TEST_SETTINGS, pool, { ...parts, clock, logger: parts.logger ?? createLogger("silent") });
 }
 
 /** A user JWT signed with the test secret, issued now unless `claims.iat` says otherwise. */
@@ -62,27 +69,26 @@ function withHeaders(headers: Record<string, string>): Interceptor {
 }
 
 /** An EntitlementService client over the real routes, in memory, sending these headers. */
-export function inMemoryClientWithHeaders(
-  deps: RouteDependencies,
-  headers: Record<string, string>,
-): Client<typeof EntitlementService> {
+export function inMemoryClientWithHeaders(served: ServedCalls, headers: Record<string, string>): Client<typeof EntitlementService> {
   return createClient(
     EntitlementService,
-    createRouterTransport(routes(serviceRegistrations(deps)), {
-      router: routerOptions(deps, 1000),
+    createRouterTransport(routes(served.registrations), {
+      router: routerOptions(served, 1000),
       transport: { interceptors: [withHeaders(headers)] },
     }),
   );
 }
 
 /** An EntitlementService client over the real routes, in memory, sending `token` unless null. */
-export function inMemoryClient(deps: RouteDependencies, token: string | null = SERVICE_TOKEN): Client<typeof EntitlementService> {
-  return inMemoryClientWithHeaders(deps, token === null ? {} : { authorization: `Bearer ${token}` });
+export function inMemoryClient(served: ServedCalls, token: string | null = SERVICE_TOKEN): Client<typeof EntitlementService> {
+  return inMemoryClientWithHeaders(served, token === null ? {} : { authorization: `Bearer ${token}` });
 }
 
 export type TestService = TestDatabase & {
   readonly clock: TestClock;
   readonly entitlements: Entitlements;
+  /** What the service serves, for in-memory clients of its own. */
+  readonly served: ServedCalls;
   /** An EntitlementService client that sends the service token. */
   readonly client: Client<typeof EntitlementService>;
   /** A client that sends `token`, or no credential at all for null. */
@@ -96,16 +102,7 @@ export type TestService = TestDatabase & {
 export async function createTestService(start = "2026-03-15T12:00:00Z"): Promise<TestService> {
   const database = await createTestDatabase();
   const clock = new TestClock(start);
-  const logger = createLogger("silent");
-  const catalog = await CatalogSource.load(database.pool, logger);
-  const entitlements = new Entitlements(database.pool, catalog, clock, {
-    // As served: usage cached per replica (evicted by this replica's increments), so every test of
-    // the service also proves that a caller reads its own increments.
-    usage: new ReplicaCache<bigint>({ ttlMs: 60_000, maxEntries: 10_000, enabled: true }),
-    batcher: new IncrementBatcher(database.pool),
-    coalesceReads: true,
-  });
-  const deps = testRouteDependencies(entitlements, database.pool, clock);
-  const clientWith = (token: string | null) => inMemoryClient(deps, token);
-  return { ...database, clock, entitlements, client: clientWith(SERVICE_TOKEN), clientWith };
+  const { entitlements, served } = await composeTestService(database.pool, clock);
+  const clientWith = (token: string | null) => inMemoryClient(served, token);
+  return { ...database, clock, entitlements, served, client: clientWith(SERVICE_TOKEN), clientWith };
 }

@@ -5,10 +5,11 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
-import type { NodeRequest, NodeResponse } from "../http/transcoding.ts";
+import type { NodeRequest, NodeResponse } from "../node-http.ts";
 import type { Logger } from "../../platform/logger.ts";
 import type { Metrics } from "../../platform/metrics.ts";
-import { observeHandler, reportCall } from "./observe-handler.ts";
+import { reportCall } from "../call-lifecycle.ts";
+import { observeHandler } from "./observe-handler.ts";
 
 export type NodeHandlerOptions = {
   readonly routes: (router: ConnectRouter) => void;
@@ -24,7 +25,7 @@ export type NodeHandlerOptions = {
  * The Node.js request handler for every protocol: the RPC paths of the router (gRPC, gRPC-Web,
  * Connect), and the fallback (the /v1 JSON endpoints) for every other path. Like
  * connect-node's adapter, plus request ids, the request log and RPC metrics for every call, and
- * request parse failures mapped to invalid_argument (see observability.ts).
+ * request parse failures mapped to invalid_argument (observe-handler.ts).
  */
 export function createNodeHandler(options: NodeHandlerOptions) {
   const compressions = [compressionGzip, compressionBrotli];

@@ -1,7 +1,5 @@
 import { constants } from "node:buffer";
-import { randomUUID } from "node:crypto";
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { codeFromHttpStatus, codeToString, endStreamFlag, endStreamFromJson } from "@connectrpc/connect/protocol-connect";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import {
@@ -16,51 +14,7 @@ import {
   type UniversalServerRequest,
   type UniversalServerResponse,
 } from "@connectrpc/connect/protocol";
-import { authenticatedUserKey } from "../../auth/gates.ts";
-import { MAX_USER_ID_LENGTH } from "../../domain/validation.ts";
-import type { Logger } from "../../platform/logger.ts";
-import type { Metrics } from "../../platform/metrics.ts";
-
-/** The user a call is about, when its request names one (for the request log). */
-export const requestUserKey = createContextKey<string | undefined>(undefined, { description: "user of the request" });
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-/** The caller's x-request-id (the header's value) when it is a sane one, else a new id. */
-export function requestIdOf(given: string | null | undefined): string {
-  return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-}
-
-/**
- * Records what the request log and the metrics need from the messages: the user a request names,
- * and quota denials (IncrementUsage refused, CheckQuota not allowed) by metric.
- */
-export function callAttributesInterceptor(metrics: Metrics): Interceptor {
-  return (next) => async (request) => {
-    const message = request.message as { userId?: unknown; metric?: unknown };
-    if (typeof message.userId === "string" && message.userId !== "") {
-      request.contextValues.set(requestUserKey, firstCharacters(message.userId, MAX_USER_ID_LENGTH));
-    }
-    const metric = typeof message.metric === "string" ? message.metric.slice(0, 64) : "";
-    try {
-      const response = await next(request);
-      if (request.method.name === "CheckQuota" && (response.message as { allowed?: boolean }).allowed === false) {
-        metrics.quotaDenials.inc({ metric, rpc: "CheckQuota" });
-      }
-      return response;
-    } catch (error) {
-      if (request.method.name === "IncrementUsage" && (error as { code?: Code }).code === Code.ResourceExhausted) {
-        metrics.quotaDenials.inc({ metric, rpc: "IncrementUsage" });
-      }
-      throw error;
-    }
-  };
-}
-
-/** At most `count` characters (code points, as user ids are measured) of `value`, for the log. */
-function firstCharacters(value: string, count: number): string {
-  return value.length <= count ? value : Array.from(value).slice(0, count).join("");
-}
+import { beginCall, requestDeadline, type CallReport } from "../call-lifecycle.ts";
 
 /** connect-es reports an undecodable binary request as `internal`; it is the caller's error. */
 const PARSE_FAILURE = /^parse (binary|JSON)\b/;
@@ -134,29 +88,16 @@ function readingEndEnvelope(
   });
 }
 
-export type Observed = {
-  readonly requestId: string;
-  readonly code: string;
-  readonly durationMs: number;
-  readonly contextValues: ContextValues | undefined;
-};
-
 /**
- * Wraps an RPC handler of any protocol: gives the call a request id (x-request-id, accepted or
- * made, and returned), maps request parse failures to invalid_argument, and once the response
- * is complete (trailers included) reports its code and duration. Gate refusals are seen too.
+ * Wraps an RPC handler of any protocol in the call lifecycle (call-lifecycle.ts): the request id
+ * (x-request-id, accepted or made, and returned), the deadline, and once the response is complete
+ * (trailers included) the report of its code and duration. Request parse failures are mapped to
+ * invalid_argument; gate refusals are seen too.
  */
-export function observeHandler(
-  handler: UniversalHandler,
-  report: (observed: Observed) => void,
-  compressions: readonly Compression[],
-): UniversalHandler {
+export function observeHandler(handler: UniversalHandler, report: CallReport, compressions: readonly Compression[]): UniversalHandler {
   const observed = async (request: UniversalServerRequest): Promise<UniversalServerResponse> => {
-    const started = performance.now();
-    const requestId = requestIdOf(request.header.get("x-request-id"));
+    const { requestId, end: finish } = beginCall(report, request.header.get("x-request-id"), request.contextValues, requestDeadline(request.header));
     request.header.set("x-request-id", requestId);
-    const finish = (code: string) =>
-      report({ requestId, code, durationMs: performance.now() - started, contextValues: request.contextValues });
     let response = await handler(request);
     response.header?.set("x-request-id", requestId);
     /** The compression a response header names, if it is one of ours. */
@@ -222,21 +163,4 @@ export function observeHandler(
   };
   // Keeps what describes the handler (method, service, path), for the /v1 layer.
   return Object.assign(observed, { ...handler });
-}
-
-/** The report of each call of a method: one log line and the RPC metrics. */
-export function reportCall(logger: Logger, metrics: Metrics, rpc: { readonly service: DescService; readonly method: DescMethod }) {
-  const service = rpc.service.typeName;
-  const method = rpc.method.name;
-  // The call line holds ids, codes and numbers only: nothing to redact, so no redaction pass.
-  const callLog = logger.child({}, { redact: { paths: [] } });
-  return ({ requestId, code, durationMs, contextValues }: Observed) => {
-    metrics.rpcRequests.inc({ service, method, code });
-    metrics.rpcDuration.observe({ service, method, code }, durationMs / 1000);
-    const user = contextValues?.get(authenticatedUserKey)?.userId ?? contextValues?.get(requestUserKey);
-    callLog.info(
-      { request_id: requestId, rpc: `${service}/${method}`, code, duration_ms: Math.round(durationMs * 100) / 100, user_id: user },
-      "rpc",
-    );
-  };
 }

@@ -3,15 +3,16 @@ import { fromBinary, toBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, decodeBinaryHeader } from "@connectrpc/connect";
 import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { asConnectError, type Call, type MethodCalls } from "../method-calls.ts";
+import { toConnectError } from "../interceptors/error-mapping.ts";
+import type { Call, MethodCalls } from "../method-calls.ts";
 import type { Logger } from "../../platform/logger.ts";
 import { encodedOnce } from "../shared-answers.ts";
-import type { TlsMaterial } from "../../server.ts";
+import type { TlsMaterial } from "../tls.ts";
 
 /**
  * Native gRPC through @grpc/grpc-js's server, which is several times faster than connect-node's
  * gRPC path, with the very same service implementations, request gates and interceptors: only
- * the wire differs. Each call gets a Connect HandlerContext (calls.ts), so gates, error mapping,
+ * the wire differs. Each call gets a Connect HandlerContext (method-calls.ts), so gates, error mapping,
  * logs and metrics are the code every other protocol runs.
  */
 export type GrpcServerOptions = {
@@ -100,7 +101,7 @@ function handlerFor(calls: MethodCalls, logger: Logger): grpc.UntypedHandleCall 
       const call = startGrpcCall(calls, grpcCall);
       const { context } = call;
       const fail = (error: unknown) => {
-        const connectError = asConnectError(error, logger);
+        const connectError = toConnectError(error, logger);
         grpcCall.sendMetadata(initialMetadata(call));
         callback(serviceError(connectError, context.responseTrailer) as grpc.ServiceError);
         call.finish(connectError);
@@ -147,7 +148,7 @@ function handlerFor(calls: MethodCalls, logger: Logger): grpc.UntypedHandleCall 
         call.finish();
       },
       (error: unknown) => {
-        const connectError = asConnectError(error, logger);
+        const connectError = toConnectError(error, logger);
         grpcCall.destroy(Object.assign(new Error(connectError.rawMessage), serviceError(connectError, context.responseTrailer)));
         call.finish(connectError);
       },

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { HealthMonitor } from "../../app/health-monitor.ts";
 import type { Metrics } from "../../platform/metrics.ts";
 import { packagePath } from "../../platform/package-files.ts";
-import type { NodeRequest, NodeResponse } from "./transcoding.ts";
+import type { NodeRequest, NodeResponse } from "../node-http.ts";
 
 export type Operations = {
   readonly health: HealthMonitor;

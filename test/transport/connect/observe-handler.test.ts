@@ -10,7 +10,8 @@ import {
   type UniversalServerRequest,
 } from "@connectrpc/connect/protocol";
 import { createEndStreamSerialization, endStreamFlag } from "@connectrpc/connect/protocol-connect";
-import { observeHandler, type Observed } from "../../../src/transport/connect/observe-handler.ts";
+import type { CallOutcome } from "../../../src/transport/call-lifecycle.ts";
+import { observeHandler } from "../../../src/transport/connect/observe-handler.ts";
 
 /** The observer reads the status of every protocol's response and passes the response on unchanged. */
 const endStream = createEndStreamSerialization({});
@@ -30,7 +31,7 @@ function request(): UniversalServerRequest {
 
 /** Runs a handler that answers `envelopes` as a Connect stream; the bytes sent and the code reported. */
 async function connectStream(envelopes: Uint8Array[], header: Record<string, string> = {}) {
-  const reported: Observed[] = [];
+  const reported: CallOutcome[] = [];
   const handler = (async () => ({
     status: 200,
     header: new Headers({ "content-type": "application/connect+proto", ...header }),

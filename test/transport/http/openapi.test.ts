@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../../gen/entitlements/v1/admin_service_pb.js";
 import { SubscriptionService } from "../../../gen/entitlements/v1/subscription_service_pb.js";
-import { httpBindings } from "../../../src/transport/http/transcoding.ts";
+import { httpBindings } from "../../../src/transport/http/bindings.ts";
 import { startTestServer, type TestServer } from "../../support/server.ts";
 
 type Document = {

@@ -14,7 +14,7 @@ import { QuotaFailureSchema } from "../../../gen/google/rpc/error_details_pb.js"
 import { createTranscodingHandler } from "../../../src/transport/http/transcoding.ts";
 import { createLogger } from "../../../src/platform/logger.ts";
 import { Metrics } from "../../../src/platform/metrics.ts";
-import { DEFAULT_MAX_MESSAGE_BYTES, routerOptions } from "../../../src/server.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES, routerOptions } from "../../../src/transport/routes.ts";
 
 /**
  * The transcoding layer knows no RPC by name: a service that only the tests define, compiled by

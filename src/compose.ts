@@ -1,0 +1,117 @@
+import type { DatabasePool } from "slonik";
+import { Administration } from "./app/administration.ts";
+import { CatalogSource } from "./app/catalog-source.ts";
+import { Entitlements } from "./app/entitlements.ts";
+import { HealthMonitor } from "./app/health-monitor.ts";
+import { ReplicaCache } from "./app/replica-cache.ts";
+import { SignIns } from "./app/sign-ins.ts";
+import { createUserTokenVerifier, type UserTokenVerifier } from "./auth/user-tokens.ts";
+import type { Config } from "./config.ts";
+import { IncrementBatcher } from "./db/increment-batcher.ts";
+import type { AccountStanding } from "./db/accounts.ts";
+import { systemClock, type Clock } from "./domain/clock.ts";
+import type { Logger } from "./platform/logger.ts";
+import { Metrics } from "./platform/metrics.ts";
+import { PUBLIC_METHODS, SERVED_SERVICES, serviceRegistrations } from "./services/registrations.ts";
+import { deadlineInterceptor } from "./transport/interceptors/deadline.ts";
+import type { ServedCalls } from "./transport/listeners.ts";
+
+/** The settings the service's parts are built from. */
+export type ServiceSettings = Pick<
+  Config,
+  | "serviceTokens"
+  | "jwtSecret"
+  | "jwtJwksUrl"
+  | "jwtIssuer"
+  | "jwtAudience"
+  | "jwtClockToleranceSeconds"
+  | "databaseStatementTimeoutMs"
+  | "standingCacheTtlMs"
+  | "standingCacheSize"
+  | "usageCacheTtlMs"
+  | "usageCacheSize"
+>;
+
+/** What the service is built with besides its settings and pool; each has a default but the logger. */
+export type ServiceParts = {
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  readonly metrics?: Metrics;
+  /** A catalog already loaded; otherwise it is loaded from the pool. */
+  readonly catalog?: CatalogSource;
+  /** Verifies user tokens; otherwise one is made from the JWT settings. */
+  readonly verifyUserToken?: UserTokenVerifier;
+  /** Whether increments are group-committed (db/increment-batcher.ts); true unless set. */
+  readonly groupCommit?: boolean;
+};
+
+/** The service's parts, wired: what startService serves and what the tests call. */
+export type ComposedService = {
+  readonly catalog: CatalogSource;
+  readonly entitlements: Entitlements;
+  readonly administration: Administration;
+  readonly signIns: SignIns;
+  readonly health: HealthMonitor;
+  readonly metrics: Metrics;
+  /** Account standings cached per replica, trusted only while change notifications arrive. */
+  readonly standings: ReplicaCache<AccountStanding> | undefined;
+  /** What the listeners (and the in-memory test transport) serve. */
+  readonly served: ServedCalls;
+};
+
+/** Builds the service from its settings and a database pool: one wiring for every caller. */
+export async function composeService(settings: ServiceSettings, pool: DatabasePool, parts: ServiceParts): Promise<ComposedService> {
+  const { logger } = parts;
+  const clock = parts.clock ?? systemClock;
+  const metrics = parts.metrics ?? new Metrics();
+  const catalog = parts.catalog ?? (await CatalogSource.load(pool, logger));
+  const standings =
+    settings.standingCacheSize > 0 && settings.standingCacheTtlMs > 0
+      ? new ReplicaCache<AccountStanding>({ ttlMs: settings.standingCacheTtlMs, maxEntries: settings.standingCacheSize })
+      : undefined;
+  // Usage is never announced (a notification per increment would serialize commits): the TTL
+  // bounds how long another replica's increments go unseen here.
+  const usage =
+    settings.usageCacheSize > 0 && settings.usageCacheTtlMs > 0
+      ? new ReplicaCache<bigint>({ ttlMs: settings.usageCacheTtlMs, maxEntries: settings.usageCacheSize, enabled: true })
+      : undefined;
+  const entitlements = new Entitlements(pool, catalog, clock, { standings, usage, batcher: parts.groupCommit === false ? undefined : new IncrementBatcher(pool), coalesceReads: true });
+  const administration = new Administration(pool, entitlements, clock);
+  const signIns = new SignIns(pool, entitlements, clock);
+  const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
+  const verifyUserToken =
+    parts.verifyUserToken ??
+    createUserTokenVerifier({
+      secret: settings.jwtSecret,
+      jwksUrl: settings.jwtJwksUrl,
+      issuer: settings.jwtIssuer,
+      audience: settings.jwtAudience,
+      clockToleranceSeconds: settings.jwtClockToleranceSeconds,
+    });
+  const registrations = serviceRegistrations({
+    entitlements,
+    administration,
+    signIns,
+    health,
+    serviceTokens: settings.serviceTokens,
+    verifyUserToken,
+    logger,
+  });
+  return {
+    catalog,
+    entitlements,
+    administration,
+    signIns,
+    health,
+    metrics,
+    standings,
+    served: {
+      registrations,
+      publicMethods: PUBLIC_METHODS,
+      health,
+      logger,
+      metrics,
+      databaseDeadlines: deadlineInterceptor(pool, settings.databaseStatementTimeoutMs),
+    },
+  };
+}
