@@ -40,9 +40,9 @@ function digest(value: string): Buffer {
 /**
  * Whether a token is one of the service tokens, compared in constant time (against fixed-length
  * digests, so neither the content nor the length of a token leaks). A token once accepted is then
- * known by value, so its callers skip the digest (a twentieth of a cached call's CPU): a lookup
- * hit tells only what the answer does, that this very token is valid, and the set holds at most
- * the configured tokens.
+ * known by value, so its callers skip the digest (docs/performance.md): a lookup hit tells only
+ * what the answer does, that this very token is valid, and the set holds at most the configured
+ * tokens.
  */
 export function serviceTokenMatcher(serviceTokens: readonly string[]): (token: string) => boolean {
   const digests = serviceTokens.map(digest);

@@ -1,9 +1,9 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
+import { timestampColumn } from "./columns.ts";
 import type { AccountRecord, AccountStatus } from "../domain/accounts.ts";
 import type { SubscriptionRecord } from "../domain/subscriptions.ts";
 
-const timestamp = z.number().transform((ms) => new Date(ms));
 
 const ACCOUNT_COLUMNS = sql.fragment`
   user_id, email, status, suspended_reason, is_superadmin, created_at, tokens_valid_after
@@ -16,8 +16,8 @@ const accountRow = z
     status: z.enum(["active", "suspended"]),
     suspended_reason: z.string().nullable(),
     is_superadmin: z.boolean(),
-    created_at: timestamp,
-    tokens_valid_after: timestamp.nullable(),
+    created_at: timestampColumn,
+    tokens_valid_after: timestampColumn.nullable(),
   })
   .transform(
     (row): AccountRecord => ({
@@ -82,10 +82,10 @@ export type AccountStanding = {
 const standingRow = z
   .object({
     status: z.enum(["active", "suspended"]).nullable(),
-    tokens_valid_after: timestamp.nullable(),
+    tokens_valid_after: timestampColumn.nullable(),
     plan_code: z.string().nullable(),
-    started_at: timestamp.nullable(),
-    expires_at: timestamp.nullable(),
+    started_at: timestampColumn.nullable(),
+    expires_at: timestampColumn.nullable(),
   });
 
 /** The account's standing and current subscription; a user never seen is active, on no subscription. */

@@ -1,5 +1,6 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
+import { timestampColumn } from "./columns.ts";
 
 export type AuditEventRecord = {
   readonly id: bigint;
@@ -17,7 +18,7 @@ const auditEventRow = z
     action: z.string(),
     target_user_id: z.string(),
     reason: z.string(),
-    at: z.number().transform((ms) => new Date(ms)),
+    at: timestampColumn,
   })
   .transform(
     (row): AuditEventRecord => ({

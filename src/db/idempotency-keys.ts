@@ -1,5 +1,6 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
+import { timestampColumn } from "./columns.ts";
 import { inArrivalOrder, lockOrder, rowArrays, type Consumption } from "./usage-counters.ts";
 
 /** What the first increment under a key did, replayed to its retries. */
@@ -11,7 +12,6 @@ export type IdempotentIncrement = {
   readonly createdAt: Date;
 };
 
-const timestamp = z.number().transform((ms) => new Date(ms));
 
 const onceRow = z.object({
   outcome: z.enum(["granted", "refused", "replayed"]),
@@ -20,7 +20,7 @@ const onceRow = z.object({
   first_amount: z.bigint().nullable(),
   first_used_after: z.bigint().nullable(),
   first_limit: z.bigint().nullable(),
-  first_created_at: timestamp.nullable(),
+  first_created_at: timestampColumn.nullable(),
 });
 
 const onceBatchRow = onceRow.extend({ ordinal: z.number() });

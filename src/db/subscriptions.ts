@@ -1,16 +1,16 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
+import { timestampColumn } from "./columns.ts";
 import type { SubscriptionRecord } from "../domain/subscriptions.ts";
 
-const timestamp = z.number().transform((ms) => new Date(ms));
 
 const subscriptionRow = z
   .object({
     user_id: z.string(),
     plan_code: z.string(),
-    started_at: timestamp,
-    expires_at: timestamp.nullable(),
-    ended_at: timestamp.nullable(),
+    started_at: timestampColumn,
+    expires_at: timestampColumn.nullable(),
+    ended_at: timestampColumn.nullable(),
   })
   .transform(
     (row): SubscriptionRecord => ({

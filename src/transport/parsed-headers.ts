@@ -17,9 +17,9 @@ const HeadersBase = Headers as unknown as new () => HeadersMethods;
 
 /**
  * A call's request headers: a real Headers over the record the transport has already parsed and
- * checked (names in lower case). Copying them into a Headers, which validates every name and
- * value again, cost a tenth of a /v1 call's CPU, while a call reads only a few of them: reads are
- * answered from the record, and the first change or iteration copies it in.
+ * checked (names in lower case). A Headers copy would validate every name and value again while a
+ * call reads only a few of them (docs/performance.md): reads are answered from the record, and
+ * the first change or iteration copies it in.
  */
 export class ParsedHeaders extends HeadersBase implements Headers {
   #record: Readonly<Record<string, string>> | undefined;

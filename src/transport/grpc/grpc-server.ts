@@ -10,10 +10,10 @@ import { encodedOnce } from "../shared-answers.ts";
 import type { TlsMaterial } from "../tls.ts";
 
 /**
- * Native gRPC through @grpc/grpc-js's server, which is several times faster than connect-node's
- * gRPC path, with the very same service implementations, request gates and interceptors: only
- * the wire differs. Each call gets a Connect HandlerContext (method-calls.ts), so gates, error mapping,
- * logs and metrics are the code every other protocol runs.
+ * Native gRPC through @grpc/grpc-js's server, faster than connect-node's gRPC path
+ * (docs/performance.md), with the very same service implementations, request gates and
+ * interceptors: only the wire differs. Each call gets a Connect HandlerContext (method-calls.ts),
+ * so gates, error mapping, logs and metrics are the code every other protocol runs.
  */
 export type GrpcServerOptions = {
   readonly methods: readonly MethodCalls[];

@@ -22,13 +22,12 @@ function encodeBody(route: TranscodingRoute, output: Message): string {
 }
 
 /**
- * Answers ready but not yet written. Each write to a socket can wake the peer's process, and on
- * a busy server a wakeup per answer cost a fifth of a call's CPU; answers finished in one turn
- * of the event loop are written together at its end, so the peer is woken once a batch rather
- * than once an answer (HTTP/2 does the same for its frames). When the last turn finished at most
- * one answer, the first answer of a turn is written at once: there is nothing to batch it with,
- * and waiting for the turn's end cost a lone caller 15% of its calls. Ending a response whose
- * caller already left writes nothing.
+ * Answers ready but not yet written. Each write to a socket can wake the peer's process, so
+ * answers finished in one turn of the event loop are written together at its end: the peer is
+ * woken once a batch rather than once an answer (HTTP/2 does the same for its frames). When the
+ * last turn finished at most one answer, the first answer of a turn is written at once: there is
+ * nothing to batch it with, and waiting would only delay a lone caller. Ending a response whose
+ * caller already left writes nothing. What each choice saves: docs/performance.md.
  */
 const unsent: { readonly response: NodeResponse; readonly body: string | undefined }[] = [];
 let answersThisTurn = 0;
