@@ -27,7 +27,7 @@ Commands:
   admin grant <user_id>    make a user a superadmin (audited, actor "cli")
   admin revoke <user_id>   withdraw a user's superadmin rights
 
-Configuration comes from the environment (see README). Without DATABASE_URL every command
+Configuration comes from the environment (see docs/configuration.md). Without DATABASE_URL every command
 uses the embedded PostgreSQL under DATA_DIR (default .data).`;
 
 function printExamples(service: RunningService, config: Config): void {
