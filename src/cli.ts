@@ -6,7 +6,7 @@ import { CLI_ACTOR } from "./app/administration.ts";
 import { loadCatalog } from "./app/catalog-source.ts";
 import { composeService } from "./compose.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
-import { startEmbeddedPostgres } from "./db/embedded.ts";
+import { runningEmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded.ts";
 import { migrate } from "./db/migrate.ts";
 import { createDatabasePool } from "./db/pool.ts";
 import { seedCatalog } from "./db/seed.ts";
@@ -76,7 +76,7 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   process.on("SIGINT", stop);
 }
 
-/** Runs `work` against the configured database, or the embedded one. */
+/** Runs `work` against the configured database, or the embedded one (the service's, when it runs). */
 async function withDatabase(
   config: Config,
   logger: Logger,
@@ -86,7 +86,10 @@ async function withDatabase(
     return work(config.databaseUrl);
   }
   const secrets = await loadDevSecrets(config.dataDir);
-  const embedded = await startEmbeddedPostgres(`${config.dataDir}/postgres`, secrets.postgresPassword, logger);
+  const directory = `${config.dataDir}/postgres`;
+  const running = await runningEmbeddedPostgres(directory, secrets.postgresPassword);
+  if (running !== undefined) return work(running);
+  const embedded = await startEmbeddedPostgres(directory, secrets.postgresPassword, logger);
   try {
     await work(embedded.databaseUrl);
   } finally {

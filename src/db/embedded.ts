@@ -1,4 +1,4 @@
-import { chmod, mkdir } from "node:fs/promises";
+import { chmod, mkdir, readFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
@@ -74,8 +74,31 @@ export async function startEmbeddedPostgres(
     await server.initialise();
   }
   await server.start();
-  return {
-    databaseUrl: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
-    stop: () => server.stop(),
-  };
+  return { databaseUrl: embeddedUrl(password, port), stop: () => server.stop() };
+}
+
+/**
+ * The URL of the embedded PostgreSQL another process (say `npm start`) already runs in
+ * `directory`, or undefined: a second server on the same data refuses to start. PostgreSQL
+ * writes its pid and port as the first and fourth lines of postmaster.pid.
+ */
+export async function runningEmbeddedPostgres(directory: string, password: string): Promise<string | undefined> {
+  const lines = await readFile(path.join(path.resolve(directory), "postmaster.pid"), "utf8").then(
+    (text) => text.split("\n"),
+    () => [],
+  );
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || port <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    // EPERM: alive, but run as another user (the "postgres" user when started by root).
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return undefined;
+  }
+  return embeddedUrl(password, port);
+}
+
+function embeddedUrl(password: string, port: number): string {
+  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
 }

@@ -1,6 +1,9 @@
+import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { GrpcTestClient } from "../support/grpc-client.ts";
@@ -36,6 +39,14 @@ describe("the embedded default", () => {
     } finally {
       client.close();
     }
+  });
+
+  it("lets the CLI grant superadmin rights while it runs, on the same embedded database", async () => {
+    const cli = fileURLToPath(new URL("../../src/cli.ts", import.meta.url));
+    const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir };
+    delete env.DATABASE_URL;
+    const { stdout } = await promisify(execFile)(process.execPath, [cli, "admin", "grant", "first-user"], { env });
+    expect(stdout).toBe("first-user is now a superadmin\n");
   });
 
   it("stops cleanly on SIGTERM", async () => {
