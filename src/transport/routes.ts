@@ -3,8 +3,10 @@ import type { ConnectRouter, ConnectRouterOptions, HandlerContext, Interceptor }
 import type { Logger } from "../platform/logger.ts";
 import type { Metrics } from "../platform/metrics.ts";
 import { callAttributesInterceptor } from "./interceptors/call-attributes.ts";
-import { errorMappingInterceptor } from "./interceptors/error-mapping.ts";
+import { entitlementErrorToConnect, errorMappingInterceptor } from "./interceptors/error-mapping.ts";
 import { loadSheddingInterceptor } from "./interceptors/load-shedding.ts";
+import { decodeJsonText } from "./well-formed-text.ts";
+import { InvalidArgumentError } from "../domain/errors.ts";
 
 /** Largest request message accepted on any protocol, unless configured otherwise. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -33,6 +35,24 @@ export function routes(registrations: readonly ServiceRegistration[]) {
   };
 }
 
+/** Connect's decoder of JSON request bodies: ill-formed UTF-8 is refused, naming its field. */
+const jsonTextDecoder = {
+  decode(bytes?: Uint8Array): string {
+    try {
+      return decodeJsonText(bytes ?? new Uint8Array());
+    } catch (error) {
+      throw error instanceof InvalidArgumentError ? entitlementErrorToConnect(error) : error;
+    }
+  },
+};
+
+/** JSON options: a field of the router's options, the text decoder one of connect's JSON serialization. */
+const jsonOptions = {
+  // JSON clients see every field, "used": "0" included, rather than guessing at defaults.
+  alwaysEmitImplicit: true,
+  textDecoder: jsonTextDecoder,
+};
+
 /** Options of the router that every transport (and the in-memory test transport) shares. */
 export function routerOptions(deps: InterceptorDependencies, maxInFlight: number, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {
   return {
@@ -43,7 +63,6 @@ export function routerOptions(deps: InterceptorDependencies, maxInFlight: number
       deps.databaseDeadlines,
     ],
     readMaxBytes: maxMessageBytes,
-    // JSON clients see every field, "used": "0" included, rather than guessing at defaults.
-    jsonOptions: { alwaysEmitImplicit: true },
+    jsonOptions,
   } satisfies ConnectRouterOptions;
 }

@@ -1,6 +1,6 @@
 import { constants } from "node:buffer";
 import { Code } from "@connectrpc/connect";
-import { codeFromHttpStatus, codeToString, endStreamFlag, endStreamFromJson } from "@connectrpc/connect/protocol-connect";
+import { codeFromHttpStatus, codeToHttpStatus, codeToString, endStreamFlag, endStreamFromJson, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import {
   compressedFlag,
@@ -15,9 +15,23 @@ import {
   type UniversalServerResponse,
 } from "@connectrpc/connect/protocol";
 import { beginCall, requestDeadline, type CallReport } from "../call-lifecycle.ts";
+import { InvalidArgumentError } from "../../domain/errors.ts";
+import { entitlementErrorToConnect } from "../interceptors/error-mapping.ts";
+import { decodeJsonText, percentDecodedBytes, queryParameters } from "../well-formed-text.ts";
 
-/** connect-es reports an undecodable binary request as `internal`; it is the caller's error. */
-const PARSE_FAILURE = /^parse (binary|JSON)\b/;
+/**
+ * Requests whose bytes are not exactly one readable message, which connect-es answers with
+ * `internal` (undecodable, or marked compressed with no encoding named) or `unimplemented` (no
+ * message, or a second one, for a unary call): they are the caller's error, `invalid_argument`,
+ * as on every transport (docs/errors.md).
+ */
+const UNREADABLE_REQUEST =
+  /^(parse (binary|JSON)\b|protocol error: (missing input message|received extra input message)\b|received compressed envelope, but do not know how to decompress)/;
+
+function isUnreadableRequest(code: number | string, message: string): boolean {
+  const mislabelled = code === Code.Internal || code === Code.Unimplemented || code === "internal" || code === "unimplemented";
+  return mislabelled && UNREADABLE_REQUEST.test(message);
+}
 /** An error body is the server's own, in memory already: read whole, whatever its size. */
 const ANY_SIZE = constants.MAX_LENGTH;
 
@@ -33,11 +47,11 @@ function grpcStatus(headers: Headers | undefined): { code: number; message: stri
   return { code: Number(status), message };
 }
 
-/** Rewrites a gRPC parse failure from `internal` to `invalid_argument`; returns the code name. */
+/** Rewrites an unreadable request's gRPC status to `invalid_argument`; returns the code name. */
 function settleGrpcStatus(headers: Headers | undefined): string | undefined {
   const status = grpcStatus(headers);
   if (status === undefined) return undefined;
-  if (status.code === Code.Internal && PARSE_FAILURE.test(status.message)) {
+  if (isUnreadableRequest(status.code, status.message)) {
     headers!.set("grpc-status", String(Code.InvalidArgument));
     return codeToString(Code.InvalidArgument);
   }
@@ -89,6 +103,31 @@ function readingEndEnvelope(
 }
 
 /**
+ * Refuses a Connect GET request whose query is not well-formed UTF-8 (connect-es would decode it
+ * to U+FFFD), naming the field of a JSON message it is in; undefined when the query is fine.
+ */
+function illFormedQuery(url: string): UniversalServerResponse | undefined {
+  const { search, searchParams } = new URL(url);
+  try {
+    // A JSON message first, to name the field in it.
+    const message = search.slice(1).split("&").find((part) => part.startsWith("message="));
+    if (message !== undefined && searchParams.get("encoding") === "json" && searchParams.get("base64") !== "1") {
+      decodeJsonText(percentDecodedBytes(message.slice("message=".length), true));
+    }
+    queryParameters(search);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    const connectError = entitlementErrorToConnect(error);
+    return {
+      status: codeToHttpStatus(connectError.code),
+      header: new Headers({ "content-type": "application/json" }),
+      body: createAsyncIterable([errorToJsonBytes(connectError, {})]),
+    };
+  }
+}
+
+/**
  * Wraps an RPC handler of any protocol in the call lifecycle (call-lifecycle.ts): the request id
  * (x-request-id, accepted or made, and returned), the deadline, and once the response is complete
  * (trailers included) the report of its code and duration. Request parse failures are mapped to
@@ -98,6 +137,12 @@ export function observeHandler(handler: UniversalHandler, report: CallReport, co
   const observed = async (request: UniversalServerRequest): Promise<UniversalServerResponse> => {
     const { requestId, end: finish } = beginCall(report, request.header.get("x-request-id"), request.contextValues, requestDeadline(request.header));
     request.header.set("x-request-id", requestId);
+    const refusal = request.method === "GET" ? illFormedQuery(request.url) : undefined;
+    if (refusal !== undefined) {
+      refusal.header?.set("x-request-id", requestId);
+      finish("invalid_argument");
+      return refusal;
+    }
     let response = await handler(request);
     response.header?.set("x-request-id", requestId);
     /** The compression a response header names, if it is one of ours. */
@@ -109,7 +154,7 @@ export function observeHandler(handler: UniversalHandler, report: CallReport, co
       let body = bytes;
       let { status } = response;
       let { code } = error;
-      if (code === "internal" && PARSE_FAILURE.test(error.message)) {
+      if (isUnreadableRequest(code, error.message)) {
         code = "invalid_argument";
         status = 400;
         body = new TextEncoder().encode(JSON.stringify({ code, message: error.message }));

@@ -7,6 +7,7 @@ import { toConnectError } from "../interceptors/error-mapping.ts";
 import type { Call, MethodCalls } from "../method-calls.ts";
 import type { Logger } from "../../platform/logger.ts";
 import { encodedOnce } from "../shared-answers.ts";
+import { requestFramingInterceptor } from "./request-framing.ts";
 import type { TlsMaterial } from "../tls.ts";
 
 /**
@@ -164,6 +165,7 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
     // Channelz (grpc-js's call statistics for its admin service) is not served: its per-call
     // trackers would be pure cost.
     "grpc.enable_channelz": 0,
+    interceptors: [requestFramingInterceptor],
   });
   for (const service of new Set(options.methods.map((calls) => calls.service))) {
     const definition: grpc.ServiceDefinition = {};

@@ -1,3 +1,5 @@
+import { decodePercentEncoded } from "../well-formed-text.ts";
+
 /**
  * google.api.http path templates (https://google.aip.dev/127):
  *   Template = "/" Segments [ ":" Verb ] ; Segment = "*" | "**" | LITERAL | Variable ;
@@ -8,6 +10,7 @@ export type PathTemplate = {
   readonly template: string;
   /** Field paths bound by the template's variables, in order. */
   readonly fieldPaths: readonly string[];
+  /** The values a matching path binds; a value that is not well-formed UTF-8 is InvalidArgumentError. */
   match(path: string): ReadonlyMap<string, string> | undefined;
 };
 
@@ -85,15 +88,11 @@ export function compilePathTemplate(template: string): PathTemplate {
       const match = regExp.exec(requestPath);
       if (match === null) return undefined;
       const values = new Map<string, string>();
-      try {
-        fieldPaths.forEach((fieldPath, index) => {
-          // A multi-segment value keeps its slashes; each segment is percent-decoded.
-          const raw = match[index + 1] ?? "";
-          values.set(fieldPath, raw.split("/").map(decodeURIComponent).join("/"));
-        });
-      } catch {
-        return undefined; // Malformed percent-encoding matches nothing.
-      }
+      fieldPaths.forEach((fieldPath, index) => {
+        // A multi-segment value keeps its slashes; each segment is percent-decoded.
+        const raw = match[index + 1] ?? "";
+        values.set(fieldPath, raw.split("/").map((segment) => decodePercentEncoded(segment, fieldPath)).join("/"));
+      });
       return values;
     },
   };

@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { NodeRequest } from "../node-http.ts";
 import { findField, isJsonObject, type TranscodingRoute } from "./bindings.ts";
 import { HttpError } from "./http-errors.ts";
+import { decodeJsonText, queryParameters } from "../well-formed-text.ts";
 
 /** A query or path value as the proto3 JSON of the field's type. */
 function jsonScalar(field: DescField, value: string, parameter: string): JsonValue {
@@ -62,8 +63,9 @@ async function readBody(request: NodeRequest, maxBytes: number): Promise<JsonVal
   if (!/^application\/json\b/i.test(contentType)) {
     throw new HttpError(415, "invalid_argument", "the body must be application/json");
   }
+  const text = decodeJsonText(Buffer.concat(chunks));
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as JsonValue;
+    return JSON.parse(text) as JsonValue;
   } catch {
     throw new HttpError(400, "invalid_argument", "the body is not valid JSON");
   }
@@ -89,7 +91,7 @@ export async function requestJson(route: TranscodingRoute, request: NodeRequest,
   for (const [fieldPath, value] of pathValues) {
     setFromUrl(json, input, fieldPath, value, fieldPath);
   }
-  for (const [parameter, value] of url.searchParams) {
+  for (const [parameter, value] of queryParameters(url.search)) {
     if (route.body === "*") {
       throw new HttpError(400, "invalid_argument", `unknown parameter "${parameter}"`);
     }

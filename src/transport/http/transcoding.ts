@@ -1,10 +1,12 @@
 import type { DescMethod, Message } from "@bufbuild/protobuf";
+import type { ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "../../platform/logger.ts";
 import { toConnectError } from "../interceptors/error-mapping.ts";
 import type { MethodCalls } from "../method-calls.ts";
 import type { NodeRequest, NodeResponse } from "../node-http.ts";
 import { transcodingRoutes, type TranscodingRoute } from "./bindings.ts";
+import { EntitlementError } from "../../domain/errors.ts";
 import { detailsJson, HttpError, httpStatusOf } from "./http-errors.ts";
 import { callHeader, requestJson, requestMessage } from "./request-binding.ts";
 import { etagOf, responseBody, send, sendError } from "./response-writer.ts";
@@ -19,6 +21,11 @@ export type TranscodingOptions = {
 };
 
 const PUBLIC_MAX_AGE_SECONDS = 60;
+
+/** An RPC error as /v1 answers it: its HTTP status, `{code, message, details}`. */
+function sendCallError(response: NodeResponse, error: ConnectError): void {
+  sendError(response, new HttpError(httpStatusOf(error), codeToString(error.code), error.rawMessage), detailsJson(error));
+}
 
 /**
  * The /v1 HTTP/JSON layer: routes built from the google.api.http annotations of every registered
@@ -67,7 +74,7 @@ export function createTranscodingHandler(options: TranscodingOptions) {
       body = responseBody(route, output);
     } catch (error) {
       const connectError = toConnectError(error, options.logger);
-      sendError(response, new HttpError(httpStatusOf(connectError), codeToString(connectError.code), connectError.rawMessage), detailsJson(connectError));
+      sendCallError(response, connectError);
       call.finish(connectError);
       return;
     }
@@ -97,6 +104,11 @@ export function createTranscodingHandler(options: TranscodingOptions) {
       }
       if (error instanceof HttpError) {
         sendError(response, error);
+        return;
+      }
+      if (error instanceof EntitlementError) {
+        // Refused while reading the request (ill-formed UTF-8), before any call began.
+        sendCallError(response, toConnectError(error, options.logger));
         return;
       }
       options.logger.error({ err: error, url: request.url }, "transcoding failed");

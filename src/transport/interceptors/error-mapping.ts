@@ -26,7 +26,8 @@ import type { Logger } from "../../platform/logger.ts";
 /** The domain of ErrorInfo reasons sent by this service. */
 export const ERROR_DOMAIN = "entitlements.v1";
 
-function entitlementErrorToConnect(error: EntitlementError): ConnectError {
+/** A domain refusal as the RPC error callers see: its code and its google.rpc details. */
+export function entitlementErrorToConnect(error: EntitlementError): ConnectError {
   if (error instanceof InvalidArgumentError) {
     return new ConnectError(error.message, Code.InvalidArgument, undefined, [
       {

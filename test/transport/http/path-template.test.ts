@@ -29,8 +29,12 @@ describe("compilePathTemplate", () => {
     expect(template.match("/v1/accounts/bob")).toBeUndefined();
   });
 
-  it("matches nothing on malformed percent-encoding", () => {
-    expect(compilePathTemplate("/v1/users/{user_id}").match("/v1/users/%E0%A4%A")).toBeUndefined();
+  it("refuses a bound value that is not well-formed UTF-8, naming its field", () => {
+    const template = compilePathTemplate("/v1/users/{user_id}");
+    for (const path of ["/v1/users/%E0%A4%A", "/v1/users/u-%FF", "/v1/users/u-%C0%80"]) {
+      expect(() => template.match(path), path).toThrowError(expect.objectContaining({ violations: [{ field: "user_id", description: "is not well-formed UTF-8" }] }));
+    }
+    expect(template.match("/v1/users/100%")).toEqual(new Map([["user_id", "100%"]]));
   });
 
   it("refuses malformed templates", () => {
