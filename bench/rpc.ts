@@ -10,7 +10,10 @@
  * times each triple is measured (the median ratio is shown); BENCH_CALLS (say "GetPlan,me") and
  * BENCH_IN_FLIGHT (say "64") narrow the run; BENCH_DEADLINE (say "1S") sends that gRPC deadline
  * with every call; BENCH_CPU_PROFILE=<dir> writes the service's CPU profile there (node
- * --cpu-prof) when it stops.
+ * --cpu-prof) when it stops. BENCH_PGBOUNCER_URL (a PgBouncer in transaction mode in front of
+ * DATABASE_URL's server) adds a second service reaching the same database through it, with
+ * DATABASE_PREPARED_STATEMENTS=${BENCH_PREPARED_STATEMENTS:-off}, measured in a row after each of
+ * the first's: the pooler's cost, A/B in one run.
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -47,6 +50,7 @@ const DEADLINE = process.env.BENCH_DEADLINE;
 const TOKEN = "bench-service-token-0123456789";
 const JWT_SECRET = "bench-jwt-secret-0123456789-0123456789";
 const INCREMENT_USERS = 8;
+const PGBOUNCER_URL = process.env.BENCH_PGBOUNCER_URL;
 
 async function pgbenchBinary(): Promise<string> {
   const { stdout } = await run("sh", ["-c", "command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | tail -n 1"]);
@@ -89,6 +93,26 @@ try {
     "stderr",
   );
   children.push(service);
+  let pooledUrl: string | undefined;
+  if (PGBOUNCER_URL !== undefined) {
+    const url = new URL(PGBOUNCER_URL);
+    url.pathname = new URL(databaseUrl).pathname;
+    pooledUrl = url.toString();
+  }
+  const [pooledGrpcPort, pooledHttpPort] = await Promise.all([freePort(), freePort()]);
+  const pooled =
+    pooledUrl === undefined
+      ? undefined
+      : await startProcess(
+          serviceArgs,
+          {
+            DATABASE_URL: pooledUrl, DATABASE_SESSION_URL: databaseUrl, DATABASE_PREPARED_STATEMENTS: process.env.BENCH_PREPARED_STATEMENTS ?? "off",
+            SERVICE_TOKENS: TOKEN, JWT_SECRET, GRPC_PORT: String(pooledGrpcPort), HTTP_PORT: String(pooledHttpPort), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info", DATABASE_POOL_SIZE: "16",
+          },
+          /Entitlement service ready/,
+          "stderr",
+        );
+  if (pooled !== undefined) children.push(pooled);
   const bare = await startProcess(["bench/bare-servers.ts", String(bareGrpcPort), String(bareHttpPort)], {}, /ready/, "stdout");
   children.push(bare);
   const minimal = await startProcess(
@@ -164,14 +188,17 @@ try {
     for (const inFlight of CONCURRENCY) {
       const path = `/${EntitlementService.typeName}/${name}`;
       const target = `>= ${increments ? 0.4 : 0.7}x${inFlight === 64 ? `, p99 <= ${increments ? 25 : 10} ms` : ""}`;
-      await cell(
-        `${name} (gRPC)`, inFlight, increments ? "pgbench upsert" : "bare grpc-js", target,
-        () => h2load({ url: `http://127.0.0.1:${grpcPort}${path}`, bodies: inFlight === 1 ? files.slice(0, 1) : files, inFlight, headers: grpcHeaders, directory, serverPid: service.pid! }),
-        increments
-          ? () => pgbench(databaseUrl, inFlight, directory)
-          : () => h2load({ url: `http://127.0.0.1:${bareGrpcPort}${path}`, bodies: files, inFlight, headers: grpcHeaders, directory, serverPid: bare.pid! }),
-        () => h2load({ url: `http://127.0.0.1:${minimalGrpcPort}${path}`, bodies: inFlight === 1 ? files.slice(0, 1) : files, inFlight, headers: grpcHeaders, directory, serverPid: minimal.pid! }),
-      );
+      const grpcLoad = (port: number, pid: number) => () =>
+        h2load({ url: `http://127.0.0.1:${port}${path}`, bodies: inFlight === 1 ? files.slice(0, 1) : files, inFlight, headers: grpcHeaders, directory, serverPid: pid });
+      const limit = increments
+        ? () => pgbench(databaseUrl, inFlight, directory)
+        : () => h2load({ url: `http://127.0.0.1:${bareGrpcPort}${path}`, bodies: files, inFlight, headers: grpcHeaders, directory, serverPid: bare.pid! });
+      const limitName = increments ? "pgbench upsert" : "bare grpc-js";
+      const minimalLoad = grpcLoad(minimalGrpcPort, minimal.pid!);
+      await cell(`${name} (gRPC)`, inFlight, limitName, target, grpcLoad(grpcPort, service.pid!), limit, minimalLoad);
+      if (pooled !== undefined) {
+        await cell(`${name} (gRPC) via PgBouncer`, inFlight, limitName, target, grpcLoad(pooledGrpcPort, pooled.pid!), limit, minimalLoad);
+      }
     }
   }
   for (const inFlight of selected("me") ? CONCURRENCY : []) {

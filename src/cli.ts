@@ -8,13 +8,13 @@ import { composeService } from "./compose.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { runningEmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded.ts";
 import { migrate } from "./db/migrate.ts";
-import { createDatabasePool } from "./db/pool.ts";
+import { createDatabasePool, isPooled, type DatabaseAddress } from "./db/pool.ts";
 import { seedCatalog } from "./db/seed.ts";
 import { loadDevSecrets } from "./platform/dev-secrets.ts";
 import { userId as validUserId } from "./domain/validation.ts";
 import { hostInAddress } from "./platform/addresses.ts";
 import { createLogger, type Logger } from "./platform/logger.ts";
-import { startService, type RunningService } from "./server.ts";
+import { configuredDatabase, embeddedDatabase, startService, type RunningService } from "./server.ts";
 
 const USAGE = `Usage: entitlements <command>
 
@@ -80,25 +80,26 @@ async function serve(config: Config, logger: Logger): Promise<void> {
 async function withDatabase(
   config: Config,
   logger: Logger,
-  work: (databaseUrl: string) => Promise<void>,
+  work: (database: DatabaseAddress) => Promise<void>,
 ): Promise<void> {
-  if (config.databaseUrl !== undefined) {
-    return work(config.databaseUrl);
+  const configured = configuredDatabase(config);
+  if (configured !== undefined) {
+    return work(configured);
   }
   const secrets = await loadDevSecrets(config.dataDir);
   const directory = `${config.dataDir}/postgres`;
   const running = await runningEmbeddedPostgres(directory, secrets.postgresPassword);
-  if (running !== undefined) return work(running);
+  if (running !== undefined) return work(embeddedDatabase(running));
   const embedded = await startEmbeddedPostgres(directory, secrets.postgresPassword, logger);
   try {
-    await work(embedded.databaseUrl);
+    await work(embeddedDatabase(embedded.databaseUrl));
   } finally {
     await embedded.stop();
   }
 }
 
-async function withPool(databaseUrl: string, work: (pool: DatabasePool) => Promise<void>): Promise<void> {
-  const pool = await createDatabasePool(databaseUrl, { maxPoolSize: 2 });
+async function withPool(database: DatabaseAddress, work: (pool: DatabasePool) => Promise<void>): Promise<void> {
+  const pool = await createDatabasePool(database.url, { maxPoolSize: 2, preparedStatements: database.preparedStatements, sessionSettings: !isPooled(database) });
   try {
     await work(pool);
   } finally {
@@ -107,9 +108,9 @@ async function withPool(databaseUrl: string, work: (pool: DatabasePool) => Promi
 }
 
 /** Migrations, then the catalog seed: both idempotent. */
-async function prepare(databaseUrl: string, logger: Logger): Promise<void> {
-  await migrate(databaseUrl, logger);
-  await withPool(databaseUrl, seedCatalog);
+async function prepare(database: DatabaseAddress, logger: Logger): Promise<void> {
+  await migrate(database.sessionUrl, logger);
+  await withPool(database, seedCatalog);
 }
 
 async function printPlans(pool: DatabasePool): Promise<void> {
@@ -171,20 +172,20 @@ async function main(argv: readonly string[]): Promise<void> {
     case "serve":
       return serve(config, logger);
     case "migrate":
-      return withDatabase(config, logger, (url) => migrate(url, logger));
+      return withDatabase(config, logger, (database) => migrate(database.sessionUrl, logger));
     case "seed":
-      return withDatabase(config, logger, (url) => prepare(url, logger));
+      return withDatabase(config, logger, (database) => prepare(database, logger));
     case "plans":
-      return withDatabase(config, logger, async (url) => {
-        await prepare(url, logger);
-        await withPool(url, printPlans);
+      return withDatabase(config, logger, async (database) => {
+        await prepare(database, logger);
+        await withPool(database, printPlans);
       });
     case "token":
       return mintToken(config, rest);
     case "admin":
-      return withDatabase(config, logger, async (url) => {
-        await prepare(url, logger);
-        await withPool(url, (pool) => setSuperadminFromCli(config, pool, rest));
+      return withDatabase(config, logger, async (database) => {
+        await prepare(database, logger);
+        await withPool(database, (pool) => setSuperadminFromCli(config, pool, rest));
       });
     default:
       throw new UsageError(`unknown command "${command}"`);

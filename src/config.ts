@@ -26,6 +26,13 @@ const configSchema = z.object({
       .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
       .optional(),
   ),
+  DATABASE_SESSION_URL: optionalString.pipe(
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+      .optional(),
+  ),
+  DATABASE_PREPARED_STATEMENTS: z.enum(["on", "off"]).default("on"),
   HOST: z.string().min(1).default("127.0.0.1"),
   GRPC_PORT: port.default(50051),
   HTTP_PORT: port.default(8080),
@@ -57,6 +64,10 @@ const configSchema = z.object({
 export type Config = {
   /** PostgreSQL to use; absent: start the embedded one under `dataDir`. */
   readonly databaseUrl: string | undefined;
+  /** A direct PostgreSQL session (migrations, LISTEN) when DATABASE_URL is a pooler; default DATABASE_URL. */
+  readonly databaseSessionUrl: string | undefined;
+  /** Named prepared statements (DATABASE_PREPARED_STATEMENTS); off behind PgBouncer before 1.21. */
+  readonly databasePreparedStatements: boolean;
   readonly host: string;
   readonly grpcPort: number;
   readonly httpPort: number;
@@ -114,11 +125,16 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   if ((values.TLS_CERT === undefined) !== (values.TLS_KEY === undefined)) {
     throw new ConfigError("invalid configuration:\n  TLS_CERT and TLS_KEY: set both, or neither");
   }
+  if (values.DATABASE_SESSION_URL !== undefined && values.DATABASE_URL === undefined) {
+    throw new ConfigError("invalid configuration:\n  DATABASE_SESSION_URL: needs DATABASE_URL");
+  }
   if (values.TLS_CLIENT_CA !== undefined && values.TLS_CERT === undefined) {
     throw new ConfigError("invalid configuration:\n  TLS_CLIENT_CA: needs TLS_CERT and TLS_KEY");
   }
   return {
     databaseUrl: values.DATABASE_URL,
+    databaseSessionUrl: values.DATABASE_SESSION_URL ?? values.DATABASE_URL,
+    databasePreparedStatements: values.DATABASE_PREPARED_STATEMENTS === "on",
     host: values.HOST,
     grpcPort: values.GRPC_PORT,
     httpPort: values.HTTP_PORT,

@@ -5,7 +5,8 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
 import { deleteExpiredIdempotencyKeys } from "./db/idempotency-keys.ts";
 import { migrate } from "./db/migrate.ts";
 import { NotificationListener } from "./db/notifications.ts";
-import { createDatabasePool } from "./db/pool.ts";
+import { createDatabasePool, isPooled, statementTimeoutOf, type DatabaseAddress } from "./db/pool.ts";
+import type { DatabasePool } from "slonik";
 import { seedCatalog } from "./db/seed.ts";
 import { systemClock, type Clock } from "./domain/clock.ts";
 import { loadDevSecrets } from "./platform/dev-secrets.ts";
@@ -23,6 +24,24 @@ export type RunningService = Listener & {
   close(): Promise<void>;
 };
 
+/** The database the configuration names, if it names one. */
+export function configuredDatabase(config: Config): DatabaseAddress | undefined {
+  if (config.databaseUrl === undefined) return undefined;
+  return { url: config.databaseUrl, sessionUrl: config.databaseSessionUrl ?? config.databaseUrl, preparedStatements: config.databasePreparedStatements };
+}
+
+/** The embedded PostgreSQL: one URL for everything. */
+export function embeddedDatabase(url: string): DatabaseAddress {
+  return { url, sessionUrl: url, preparedStatements: true };
+}
+
+/** Behind a pooler, statement_timeout is the pooler's or the role's to set: say so when nobody did. */
+async function warnWithoutStatementTimeout(pool: DatabasePool, logger: Logger): Promise<void> {
+  if ((await statementTimeoutOf(pool)) === "0") {
+    logger.warn("statement_timeout is 0 behind the pooler: set it for the role or in the pooler (docs/scaling.md)");
+  }
+}
+
 /**
  * Boots the whole service: the database (embedded when no DATABASE_URL is set), migrations, the
  * catalog seed, then the listeners.
@@ -36,12 +55,12 @@ export async function startService(
   let serviceTokens = config.serviceTokens;
   let devServiceToken: string | undefined;
   let jwtSecret = config.jwtSecret;
-  let databaseUrl = config.databaseUrl;
-  if (databaseUrl === undefined) {
+  let database = configuredDatabase(config);
+  if (database === undefined) {
     const secrets = await loadDevSecrets(config.dataDir);
     jwtSecret ??= secrets.jwtSecret;
     embedded = await startEmbeddedPostgres(`${config.dataDir}/postgres`, secrets.postgresPassword, logger);
-    databaseUrl = embedded.databaseUrl;
+    database = embeddedDatabase(embedded.databaseUrl);
     if (serviceTokens.length === 0) {
       serviceTokens = [secrets.serviceToken];
       devServiceToken = secrets.serviceToken;
@@ -59,21 +78,24 @@ export async function startService(
     logger.warn("neither JWT_SECRET nor JWT_JWKS_URL is set: every user token is refused");
   }
   try {
-    await migrate(databaseUrl, logger);
+    await migrate(database.sessionUrl, logger);
     const metrics = new Metrics();
-    const pool = await createDatabasePool(databaseUrl, {
+    const pool = await createDatabasePool(database.url, {
       interceptors: [metrics.queryInterceptor()],
       maxPoolSize: config.databasePoolSize,
       statementTimeoutMs: config.databaseStatementTimeoutMs,
       connectTimeoutMs: config.databaseConnectTimeoutMs,
+      preparedStatements: database.preparedStatements,
+      sessionSettings: !isPooled(database),
     });
+    if (isPooled(database)) await warnWithoutStatementTimeout(pool, logger);
     metrics.observePool(pool);
     await seedCatalog(pool);
     const { catalog, entitlements, standings, health, served } = await composeService({ ...config, serviceTokens, jwtSecret }, pool, { logger, clock, metrics });
     catalog.startRefreshing();
     // Changes made through any replica reach this one's caches as notifications.
     const notifications = new NotificationListener(
-      databaseUrl,
+      database.sessionUrl,
       {
         onAccountChanged: (userId) => entitlements.forget(userId),
         onCatalogChanged: () => void catalog.refresh().catch((error: unknown) => logger.warn({ err: error }, "catalog refresh failed")),
@@ -106,7 +128,7 @@ export async function startService(
     );
     return {
       ...listener,
-      databaseUrl,
+      databaseUrl: database.url,
       devServiceToken,
       close: async () => {
         // Health turns NOT_SERVING first, so balancers stop sending while in-flight calls drain.

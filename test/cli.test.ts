@@ -34,16 +34,16 @@ describe("the CLI", () => {
   });
 
   it("migrates, seeds and prints the catalog", async () => {
-    await entitlements(["migrate"], { DATABASE_URL: database.url });
-    await entitlements(["seed"], { DATABASE_URL: database.url });
-    const { stdout } = await entitlements(["plans"], { DATABASE_URL: database.url });
+    await entitlements(["migrate"], database.env);
+    await entitlements(["seed"], database.env);
+    const { stdout } = await entitlements(["plans"], database.env);
     expect(stdout).toContain("free (Free): USD 0.00/month");
     expect(stdout).toContain("pro (Pro): USD 19.99/month");
     expect(stdout).toContain("enterprise (Enterprise): USD 99.99/month");
   });
 
   it("grants and revokes superadmin rights, audited", async () => {
-    const env = { DATABASE_URL: database.url };
+    const env = database.env;
     expect((await entitlements(["admin", "grant", "first-admin"], env)).stdout).toContain("first-admin is now a superadmin");
     expect((await entitlements(["admin", "revoke", "first-admin"], env)).stdout).toContain("first-admin is no longer a superadmin");
     const actions = await database.pool.anyFirst(sql.type(z.object({ action: z.string() }))`

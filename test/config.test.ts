@@ -14,6 +14,17 @@ describe("loadConfig", () => {
     });
   });
 
+  it("reads the PgBouncer settings: a direct session URL and unnamed statements", () => {
+    const config = loadConfig({
+      DATABASE_URL: "postgres://u@pgbouncer:6432/x",
+      DATABASE_SESSION_URL: "postgres://u@db:5432/x",
+      DATABASE_PREPARED_STATEMENTS: "off",
+    });
+    expect(config).toMatchObject({ databaseUrl: "postgres://u@pgbouncer:6432/x", databaseSessionUrl: "postgres://u@db:5432/x", databasePreparedStatements: false });
+    expect(() => loadConfig({ DATABASE_SESSION_URL: "postgres://u@db:5432/x" })).toThrow("DATABASE_SESSION_URL: needs DATABASE_URL");
+    expect(() => loadConfig({ DATABASE_URL: "postgres://u@db/x", DATABASE_PREPARED_STATEMENTS: "no" })).toThrow(ConfigError);
+  });
+
   it("reads every variable", () => {
     const config = loadConfig({
       DATABASE_URL: "postgres://u@db:5432/x",
@@ -26,6 +37,8 @@ describe("loadConfig", () => {
     });
     expect(config).toMatchObject({
       databaseUrl: "postgres://u@db:5432/x",
+      databaseSessionUrl: "postgres://u@db:5432/x",
+      databasePreparedStatements: true,
       host: "0.0.0.0",
       grpcPort: 6000,
       httpPort: 6001,

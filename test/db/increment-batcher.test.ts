@@ -87,7 +87,7 @@ describe("IncrementBatcher", () => {
 
   it("gives up with its callers when every caller of a batch set a deadline", async () => {
     await batcher.submit(consumption("bounded", 1n, 100n));
-    const blocker = new pg.Client({ connectionString: database.url });
+    const blocker = new pg.Client({ connectionString: database.sessionUrl });
     await blocker.connect();
     try {
       await blocker.query("begin");

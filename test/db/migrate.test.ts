@@ -13,8 +13,8 @@ beforeAll(async () => {
 describe("migrate", () => {
   it("is safe when replicas start together, and idempotent", async () => {
     const logger = createLogger("silent");
-    await Promise.all([migrate(database.url, logger), migrate(database.url, logger), migrate(database.url, logger)]);
-    await migrate(database.url, logger);
+    await Promise.all([migrate(database.sessionUrl, logger), migrate(database.sessionUrl, logger), migrate(database.sessionUrl, logger)]);
+    await migrate(database.sessionUrl, logger);
     const applied = await database.pool.anyFirst(sql.type(z.object({ name: z.string() }))`select name from pgmigrations`);
     expect(applied).toEqual(["1764547200000_initial-schema", "1764633600000_accounts-administration", "1764720000000_usage-functions"]);
     expect(await database.pool.exists(sql.unsafe`select 1 from information_schema.tables where table_name = 'usage_counters'`)).toBe(true);

@@ -13,7 +13,7 @@ const listening: boolean[] = [];
 beforeAll(async () => {
   database = await createTestDatabase();
   listener = new NotificationListener(
-    database.url,
+    database.sessionUrl,
     { onAccountChanged: (userId) => changed.push(userId), onCatalogChanged: () => changed.push("<catalog>"), onListening: (on) => listening.push(on) },
     createLogger("silent"),
   );
@@ -46,7 +46,7 @@ describe("NotificationListener", () => {
 
   it("says when it stops listening, and listens again by itself", async () => {
     expect(listening).toEqual([true]);
-    await terminateConnections(database.url);
+    await terminateConnections(database.sessionUrl);
     await expect.poll(() => listening, { timeout: 5000 }).toEqual([true, false, true]);
     await database.pool.query(sql.unsafe`select pg_notify('entitlements_account', 'after-reconnect')`);
     await expect.poll(() => changed).toContain("after-reconnect");

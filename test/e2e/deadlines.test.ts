@@ -16,7 +16,7 @@ beforeAll(async () => {
   server = await startTestServer();
   clients.connect = createEntitlementClient({ baseUrl: server.httpUrl, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 });
   clients.grpc = createEntitlementClient({ baseUrl: `http://127.0.0.1:${server.listener.grpcPort}`, token: SERVICE_TOKEN, timeoutMs: 30_000 });
-  blocker = new pg.Client({ connectionString: server.url });
+  blocker = new pg.Client({ connectionString: server.sessionUrl });
   await blocker.connect();
 });
 

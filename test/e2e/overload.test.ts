@@ -16,7 +16,7 @@ let blocker: pg.Client;
 beforeAll(async () => {
   server = await startTestServer({ maxInFlight: MAX_IN_FLIGHT, pool: { statementTimeoutMs: STATEMENT_TIMEOUT_MS } });
   client = createEntitlementClient({ baseUrl: server.httpUrl, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 });
-  blocker = new pg.Client({ connectionString: server.url });
+  blocker = new pg.Client({ connectionString: server.sessionUrl });
   await blocker.connect();
 });
 

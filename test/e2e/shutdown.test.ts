@@ -14,7 +14,7 @@ let service: ServiceProcess;
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  service = await spawnService({ DATABASE_URL: database.url, SERVICE_TOKENS: SERVICE_TOKEN, SHUTDOWN_TIMEOUT_MS: "5000" });
+  service = await spawnService({ ...database.env, SERVICE_TOKENS: SERVICE_TOKEN, SHUTDOWN_TIMEOUT_MS: "5000" });
 }, 60_000);
 
 describe("SIGTERM", () => {

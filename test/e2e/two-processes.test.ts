@@ -17,7 +17,7 @@ let httpUrls: string[];
 beforeAll(async () => {
   database = await createTestDatabase();
   // A long TTL: whatever a replica sees of another's change comes from the change notification.
-  const env = { DATABASE_URL: database.url, SERVICE_TOKENS: SERVICE_TOKEN, JWT_SECRET, DATABASE_POOL_SIZE: "10", STANDING_CACHE_TTL_MS: "60000" };
+  const env = { ...database.env, SERVICE_TOKENS: SERVICE_TOKEN, JWT_SECRET, DATABASE_POOL_SIZE: "10", STANDING_CACHE_TTL_MS: "60000" };
   const processes = await Promise.all([spawnService(env), spawnService(env)]);
   httpUrls = processes.map((service) => `http://127.0.0.1:${service.httpPort}`);
   replicas = processes.map((service) =>

@@ -16,6 +16,11 @@ declare module "vitest" {
     adminDatabaseUrl: string;
     /** A migrated and seeded database that each test file copies. */
     templateDatabase: string;
+    /**
+     * TEST_PGBOUNCER_URL: a PgBouncer in transaction mode in front of that server, through which
+     * test databases are then reached ("" when there is none).
+     */
+    poolerUrl: string;
   }
 }
 
@@ -50,6 +55,7 @@ export default async function setup(project: TestProject) {
 
   project.provide("adminDatabaseUrl", adminDatabaseUrl);
   project.provide("templateDatabase", templateDatabase);
+  project.provide("poolerUrl", process.env.TEST_PGBOUNCER_URL ?? "");
 
   return async () => {
     await admin.query(`drop database if exists ${templateDatabase} with (force)`);

@@ -21,6 +21,7 @@ import {
   UnknownResourceError,
 } from "../../domain/errors.ts";
 import { QuotaExceededError } from "../../domain/quota.ts";
+import { ConnectionAcquireTimeoutError } from "../../db/acquire-timeout.ts";
 import type { Logger } from "../../platform/logger.ts";
 
 /** The domain of ErrorInfo reasons sent by this service. */
@@ -128,6 +129,10 @@ export function toConnectError(error: unknown, logger: Logger): ConnectError {
   }
   if (error instanceof EntitlementError) {
     return entitlementErrorToConnect(error);
+  }
+  if (error instanceof ConnectionAcquireTimeoutError) {
+    logger.warn({ err: error }, "database pool exhausted");
+    return new ConnectError("the database is busy; retry later", Code.Unavailable);
   }
   if (isDatabaseConnectionFailure(error)) {
     logger.warn({ err: error }, "database unavailable");

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { toConnectError } from "../../../src/transport/interceptors/error-mapping.ts";
 import { createLogger } from "../../../src/platform/logger.ts";
+import { ConnectionAcquireTimeoutError } from "../../../src/db/acquire-timeout.ts";
 
 const logger = createLogger("silent");
 
@@ -11,6 +12,7 @@ describe("toConnectError", () => {
     ["a refused connection", Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" })],
     ["a pooled client being destroyed", new Error("Client is pending destroy.")],
     ["a terminated connection", new Error("Connection terminated unexpectedly")],
+    ["no pool connection free in time", new ConnectionAcquireTimeoutError(2000)],
   ])("maps %s to unavailable", (_, error) => {
     const mapped = toConnectError(error, logger);
     expect(mapped.code).toBe(Code.Unavailable);

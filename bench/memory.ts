@@ -1,0 +1,131 @@
+/**
+ * Memory per cached account: the service (its own process, as `npm start` runs it) answers
+ * GetPlan for N distinct users, and its RSS is read after each step (the cache holds up to
+ * STANDING_CACHE_SIZE, 100k by default, users). Then heap snapshots (node
+ * --heapsnapshot-signal, each taken after a full GC) before and after BENCH_SNAPSHOT_USERS more
+ * users tell what a cached user holds, by V8 object kind. Run: npm run bench:memory
+ * BENCH_USERS (default "50000,100000,150000,200000") sets the steps.
+ */
+import type { ChildProcess } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createEntitlementClient, type EntitlementClient } from "../src/client.ts";
+import { freePort } from "../src/db/embedded.ts";
+import { benchDatabaseServer, freshDatabase, rssMb, serviceArgs, startProcess, table } from "./support.ts";
+
+const STEPS = (process.env.BENCH_USERS ?? "50000,100000,150000,200000").split(",").map(Number);
+const SNAPSHOT_USERS = Number(process.env.BENCH_SNAPSHOT_USERS ?? 20_000);
+const IN_FLIGHT = 64;
+const TOKEN = "bench-service-token-0123456789";
+
+/** GetPlan for users `from` to `to - 1`, IN_FLIGHT at a time. */
+async function askUsers(client: EntitlementClient, from: number, to: number): Promise<void> {
+  let next = from;
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < to) {
+        const user = next++;
+        await client.getPlan({ userId: `memory-user-${user}` });
+      }
+    }),
+  );
+}
+
+type Snapshot = { meta: { node_fields: string[]; node_types: [string[]] }; nodes: number[]; strings: string[] };
+
+/** Bytes by kind ("object Entry", "string", ...) of a heap snapshot. */
+function bytesByKind(snapshot: Snapshot): Map<string, number> {
+  const fields = snapshot.meta.node_fields;
+  const width = fields.length;
+  const [typeAt, nameAt, sizeAt] = ["type", "name", "self_size"].map((field) => fields.indexOf(field));
+  const types = snapshot.meta.node_types[0];
+  const kinds = new Map<string, number>();
+  for (let index = 0; index < snapshot.nodes.length; index += width) {
+    const type = types[snapshot.nodes[index + typeAt!]!]!;
+    // Objects by constructor; strings, code, arrays and the rest by their type alone.
+    const kind = type === "object" || type === "closure" ? `${type} ${snapshot.strings[snapshot.nodes[index + nameAt!]!]}` : type;
+    kinds.set(kind, (kinds.get(kind) ?? 0) + snapshot.nodes[index + sizeAt!]!);
+  }
+  return kinds;
+}
+
+/** Signals the service to write a heap snapshot and reads it once written. */
+async function heapSnapshot(service: ChildProcess, directory: string): Promise<Map<string, number>> {
+  const before = new Set(await readdir(directory));
+  service.kill("SIGUSR2");
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const written = (await readdir(directory)).find((file) => file.endsWith(".heapsnapshot") && !before.has(file));
+    if (written === undefined) continue;
+    // Written in one go: parse once it no longer grows.
+    const file = path.join(directory, written);
+    let text = await readFile(file, "utf8");
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const again = await readFile(file, "utf8");
+      if (again.length === text.length) break;
+      text = again;
+    }
+    try {
+      return bytesByKind(JSON.parse(text) as Snapshot);
+    } finally {
+      await rm(file);
+    }
+  }
+}
+
+const directory = await mkdtemp(path.join(tmpdir(), "entitlements-bench-memory-"));
+const database = await benchDatabaseServer();
+let service: ChildProcess | undefined;
+try {
+  const databaseUrl = await freshDatabase(database.serverUrl, "entitlements_bench_memory");
+  const [grpcPort, httpPort] = await Promise.all([freePort(), freePort()]);
+  service = await startProcess(
+    [`--heapsnapshot-signal=SIGUSR2`, `--diagnostic-dir=${directory}`, ...serviceArgs],
+    { DATABASE_URL: databaseUrl, SERVICE_TOKENS: TOKEN, GRPC_PORT: String(grpcPort), HTTP_PORT: String(httpPort), LOG_LEVEL: "warn" },
+    /Entitlement service ready/,
+    "stderr",
+  );
+  const client = createEntitlementClient({ baseUrl: `http://127.0.0.1:${grpcPort}`, token: TOKEN, timeoutMs: 30_000 });
+  await askUsers(client, 0, 1000);
+  const rows: (string | number)[][] = [["distinct users", "RSS MB", "RSS per user since idle"]];
+  const idle = await rssMb(service.pid!);
+  rows.push([1000, idle.toFixed(0), "-"]);
+  let asked = 1000;
+  for (const step of STEPS) {
+    await askUsers(client, asked, step);
+    asked = step;
+    const rss = await rssMb(service.pid!);
+    rows.push([step, rss.toFixed(0), `${(((rss - idle) * 1024 * 1024) / (step - 1000)).toFixed(0)} B`]);
+  }
+
+  // What one cached user holds: the difference between two snapshots, SNAPSHOT_USERS users apart,
+  // taken while the cache is below its bound (a fresh service).
+  service.kill("SIGTERM");
+  await new Promise((resolve) => service!.once("exit", resolve));
+  service = await startProcess(
+    [`--heapsnapshot-signal=SIGUSR2`, `--diagnostic-dir=${directory}`, ...serviceArgs],
+    { DATABASE_URL: databaseUrl, SERVICE_TOKENS: TOKEN, GRPC_PORT: String(grpcPort), HTTP_PORT: String(httpPort), LOG_LEVEL: "warn" },
+    /Entitlement service ready/,
+    "stderr",
+  );
+  await askUsers(client, 0, 1000);
+  const before = await heapSnapshot(service, directory);
+  await askUsers(client, 1000, 1000 + SNAPSHOT_USERS);
+  const after = await heapSnapshot(service, directory);
+  const perUser = [...after]
+    .map(([kind, bytes]) => [kind, (bytes - (before.get(kind) ?? 0)) / SNAPSHOT_USERS] as const)
+    .filter(([, bytes]) => Math.abs(bytes) >= 8)
+    .sort((x, y) => y[1] - x[1]);
+  const total = perUser.reduce((sum, [, bytes]) => sum + bytes, 0);
+  const heapRows: (string | number)[][] = [["kind (V8 type, constructor)", "bytes per user"], ...perUser.map(([kind, bytes]) => [kind, bytes.toFixed(0)]), ["all", total.toFixed(0)]];
+  process.stdout.write(
+    `Memory: one service process (${serviceArgs.join(" ")}, default cache sizes), GetPlan for distinct users, ${IN_FLIGHT} in flight over gRPC.\n\n` +
+      `${table(rows)}\n\nHeap per cached user (snapshots ${SNAPSHOT_USERS} users apart, each after a full GC):\n\n${table(heapRows)}\n`,
+  );
+} finally {
+  service?.kill("SIGTERM");
+  await database.stop();
+  await rm(directory, { recursive: true, force: true });
+}
