@@ -32,14 +32,15 @@ async function askUsers(client: EntitlementClient, from: number, to: number): Pr
   );
 }
 
-type Snapshot = { meta: { node_fields: string[]; node_types: [string[]] }; nodes: number[]; strings: string[] };
+type Snapshot = { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[]; strings: string[] };
 
 /** Bytes by kind ("object Entry", "string", ...) of a heap snapshot. */
 function bytesByKind(snapshot: Snapshot): Map<string, number> {
-  const fields = snapshot.meta.node_fields;
+  const { meta } = snapshot.snapshot;
+  const fields = meta.node_fields;
   const width = fields.length;
   const [typeAt, nameAt, sizeAt] = ["type", "name", "self_size"].map((field) => fields.indexOf(field));
-  const types = snapshot.meta.node_types[0];
+  const types = meta.node_types[0];
   const kinds = new Map<string, number>();
   for (let index = 0; index < snapshot.nodes.length; index += width) {
     const type = types[snapshot.nodes[index + typeAt!]!]!;

@@ -15,8 +15,12 @@ export class ReplicaCache<V> {
    * drops it (later gets load afresh), and a dropped load is not cached.
    */
   readonly #loads = new Map<string, Promise<V>>();
-  /** The ids of each group that are cached or being loaded. */
-  readonly #groups = new Map<string, Set<string>>();
+  /**
+   * The ids of each group that are cached or being loaded: the id itself while it is the only
+   * one (a standing's group, the user, holds one), a Set from the second on (docs/performance.md:
+   * a Set per cached user was a quarter of what one held).
+   */
+  readonly #groups = new Map<string, string | Set<string>>();
   readonly #ttlMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
@@ -41,7 +45,7 @@ export class ReplicaCache<V> {
     const pending = this.#loads.get(id);
     if (pending !== undefined) return pending;
     const loaded = load();
-    this.#idsOf(group).add(id);
+    this.#addId(group, id);
     const loading: Promise<V> = loaded.then(
       (value) => {
         // Still this load's turn unless an eviction took it.
@@ -74,7 +78,8 @@ export class ReplicaCache<V> {
 
   /** Forgets every value of the group, and keeps no load of it that is under way. */
   evict(group: string): void {
-    for (const id of this.#groups.get(group) ?? []) {
+    const ids = this.#groups.get(group);
+    for (const id of typeof ids === "string" ? [ids] : (ids ?? [])) {
       this.#entries.delete(id);
       this.#loads.delete(id);
     }
@@ -91,16 +96,21 @@ export class ReplicaCache<V> {
     }
   }
 
-  #idsOf(group: string): Set<string> {
-    let ids = this.#groups.get(group);
-    if (ids === undefined) this.#groups.set(group, (ids = new Set()));
-    return ids;
+  #addId(group: string, id: string): void {
+    const ids = this.#groups.get(group);
+    if (ids === undefined || ids === id) this.#groups.set(group, id);
+    else if (typeof ids === "string") this.#groups.set(group, new Set([ids, id]));
+    else ids.add(id);
   }
 
   #forgetIfIdle(group: string, id: string): void {
     if (this.#entries.has(id) || this.#loads.has(id)) return;
     const ids = this.#groups.get(group);
-    ids?.delete(id);
-    if (ids?.size === 0) this.#groups.delete(group);
+    if (ids === id) {
+      this.#groups.delete(group);
+    } else if (typeof ids === "object") {
+      ids.delete(id);
+      if (ids.size === 0) this.#groups.delete(group);
+    }
   }
 }
