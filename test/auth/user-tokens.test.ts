@@ -25,10 +25,11 @@ describe("createUserTokenVerifier", () => {
 
   it("remembers a verified token no longer than its expiry", async () => {
     const verify = createUserTokenVerifier({ secret: SECRET, clockToleranceSeconds: 0 });
-    const shortLived = await token("brief", 1);
+    // Two seconds: "exp" is whole seconds, so a one-second token can be expired at once.
+    const shortLived = await token("brief", 2);
     expect((await verify(shortLived)).userId).toBe("brief");
     expect((await verify(shortLived)).userId).toBe("brief");
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await new Promise((resolve) => setTimeout(resolve, 2100));
     await expect(verify(shortLived)).rejects.toBeInstanceOf(InvalidUserTokenError);
   });
 
