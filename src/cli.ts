@@ -8,7 +8,7 @@ import { composeService } from "./compose.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { runningEmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded.ts";
 import { migrate } from "./db/migrate.ts";
-import { createDatabasePool, isPooled, type DatabaseAddress } from "./db/pool.ts";
+import { createDatabasePool, poolOptionsFor, type DatabaseAddress } from "./db/pool.ts";
 import { seedCatalog } from "./db/seed.ts";
 import { loadDevSecrets } from "./platform/dev-secrets.ts";
 import { userId as validUserId } from "./domain/validation.ts";
@@ -99,7 +99,7 @@ async function withDatabase(
 }
 
 async function withPool(database: DatabaseAddress, work: (pool: DatabasePool) => Promise<void>): Promise<void> {
-  const pool = await createDatabasePool(database.url, { maxPoolSize: 2, preparedStatements: database.preparedStatements, sessionSettings: !isPooled(database) });
+  const pool = await createDatabasePool(database.url, { maxPoolSize: 2, ...poolOptionsFor(database) });
   try {
     await work(pool);
   } finally {

@@ -5,7 +5,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
 import { deleteExpiredIdempotencyKeys } from "./db/idempotency-keys.ts";
 import { migrate } from "./db/migrate.ts";
 import { NotificationListener } from "./db/notifications.ts";
-import { createDatabasePool, isPooled, statementTimeoutOf, type DatabaseAddress } from "./db/pool.ts";
+import { createDatabasePool, isPooled, poolOptionsFor, statementTimeoutOf, type DatabaseAddress } from "./db/pool.ts";
 import type { DatabasePool } from "slonik";
 import { seedCatalog } from "./db/seed.ts";
 import { systemClock, type Clock } from "./domain/clock.ts";
@@ -85,8 +85,7 @@ export async function startService(
       maxPoolSize: config.databasePoolSize,
       statementTimeoutMs: config.databaseStatementTimeoutMs,
       connectTimeoutMs: config.databaseConnectTimeoutMs,
-      preparedStatements: database.preparedStatements,
-      sessionSettings: !isPooled(database),
+      ...poolOptionsFor(database),
     });
     if (isPooled(database)) await warnWithoutStatementTimeout(pool, logger);
     metrics.observePool(pool);

@@ -56,6 +56,8 @@ export function withAcquireTimeout(pool: DatabasePool, size: number, timeoutMs: 
       release();
     }
   };
+  // Each method is wrapped once, not on every access: `pool.one` is on every call's path.
+  const wrapped = new Map<PropertyKey, unknown>();
   return new Proxy(pool, {
     get(target, property, receiver) {
       const value: unknown = Reflect.get(target, property, receiver);
@@ -67,7 +69,12 @@ export function withAcquireTimeout(pool: DatabasePool, size: number, timeoutMs: 
         };
       }
       if (typeof value !== "function" || !CONNECTION_METHODS.has(property)) return value;
-      return (...args: unknown[]) => held(() => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+      let wrapper = wrapped.get(property);
+      if (wrapper === undefined) {
+        wrapper = (...args: unknown[]) => held(() => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+        wrapped.set(property, wrapper);
+      }
+      return wrapper;
     },
   });
 }

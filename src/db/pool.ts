@@ -40,6 +40,11 @@ export function isPooled(address: DatabaseAddress): boolean {
   return address.url !== address.sessionUrl;
 }
 
+/** The pool options an address asks for: unnamed statements, no session settings behind a pooler. */
+export function poolOptionsFor(address: DatabaseAddress): Pick<PoolOptions, "preparedStatements" | "sessionSettings"> {
+  return { preparedStatements: address.preparedStatements, sessionSettings: !isPooled(address) };
+}
+
 /** Sends every statement unnamed: Slonik names those made with `sql.prepared`. */
 const unnamedStatementsInterceptor: Interceptor = {
   name: "unnamed-statements",

@@ -66,6 +66,8 @@ export function percentDecodedBytes(raw: string, plusIsSpace = false): Uint8Arra
  * merge distinct values.
  */
 export function decodePercentEncoded(raw: string, field: string, plusIsSpace = false): string {
+  // Without an escape there are no bytes to check: Node's parser admits only ASCII in a URL.
+  if (!raw.includes("%")) return plusIsSpace ? raw.replaceAll("+", " ") : raw;
   try {
     return strict.decode(percentDecodedBytes(raw, plusIsSpace));
   } catch {

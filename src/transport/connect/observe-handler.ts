@@ -107,6 +107,8 @@ function readingEndEnvelope(
  * to U+FFFD), naming the field of a JSON message it is in; undefined when the query is fine.
  */
 function illFormedQuery(url: string): UniversalServerResponse | undefined {
+  // Only escapes can hold ill-formed bytes (Node's parser admits only ASCII in a URL).
+  if (!url.includes("%")) return undefined;
   const { search, searchParams } = new URL(url);
   try {
     // A JSON message first, to name the field in it.
