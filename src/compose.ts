@@ -7,6 +7,7 @@ import { ReplicaCache } from "./app/replica-cache.ts";
 import { SignIns } from "./app/sign-ins.ts";
 import { createUserTokenVerifier, type UserTokenVerifier } from "./auth/user-tokens.ts";
 import type { Config } from "./config.ts";
+import { CallTransactions } from "./db/call-transaction.ts";
 import { IncrementBatcher } from "./db/increment-batcher.ts";
 import type { AccountStanding } from "./db/accounts.ts";
 import { systemClock, type Clock } from "./domain/clock.ts";
@@ -41,8 +42,6 @@ export type ServiceParts = {
   readonly catalog?: CatalogSource;
   /** Verifies user tokens; otherwise one is made from the JWT settings. */
   readonly verifyUserToken?: UserTokenVerifier;
-  /** Whether increments are group-committed (db/increment-batcher.ts); true unless set. */
-  readonly groupCommit?: boolean;
 };
 
 /** The service's parts, wired: what startService serves and what the tests call. */
@@ -75,7 +74,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     settings.usageCacheSize > 0 && settings.usageCacheTtlMs > 0
       ? new ReplicaCache<bigint>({ ttlMs: settings.usageCacheTtlMs, maxEntries: settings.usageCacheSize, enabled: true })
       : undefined;
-  const entitlements = new Entitlements(pool, catalog, clock, { standings, usage, batcher: parts.groupCommit === false ? undefined : new IncrementBatcher(pool), coalesceReads: true });
+  const entitlements = new Entitlements(pool, catalog, clock, { standings, usage, batcher: new IncrementBatcher(pool), coalesceReads: true });
   const administration = new Administration(pool, entitlements, clock);
   const signIns = new SignIns(pool, entitlements, clock);
   const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
@@ -111,7 +110,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
       health,
       logger,
       metrics,
-      databaseDeadlines: deadlineInterceptor(pool, settings.databaseStatementTimeoutMs),
+      databaseDeadlines: deadlineInterceptor(new CallTransactions(pool), settings.databaseStatementTimeoutMs),
     },
   };
 }

@@ -89,9 +89,13 @@ export class Entitlements {
     this.#usageReads = options.coalesceReads === true ? new Coalescer((rows) => findUsedRows(pool, rows)) : undefined;
   }
 
-  /** The account's status, sessions and current subscription: from the cache when there is one. */
+  /**
+   * The account's status, sessions and current subscription: from the cache when there is one.
+   * Read through the pool, outside any call transaction: a load the cache shares between calls
+   * must not end with one caller's deadline, nor hold that call's connection while it waits.
+   */
   async standing(userId: string): Promise<AccountStanding> {
-    const load = () => findAccountStanding(this.#db, userId);
+    const load = () => findAccountStanding(this.#pool, userId);
     return this.#standings === undefined ? load() : this.#standings.get(userId, "", load);
   }
 

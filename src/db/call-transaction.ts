@@ -1,12 +1,13 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { sql, type CommonQueryMethods, type DatabasePool } from "slonik";
+import { Permits } from "./acquire-timeout.ts";
 
 /**
  * The transaction of a call with a deadline: begun by the call's first query (a call answered
  * from the caches never opens one), ended when the call ends.
  */
 class CallTransaction {
-  readonly #pool: DatabasePool;
+  readonly #opener: CallTransactions;
   readonly deadline: number;
   #transaction: Promise<CommonQueryMethods> | undefined;
   #finished: Promise<unknown> | undefined;
@@ -17,8 +18,8 @@ class CallTransaction {
   /** The call's queries, each waiting for the transaction to begin. */
   readonly db: CommonQueryMethods;
 
-  constructor(pool: DatabasePool, deadline: number) {
-    this.#pool = pool;
+  constructor(opener: CallTransactions, deadline: number) {
+    this.#opener = opener;
     this.deadline = deadline;
     const forward = <K extends keyof CommonQueryMethods>(name: K) =>
       (async (...args: unknown[]) => ((await this.#begin())[name] as (...a: unknown[]) => unknown)(...args)) as CommonQueryMethods[K];
@@ -43,8 +44,7 @@ class CallTransaction {
     // A query after the call ended would open a transaction that nothing ends.
     if (this.#ended && this.#transaction === undefined) return Promise.reject(new Error("the call has ended"));
     this.#transaction ??= new Promise((resolve, reject) => {
-      // No retries: a retried transaction would run the call twice.
-      this.#finished = this.#pool.transaction(async (tx) => {
+      this.#finished = this.#opener.open(async (tx) => {
         await boundStatements(tx, this.deadline);
         const failure = await new Promise<{ readonly error: unknown } | undefined>((end) => {
           this.#end = end;
@@ -52,7 +52,7 @@ class CallTransaction {
         });
         // Throwing rolls the transaction back.
         if (failure !== undefined) throw failure.error;
-      }, 0);
+      });
       this.#finished.catch(reject);
     });
     return this.#transaction;
@@ -103,22 +103,46 @@ export function afterCallCommit(work: () => void): void {
 }
 
 /**
- * Runs `work` (a call whose caller gives up at `deadline`) with its queries in one transaction
- * whose statements are bounded by what is left of the deadline: the database gives up when the
- * caller does. The transaction begins with the first query, so work answered from the caches
- * costs the database nothing; it commits when `work` succeeds and rolls back when it fails.
+ * Where calls with deadlines get their transactions: the pool, with at most one connection fewer
+ * open at once than it has. A call transaction holds its connection while the call waits for work
+ * that takes connections of its own (group commit, shared reads, uncached standings): were every
+ * connection held so, that work could never run and no call would end.
  */
-export async function runInCallTransaction<T>(pool: DatabasePool, deadline: number, work: () => Promise<T>): Promise<T> {
-  const transaction = new CallTransaction(pool, deadline);
-  let result: T;
-  try {
-    result = await callTransaction.run(transaction, work);
-  } catch (error) {
-    await transaction.rollback(error);
-    throw error;
+export class CallTransactions {
+  readonly pool: DatabasePool;
+  readonly #open: Permits;
+
+  /** A call waits to open one for as long as the pool's callers wait for a connection. */
+  constructor(pool: DatabasePool) {
+    this.pool = pool;
+    // Slonik's default size when the pool was made without one.
+    const { maxPoolSize = 10, connectionTimeout } = pool.configuration;
+    this.#open = new Permits(Math.max(1, maxPoolSize - 1), connectionTimeout === "DISABLE_TIMEOUT" ? 2 ** 31 - 1 : connectionTimeout);
   }
-  await transaction.commit();
-  return result;
+
+  /** Runs `work` in a transaction, without retries (a retried transaction would run the call twice). */
+  open(work: (tx: CommonQueryMethods) => Promise<void>): Promise<void> {
+    return this.#open.hold(() => this.pool.transaction(work, 0));
+  }
+
+  /**
+   * Runs `work` (a call whose caller gives up at `deadline`) with its queries in one transaction
+   * whose statements are bounded by what is left of the deadline: the database gives up when the
+   * caller does. The transaction begins with the first query, so work answered from the caches
+   * costs the database nothing; it commits when `work` succeeds and rolls back when it fails.
+   */
+  async run<T>(deadline: number, work: () => Promise<T>): Promise<T> {
+    const transaction = new CallTransaction(this, deadline);
+    let result: T;
+    try {
+      result = await callTransaction.run(transaction, work);
+    } catch (error) {
+      await transaction.rollback(error);
+      throw error;
+    }
+    await transaction.commit();
+    return result;
+  }
 }
 
 /** Whether the current call already runs in a call transaction. */

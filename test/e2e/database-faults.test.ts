@@ -30,9 +30,8 @@ beforeAll(async () => {
   await migrate(postgres.databaseUrl, logger);
   pool = await createDatabasePool(postgres.databaseUrl, { maxPoolSize: 8, statementTimeoutMs: 2000, connectTimeoutMs: 500 });
   await seedCatalog(pool);
-  // Without group commit, as this test ran before the service was composed in one place: with it,
-  // increments stop recovering after PostgreSQL restarts (a known fault, left for issue 14).
-  const composed = await composeTestService(pool, systemClock, { logger, groupCommit: false });
+  // As served: group commit on, and no standing cache, so every call reads through the pool.
+  const composed = await composeTestService(pool, systemClock, { logger });
   health = composed.health;
   listener = await listenAll(composed.served, {
     host: "127.0.0.1",

@@ -37,7 +37,7 @@ export const TEST_SETTINGS: ServiceSettings = loadConfig({
 export function composeTestService(
   pool: DatabasePool,
   clock: Clock,
-  parts: { catalog?: CatalogSource; metrics?: Metrics; logger?: Logger; verifyUserToken?: UserTokenVerifier; groupCommit?: boolean } = {},
+  parts: { catalog?: CatalogSource; metrics?: Metrics; logger?: Logger; verifyUserToken?: UserTokenVerifier } = {},
 ): Promise<ComposedService> {
   return composeService(TEST_SETTINGS, pool, { ...parts, clock, logger: parts.logger ?? createLogger("silent") });
 }

@@ -1,6 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
-import type { DatabasePool } from "slonik";
-import { inCallTransaction, runInCallTransaction } from "../../db/call-transaction.ts";
+import { inCallTransaction, type CallTransactions } from "../../db/call-transaction.ts";
 import { callDeadlineKey } from "../call-lifecycle.ts";
 
 /**
@@ -9,12 +8,12 @@ import { callDeadlineKey } from "../call-lifecycle.ts";
  * in a call transaction, so the database gives up when the caller does instead of holding a
  * connection for the full statement timeout.
  */
-export function deadlineInterceptor(pool: DatabasePool, statementTimeoutMs: number): Interceptor {
+export function deadlineInterceptor(transactions: CallTransactions, statementTimeoutMs: number): Interceptor {
   return (next) => (request) => {
     const deadline = request.contextValues.get(callDeadlineKey);
     if (deadline === undefined || deadline - Date.now() >= statementTimeoutMs || inCallTransaction()) {
       return next(request);
     }
-    return runInCallTransaction(pool, deadline, () => next(request));
+    return transactions.run(deadline, () => next(request));
   };
 }
