@@ -13,6 +13,7 @@ import { createTranscodingHandler } from "./http/transcoding.ts";
 import { methodCalls } from "./method-calls.ts";
 import type { NodeRequest } from "./node-http.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, routerOptions, routes, type InterceptorDependencies, type ServiceRegistration } from "./routes.ts";
+import { answerClientError, MAX_REQUEST_HEADER_BYTES } from "./request-headers.ts";
 import { tlsOptions, type TlsMaterial } from "./tls.ts";
 
 /** What the listeners serve. */
@@ -91,7 +92,10 @@ export async function listenAll(served: ServedCalls, options: ListenOptions): Pr
     logger,
     metrics,
   });
-  const httpServer = options.tls === undefined ? http.createServer(handler) : https.createServer(tlsOptions(options.tls), handler);
+  const serverOptions = { maxHeaderSize: MAX_REQUEST_HEADER_BYTES };
+  const httpServer =
+    options.tls === undefined ? http.createServer(serverOptions, handler) : https.createServer({ ...serverOptions, ...tlsOptions(options.tls) }, handler);
+  httpServer.on("clientError", answerClientError);
   const grpcServer = createGrpcServer({ methods, maxMessageBytes, logger });
   const { shutdownTimeoutMs } = options;
   const closeGrpc = () =>

@@ -15,6 +15,16 @@ interface HeadersMethods {
 
 const HeadersBase = Headers as unknown as new () => HeadersMethods;
 
+const HTTP_WHITESPACE = /^[\t\n\r ]+|[\t\n\r ]+$/g;
+
+/** A value as Headers holds it: without leading or trailing HTTP whitespace (Fetch's "normalize"). */
+function normalized(value: string): string {
+  const first = value.charCodeAt(0);
+  const last = value.charCodeAt(value.length - 1);
+  const padded = first === 0x20 || first === 0x09 || first === 0x0a || first === 0x0d || last === 0x20 || last === 0x09 || last === 0x0a || last === 0x0d;
+  return padded ? value.replace(HTTP_WHITESPACE, "") : value;
+}
+
 /**
  * A call's request headers: a real Headers over the record the transport has already parsed and
  * checked (names in lower case). A Headers copy would validate every name and value again while a
@@ -41,7 +51,7 @@ export class ParsedHeaders extends HeadersBase implements Headers {
     const record = this.#record;
     if (record === undefined) return super.get(name);
     const key = name.toLowerCase();
-    return Object.hasOwn(record, key) ? record[key]! : null;
+    return Object.hasOwn(record, key) ? normalized(record[key]!) : null;
   }
 
   override has(name: string): boolean {

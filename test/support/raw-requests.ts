@@ -33,11 +33,25 @@ function answer(status: number, headers: Record<string, unknown>, trailers: Reco
   return { status, grpcStatus: pick("grpc-status"), grpcMessage: message === undefined ? undefined : decodeURIComponent(message), body };
 }
 
+/** An HTTP/2 connection to a local port that sends headers of any size as given: the server's limits are what is tested. */
+export function http2Connect(port: number): http2.ClientHttp2Session {
+  return http2.connect(`http://127.0.0.1:${port}`, { maxSendHeaderBlockLength: 1024 * 1024 });
+}
+
 /** One HTTP/2 POST over a connection of its own (native gRPC), the body sent as given. */
-export function http2Post(port: number, path: string, headers: Record<string, string>, body: Buffer): Promise<RawAnswer> {
+export async function http2Post(port: number, path: string, headers: Record<string, string>, body: Buffer): Promise<RawAnswer> {
+  const session = http2Connect(port);
+  try {
+    return await http2PostOn(session, path, headers, body);
+  } finally {
+    session.close();
+  }
+}
+
+/** One HTTP/2 POST on `session`, the body sent as given. */
+export function http2PostOn(session: http2.ClientHttp2Session, path: string, headers: Record<string, string>, body: Buffer): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://127.0.0.1:${port}`);
-    session.on("error", reject);
+    session.once("error", reject);
     const stream = session.request({ ":method": "POST", ":path": path, te: "trailers", ...headers });
     let responseHeaders: Record<string, unknown> = {};
     let trailers: Record<string, unknown> = {};
@@ -46,7 +60,7 @@ export function http2Post(port: number, path: string, headers: Record<string, st
     stream.on("trailers", (received) => (trailers = received));
     stream.on("data", (chunk: Buffer) => chunks.push(chunk));
     stream.on("end", () => {
-      session.close();
+      session.off("error", reject);
       resolve(answer(Number(responseHeaders[":status"]), responseHeaders, trailers, Buffer.concat(chunks)));
     });
     stream.on("error", reject);

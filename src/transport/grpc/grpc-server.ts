@@ -8,6 +8,7 @@ import type { Call, MethodCalls } from "../method-calls.ts";
 import type { Logger } from "../../platform/logger.ts";
 import { encodedOnce } from "../shared-answers.ts";
 import { requestFramingInterceptor } from "./request-framing.ts";
+import { withRequestHeaderRules } from "./request-headers.ts";
 import type { TlsMaterial } from "../tls.ts";
 
 /**
@@ -167,6 +168,7 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
     "grpc.enable_channelz": 0,
     interceptors: [requestFramingInterceptor],
   });
+  withRequestHeaderRules(server, options.logger);
   for (const service of new Set(options.methods.map((calls) => calls.service))) {
     const definition: grpc.ServiceDefinition = {};
     const implementation: grpc.UntypedServiceImplementation = {};

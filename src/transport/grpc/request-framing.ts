@@ -40,8 +40,8 @@ const decompress = prototype.decompressMessage;
 /**
  * grpc-js reads a message whose compressed flag is set, with no grpc-encoding, as if it were not
  * compressed (the bytes would then decode as some other message): refused instead, as connect-es
- * refuses it. The one grpc-js internal we touch; test/e2e/malformed-requests.test.ts holds it to
- * account on every upgrade.
+ * refuses it. One of the two grpc-js internals we touch; test/e2e/malformed-requests.test.ts holds
+ * it to account on every upgrade.
  */
 prototype.decompressMessage = function (message, encoding) {
   if (encoding === "identity" && message[0] !== 0) {
