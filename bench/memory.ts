@@ -4,7 +4,8 @@
  * STANDING_CACHE_SIZE, 100k by default, users). Then heap snapshots (node
  * --heapsnapshot-signal, each taken after a full GC) before and after BENCH_SNAPSHOT_USERS more
  * users tell what a cached user holds, by V8 object kind. Run: npm run bench:memory
- * BENCH_USERS (default "50000,100000,150000,200000") sets the steps.
+ * BENCH_USERS (default "50000,100000,150000,200000") sets the steps; BENCH_REST_SECONDS (default
+ * 20) how long the service rests before the last row.
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
@@ -17,6 +18,8 @@ import { benchDatabaseServer, freshDatabase, rssMb, serviceArgs, startProcess, t
 const STEPS = (process.env.BENCH_USERS ?? "50000,100000,150000,200000").split(",").map(Number);
 const SNAPSHOT_USERS = Number(process.env.BENCH_SNAPSHOT_USERS ?? 20_000);
 const IN_FLIGHT = 64;
+/** How long the last row waits with no calls: V8 gives back heap it no longer needs once the process rests. */
+const REST_SECONDS = Number(process.env.BENCH_REST_SECONDS ?? 20);
 const TOKEN = "bench-service-token-0123456789";
 
 /** GetPlan for users `from` to `to - 1`, IN_FLIGHT at a time. */
@@ -49,6 +52,20 @@ function bytesByKind(snapshot: Snapshot): Map<string, number> {
     kinds.set(kind, (kinds.get(kind) ?? 0) + snapshot.nodes[index + sizeAt!]!);
   }
   return kinds;
+}
+
+/** The V8 heap's used and committed MB, and memory outside it (buffers), from the service's /metrics. */
+async function heapMb(httpPort: number): Promise<{ used: number; total: number; external: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)`, "m").exec(text)?.[1] ?? Number.NaN) / 1024 / 1024;
+  return { used: value("nodejs_heap_size_used_bytes"), total: value("nodejs_heap_size_total_bytes"), external: value("nodejs_external_memory_bytes") };
+}
+
+/** One row of the RSS table: users, RSS, the heap's parts, and RSS per user since `idle`. */
+async function memoryRow(pid: number, httpPort: number, users: number, idle: number | undefined): Promise<{ rss: number; row: (string | number)[] }> {
+  const [rss, heap] = await Promise.all([rssMb(pid), heapMb(httpPort)]);
+  const perUser = idle === undefined ? "-" : `${(((rss - idle) * 1024 * 1024) / (users - 1000)).toFixed(0)} B`;
+  return { rss, row: [users, rss.toFixed(0), heap.used.toFixed(0), heap.total.toFixed(0), heap.external.toFixed(0), perUser] };
 }
 
 /** Signals the service to write a heap snapshot and reads it once written. */
@@ -90,16 +107,18 @@ try {
   );
   const client = createEntitlementClient({ baseUrl: `http://127.0.0.1:${grpcPort}`, token: TOKEN, timeoutMs: 30_000 });
   await askUsers(client, 0, 1000);
-  const rows: (string | number)[][] = [["distinct users", "RSS MB", "RSS per user since idle"]];
-  const idle = await rssMb(service.pid!);
-  rows.push([1000, idle.toFixed(0), "-"]);
+  const rows: (string | number)[][] = [["distinct users", "RSS MB", "heap used MB", "heap committed MB", "external MB", "RSS per user since idle"]];
+  const idle = await memoryRow(service.pid!, httpPort, 1000, undefined);
+  rows.push(idle.row);
   let asked = 1000;
   for (const step of STEPS) {
     await askUsers(client, asked, step);
     asked = step;
-    const rss = await rssMb(service.pid!);
-    rows.push([step, rss.toFixed(0), `${(((rss - idle) * 1024 * 1024) / (step - 1000)).toFixed(0)} B`]);
+    rows.push((await memoryRow(service.pid!, httpPort, step, idle.rss)).row);
   }
+  await new Promise((resolve) => setTimeout(resolve, REST_SECONDS * 1000));
+  const rested = await memoryRow(service.pid!, httpPort, asked, idle.rss);
+  rows.push([`${asked}, then ${REST_SECONDS} s at rest`, ...rested.row.slice(1)]);
 
   // What one cached user holds: the difference between two snapshots, SNAPSHOT_USERS users apart,
   // taken while the cache is below its bound (a fresh service).
@@ -122,7 +141,7 @@ try {
   const total = perUser.reduce((sum, [, bytes]) => sum + bytes, 0);
   const heapRows: (string | number)[][] = [["kind (V8 type, constructor)", "bytes per user"], ...perUser.map(([kind, bytes]) => [kind, bytes.toFixed(0)]), ["all", total.toFixed(0)]];
   process.stdout.write(
-    `Memory: one service process (${serviceArgs.join(" ")}, default cache sizes), GetPlan for distinct users, ${IN_FLIGHT} in flight over gRPC.\n\n` +
+    `Memory: one service process (${[process.env.NODE_OPTIONS ?? "", ...serviceArgs].join(" ").trim()}, default cache sizes), GetPlan for distinct users, ${IN_FLIGHT} in flight over gRPC.\n\n` +
       `${table(rows)}\n\nHeap per cached user (snapshots ${SNAPSHOT_USERS} users apart, each after a full GC):\n\n${table(heapRows)}\n`,
   );
 } finally {
