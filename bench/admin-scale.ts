@@ -10,6 +10,7 @@ import { loadConfig } from "../src/config.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
 import { seedCatalog } from "../src/db/seed.ts";
+import { loadDefaultCatalog } from "../src/app/catalog-file.ts";
 import { systemClock } from "../src/domain/clock.ts";
 import { usageRowStart } from "../src/domain/periods.ts";
 import { createLogger } from "../src/platform/logger.ts";
@@ -22,7 +23,7 @@ async function seededAdministration(serverUrl: string, name: string, accounts: n
   await migrate(url, logger);
   // Seeding a million accounts can take longer than the service's statement timeout.
   const pool = await createDatabasePool(url, { maxPoolSize: 4, statementTimeoutMs: 600_000 });
-  await seedCatalog(pool);
+  await seedCatalog(pool, await loadDefaultCatalog());
   const now = systemClock.now();
   const started = performance.now();
   await pool.query(sql.unsafe`

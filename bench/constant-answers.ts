@@ -4,11 +4,12 @@
  */
 import { create, toBinary, toJsonString, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
 import { GetMySubscriptionResponseSchema } from "../gen/entitlements/v1/subscription_service_pb.js";
-import { DEFAULT_PLANS } from "../src/db/seed.ts";
+import { loadDefaultCatalog } from "../src/app/catalog-file.ts";
+import { plansOf } from "../src/domain/catalog.ts";
 import { quotaState } from "../src/domain/quota.ts";
 import { planMessage, quotaStatusMessage } from "../src/services/messages.ts";
 
-const plan = planMessage(DEFAULT_PLANS[0]!);
+const plan = planMessage(plansOf(await loadDefaultCatalog())[0]!);
 const quota = quotaStatusMessage(quotaState({ code: "jobs", resetPeriod: "month", description: "" }, 10n, 3n, new Date()));
 const responses: Record<string, unknown> = {
   getPlan: { plan },

@@ -16,6 +16,7 @@ import { freePort } from "../src/db/embedded.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
 import { seedCatalog } from "../src/db/seed.ts";
+import { loadDefaultCatalog } from "../src/app/catalog-file.ts";
 import { createLogger } from "../src/platform/logger.ts";
 import { benchDatabaseServer, ensureTool, freshDatabase, grpcBody, h2load, serviceArgs, startProcess, table } from "./support.ts";
 
@@ -30,7 +31,7 @@ async function seeded(serverUrl: string, accounts: number): Promise<{ url: strin
   const url = await freshDatabase(serverUrl, `entitlements_bench_scale_${accounts}`);
   await migrate(url, logger);
   const pool = await createDatabasePool(url, { maxPoolSize: 2, statementTimeoutMs: 600_000 });
-  await seedCatalog(pool);
+  await seedCatalog(pool, await loadDefaultCatalog());
   const started = performance.now();
   await pool.query(sql.unsafe`
     insert into accounts (user_id, created_at)

@@ -25,6 +25,7 @@ import { freePort } from "../src/db/embedded.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
 import { seedCatalog } from "../src/db/seed.ts";
+import { loadDefaultCatalog } from "../src/app/catalog-file.ts";
 import { createLogger } from "../src/platform/logger.ts";
 import {
   benchDatabaseServer,
@@ -80,7 +81,7 @@ try {
   const logger = createLogger("warn");
   await migrate(databaseUrl, logger);
   const pool = await createDatabasePool(databaseUrl, { maxPoolSize: 2 });
-  await seedCatalog(pool);
+  await seedCatalog(pool, await loadDefaultCatalog());
   await pool.end();
 
   const [grpcPort, httpPort, bareGrpcPort, bareHttpPort, minimalGrpcPort, minimalHttpPort] = await Promise.all([

@@ -13,6 +13,7 @@ import { loadConfig } from "../src/config.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
 import { seedCatalog } from "../src/db/seed.ts";
+import { loadDefaultCatalog } from "../src/app/catalog-file.ts";
 import { createLogger } from "../src/platform/logger.ts";
 import { listenAll } from "../src/transport/listeners.ts";
 import { startRestartablePostgres, terminateConnections } from "../test/support/faults.ts";
@@ -26,7 +27,7 @@ const logger = createLogger("silent");
 const postgres = await startRestartablePostgres();
 await migrate(postgres.databaseUrl, logger);
 const pool = await createDatabasePool(postgres.databaseUrl, { maxPoolSize: 10, statementTimeoutMs: 2000, connectTimeoutMs: 500 });
-await seedCatalog(pool);
+await seedCatalog(pool, await loadDefaultCatalog());
 const settings = loadConfig({ SERVICE_TOKENS: token, JWT_SECRET: "soak-jwt-secret-0123456789-0123456789", DATABASE_STATEMENT_TIMEOUT_MS: "2000" });
 const { served } = await composeService(settings, pool, { logger });
 const listener = await listenAll(

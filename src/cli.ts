@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { SignJWT } from "jose";
 import type { DatabasePool } from "slonik";
 import { CLI_ACTOR } from "./app/administration.ts";
+import { formatProblem, InvalidCatalogError, loadCatalogFile, loadDefaultCatalog } from "./app/catalog-file.ts";
 import { loadCatalog } from "./app/catalog-source.ts";
 import { composeService } from "./compose.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
@@ -23,6 +24,7 @@ Commands:
   migrate           apply pending database migrations
   seed              apply migrations and upsert the default plan catalog (idempotent)
   plans             print the plan catalog (after migrate and seed)
+  catalog validate <file>  check a catalog file (docs/catalog.md): exit 0, or 1 with every problem
   token <user_id>   mint a development JWT for a user  [--ttl <seconds>, default 3600]
   admin grant <user_id>    make a user a superadmin (audited, actor "cli")
   admin revoke <user_id>   withdraw a user's superadmin rights
@@ -110,7 +112,15 @@ async function withPool(database: DatabaseAddress, work: (pool: DatabasePool) =>
 /** Migrations, then the catalog seed: both idempotent. */
 async function prepare(database: DatabaseAddress, logger: Logger): Promise<void> {
   await migrate(database.sessionUrl, logger);
-  await withPool(database, seedCatalog);
+  const catalog = await loadDefaultCatalog();
+  await withPool(database, (pool) => seedCatalog(pool, catalog));
+}
+
+async function catalogCommand(args: readonly string[]): Promise<void> {
+  const [action, file] = args;
+  if (action !== "validate" || file === undefined) throw new UsageError("catalog needs validate and a file");
+  const catalog = await loadCatalogFile(file);
+  process.stdout.write(`${file}: a valid catalog (${catalog.plans.length} plans, ${catalog.metrics.length} metrics, ${catalog.features.length} features)\n`);
 }
 
 async function printPlans(pool: DatabasePool): Promise<void> {
@@ -166,6 +176,8 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  // Needs no configuration and no database.
+  if (command === "catalog") return catalogCommand(rest);
   const config = loadConfig(process.env);
   const logger = createLogger(config.logLevel);
   switch (command) {
@@ -193,7 +205,9 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof UsageError) {
+  if (error instanceof InvalidCatalogError) {
+    process.stderr.write(`${error.problems.map(formatProblem).join("\n")}\n`);
+  } else if (error instanceof ConfigError || error instanceof UsageError) {
     process.stderr.write(`${error.message}\n${error instanceof UsageError ? `\n${USAGE}\n` : ""}`);
   } else {
     process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

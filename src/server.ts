@@ -1,5 +1,6 @@
 import type { Config } from "./config.ts";
 import { composeService } from "./compose.ts";
+import { loadDefaultCatalog } from "./app/catalog-file.ts";
 import { isLoopbackHost } from "./auth/gates.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
 import { deleteExpiredIdempotencyKeys } from "./db/idempotency-keys.ts";
@@ -89,7 +90,7 @@ export async function startService(
     });
     if (isPooled(database)) await warnWithoutStatementTimeout(pool, logger);
     metrics.observePool(pool);
-    await seedCatalog(pool);
+    await seedCatalog(pool, await loadDefaultCatalog());
     const { catalog, entitlements, standings, health, served } = await composeService({ ...config, serviceTokens, jwtSecret }, pool, { logger, clock, metrics });
     catalog.startRefreshing();
     // Changes made through any replica reach this one's caches as notifications.

@@ -1,4 +1,7 @@
 import { execFile } from "node:child_process";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { jwtVerify } from "jose";
@@ -31,6 +34,21 @@ describe("the CLI", () => {
     const failure = await entitlements(["frobnicate"]).catch((e: unknown) => e);
     expect(failure).toMatchObject({ code: 1 });
     expect((failure as { stderr: string }).stderr).toContain("Usage: entitlements");
+  });
+
+  it("validates a catalog file: exit 0, or exit 1 with one problem a line", async () => {
+    const valid = fileURLToPath(new URL("../catalog/default.yaml", import.meta.url));
+    const { stdout } = await entitlements(["catalog", "validate", valid]);
+    expect(stdout).toContain("a valid catalog (3 plans, 4 metrics, 7 features)");
+    const directory = await mkdtemp(path.join(tmpdir(), "catalog-"));
+    const invalid = path.join(directory, "catalog.yaml");
+    await writeFile(invalid, (await readFile(valid, "utf8")).replace("jobs: 500", "jbos: 500").replace("[api_access]", "[api_acess]"));
+    const failure = await entitlements(["catalog", "validate", invalid]).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ code: 1 });
+    expect((failure as { stderr: string }).stderr.trim().split("\n")).toEqual([
+      'plans.free.features[0]: unknown feature "api_acess"',
+      'plans.pro.quotas.jbos: unknown metric "jbos"',
+    ]);
   });
 
   it("migrates, seeds and prints the catalog", async () => {

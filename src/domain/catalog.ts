@@ -25,6 +25,51 @@ export type Plan = {
   readonly quotas: readonly Quota[];
 };
 
+/** A feature a plan can turn on. */
+export type Feature = { readonly code: string; readonly description: string };
+
+/** A plan as a catalog file declares it. */
+export type PlanDefinition = {
+  readonly code: string;
+  readonly displayName: string;
+  readonly priceCents: bigint;
+  readonly currency: string;
+  readonly interval: "month" | "year";
+  readonly rateLimitMultiplier: number;
+  /** Hidden plans are assignable but never listed publicly. */
+  readonly visibility: "public" | "hidden";
+  readonly trialDays: number | undefined;
+  /** The features it turns on; every other one is off. */
+  readonly features: readonly string[];
+  /** Limits by metric (null: unlimited); a metric not listed has limit 0. */
+  readonly quotas: readonly { readonly metric: string; readonly limit: bigint | null }[];
+};
+
+/** A whole catalog as a file declares it (app/catalog-file.ts reads and validates one). */
+export type CatalogDefinition = {
+  /** Users with no subscription are on this plan. */
+  readonly defaultPlan: string;
+  readonly metrics: readonly Metric[];
+  readonly features: readonly Feature[];
+  readonly plans: readonly PlanDefinition[];
+};
+
+/** The plans a definition declares, as the service holds them: every feature on or off, quotas by metric code. */
+export function plansOf(definition: CatalogDefinition): Plan[] {
+  const resetPeriods = new Map(definition.metrics.map((metric) => [metric.code, metric.resetPeriod]));
+  return definition.plans.map((plan) => ({
+    code: plan.code,
+    displayName: plan.displayName,
+    priceCents: plan.priceCents,
+    currency: plan.currency,
+    rateLimitMultiplier: plan.rateLimitMultiplier,
+    features: Object.fromEntries(definition.features.map((feature) => [feature.code, plan.features.includes(feature.code)])),
+    quotas: plan.quotas
+      .map((quota) => ({ metric: quota.metric, limit: quota.limit, resetPeriod: resetPeriods.get(quota.metric)! }))
+      .sort((a, b) => a.metric.localeCompare(b.metric)),
+  }));
+}
+
 /** The plan of every user without an active subscription. */
 export const FREE_PLAN_CODE = "free";
 

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { sql } from "slonik";
 import { z } from "zod";
 import { seedCatalog } from "../../src/db/seed.ts";
+import { defaultCatalog } from "../support/catalog.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 
 let database: TestDatabase;
@@ -24,8 +25,8 @@ describe("seedCatalog", () => {
   it("writes nothing when run again", async () => {
     const before = await catalogRowVersions();
     expect(before.length).toBeGreaterThan(20);
-    await seedCatalog(database.pool);
-    await seedCatalog(database.pool);
+    await seedCatalog(database.pool, defaultCatalog);
+    await seedCatalog(database.pool, defaultCatalog);
     expect(await catalogRowVersions()).toEqual(before);
   });
 
@@ -33,7 +34,7 @@ describe("seedCatalog", () => {
     await database.pool.query(sql.unsafe`update plans set price_cents = 1 where code = 'pro'`);
     await database.pool.query(sql.unsafe`update plan_quotas set quota_limit = 1 where plan_code = 'free' and metric_code = 'jobs'`);
     await database.pool.query(sql.unsafe`insert into plan_features values ('free', 'stray_flag', true)`);
-    await seedCatalog(database.pool);
+    await seedCatalog(database.pool, defaultCatalog);
     expect(await database.pool.oneFirst(sql.type(z.object({ price_cents: z.bigint() }))`select price_cents from plans where code = 'pro'`)).toBe(1999n);
     expect(
       await database.pool.oneFirst(sql.type(z.object({ quota_limit: z.bigint() }))`
@@ -44,7 +45,7 @@ describe("seedCatalog", () => {
   });
 
   it("can run from several replicas at once", async () => {
-    await Promise.all([seedCatalog(database.pool), seedCatalog(database.pool), seedCatalog(database.pool)]);
+    await Promise.all([seedCatalog(database.pool, defaultCatalog), seedCatalog(database.pool, defaultCatalog), seedCatalog(database.pool, defaultCatalog)]);
     expect(await database.pool.oneFirst(sql.type(z.object({ count: z.bigint() }))`select count(*) from plans`)).toBe(3n);
   });
 });

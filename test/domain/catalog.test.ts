@@ -1,16 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { Catalog, quotaLimit } from "../../src/domain/catalog.ts";
-import { DEFAULT_METRICS, DEFAULT_PLANS } from "../../src/db/seed.ts";
+import { defaultMetrics, defaultPlans } from "../support/catalog.ts";
 
 describe("Catalog", () => {
-  const catalog = new Catalog([...DEFAULT_PLANS].reverse(), DEFAULT_METRICS);
+  const catalog = new Catalog([...defaultPlans].reverse(), defaultMetrics);
 
   it("orders plans by price", () => {
     expect(catalog.plans.map((plan) => plan.code)).toEqual(["free", "pro", "enterprise"]);
   });
 
   it("requires a free plan", () => {
-    expect(() => new Catalog(DEFAULT_PLANS.filter((plan) => plan.code !== "free"), DEFAULT_METRICS)).toThrow(/free/);
+    expect(() => new Catalog(defaultPlans.filter((plan) => plan.code !== "free"), defaultMetrics)).toThrow(/free/);
   });
 
   it("grants nothing on a metric a plan does not list", () => {
@@ -23,7 +23,7 @@ describe("Catalog", () => {
 
 describe("the default catalog", () => {
   it("matches the system we replace", () => {
-    const byCode = Object.fromEntries(DEFAULT_PLANS.map((plan) => [plan.code, plan]));
+    const byCode = Object.fromEntries(defaultPlans.map((plan) => [plan.code, plan]));
     const limits = (code: string) =>
       Object.fromEntries(byCode[code]!.quotas.map((quota) => [quota.metric, quota.limit]));
     expect(byCode.free).toMatchObject({ priceCents: 0n, rateLimitMultiplier: 1 });
@@ -32,7 +32,7 @@ describe("the default catalog", () => {
     expect(limits("free")).toEqual({ api_calls: 100n, compute_minutes: null, jobs: 10n, storage_mb: 100n });
     expect(limits("pro")).toEqual({ api_calls: 10_000n, compute_minutes: null, jobs: 500n, storage_mb: 10_240n });
     expect(limits("enterprise")).toEqual({ api_calls: null, compute_minutes: null, jobs: null, storage_mb: null });
-    for (const plan of DEFAULT_PLANS) {
+    for (const plan of defaultPlans) {
       expect(plan.features.api_access).toBe(true);
     }
     expect(byCode.free!.features.priority_support).toBe(false);

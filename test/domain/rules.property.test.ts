@@ -4,7 +4,7 @@ import { Catalog, quotaLimit } from "../../src/domain/catalog.ts";
 import { periodContaining, usageRowStart } from "../../src/domain/periods.ts";
 import { fits } from "../../src/domain/quota.ts";
 import { expiryOf, subscriptionStatus } from "../../src/domain/subscriptions.ts";
-import { DEFAULT_METRICS, DEFAULT_PLANS } from "../../src/db/seed.ts";
+import { defaultMetrics, defaultPlans } from "../support/catalog.ts";
 import { instant, operation } from "../support/arbitraries.ts";
 import { periodLabel, UsageModel } from "../support/usage-model.ts";
 
@@ -34,7 +34,7 @@ describe("periods", () => {
 });
 
 describe("the rules, against the reference model", () => {
-  const catalog = new Catalog(DEFAULT_PLANS, DEFAULT_METRICS);
+  const catalog = new Catalog(defaultPlans, defaultMetrics);
 
   it("give the same decisions and usage for any sequence of operations", () => {
     fc.assert(

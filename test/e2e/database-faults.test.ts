@@ -5,6 +5,7 @@ import { systemClock } from "../../src/domain/clock.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { createDatabasePool } from "../../src/db/pool.ts";
 import { seedCatalog } from "../../src/db/seed.ts";
+import { defaultCatalog } from "../support/catalog.ts";
 import { createLogger } from "../../src/platform/logger.ts";
 import { createEntitlementClient } from "../../src/client.ts";
 import type { HealthMonitor } from "../../src/app/health-monitor.ts";
@@ -29,7 +30,7 @@ beforeAll(async () => {
   postgres = await startRestartablePostgres();
   await migrate(postgres.databaseUrl, logger);
   pool = await createDatabasePool(postgres.databaseUrl, { maxPoolSize: 8, statementTimeoutMs: 2000, connectTimeoutMs: 500 });
-  await seedCatalog(pool);
+  await seedCatalog(pool, defaultCatalog);
   // As served: group commit on, and no standing cache, so every call reads through the pool.
   const composed = await composeTestService(pool, systemClock, { logger });
   health = composed.health;

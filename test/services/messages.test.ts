@@ -3,7 +3,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { GetPlanResponseSchema, ListPlansResponseSchema } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { GetMySubscriptionResponseSchema } from "../../gen/entitlements/v1/subscription_service_pb.js";
 import { AccountStatus } from "../../gen/entitlements/v1/account_pb.js";
-import { DEFAULT_METRICS, DEFAULT_PLANS } from "../../src/db/seed.ts";
+import { defaultMetrics, defaultPlans } from "../support/catalog.ts";
 import { Catalog } from "../../src/domain/catalog.ts";
 import {
   catalogAnswer,
@@ -19,7 +19,7 @@ import { isSharedAnswer } from "../../src/transport/shared-answers.ts";
 const getPlan = (init: CurrentPlanInit) => create(GetPlanResponseSchema, init);
 const mySubscription = (init: CurrentPlanInit) => create(GetMySubscriptionResponseSchema, init);
 const listPlans = (init: CatalogInit) => create(ListPlansResponseSchema, init);
-const [free, pro] = DEFAULT_PLANS;
+const [free, pro] = defaultPlans;
 const now = new Date("2026-06-10T08:00:00Z");
 
 describe("currentPlanAnswer", () => {
@@ -50,12 +50,12 @@ describe("currentPlanAnswer", () => {
 
 describe("catalogAnswer", () => {
   it("answers with one shared message per catalog, and a new one once the catalog is replaced", () => {
-    const catalog = new Catalog(DEFAULT_PLANS, DEFAULT_METRICS);
+    const catalog = new Catalog(defaultPlans, defaultMetrics);
     const answer = catalogAnswer(catalog, listPlans);
     expect(catalogAnswer(catalog, listPlans)).toBe(answer);
     expect(answer.plans.map((plan) => plan.code)).toEqual(["free", "pro", "enterprise"]);
     expect(toBinary(ListPlansResponseSchema, answer).length).toBeGreaterThan(0);
-    expect(catalogAnswer(new Catalog(DEFAULT_PLANS, DEFAULT_METRICS), listPlans)).not.toBe(answer);
+    expect(catalogAnswer(new Catalog(defaultPlans, defaultMetrics), listPlans)).not.toBe(answer);
   });
 });
 
@@ -72,8 +72,8 @@ describe("featureAnswer", () => {
 });
 
 describe("quotaCheckAnswer", () => {
-  const jobs = DEFAULT_METRICS.find((metric) => metric.code === "jobs")!;
-  const storage = DEFAULT_METRICS.find((metric) => metric.resetPeriod === "never")!;
+  const jobs = defaultMetrics.find((metric) => metric.code === "jobs")!;
+  const storage = defaultMetrics.find((metric) => metric.resetPeriod === "never")!;
 
   it("shares one frozen answer among checks that find the same state with the same outcome", () => {
     const answer = quotaCheckAnswer(true, quotaState(jobs, 10n, 3n, now));

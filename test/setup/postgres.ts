@@ -7,6 +7,7 @@ import { startEmbeddedPostgres } from "../../src/db/embedded.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { createDatabasePool } from "../../src/db/pool.ts";
 import { seedCatalog } from "../../src/db/seed.ts";
+import { defaultCatalog } from "../support/catalog.ts";
 import { createLogger } from "../../src/platform/logger.ts";
 import { databaseUrlFor } from "../support/database.ts";
 
@@ -50,7 +51,7 @@ export default async function setup(project: TestProject) {
   const templateUrl = databaseUrlFor(adminDatabaseUrl, templateDatabase);
   await migrate(templateUrl, logger);
   const pool = await createDatabasePool(templateUrl, { maxPoolSize: 1 });
-  await seedCatalog(pool);
+  await seedCatalog(pool, defaultCatalog);
   await pool.end();
 
   project.provide("adminDatabaseUrl", adminDatabaseUrl);

@@ -1,0 +1,7 @@
+import { loadDefaultCatalog } from "../../src/app/catalog-file.ts";
+import { plansOf } from "../../src/domain/catalog.ts";
+
+/** The default catalog (catalog/default.yaml), as the service seeds it. */
+export const defaultCatalog = await loadDefaultCatalog();
+export const defaultPlans = plansOf(defaultCatalog);
+export const defaultMetrics = defaultCatalog.metrics;
