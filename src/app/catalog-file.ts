@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parseDocument } from "yaml";
 import { z } from "zod";
-import type { CatalogDefinition } from "../domain/catalog.ts";
+import { RESET_PERIODS, type CatalogDefinition } from "../domain/catalog.ts";
 import { packagePath } from "../platform/package-files.ts";
 
 /** One thing wrong with a catalog file: where (`plans.pro.quotas.jbos`) and what. */
@@ -29,7 +29,7 @@ const description = z.string().min(1, "must not be empty").max(500, "must be at 
 const wholeNumber = z.number().int("must be a whole number").nonnegative("must not be negative").max(Number.MAX_SAFE_INTEGER);
 
 const metricSchema = z.strictObject({
-  reset: z.enum(["day", "month", "never"], { error: 'must be one of "day", "month", "never"' }),
+  reset: z.enum(RESET_PERIODS, { error: `must be one of ${RESET_PERIODS.map((period) => `"${period}"`).join(", ")}` }),
   description,
 });
 

@@ -1,11 +1,11 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
-import type { Metric } from "../domain/catalog.ts";
+import { RESET_PERIODS, type Metric } from "../domain/catalog.ts";
 
 const metricRow = z
   .object({
     code: z.string(),
-    reset_period: z.enum(["day", "month", "never"]),
+    reset_period: z.enum(RESET_PERIODS),
     description: z.string(),
   })
   .transform((row): Metric => ({

@@ -1,6 +1,6 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
-import type { Plan } from "../domain/catalog.ts";
+import { RESET_PERIODS, type Plan } from "../domain/catalog.ts";
 
 const planRow = z
   .object({
@@ -15,7 +15,7 @@ const planRow = z
         metric: z.string(),
         // Sent as text: JSON numbers would lose bigint precision.
         limit: z.string().nullable(),
-        reset_period: z.enum(["day", "month", "never"]),
+        reset_period: z.enum(RESET_PERIODS),
       }),
     ),
   })

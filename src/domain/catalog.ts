@@ -1,5 +1,11 @@
-/** How often a metric starts again from zero: UTC calendar periods, or never for a gauge. */
-export type ResetPeriod = "day" | "month" | "never";
+/**
+ * How often a metric starts again from zero: UTC calendar periods (a week starts on Monday, as
+ * ISO 8601 has it), or never for a gauge.
+ */
+export type ResetPeriod = "day" | "week" | "month" | "year" | "never";
+
+/** Every reset period, in order of length. */
+export const RESET_PERIODS: readonly ResetPeriod[] = ["day", "week", "month", "year", "never"];
 
 export type Metric = {
   readonly code: string;

@@ -18,8 +18,15 @@ export function periodContaining(resetPeriod: ResetPeriod, at: Date): Period | n
       const day = at.getUTCDate();
       return { start: new Date(Date.UTC(year, month, day)), end: new Date(Date.UTC(year, month, day + 1)) };
     }
+    case "week": {
+      // getUTCDay() is 0 on Sunday: days since the last Monday.
+      const monday = at.getUTCDate() - ((at.getUTCDay() + 6) % 7);
+      return { start: new Date(Date.UTC(year, month, monday)), end: new Date(Date.UTC(year, month, monday + 7)) };
+    }
     case "month":
       return { start: new Date(Date.UTC(year, month, 1)), end: new Date(Date.UTC(year, month + 1, 1)) };
+    case "year":
+      return { start: new Date(Date.UTC(year, 0, 1)), end: new Date(Date.UTC(year + 1, 0, 1)) };
     case "never":
       return null;
   }

@@ -25,7 +25,9 @@ import { subscriptionStatus, type SubscriptionRecord } from "../domain/subscript
 
 const RESET_PERIODS: Record<DomainResetPeriod, ResetPeriod> = {
   day: ResetPeriod.DAY,
+  week: ResetPeriod.WEEK,
   month: ResetPeriod.MONTH,
+  year: ResetPeriod.YEAR,
   never: ResetPeriod.NEVER,
 };
 

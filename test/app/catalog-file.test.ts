@@ -90,7 +90,7 @@ describe("a catalog file", () => {
     const problems = problemsOf(text);
     expect(problems).toEqual(
       expect.arrayContaining([
-        'metrics.jobs.reset: must be one of "day", "month", "never"',
+        'metrics.jobs.reset: must be one of "day", "week", "month", "year", "never"',
         "plans.pro.price_cents: must not be negative",
         "plans.pro.currency: must be a three-letter ISO 4217 code such as USD",
         'plans.free.quotas.jobs: must be a whole number or "unlimited"',

@@ -34,6 +34,29 @@ describe("periodContaining", () => {
     expect(periodContaining("day", new Date("2026-07-05T01:00:00+02:00"))?.start).toEqual(new Date("2026-07-04T00:00:00Z"));
   });
 
+  it("gives the ISO week, Monday 00:00 UTC to the next Monday", () => {
+    // 2026-12-06 is a Sunday: the last instant of the week that began on Monday 2026-11-30.
+    expect(periodContaining("week", new Date("2026-12-06T23:59:59.999Z"))).toEqual({
+      start: new Date("2026-11-30T00:00:00Z"),
+      end: new Date("2026-12-07T00:00:00Z"),
+    });
+    expect(periodContaining("week", new Date("2026-12-07T00:00:00Z"))?.start).toEqual(new Date("2026-12-07T00:00:00Z"));
+    // A week across the turn of a year and across the end of February in a leap year.
+    expect(periodContaining("week", new Date("2027-01-03T12:00:00Z"))?.start).toEqual(new Date("2026-12-28T00:00:00Z"));
+    expect(periodContaining("week", new Date("2028-03-01T00:00:00Z"))).toEqual({
+      start: new Date("2028-02-28T00:00:00Z"),
+      end: new Date("2028-03-06T00:00:00Z"),
+    });
+  });
+
+  it("gives the UTC year", () => {
+    expect(periodContaining("year", new Date("2026-12-31T23:59:59.999Z"))).toEqual({
+      start: new Date("2026-01-01T00:00:00Z"),
+      end: new Date("2027-01-01T00:00:00Z"),
+    });
+    expect(periodContaining("year", new Date("2027-01-01T00:00:00Z"))?.start).toEqual(new Date("2027-01-01T00:00:00Z"));
+  });
+
   it("gives no period for a gauge", () => {
     expect(periodContaining("never", new Date("2026-07-04T00:00:00Z"))).toBeNull();
     expect(usageRowStart("never", new Date("2026-07-04T00:00:00Z"))).toEqual(GAUGE_PERIOD_START);

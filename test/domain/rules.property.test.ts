@@ -6,12 +6,12 @@ import { fits } from "../../src/domain/quota.ts";
 import { expiryOf, subscriptionStatus } from "../../src/domain/subscriptions.ts";
 import { defaultMetrics, defaultPlans } from "../support/catalog.ts";
 import { instant, operation } from "../support/arbitraries.ts";
-import { periodLabel, UsageModel } from "../support/usage-model.ts";
+import { calendarLabel, periodLabel, UsageModel } from "../support/usage-model.ts";
 
 describe("periods", () => {
   it("contain their instant and tile time without gaps", () => {
     fc.assert(
-      fc.property(instant, fc.constantFrom("day" as const, "month" as const), (at, reset) => {
+      fc.property(instant, fc.constantFrom("day" as const, "week" as const, "month" as const, "year" as const), (at, reset) => {
         const period = periodContaining(reset, at)!;
         expect(period.start.getTime()).toBeLessThanOrEqual(at.getTime());
         expect(at.getTime()).toBeLessThan(period.end.getTime());
@@ -27,6 +27,10 @@ describe("periods", () => {
         for (const [reset, metric] of [["day", "api_calls"], ["month", "jobs"]] as const) {
           const samePeriod = usageRowStart(reset, a).getTime() === usageRowStart(reset, b).getTime();
           expect(samePeriod).toBe(periodLabel(metric, a) === periodLabel(metric, b));
+        }
+        for (const reset of ["week", "year"] as const) {
+          expect(usageRowStart(reset, a).getTime() === usageRowStart(reset, b).getTime()).toBe(calendarLabel(reset, a) === calendarLabel(reset, b));
+          expect(usageRowStart(reset, a).toISOString().slice(0, 10)).toBe(reset === "week" ? calendarLabel("week", a) : `${calendarLabel("year", a)}-01-01`);
         }
       }),
     );

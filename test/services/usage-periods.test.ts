@@ -1,12 +1,32 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { ResetPeriod } from "../../gen/entitlements/v1/plan_pb.js";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { seedCatalog } from "../../src/db/seed.ts";
+import type { CatalogDefinition } from "../../src/domain/catalog.ts";
+import { defaultCatalog } from "../support/catalog.ts";
 import { DAY_MS } from "../support/clock.ts";
 import { createTestService, type TestService } from "../support/service.ts";
+
+/** The default catalog plus a weekly and a yearly metric, each with a small limit on free. */
+const withWeeksAndYears: CatalogDefinition = {
+  ...defaultCatalog,
+  metrics: [
+    ...defaultCatalog.metrics,
+    { code: "exports", resetPeriod: "week", description: "Exports per ISO week" },
+    { code: "reports", resetPeriod: "year", description: "Reports per UTC year" },
+  ],
+  plans: defaultCatalog.plans.map((plan) =>
+    plan.code === "free" ? { ...plan, quotas: [...plan.quotas, { metric: "exports", limit: 3n }, { metric: "reports", limit: 2n }] } : plan,
+  ),
+};
 
 /** Period rollovers and gauges, driven by the injected clock. */
 let service: TestService;
 beforeAll(async () => {
   service = await createTestService("2026-01-31T23:59:59.999Z");
+  await seedCatalog(service.pool, withWeeksAndYears);
+  await service.catalog.refresh();
 });
 
 async function used(userId: string, metric: string): Promise<bigint | undefined> {
@@ -36,6 +56,37 @@ describe("counters", () => {
     expect(await used(userId, "api_calls")).toBe(40n);
     service.clock.advance(1);
     expect(await used(userId, "api_calls")).toBe(0n);
+  });
+
+  it("start again every Monday at 00:00 UTC, across the turn of a year", async () => {
+    const userId = "weekly";
+    // Sunday 2026-12-06 ends the ISO week that began on Monday 2026-11-30.
+    service.clock.set("2026-12-06T23:59:59.999Z");
+    const full = await service.client.incrementUsage({ userId, metric: "exports", amount: 3n });
+    expect(timestampDate(full.quota!.periodStart!)).toEqual(new Date("2026-11-30T00:00:00Z"));
+    expect(timestampDate(full.quota!.resetsAt!)).toEqual(new Date("2026-12-07T00:00:00Z"));
+    await expect(service.client.incrementUsage({ userId, metric: "exports", amount: 1n })).rejects.toThrow(/quota exceeded/);
+    service.clock.set("2026-12-07T00:00:00Z");
+    expect(await used(userId, "exports")).toBe(0n);
+    // Thursday 2026-12-31 and Sunday 2027-01-03 are one week, which began on Monday 2026-12-28.
+    service.clock.set("2026-12-31T12:00:00Z");
+    await service.client.incrementUsage({ userId, metric: "exports", amount: 2n });
+    service.clock.set("2027-01-03T23:00:00Z");
+    expect(await used(userId, "exports")).toBe(2n);
+    service.clock.set("2027-01-04T00:00:00Z");
+    expect(await used(userId, "exports")).toBe(0n);
+  });
+
+  it("start again on the first of January at 00:00 UTC", async () => {
+    const userId = "yearly";
+    service.clock.set("2027-12-31T23:59:59.999Z");
+    const full = await service.client.incrementUsage({ userId, metric: "reports", amount: 2n });
+    expect(timestampDate(full.quota!.resetsAt!)).toEqual(new Date("2028-01-01T00:00:00Z"));
+    service.clock.set("2028-01-01T00:00:00Z");
+    expect(await used(userId, "reports")).toBe(0n);
+    const { plan } = await service.client.getPlan({ userId });
+    expect(plan?.quotas.find((quota) => quota.metric === "reports")?.resetPeriod).toBe(ResetPeriod.YEAR);
+    expect(plan?.quotas.find((quota) => quota.metric === "exports")?.resetPeriod).toBe(ResetPeriod.WEEK);
   });
 });
 

@@ -87,6 +87,8 @@ export function inMemoryClient(served: ServedCalls, token: string | null = SERVI
 export type TestService = TestDatabase & {
   readonly clock: TestClock;
   readonly entitlements: Entitlements;
+  /** The catalog the service holds (refresh it after changing the catalog in the database). */
+  readonly catalog: CatalogSource;
   /** What the service serves, for in-memory clients of its own. */
   readonly served: ServedCalls;
   /** An EntitlementService client that sends the service token. */
@@ -102,7 +104,7 @@ export type TestService = TestDatabase & {
 export async function createTestService(start = "2026-03-15T12:00:00Z"): Promise<TestService> {
   const database = await createTestDatabase();
   const clock = new TestClock(start);
-  const { entitlements, served } = await composeTestService(database.pool, clock);
+  const { entitlements, served, catalog } = await composeTestService(database.pool, clock);
   const clientWith = (token: string | null) => inMemoryClient(served, token);
-  return { ...database, clock, entitlements, served, client: clientWith(SERVICE_TOKEN), clientWith };
+  return { ...database, clock, entitlements, catalog, served, client: clientWith(SERVICE_TOKEN), clientWith };
 }

@@ -23,7 +23,23 @@ export function isGaugeMetric(metric: ModelMetric): boolean {
 /** The label of the period `at` falls in: "2026-03-15" per day, "2026-03" per month. */
 export function periodLabel(metric: ModelMetric, at: Date): string {
   if (isGaugeMetric(metric)) return "always";
-  return metric === "api_calls" ? at.toISOString().slice(0, 10) : at.toISOString().slice(0, 7);
+  return calendarLabel(metric === "api_calls" ? "day" : "month", at);
+}
+
+const WEEKDAYS_FROM_MONDAY = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/**
+ * The label of the UTC calendar period `at` falls in, from its ISO date string: "2026-03-15" per
+ * day, "2026-03" per month, "2026" per year, and per week the date of its Monday, found by
+ * stepping back whole days (86 400 000 ms: UTC has no daylight saving) from the weekday's name.
+ */
+export function calendarLabel(reset: "day" | "week" | "month" | "year", at: Date): string {
+  const iso = at.toISOString();
+  if (reset === "day") return iso.slice(0, 10);
+  if (reset === "month") return iso.slice(0, 7);
+  if (reset === "year") return iso.slice(0, 4);
+  const weekday = at.toUTCString().slice(0, 3);
+  return new Date(at.getTime() - WEEKDAYS_FROM_MONDAY.indexOf(weekday) * 86_400_000).toISOString().slice(0, 10);
 }
 
 export class UsageModel {

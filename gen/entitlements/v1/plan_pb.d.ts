@@ -139,6 +139,20 @@ export enum ResetPeriod {
    * @generated from enum value: RESET_PERIOD_NEVER = 3;
    */
   NEVER = 3,
+
+  /**
+   * A counter that starts again at 00:00 UTC every Monday (ISO 8601 weeks).
+   *
+   * @generated from enum value: RESET_PERIOD_WEEK = 4;
+   */
+  WEEK = 4,
+
+  /**
+   * A counter that starts again at 00:00 UTC on the first of January.
+   *
+   * @generated from enum value: RESET_PERIOD_YEAR = 5;
+   */
+  YEAR = 5,
 }
 
 /**
