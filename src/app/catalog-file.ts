@@ -148,7 +148,9 @@ export function parseCatalog(text: string, options: { source: string; format: "y
 
 /** Reads and validates a catalog file: YAML, or JSON when its name ends in `.json`. */
 export async function loadCatalogFile(file: string): Promise<CatalogDefinition> {
-  const text = await readFile(file, "utf8");
+  const text = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
+    throw new InvalidCatalogError(file, [{ path: "", message: `cannot read ${file} (${error.code ?? error.message})` }]);
+  });
   return parseCatalog(text, { source: file, format: file.endsWith(".json") ? "json" : "yaml" });
 }
 

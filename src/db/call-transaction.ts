@@ -109,12 +109,12 @@ export function afterCallCommit(work: () => void): void {
  * connection held so, that work could never run and no call would end.
  */
 export class CallTransactions {
-  readonly pool: DatabasePool;
+  readonly #pool: DatabasePool;
   readonly #open: Permits;
 
   /** A call waits to open one for as long as the pool's callers wait for a connection. */
   constructor(pool: DatabasePool) {
-    this.pool = pool;
+    this.#pool = pool;
     // Slonik's default size when the pool was made without one.
     const { maxPoolSize = 10, connectionTimeout } = pool.configuration;
     this.#open = new Permits(Math.max(1, maxPoolSize - 1), connectionTimeout === "DISABLE_TIMEOUT" ? 2 ** 31 - 1 : connectionTimeout);
@@ -122,7 +122,7 @@ export class CallTransactions {
 
   /** Runs `work` in a transaction, without retries (a retried transaction would run the call twice). */
   open(work: (tx: CommonQueryMethods) => Promise<void>): Promise<void> {
-    return this.#open.hold(() => this.pool.transaction(work, 0));
+    return this.#open.hold(() => this.#pool.transaction(work, 0));
   }
 
   /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatProblem, InvalidCatalogError, loadDefaultCatalog, parseCatalog } from "../../src/app/catalog-file.ts";
+import { formatProblem, InvalidCatalogError, loadCatalogFile, loadDefaultCatalog, parseCatalog } from "../../src/app/catalog-file.ts";
 import { plansOf } from "../../src/domain/catalog.ts";
 
 const VALID = `
@@ -99,6 +99,10 @@ describe("a catalog file", () => {
       ]),
     );
     expect(problems).toHaveLength(6);
+  });
+
+  it("names a file that cannot be read", async () => {
+    await expect(loadCatalogFile("/nonexistent/catalog.yaml")).rejects.toMatchObject({ problems: [{ path: "", message: "cannot read /nonexistent/catalog.yaml (ENOENT)" }] });
   });
 
   it("refuses text that is not YAML, or has a key twice", () => {
