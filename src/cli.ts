@@ -127,7 +127,8 @@ async function printPlans(pool: DatabasePool): Promise<void> {
   const catalog = await loadCatalog(pool);
   for (const plan of catalog.plans) {
     const price = `${plan.currency} ${(Number(plan.priceCents) / 100).toFixed(2)}/month`;
-    process.stdout.write(`${plan.code} (${plan.displayName}): ${price}, rate limit x${plan.rateLimitMultiplier}\n`);
+    const hidden = plan.visibility === "hidden" ? " [hidden: assignable, never listed publicly]" : "";
+    process.stdout.write(`${plan.code} (${plan.displayName}): ${price}, rate limit x${plan.rateLimitMultiplier}${hidden}\n`);
     for (const quota of plan.quotas) {
       process.stdout.write(`  ${quota.metric}: ${quota.limit ?? "unlimited"} ${quota.resetPeriod === "never" ? "at a time" : `per ${quota.resetPeriod}`}\n`);
     }

@@ -9,6 +9,7 @@ const planRow = z
     price_cents: z.bigint(),
     currency: z.string(),
     rate_limit_multiplier: z.number(),
+    visibility: z.enum(["public", "hidden"]),
     features: z.record(z.string(), z.boolean()),
     quotas: z.array(
       z.object({
@@ -26,6 +27,7 @@ const planRow = z
       priceCents: row.price_cents,
       currency: row.currency,
       rateLimitMultiplier: row.rate_limit_multiplier,
+      visibility: row.visibility,
       features: row.features,
       quotas: row.quotas.map((quota) => ({
         metric: quota.metric,
@@ -44,6 +46,7 @@ export async function findAllPlans(db: CommonQueryMethods): Promise<readonly Pla
       p.price_cents,
       p.currency,
       p.rate_limit_multiplier,
+      p.visibility,
       coalesce(
         (select json_object_agg(f.feature, f.enabled) from plan_features f where f.plan_code = p.code),
         '{}'
@@ -66,21 +69,22 @@ export async function findAllPlans(db: CommonQueryMethods): Promise<readonly Pla
 
 export type PlanAttributes = Pick<
   Plan,
-  "code" | "displayName" | "priceCents" | "currency" | "rateLimitMultiplier"
+  "code" | "displayName" | "priceCents" | "currency" | "rateLimitMultiplier" | "visibility"
 >;
 
 /** Inserts or updates a plan's own columns; writes nothing when they are already as given. */
 export async function upsertPlan(db: CommonQueryMethods, plan: PlanAttributes): Promise<void> {
   await db.query(sql.unsafe`
-    insert into plans (code, display_name, price_cents, currency, rate_limit_multiplier)
-    values (${plan.code}, ${plan.displayName}, ${plan.priceCents}, ${plan.currency}, ${plan.rateLimitMultiplier})
+    insert into plans (code, display_name, price_cents, currency, rate_limit_multiplier, visibility)
+    values (${plan.code}, ${plan.displayName}, ${plan.priceCents}, ${plan.currency}, ${plan.rateLimitMultiplier}, ${plan.visibility})
     on conflict (code) do update
       set display_name = excluded.display_name,
           price_cents = excluded.price_cents,
           currency = excluded.currency,
-          rate_limit_multiplier = excluded.rate_limit_multiplier
-      where (plans.display_name, plans.price_cents, plans.currency, plans.rate_limit_multiplier)
+          rate_limit_multiplier = excluded.rate_limit_multiplier,
+          visibility = excluded.visibility
+      where (plans.display_name, plans.price_cents, plans.currency, plans.rate_limit_multiplier, plans.visibility)
         is distinct from
-        (excluded.display_name, excluded.price_cents, excluded.currency, excluded.rate_limit_multiplier)
+        (excluded.display_name, excluded.price_cents, excluded.currency, excluded.rate_limit_multiplier, excluded.visibility)
   `);
 }

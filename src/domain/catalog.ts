@@ -26,10 +26,15 @@ export type Plan = {
   readonly priceCents: bigint;
   readonly currency: string;
   readonly rateLimitMultiplier: number;
+  /** Hidden plans can be assigned but are never listed publicly. */
+  readonly visibility: PlanVisibility;
   readonly features: Readonly<Record<string, boolean>>;
   /** Ordered by metric code. */
   readonly quotas: readonly Quota[];
 };
+
+/** Whether a plan is listed publicly ("public") or only assignable ("hidden"). */
+export type PlanVisibility = "public" | "hidden";
 
 /** A feature a plan can turn on. */
 export type Feature = { readonly code: string; readonly description: string };
@@ -42,8 +47,7 @@ export type PlanDefinition = {
   readonly currency: string;
   readonly interval: "month" | "year";
   readonly rateLimitMultiplier: number;
-  /** Hidden plans are assignable but never listed publicly. */
-  readonly visibility: "public" | "hidden";
+  readonly visibility: PlanVisibility;
   readonly trialDays: number | undefined;
   /** The features it turns on; every other one is off. */
   readonly features: readonly string[];
@@ -69,6 +73,7 @@ export function plansOf(definition: CatalogDefinition): Plan[] {
     priceCents: plan.priceCents,
     currency: plan.currency,
     rateLimitMultiplier: plan.rateLimitMultiplier,
+    visibility: plan.visibility,
     features: Object.fromEntries(definition.features.map((feature) => [feature.code, plan.features.includes(feature.code)])),
     quotas: plan.quotas
       .map((quota) => ({ metric: quota.metric, limit: quota.limit, resetPeriod: resetPeriods.get(quota.metric)! }))
@@ -94,7 +99,10 @@ export function quotaLimit(plan: Plan, metricCode: string): bigint | null {
 
 /** The plans and metrics the service knows, as read from the database. */
 export class Catalog {
+  /** Every plan, cheapest first, hidden ones included. */
   readonly plans: readonly Plan[];
+  /** The plans listed publicly, cheapest first. */
+  readonly publicPlans: readonly Plan[];
   readonly metrics: readonly Metric[];
   readonly freePlan: Plan;
   readonly #plansByCode: ReadonlyMap<string, Plan>;
@@ -104,6 +112,7 @@ export class Catalog {
     this.plans = [...plans].sort(
       (a, b) => Number(a.priceCents - b.priceCents) || a.code.localeCompare(b.code),
     );
+    this.publicPlans = this.plans.filter((plan) => plan.visibility === "public");
     this.metrics = [...metrics].sort((a, b) => a.code.localeCompare(b.code));
     this.#plansByCode = new Map(plans.map((plan) => [plan.code, plan]));
     this.#metricsByCode = new Map(metrics.map((metric) => [metric.code, metric]));

@@ -3,6 +3,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import {
   GetPlanResponseSchema,
   ListPlansResponseSchema,
+  type ListPlansRequest,
   type CheckQuotaRequest,
   type EntitlementService,
   type GetPlanRequest,
@@ -77,8 +78,8 @@ export class EntitlementServiceImpl implements ServiceImpl<typeof EntitlementSer
     };
   }
 
-  async listPlans() {
-    return catalogAnswer(this.#entitlements.catalog, listPlansResponse);
+  async listPlans(request: ListPlansRequest) {
+    return catalogAnswer(this.#entitlements.catalog, listPlansResponse, request.includeHidden ? "all" : "public");
   }
 
   async getUsage(request: GetUsageRequest) {

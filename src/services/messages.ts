@@ -62,6 +62,7 @@ function convertPlan(plan: Plan): PlanMessage {
       limit: quota.limit ?? undefined,
       resetPeriod: RESET_PERIODS[quota.resetPeriod],
     })),
+    hidden: plan.visibility === "hidden",
   });
 }
 
@@ -104,6 +105,7 @@ export type CatalogInit = ReturnType<typeof catalogMessages>;
 const activePlanAnswers: Answers = new WeakMap();
 const suspendedPlanAnswers: Answers = new WeakMap();
 const catalogAnswers: Answers = new WeakMap();
+const allPlansAnswers: Answers = new WeakMap();
 
 /**
  * A user's plan as the response `response` makes (GetPlan's, GetMySubscription's). Users without
@@ -143,9 +145,12 @@ export function quotaCheckAnswer(allowed: boolean, quota: QuotaState): CheckQuot
   return answer;
 }
 
-/** The catalog as the response `response` makes (ListPlans'): one shared answer per catalog. */
-export function catalogAnswer<M extends Message>(catalog: Catalog, response: (init: CatalogInit) => M): M {
-  return sharedAnswer(catalogAnswers, catalog, response, () => response(catalogMessages(catalog)));
+/**
+ * The catalog as the response `response` makes (ListPlans'): its public plans, or every plan
+ * (`which` "all"); one shared answer per catalog and choice.
+ */
+export function catalogAnswer<M extends Message>(catalog: Catalog, response: (init: CatalogInit) => M, which: "public" | "all" = "public"): M {
+  return sharedAnswer(which === "all" ? allPlansAnswers : catalogAnswers, catalog, response, () => response(catalogMessages(which === "all" ? catalog.plans : catalog.publicPlans)));
 }
 
 /** A user's plan with the subscription behind it (absent on the default free plan). */
@@ -168,7 +173,7 @@ export function accountMessage(account: AccountRecord): Account {
   });
 }
 
-/** The catalog, cheapest plan first. */
-function catalogMessages(catalog: Catalog) {
-  return { plans: catalog.plans.map(planMessage) };
+/** Plans as a catalog answer lists them. */
+function catalogMessages(plans: readonly Plan[]) {
+  return { plans: plans.map(planMessage) };
 }

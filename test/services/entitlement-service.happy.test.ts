@@ -4,8 +4,31 @@ import { sql } from "slonik";
 import { z } from "zod";
 import { ResetPeriod } from "../../gen/entitlements/v1/plan_pb.js";
 import { SubscriptionStatus } from "../../gen/entitlements/v1/subscription_pb.js";
+import { seedCatalog } from "../../src/db/seed.ts";
+import type { CatalogDefinition } from "../../src/domain/catalog.ts";
+import { defaultCatalog } from "../support/catalog.ts";
 import { DAY_MS } from "../support/clock.ts";
 import { createTestService, type TestService } from "../support/service.ts";
+
+/** The default catalog plus a hidden plan, as a partner deal would be. */
+const withHiddenPlan: CatalogDefinition = {
+  ...defaultCatalog,
+  plans: [
+    ...defaultCatalog.plans,
+    {
+      code: "partner",
+      displayName: "Partner",
+      priceCents: 4999n,
+      currency: "USD",
+      interval: "month",
+      rateLimitMultiplier: 8,
+      visibility: "hidden",
+      trialDays: undefined,
+      features: ["api_access", "sso"],
+      quotas: [{ metric: "jobs", limit: 2000n }],
+    },
+  ],
+};
 
 let service: TestService;
 beforeAll(async () => {
@@ -35,11 +58,36 @@ describe("GetPlan", () => {
 describe("ListPlans", () => {
   it("lists the three plans by price, in cents", async () => {
     const { plans } = await service.client.listPlans({});
-    expect(plans.map((plan) => [plan.code, plan.priceCents, plan.rateLimitMultiplier])).toEqual([
-      ["free", 0n, 1],
-      ["pro", 1999n, 5],
-      ["enterprise", 9999n, 10],
+    expect(plans.map((plan) => [plan.code, plan.priceCents, plan.rateLimitMultiplier, plan.hidden])).toEqual([
+      ["free", 0n, 1, false],
+      ["pro", 1999n, 5, false],
+      ["enterprise", 9999n, 10, false],
     ]);
+  });
+});
+
+describe("a hidden plan", () => {
+  beforeAll(async () => {
+    await seedCatalog(service.pool, withHiddenPlan);
+    await service.catalog.refresh();
+  });
+
+  it("is listed only with include_hidden, marked hidden", async () => {
+    expect((await service.client.listPlans({})).plans.map((plan) => plan.code)).toEqual(["free", "pro", "enterprise"]);
+    const { plans } = await service.client.listPlans({ includeHidden: true });
+    expect(plans.map((plan) => [plan.code, plan.hidden])).toEqual([
+      ["free", false],
+      ["pro", false],
+      ["partner", true],
+      ["enterprise", false],
+    ]);
+  });
+
+  it("is assignable, and its subscribers get its terms", async () => {
+    const upgraded = await service.client.upgradePlan({ userId: "partner-user", planCode: "partner" });
+    expect(upgraded.plan).toMatchObject({ code: "partner", hidden: true });
+    expect(await service.client.hasFeature({ userId: "partner-user", feature: "sso" })).toMatchObject({ enabled: true, planCode: "partner" });
+    expect((await service.client.checkQuota({ userId: "partner-user", metric: "jobs" })).quota?.limit).toBe(2000n);
   });
 });
 

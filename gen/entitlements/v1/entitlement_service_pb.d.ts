@@ -323,6 +323,13 @@ export declare const UpgradePlanResponseSchema: GenMessage<UpgradePlanResponse>;
  * @generated from message entitlements.v1.ListPlansRequest
  */
 export declare type ListPlansRequest = Message<"entitlements.v1.ListPlansRequest"> & {
+  /**
+   * Also list hidden plans (assignable by UpgradePlan, never listed publicly); each says so in
+   * `Plan.hidden`.
+   *
+   * @generated from field: bool include_hidden = 1;
+   */
+  includeHidden: boolean;
 };
 
 /**
@@ -338,7 +345,7 @@ export declare const ListPlansRequestSchema: GenMessage<ListPlansRequest>;
  */
 export declare type ListPlansResponse = Message<"entitlements.v1.ListPlansResponse"> & {
   /**
-   * Every plan of the catalog, by price, cheapest first.
+   * The plans of the catalog asked for, by price, cheapest first.
    *
    * @generated from field: repeated entitlements.v1.Plan plans = 1;
    */
@@ -456,7 +463,7 @@ export declare const EntitlementService: GenService<{
     output: typeof UpgradePlanResponseSchema;
   },
   /**
-   * Lists the catalog of plans, cheapest first.
+   * Lists the catalog of plans, cheapest first: the public ones, or every one with include_hidden.
    *
    * @generated from rpc entitlements.v1.EntitlementService.ListPlans
    */

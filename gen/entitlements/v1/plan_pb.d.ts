@@ -64,6 +64,13 @@ export declare type Plan = Message<"entitlements.v1.Plan"> & {
    * @generated from field: repeated entitlements.v1.Quota quotas = 7;
    */
   quotas: Quota[];
+
+  /**
+   * True for a hidden plan: assignable by UpgradePlan, never listed publicly.
+   *
+   * @generated from field: bool hidden = 8;
+   */
+  hidden: boolean;
 };
 
 /**

@@ -28,6 +28,18 @@ describe("GET /v1/subscription/plans", () => {
     expect(body.plans[0]?.quotas.find((quota) => quota.metric === "jobs")).toEqual({ metric: "jobs", limit: "10", resetPeriod: "RESET_PERIOD_MONTH" });
   });
 
+  it("never lists a hidden plan", async () => {
+    await server.pool.query(sql.unsafe`update plans set visibility = 'hidden' where code = 'pro'`);
+    await server.catalog.refresh();
+    try {
+      const body = (await (await get("/v1/subscription/plans")).json()) as { plans: { code: string }[] };
+      expect(body.plans.map((plan) => plan.code)).toEqual(["free", "enterprise"]);
+    } finally {
+      await server.pool.query(sql.unsafe`update plans set visibility = 'public' where code = 'pro'`);
+      await server.catalog.refresh();
+    }
+  });
+
   it("is cacheable, and revalidates with its ETag", async () => {
     const first = await get("/v1/subscription/plans");
     expect(first.headers.get("cache-control")).toBe("public, max-age=60");
