@@ -9,7 +9,7 @@ import { plansOf } from "../src/domain/catalog.ts";
 import { quotaState } from "../src/domain/quota.ts";
 import { planMessage, quotaStatusMessage } from "../src/services/messages.ts";
 
-const plan = planMessage(plansOf(await loadDefaultCatalog())[0]!);
+const plan = planMessage({ ...plansOf(await loadDefaultCatalog())[0]!, version: 1 });
 const quota = quotaStatusMessage(quotaState({ code: "jobs", resetPeriod: "month", description: "" }, 10n, 3n, new Date()));
 const responses: Record<string, unknown> = {
   getPlan: { plan },

@@ -1,14 +1,14 @@
 import type { CommonQueryMethods } from "slonik";
 import { Catalog } from "../domain/catalog.ts";
 import { findAllMetrics } from "../db/catalog-metrics.ts";
-import { findAllPlans } from "../db/plans.ts";
+import { findAllPlanVersions } from "../db/plan-versions.ts";
 import type { Logger } from "../platform/logger.ts";
 
 /** How stale the in-memory catalog may become after a change to the plans in the database. */
 export const CATALOG_REFRESH_MS = 30_000;
 
 export async function loadCatalog(db: CommonQueryMethods): Promise<Catalog> {
-  const [plans, metrics] = await Promise.all([findAllPlans(db), findAllMetrics(db)]);
+  const [plans, metrics] = await Promise.all([findAllPlanVersions(db), findAllMetrics(db)]);
   return new Catalog(plans, metrics);
 }
 
@@ -19,6 +19,7 @@ export async function loadCatalog(db: CommonQueryMethods): Promise<Catalog> {
 export class CatalogSource {
   #catalog: Catalog;
   #timer: NodeJS.Timeout | undefined;
+  #refreshing: Promise<void> | undefined;
   readonly #db: CommonQueryMethods;
   readonly #logger: Logger;
 
@@ -36,8 +37,16 @@ export class CatalogSource {
     return this.#catalog;
   }
 
-  async refresh(): Promise<void> {
-    this.#catalog = await loadCatalog(this.#db);
+  /** Reads the catalog again; calls made while a read is under way share it. */
+  refresh(): Promise<void> {
+    this.#refreshing ??= loadCatalog(this.#db)
+      .then((catalog) => {
+        this.#catalog = catalog;
+      })
+      .finally(() => {
+        this.#refreshing = undefined;
+      });
+    return this.#refreshing;
   }
 
   startRefreshing(intervalMs = CATALOG_REFRESH_MS): void {

@@ -138,14 +138,26 @@ export class Entitlements {
     return metric;
   }
 
+  /**
+   * The plan at the version a subscription started on. A version published a moment ago by
+   * another replica may not be in this one's catalog yet: it reads the catalog again for it.
+   */
+  async subscribedPlan(subscription: SubscriptionRecord): Promise<Plan | undefined> {
+    const pinned = this.catalog.planVersion(subscription.planCode, subscription.planVersion);
+    if (pinned !== undefined) return pinned;
+    await this.#catalog.refresh();
+    return this.catalog.planVersion(subscription.planCode, subscription.planVersion);
+  }
+
   async currentPlan(userId: string, at: Date): Promise<CurrentPlan> {
     const { status, subscription } = await this.standing(userId);
     const suspended = status === "suspended";
     // A plan removed from the catalog leaves its subscribers on free rather than failing them.
+    // The version the subscription started on, whose terms it keeps.
     const plan =
       subscription === null || subscriptionStatus(subscription, at) !== "active"
         ? undefined
-        : this.catalog.plan(subscription.planCode);
+        : await this.subscribedPlan(subscription);
     return plan === undefined || subscription === null
       ? { plan: this.catalog.freePlan, subscription: undefined, suspended }
       : { plan, subscription, suspended };

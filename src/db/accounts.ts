@@ -84,6 +84,7 @@ const standingRow = z
     status: z.enum(["active", "suspended"]).nullable(),
     tokens_valid_after: timestampColumn.nullable(),
     plan_code: z.string().nullable(),
+    plan_version: z.number().nullable(),
     started_at: timestampColumn.nullable(),
     expires_at: timestampColumn.nullable(),
   });
@@ -91,7 +92,7 @@ const standingRow = z
 /** The account's standing and current subscription; a user never seen is active, on no subscription. */
 export async function findAccountStanding(db: CommonQueryMethods, userId: string): Promise<AccountStanding> {
   const row = await db.one(sql.prepared("account_standing", standingRow)`
-    select a.status, a.tokens_valid_after, s.plan_code, s.started_at, s.expires_at
+    select a.status, a.tokens_valid_after, s.plan_code, s.plan_version, s.started_at, s.expires_at
     from (select ${userId}::text as user_id) as wanted
     left join accounts a on a.user_id = wanted.user_id
     left join subscriptions s on s.user_id = wanted.user_id and s.ended_at is null
@@ -100,9 +101,9 @@ export async function findAccountStanding(db: CommonQueryMethods, userId: string
     status: row.status ?? "active",
     tokensValidAfter: row.tokens_valid_after,
     subscription:
-      row.plan_code === null || row.started_at === null
+      row.plan_code === null || row.plan_version === null || row.started_at === null
         ? null
-        : { userId, planCode: row.plan_code, startedAt: row.started_at, expiresAt: row.expires_at, endedAt: null },
+        : { userId, planCode: row.plan_code, planVersion: row.plan_version, startedAt: row.started_at, expiresAt: row.expires_at, endedAt: null },
   };
 }
 

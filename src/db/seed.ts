@@ -1,25 +1,33 @@
 import type { DatabasePool } from "slonik";
-import { plansOf, type CatalogDefinition } from "../domain/catalog.ts";
+import { sql } from "slonik";
+import { latestVersions, plansOf, sameTerms, type CatalogDefinition } from "../domain/catalog.ts";
 import { upsertMetric } from "./catalog-metrics.ts";
 import { notifyCatalogChanged } from "./notifications.ts";
-import { replacePlanFeatures } from "./plan-features.ts";
-import { replacePlanQuotas } from "./plan-quotas.ts";
-import { upsertPlan } from "./plans.ts";
+import { findAllPlanVersions, insertPlanVersion } from "./plan-versions.ts";
+import { ensurePlan } from "./plans.ts";
+
+/** Serializes catalog writes across replicas (an arbitrary key of this service's own). */
+const CATALOG_LOCK = 7_240_001;
 
 /**
- * Upserts a catalog's metrics and plans by code in one transaction (the default catalog, at
- * start). Idempotent: a second run writes no row. Plans and metrics it does not declare are left
- * alone.
+ * Writes a catalog's metrics and plans in one transaction (the default catalog, at start): a
+ * plan whose terms differ from its latest version's gets a new version; a new plan starts at
+ * version 1. Idempotent: a second run writes no row. Replicas that start together take turns
+ * (a transaction lock), so they publish each change once. Plans and metrics the catalog does not
+ * declare are left alone.
  */
-export async function seedCatalog(pool: DatabasePool, catalog: CatalogDefinition): Promise<void> {
+export async function seedCatalog(pool: DatabasePool, catalog: CatalogDefinition, at = new Date()): Promise<void> {
   await pool.transaction(async (tx) => {
+    await tx.query(sql.unsafe`select pg_advisory_xact_lock(${CATALOG_LOCK})`);
     for (const metric of catalog.metrics) {
       await upsertMetric(tx, metric);
     }
-    for (const plan of plansOf(catalog)) {
-      await upsertPlan(tx, plan);
-      await replacePlanQuotas(tx, plan.code, plan.quotas);
-      await replacePlanFeatures(tx, plan.code, plan.features);
+    const latest = latestVersions(await findAllPlanVersions(tx));
+    for (const terms of plansOf(catalog)) {
+      const current = latest.get(terms.code);
+      if (current !== undefined && sameTerms(current, terms)) continue;
+      await ensurePlan(tx, terms.code);
+      await insertPlanVersion(tx, terms, (current?.version ?? 0) + 1, at);
     }
     await notifyCatalogChanged(tx);
   });

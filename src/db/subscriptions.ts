@@ -8,6 +8,7 @@ const subscriptionRow = z
   .object({
     user_id: z.string(),
     plan_code: z.string(),
+    plan_version: z.number(),
     started_at: timestampColumn,
     expires_at: timestampColumn.nullable(),
     ended_at: timestampColumn.nullable(),
@@ -16,6 +17,7 @@ const subscriptionRow = z
     (row): SubscriptionRecord => ({
       userId: row.user_id,
       planCode: row.plan_code,
+      planVersion: row.plan_version,
       startedAt: row.started_at,
       expiresAt: row.expires_at,
       endedAt: row.ended_at,
@@ -23,8 +25,9 @@ const subscriptionRow = z
   );
 
 /**
- * Ends the current subscription (if any) and starts a new one. Run it in a transaction that
- * holds the account lock, so the one-current-subscription index is never contended.
+ * Ends the current subscription (if any) and starts a new one, on the plan's latest version
+ * committed in the database (not a replica's possibly older catalog). Run it in a transaction
+ * that holds the account lock, so the one-current-subscription index is never contended.
  */
 export async function replaceCurrentSubscription(
   db: CommonQueryMethods,
@@ -35,14 +38,15 @@ export async function replaceCurrentSubscription(
     where user_id = ${subscription.userId} and ended_at is null
   `);
   return db.one(sql.type(subscriptionRow)`
-    insert into subscriptions (user_id, plan_code, started_at, expires_at)
+    insert into subscriptions (user_id, plan_code, plan_version, started_at, expires_at)
     values (
       ${subscription.userId},
       ${subscription.planCode},
+      (select max(version) from plan_versions where plan_code = ${subscription.planCode}),
       ${sql.timestamp(subscription.startedAt)},
       ${subscription.expiresAt === null ? null : sql.timestamp(subscription.expiresAt)}
     )
-    returning user_id, plan_code, started_at, expires_at, ended_at
+    returning user_id, plan_code, plan_version, started_at, expires_at, ended_at
   `);
 }
 
@@ -52,7 +56,7 @@ export async function findSubscriptionHistory(
   userId: string,
 ): Promise<readonly SubscriptionRecord[]> {
   return db.any(sql.type(subscriptionRow)`
-    select user_id, plan_code, started_at, expires_at, ended_at
+    select user_id, plan_code, plan_version, started_at, expires_at, ended_at
     from subscriptions where user_id = ${userId}
     order by started_at desc, id desc
   `);
@@ -62,7 +66,7 @@ const subscriptionTotals = z.object({ plan_code: z.string(), accounts: z.bigint(
 
 /**
  * Active subscriptions per plan at `at`, and their monthly revenue from accounts in good
- * standing. Plans with none are left out. Suspended accounts are few and indexed, so their
+ * standing, each at the price of the version it is pinned to. Plans with none are left out. Suspended accounts are few and indexed, so their
  * revenue is subtracted rather than every subscriber's account being joined.
  */
 export async function activeSubscriptionTotals(
@@ -70,13 +74,14 @@ export async function activeSubscriptionTotals(
   at: Date,
 ): Promise<readonly z.infer<typeof subscriptionTotals>[]> {
   const active = sql.fragment`
-    select s.user_id, s.plan_code from subscriptions s
+    select s.user_id, s.plan_code, v.price_cents from subscriptions s
+    join plan_versions v on v.plan_code = s.plan_code and v.version = s.plan_version
     where s.ended_at is null and (s.expires_at is null or s.expires_at > ${sql.timestamp(at)})
   `;
   return db.any(sql.type(subscriptionTotals)`
     with active as (${active}),
     suspended as (
-      select active.plan_code, count(*) as accounts
+      select active.plan_code, sum(active.price_cents) as revenue_cents
       from accounts a join active on active.user_id = a.user_id
       where a.status = 'suspended'
       group by active.plan_code
@@ -84,9 +89,8 @@ export async function activeSubscriptionTotals(
     select
       active.plan_code,
       count(*) as accounts,
-      ((count(*) - coalesce(max(suspended.accounts), 0)) * max(p.price_cents))::bigint as revenue_cents
+      (sum(active.price_cents) - coalesce(max(suspended.revenue_cents), 0))::bigint as revenue_cents
     from active
-    join plans p on p.code = active.plan_code
     left join suspended on suspended.plan_code = active.plan_code
     group by active.plan_code
   `);

@@ -20,7 +20,8 @@ export type Quota = {
   readonly resetPeriod: ResetPeriod;
 };
 
-export type Plan = {
+/** What a plan offers, at one version: everything a change to which publishes a new version. */
+export type PlanTerms = {
   readonly code: string;
   readonly displayName: string;
   readonly priceCents: bigint;
@@ -32,6 +33,32 @@ export type Plan = {
   /** Ordered by metric code. */
   readonly quotas: readonly Quota[];
 };
+
+/** A plan at one of its versions (1, 2, ...); versions never change once published. */
+export type Plan = PlanTerms & { readonly version: number };
+
+/** The features a plan turns on, sorted. */
+function enabledFeatures(terms: PlanTerms): string[] {
+  return Object.keys(terms.features).filter((feature) => terms.features[feature]).sort();
+}
+
+/**
+ * Whether two sets of terms are the same offer. Features are compared by those turned on, so a
+ * feature added to the catalog (off everywhere) publishes no new version of any plan.
+ */
+export function sameTerms(a: PlanTerms, b: PlanTerms): boolean {
+  const quotas = (terms: PlanTerms) => JSON.stringify(terms.quotas.map((quota) => [quota.metric, quota.limit?.toString() ?? null]));
+  return (
+    a.code === b.code &&
+    a.displayName === b.displayName &&
+    a.priceCents === b.priceCents &&
+    a.currency === b.currency &&
+    a.rateLimitMultiplier === b.rateLimitMultiplier &&
+    a.visibility === b.visibility &&
+    enabledFeatures(a).join() === enabledFeatures(b).join() &&
+    quotas(a) === quotas(b)
+  );
+}
 
 /** Whether a plan is listed publicly ("public") or only assignable ("hidden"). */
 export type PlanVisibility = "public" | "hidden";
@@ -64,8 +91,8 @@ export type CatalogDefinition = {
   readonly plans: readonly PlanDefinition[];
 };
 
-/** The plans a definition declares, as the service holds them: every feature on or off, quotas by metric code. */
-export function plansOf(definition: CatalogDefinition): Plan[] {
+/** The terms of the plans a definition declares: every feature on or off, quotas by metric code. */
+export function plansOf(definition: CatalogDefinition): PlanTerms[] {
   const resetPeriods = new Map(definition.metrics.map((metric) => [metric.code, metric.resetPeriod]));
   return definition.plans.map((plan) => ({
     code: plan.code,
@@ -97,37 +124,63 @@ export function quotaLimit(plan: Plan, metricCode: string): bigint | null {
   return quota === undefined ? 0n : quota.limit;
 }
 
-/** The plans and metrics the service knows, as read from the database. */
+/** The plans (every version) and metrics the service knows, as read from the database. */
 export class Catalog {
-  /** Every plan, cheapest first, hidden ones included. */
+  /** Every plan at its latest version, cheapest first, hidden ones included. */
   readonly plans: readonly Plan[];
   /** The plans listed publicly, cheapest first. */
   readonly publicPlans: readonly Plan[];
   readonly metrics: readonly Metric[];
   readonly freePlan: Plan;
   readonly #plansByCode: ReadonlyMap<string, Plan>;
+  /** Each plan's versions, indexed by version number (a lookup on every call: no key to build). */
+  readonly #versions: ReadonlyMap<string, readonly Plan[]>;
   readonly #metricsByCode: ReadonlyMap<string, Metric>;
 
+  /** `plans`: every version of every plan. */
   constructor(plans: readonly Plan[], metrics: readonly Metric[]) {
-    this.plans = [...plans].sort(
+    const latest = latestVersions(plans);
+    this.plans = [...latest.values()].sort(
       (a, b) => Number(a.priceCents - b.priceCents) || a.code.localeCompare(b.code),
     );
     this.publicPlans = this.plans.filter((plan) => plan.visibility === "public");
     this.metrics = [...metrics].sort((a, b) => a.code.localeCompare(b.code));
-    this.#plansByCode = new Map(plans.map((plan) => [plan.code, plan]));
+    this.#plansByCode = latest;
+    const versions = new Map<string, Plan[]>();
+    for (const plan of plans) {
+      const ofPlan = versions.get(plan.code) ?? [];
+      ofPlan[plan.version] = plan;
+      versions.set(plan.code, ofPlan);
+    }
+    this.#versions = versions;
     this.#metricsByCode = new Map(metrics.map((metric) => [metric.code, metric]));
-    const freePlan = this.#plansByCode.get(FREE_PLAN_CODE);
+    const freePlan = latest.get(FREE_PLAN_CODE);
     if (freePlan === undefined) {
       throw new Error(`the catalog has no "${FREE_PLAN_CODE}" plan`);
     }
     this.freePlan = freePlan;
   }
 
+  /** A plan at its latest version. */
   plan(code: string): Plan | undefined {
     return this.#plansByCode.get(code);
+  }
+
+  /** A plan at one of its versions, as a subscription pinned to it sees it. */
+  planVersion(code: string, version: number): Plan | undefined {
+    return this.#versions.get(code)?.[version];
   }
 
   metric(code: string): Metric | undefined {
     return this.#metricsByCode.get(code);
   }
+}
+
+/** Each plan at its latest version, by code. */
+export function latestVersions(plans: readonly Plan[]): Map<string, Plan> {
+  const latest = new Map<string, Plan>();
+  for (const plan of plans) {
+    if ((latest.get(plan.code)?.version ?? 0) < plan.version) latest.set(plan.code, plan);
+  }
+  return latest;
 }

@@ -3,6 +3,8 @@ import { InvalidArgumentError } from "./errors.ts";
 export type SubscriptionRecord = {
   readonly userId: string;
   readonly planCode: string;
+  /** The plan's version it started on, whose terms it keeps. */
+  readonly planVersion: number;
   readonly startedAt: Date;
   /** Null: no end. */
   readonly expiresAt: Date | null;

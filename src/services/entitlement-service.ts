@@ -74,7 +74,8 @@ export class EntitlementServiceImpl implements ServiceImpl<typeof EntitlementSer
     const subscription = await this.#entitlements.changePlan(userId, plan, request.durationDays);
     return {
       subscription: subscriptionMessage(subscription, subscription.startedAt),
-      plan: planMessage(plan),
+      // The version it was subscribed to: the database's latest, which may be newer than `plan`.
+      plan: planMessage((await this.#entitlements.subscribedPlan(subscription)) ?? plan),
     };
   }
 

@@ -63,6 +63,7 @@ function convertPlan(plan: Plan): PlanMessage {
       resetPeriod: RESET_PERIODS[quota.resetPeriod],
     })),
     hidden: plan.visibility === "hidden",
+    version: plan.version,
   });
 }
 
@@ -70,6 +71,7 @@ export function subscriptionMessage(subscription: SubscriptionRecord, at: Date):
   return create(SubscriptionSchema, {
     userId: subscription.userId,
     planCode: subscription.planCode,
+    planVersion: subscription.planVersion,
     status: SUBSCRIPTION_STATUSES[subscriptionStatus(subscription, at)],
     startedAt: timestampFromDate(subscription.startedAt),
     expiresAt: subscription.expiresAt === null ? undefined : timestampFromDate(subscription.expiresAt),

@@ -20,7 +20,7 @@ describe("subscriptions", () => {
   it("allow one current subscription per user, by the schema itself", async () => {
     await ensureAccount(database.pool, "schema-user", clock.now());
     const insert = sql.unsafe`
-      insert into subscriptions (user_id, plan_code, started_at) values ('schema-user', 'pro', now())
+      insert into subscriptions (user_id, plan_code, plan_version, started_at) values ('schema-user', 'pro', 1, now())
     `;
     await database.pool.query(insert);
     await expect(database.pool.query(insert)).rejects.toBeInstanceOf(UniqueIntegrityConstraintViolationError);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Catalog, quotaLimit } from "../../src/domain/catalog.ts";
+import { Catalog, quotaLimit, sameTerms } from "../../src/domain/catalog.ts";
 import { defaultMetrics, defaultPlans } from "../support/catalog.ts";
 
 describe("Catalog", () => {
@@ -38,5 +38,30 @@ describe("the default catalog", () => {
     expect(byCode.free!.features.priority_support).toBe(false);
     expect(byCode.pro!.features.priority_support).toBe(true);
     expect(byCode.enterprise!.features.priority_support).toBe(true);
+  });
+});
+
+describe("plan versions", () => {
+  const [free, pro] = defaultPlans as [(typeof defaultPlans)[number], (typeof defaultPlans)[number]];
+  const pro2 = { ...pro, version: 2, priceCents: 2499n };
+  const free2 = { ...free, version: 2, displayName: "Free forever" };
+
+  it("list each plan at its latest version, and find every version", () => {
+    const catalog = new Catalog([pro2, ...defaultPlans, free2], defaultMetrics);
+    expect(catalog.plans.map((plan) => `${plan.code}@${plan.version}`)).toEqual(["free@2", "pro@2", "enterprise@1"]);
+    expect(catalog.freePlan).toBe(free2);
+    expect(catalog.plan("pro")).toBe(pro2);
+    expect(catalog.planVersion("pro", 1)).toBe(pro);
+    expect(catalog.planVersion("pro", 3)).toBeUndefined();
+    expect(catalog.planVersion("nope", 1)).toBeUndefined();
+  });
+
+  it("differ in terms when anything a subscriber gets differs, not when an unused feature is added", () => {
+    expect(sameTerms(pro, { ...pro, version: 7 })).toBe(true);
+    expect(sameTerms(pro, { ...pro, features: { ...pro.features, beta_access: false } })).toBe(true);
+    expect(sameTerms(pro, { ...pro, features: { ...pro.features, sso: true } })).toBe(false);
+    expect(sameTerms(pro, pro2)).toBe(false);
+    expect(sameTerms(pro, { ...pro, visibility: "hidden" })).toBe(false);
+    expect(sameTerms(pro, { ...pro, quotas: pro.quotas.map((quota) => (quota.metric === "jobs" ? { ...quota, limit: null } : quota)) })).toBe(false);
   });
 });

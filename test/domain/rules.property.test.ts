@@ -45,7 +45,7 @@ describe("the rules, against the reference model", () => {
       fc.property(instant, fc.array(operation, { maxLength: 60 }), (start, operations) => {
         const model = new UsageModel();
         const usage = new Map<string, bigint>();
-        let subscription = { userId: "u", planCode: "free", startedAt: start, expiresAt: null as Date | null, endedAt: null };
+        let subscription = { userId: "u", planCode: "free", planVersion: 1, startedAt: start, expiresAt: null as Date | null, endedAt: null };
         let now = start;
         for (const op of operations) {
           if (op.kind === "advance") {

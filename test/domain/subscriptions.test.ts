@@ -5,7 +5,7 @@ import { expiryOf, MAX_DURATION_DAYS, subscriptionStatus } from "../../src/domai
 const startedAt = new Date("2026-03-01T00:00:00Z");
 
 describe("subscriptionStatus", () => {
-  const subscription = { userId: "u", planCode: "pro", startedAt, expiresAt: new Date("2026-03-31T00:00:00Z"), endedAt: null };
+  const subscription = { userId: "u", planCode: "pro", planVersion: 1, startedAt, expiresAt: new Date("2026-03-31T00:00:00Z"), endedAt: null };
 
   it("is active until the instant it expires", () => {
     expect(subscriptionStatus(subscription, new Date("2026-03-30T23:59:59.999Z"))).toBe("active");

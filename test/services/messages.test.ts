@@ -40,7 +40,7 @@ describe("currentPlanAnswer", () => {
   });
 
   it("builds a fresh answer for a user with a subscription, which is theirs alone", () => {
-    const subscription = { userId: "u", planCode: "pro", startedAt: new Date("2026-06-01T00:00:00Z"), expiresAt: null, endedAt: null };
+    const subscription = { userId: "u", planCode: "pro", planVersion: 1, startedAt: new Date("2026-06-01T00:00:00Z"), expiresAt: null, endedAt: null };
     const answer = currentPlanAnswer({ plan: pro!, subscription, suspended: false }, now, getPlan);
     expect(answer.subscription?.userId).toBe("u");
     expect(isSharedAnswer(answer)).toBe(false);

@@ -71,6 +71,14 @@ export declare type Plan = Message<"entitlements.v1.Plan"> & {
    * @generated from field: bool hidden = 8;
    */
   hidden: boolean;
+
+  /**
+   * The version these terms are (1, 2, ...): every change to a plan publishes a new version, and
+   * a subscription keeps the version it started on.
+   *
+   * @generated from field: int32 version = 9;
+   */
+  version: number;
 };
 
 /**

@@ -58,6 +58,13 @@ export declare type Subscription = Message<"entitlements.v1.Subscription"> & {
    * @generated from field: google.protobuf.Timestamp ended_at = 6;
    */
   endedAt?: Timestamp | undefined;
+
+  /**
+   * The version of the plan it started on: its terms are that version's until it ends.
+   *
+   * @generated from field: int32 plan_version = 7;
+   */
+  planVersion: number;
 };
 
 /**

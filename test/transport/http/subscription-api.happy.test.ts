@@ -1,5 +1,7 @@
-import { sql } from "slonik";
 import { beforeAll, describe, expect, it } from "vitest";
+import { seedCatalog } from "../../../src/db/seed.ts";
+import type { CatalogDefinition } from "../../../src/domain/catalog.ts";
+import { defaultCatalog } from "../../support/catalog.ts";
 import { startTestServer, type TestServer } from "../../support/server.ts";
 import { userToken } from "../../support/service.ts";
 
@@ -12,6 +14,17 @@ async function get(path: string, token?: string, headers: Record<string, string>
   return fetch(`${server.httpUrl}${path}`, {
     headers: { ...headers, ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
   });
+}
+
+/** The default catalog with `change` made to the plan `code`. */
+function withPlanChange(code: string, change: Partial<CatalogDefinition["plans"][number]>): CatalogDefinition {
+  return { ...defaultCatalog, plans: defaultCatalog.plans.map((plan) => (plan.code === code ? { ...plan, ...change } : plan)) };
+}
+
+/** Publishes `catalog` (a new version of each plan it changes) and has the server read it. */
+async function publish(catalog: CatalogDefinition): Promise<void> {
+  await seedCatalog(server.pool, catalog);
+  await server.catalog.refresh();
 }
 
 describe("GET /v1/subscription/plans", () => {
@@ -29,14 +42,12 @@ describe("GET /v1/subscription/plans", () => {
   });
 
   it("never lists a hidden plan", async () => {
-    await server.pool.query(sql.unsafe`update plans set visibility = 'hidden' where code = 'pro'`);
-    await server.catalog.refresh();
+    await publish(withPlanChange("pro", { visibility: "hidden" }));
     try {
       const body = (await (await get("/v1/subscription/plans")).json()) as { plans: { code: string }[] };
       expect(body.plans.map((plan) => plan.code)).toEqual(["free", "enterprise"]);
     } finally {
-      await server.pool.query(sql.unsafe`update plans set visibility = 'public' where code = 'pro'`);
-      await server.catalog.refresh();
+      await publish(defaultCatalog);
     }
   });
 
@@ -54,15 +65,13 @@ describe("GET /v1/subscription/plans", () => {
 
   it("has a new ETag, and the new prices, once the catalog changes", async () => {
     const before = await get("/v1/subscription/plans");
-    await server.pool.query(sql.unsafe`update plans set price_cents = 2499 where code = 'pro'`);
-    await server.catalog.refresh();
+    await publish(withPlanChange("pro", { priceCents: 2499n }));
     const after = await get("/v1/subscription/plans");
     expect(after.headers.get("etag")).not.toBe(before.headers.get("etag"));
     expect(((await after.json()) as { plans: { code: string; priceCents: string }[] }).plans.find((plan) => plan.code === "pro")?.priceCents).toBe("2499");
     const stale = await get("/v1/subscription/plans", undefined, { "if-none-match": before.headers.get("etag")! });
     expect(stale.status).toBe(200);
-    await server.pool.query(sql.unsafe`update plans set price_cents = 1999 where code = 'pro'`);
-    await server.catalog.refresh();
+    await publish(defaultCatalog);
   });
 
   it("answers HEAD like GET, without a body", async () => {

@@ -1,0 +1,46 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { seedCatalog } from "../../src/db/seed.ts";
+import type { CatalogDefinition } from "../../src/domain/catalog.ts";
+import { defaultCatalog } from "../support/catalog.ts";
+import { createTestService, type TestService } from "../support/service.ts";
+
+/** Grandfathering: a subscription keeps the terms of the plan version it started on. */
+let service: TestService;
+beforeAll(async () => {
+  service = await createTestService("2026-06-10T08:00:00Z");
+});
+
+/** The default catalog with pro at 24.99 and 800 jobs a month. */
+const proRaised: CatalogDefinition = {
+  ...defaultCatalog,
+  plans: defaultCatalog.plans.map((plan) =>
+    plan.code === "pro"
+      ? { ...plan, priceCents: 2499n, quotas: plan.quotas.map((quota) => (quota.metric === "jobs" ? { ...quota, limit: 800n } : quota)) }
+      : plan,
+  ),
+};
+
+describe("plan versions", () => {
+  it("keep a subscriber on the terms they signed up for, and give newcomers the latest", async () => {
+    const before = await service.client.upgradePlan({ userId: "early", planCode: "pro" });
+    expect(before.plan).toMatchObject({ version: 1, priceCents: 1999n });
+    expect(before.subscription?.planVersion).toBe(1);
+
+    // Published through another replica: this one's catalog has not seen version 2 yet.
+    await seedCatalog(service.pool, proRaised);
+
+    const late = await service.client.upgradePlan({ userId: "late", planCode: "pro" });
+    expect(late.subscription?.planVersion).toBe(2);
+    expect(late.plan).toMatchObject({ code: "pro", version: 2, priceCents: 2499n });
+    expect((await service.client.checkQuota({ userId: "late", metric: "jobs" })).quota?.limit).toBe(800n);
+
+    const early = await service.client.getPlan({ userId: "early" });
+    expect(early.plan).toMatchObject({ version: 1, priceCents: 1999n });
+    expect((await service.client.checkQuota({ userId: "early", metric: "jobs" })).quota?.limit).toBe(500n);
+    await service.client.incrementUsage({ userId: "early", metric: "jobs", amount: 500n });
+    await expect(service.client.incrementUsage({ userId: "early", metric: "jobs", amount: 1n })).rejects.toThrow(/quota exceeded/);
+
+    // The catalog lists the latest version.
+    expect((await service.client.listPlans({})).plans.find((plan) => plan.code === "pro")).toMatchObject({ version: 2, priceCents: 2499n });
+  });
+});
