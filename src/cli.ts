@@ -22,7 +22,7 @@ const USAGE = `Usage: entitlements <command>
 Commands:
   serve             run the service (the default)
   migrate           apply pending database migrations
-  seed              apply migrations and upsert the default plan catalog (idempotent)
+  seed              apply migrations and the default plan catalog (a new version of each plan it changes)
   plans             print the plan catalog (after migrate and seed)
   catalog validate <file>  check a catalog file (docs/catalog.md): exit 0, or 1 with every problem
   token <user_id>   mint a development JWT for a user  [--ttl <seconds>, default 3600]
@@ -109,11 +109,14 @@ async function withPool(database: DatabaseAddress, work: (pool: DatabasePool) =>
   }
 }
 
-/** Migrations, then the catalog seed: both idempotent. */
-async function prepare(database: DatabaseAddress, logger: Logger): Promise<void> {
+/**
+ * Migrations, then the default catalog: into an empty database only, as at start, unless `seed`
+ * asks for it explicitly. Both idempotent.
+ */
+async function prepare(database: DatabaseAddress, logger: Logger, seed: "if empty" | "always" = "if empty"): Promise<void> {
   await migrate(database.sessionUrl, logger);
   const catalog = await loadDefaultCatalog();
-  await withPool(database, (pool) => seedCatalog(pool, catalog));
+  await withPool(database, (pool) => seedCatalog(pool, catalog, { onlyIfEmpty: seed === "if empty" }));
 }
 
 async function catalogCommand(args: readonly string[]): Promise<void> {
@@ -187,7 +190,7 @@ async function main(argv: readonly string[]): Promise<void> {
     case "migrate":
       return withDatabase(config, logger, (database) => migrate(database.sessionUrl, logger));
     case "seed":
-      return withDatabase(config, logger, (database) => prepare(database, logger));
+      return withDatabase(config, logger, (database) => prepare(database, logger, "always"));
     case "plans":
       return withDatabase(config, logger, async (database) => {
         await prepare(database, logger);

@@ -90,7 +90,8 @@ export async function startService(
     });
     if (isPooled(database)) await warnWithoutStatementTimeout(pool, logger);
     metrics.observePool(pool);
-    await seedCatalog(pool, await loadDefaultCatalog());
+    // The default catalog goes into an empty database only: a team's own catalog stays as it is.
+    await seedCatalog(pool, await loadDefaultCatalog(), { onlyIfEmpty: true });
     const { catalog, entitlements, standings, health, served } = await composeService({ ...config, serviceTokens, jwtSecret }, pool, { logger, clock, metrics });
     catalog.startRefreshing();
     // Changes made through any replica reach this one's caches as notifications.

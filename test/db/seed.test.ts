@@ -61,6 +61,12 @@ describe("seedCatalog", () => {
     expect((await catalogRowVersions()).filter((row) => row.startsWith("versions:"))).toEqual(before.filter((row) => row.startsWith("versions:")));
   });
 
+  it("leaves a database that has plans alone when asked to seed only an empty one", async () => {
+    const before = await catalogRowVersions();
+    await seedCatalog(database.pool, withPlanChange("free", { priceCents: 100n }), { onlyIfEmpty: true });
+    expect(await catalogRowVersions()).toEqual(before);
+  });
+
   it("publishes each change once when several replicas apply it at once", async () => {
     const changed = withPlanChange("enterprise", { displayName: "Enterprise Plus" });
     await Promise.all([seedCatalog(database.pool, changed), seedCatalog(database.pool, changed), seedCatalog(database.pool, changed)]);

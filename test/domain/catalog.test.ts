@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Catalog, quotaLimit, sameTerms } from "../../src/domain/catalog.ts";
+import { Catalog, quotaLimit, sameTerms, type Plan } from "../../src/domain/catalog.ts";
 import { defaultMetrics, defaultPlans } from "../support/catalog.ts";
 
 describe("Catalog", () => {
@@ -57,7 +57,8 @@ describe("plan versions", () => {
   });
 
   it("differ in terms when anything a subscriber gets differs, not when an unused feature is added", () => {
-    expect(sameTerms(pro, { ...pro, version: 7 })).toBe(true);
+    const republished: Plan = { ...pro, version: 7 };
+    expect(sameTerms(pro, republished)).toBe(true);
     expect(sameTerms(pro, { ...pro, features: { ...pro.features, beta_access: false } })).toBe(true);
     expect(sameTerms(pro, { ...pro, features: { ...pro.features, sso: true } })).toBe(false);
     expect(sameTerms(pro, pro2)).toBe(false);
