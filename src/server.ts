@@ -1,6 +1,6 @@
 import type { Config } from "./config.ts";
 import { composeService } from "./compose.ts";
-import { loadDefaultCatalog } from "./app/catalog-file.ts";
+import { loadCatalogFile, loadDefaultCatalog } from "./app/catalog-file.ts";
 import { isLoopbackHost } from "./auth/gates.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
 import { deleteExpiredIdempotencyKeys } from "./db/idempotency-keys.ts";
@@ -90,8 +90,10 @@ export async function startService(
     });
     if (isPooled(database)) await warnWithoutStatementTimeout(pool, logger);
     metrics.observePool(pool);
-    // The default catalog goes into an empty database only: a team's own catalog stays as it is.
-    await seedCatalog(pool, await loadDefaultCatalog(), { onlyIfEmpty: true });
+    // CATALOG_FILE is applied (a file that does not validate stops the start); without it, the
+    // default catalog goes into an empty database only, so a team's own catalog stays as it is.
+    if (config.catalogFile !== undefined) await seedCatalog(pool, await loadCatalogFile(config.catalogFile));
+    else await seedCatalog(pool, await loadDefaultCatalog(), { onlyIfEmpty: true });
     const { catalog, entitlements, standings, health, served } = await composeService({ ...config, serviceTokens, jwtSecret }, pool, { logger, clock, metrics });
     catalog.startRefreshing();
     // Changes made through any replica reach this one's caches as notifications.

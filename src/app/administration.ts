@@ -76,11 +76,14 @@ export class Administration {
     const afterUserId = decodePageToken(filter.pageToken, filters);
     // A token is opaque, not signed: a forged position must be a user id like any issued one.
     if (afterUserId !== undefined) validUserId(afterUserId, "page_token");
-    if (filter.planCode !== undefined) this.#entitlements.plan(filter.planCode);
+    // An archived plan's subscribers can be listed too.
+    if (filter.planCode !== undefined && this.#entitlements.catalog.plan(filter.planCode) === undefined) {
+      throw new UnknownResourceError("plan", filter.planCode);
+    }
     const rows = await listAccounts(this.#db, {
       query: filter.query,
       planCode: filter.planCode,
-      freePlanCode: this.#entitlements.catalog.freePlan.code,
+      defaultPlanCode: this.#entitlements.catalog.defaultPlan.code,
       status: filter.status,
       afterUserId,
       limit: filter.pageSize + 1,
@@ -166,7 +169,7 @@ export class Administration {
       suspendedAccounts: accounts.suspended,
       accountsByPlan: catalog.plans.map((plan) => ({
         planCode: plan.code,
-        accounts: (subscribed.get(plan.code) ?? 0n) + (plan.code === catalog.freePlan.code ? onFree : 0n),
+        accounts: (subscribed.get(plan.code) ?? 0n) + (plan.code === catalog.defaultPlan.code ? onFree : 0n),
       })),
       monthlyRecurringRevenueCents: subscriptions.reduce((sum, row) => sum + row.revenue_cents, 0n),
       usageThisPeriod: catalog.metrics.map((metric) => ({ metric: metric.code, total: usage.get(metric.code) ?? 0n })),

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { parseDocument } from "yaml";
+import { parseDocument, stringify } from "yaml";
 import { z } from "zod";
 import { RESET_PERIODS, type CatalogDefinition } from "../domain/catalog.ts";
 import { packagePath } from "../platform/package-files.ts";
@@ -109,11 +109,37 @@ function toDefinition(document: CatalogDocument): CatalogDefinition {
       interval: plan.interval,
       rateLimitMultiplier: plan.rate_limit_multiplier,
       visibility: plan.visibility,
-      trialDays: plan.trial_days,
+      trialDays: plan.trial_days ?? null,
       features: plan.features,
       quotas: Object.entries(plan.quotas).map(([metric, limit]) => ({ metric, limit: limit === "unlimited" ? null : BigInt(limit) })),
     })),
   };
+}
+
+/** A catalog as the text of a file of the documented shape (docs/catalog.md): what `catalog export` prints. */
+export function catalogYaml(catalog: CatalogDefinition): string {
+  const document = {
+    default_plan: catalog.defaultPlan,
+    metrics: Object.fromEntries(catalog.metrics.map((metric) => [metric.code, { reset: metric.resetPeriod, description: metric.description }])),
+    features: Object.fromEntries(catalog.features.map((feature) => [feature.code, { description: feature.description }])),
+    plans: Object.fromEntries(
+      catalog.plans.map((plan) => [
+        plan.code,
+        {
+          display_name: plan.displayName,
+          price_cents: Number(plan.priceCents),
+          currency: plan.currency,
+          interval: plan.interval,
+          rate_limit_multiplier: plan.rateLimitMultiplier,
+          visibility: plan.visibility,
+          ...(plan.trialDays === null ? {} : { trial_days: plan.trialDays }),
+          features: plan.features,
+          quotas: Object.fromEntries(plan.quotas.map((quota) => [quota.metric, quota.limit === null ? "unlimited" : Number(quota.limit)])),
+        },
+      ]),
+    ),
+  };
+  return stringify(document);
 }
 
 /** Parses YAML text (or JSON, when `format` says so) into a document, or the syntax problems. */

@@ -2,14 +2,21 @@ import type { CommonQueryMethods } from "slonik";
 import { Catalog } from "../domain/catalog.ts";
 import { findAllMetrics } from "../db/catalog-metrics.ts";
 import { findAllPlanVersions } from "../db/plan-versions.ts";
+import { findDefaultPlan } from "../db/catalog-settings.ts";
+import { findArchivedPlans } from "../db/plans.ts";
 import type { Logger } from "../platform/logger.ts";
 
 /** How stale the in-memory catalog may become after a change to the plans in the database. */
 export const CATALOG_REFRESH_MS = 30_000;
 
 export async function loadCatalog(db: CommonQueryMethods): Promise<Catalog> {
-  const [plans, metrics] = await Promise.all([findAllPlanVersions(db), findAllMetrics(db)]);
-  return new Catalog(plans, metrics);
+  const [plans, metrics, defaultPlan, archivedPlans] = await Promise.all([
+    findAllPlanVersions(db),
+    findAllMetrics(db),
+    findDefaultPlan(db),
+    findArchivedPlans(db),
+  ]);
+  return new Catalog(plans, metrics, { defaultPlan, archivedPlans: new Set(archivedPlans) });
 }
 
 /**

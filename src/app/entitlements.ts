@@ -13,6 +13,7 @@ import { Coalescer } from "../db/coalescer.ts";
 import { quotaLimit, type Metric, type Plan } from "../domain/catalog.ts";
 import {
   AccountSuspendedError,
+  FailedPreconditionError,
   IdempotencyKeyReusedError,
   UnknownResourceError,
 } from "../domain/errors.ts";
@@ -122,10 +123,14 @@ export class Entitlements {
     return this.#clock.now();
   }
 
+  /** A plan someone can subscribe to now: known, and not archived. */
   plan(code: string): Plan {
     const plan = this.catalog.plan(code);
     if (plan === undefined) {
       throw new UnknownResourceError("plan", code);
+    }
+    if (this.catalog.isArchived(code)) {
+      throw new FailedPreconditionError(`plan "${code}" is archived: its subscribers keep it, nobody new can subscribe`);
     }
     return plan;
   }
@@ -159,7 +164,7 @@ export class Entitlements {
         ? undefined
         : await this.subscribedPlan(subscription);
     return plan === undefined || subscription === null
-      ? { plan: this.catalog.freePlan, subscription: undefined, suspended }
+      ? { plan: this.catalog.defaultPlan, subscription: undefined, suspended }
       : { plan, subscription, suspended };
   }
 

@@ -111,7 +111,7 @@ export type AccountFilter = {
   /** Prefix of the user id or the email; "" for all. */
   readonly query: string;
   readonly planCode: string | undefined;
-  readonly freePlanCode: string;
+  readonly defaultPlanCode: string;
   readonly status: AccountStatus | undefined;
   /** Keyset position: accounts after this user id (byte order). */
   readonly afterUserId: string | undefined;
@@ -139,8 +139,8 @@ export async function listAccounts(db: CommonQueryMethods, filter: AccountFilter
         and (s.expires_at is null or s.expires_at > ${sql.timestamp(filter.now)})
     `;
     conditions.push(
-      filter.planCode === filter.freePlanCode
-        ? sql.fragment`coalesce((${current}), ${filter.freePlanCode}) = ${filter.freePlanCode}`
+      filter.planCode === filter.defaultPlanCode
+        ? sql.fragment`coalesce((${current}), ${filter.defaultPlanCode}) = ${filter.defaultPlanCode}`
         : sql.fragment`(${current}) = ${filter.planCode}`,
     );
   }

@@ -9,8 +9,10 @@ const planRow = z
     display_name: z.string(),
     price_cents: z.bigint(),
     currency: z.string(),
+    billing_interval: z.enum(["month", "year"]),
     rate_limit_multiplier: z.number(),
     visibility: z.enum(["public", "hidden"]),
+    trial_days: z.number().nullable(),
     features: z.record(z.string(), z.boolean()),
     quotas: z.array(
       z.object({
@@ -28,8 +30,10 @@ const planRow = z
       displayName: row.display_name,
       priceCents: row.price_cents,
       currency: row.currency,
+      interval: row.billing_interval,
       rateLimitMultiplier: row.rate_limit_multiplier,
       visibility: row.visibility,
+      trialDays: row.trial_days,
       features: row.features,
       quotas: row.quotas.map((quota) => ({
         metric: quota.metric,
@@ -48,8 +52,10 @@ export async function findAllPlanVersions(db: CommonQueryMethods): Promise<reado
       v.display_name,
       v.price_cents,
       v.currency,
+      v.billing_interval,
       v.rate_limit_multiplier,
       v.visibility,
+      v.trial_days,
       coalesce(
         (
           select json_object_agg(f.feature, f.enabled) from plan_features f
@@ -76,10 +82,12 @@ export async function findAllPlanVersions(db: CommonQueryMethods): Promise<reado
 /** Publishes `terms` as the plan's version `version`, with its features and quotas. */
 export async function insertPlanVersion(db: CommonQueryMethods, terms: PlanTerms, version: number, publishedAt: Date): Promise<void> {
   await db.query(sql.unsafe`
-    insert into plan_versions (plan_code, version, display_name, price_cents, currency, rate_limit_multiplier, visibility, published_at)
+    insert into plan_versions (
+      plan_code, version, display_name, price_cents, currency, billing_interval, rate_limit_multiplier, visibility, trial_days, published_at
+    )
     values (
-      ${terms.code}, ${version}, ${terms.displayName}, ${terms.priceCents}, ${terms.currency},
-      ${terms.rateLimitMultiplier}, ${terms.visibility}, ${sql.timestamp(publishedAt)}
+      ${terms.code}, ${version}, ${terms.displayName}, ${terms.priceCents}, ${terms.currency}, ${terms.interval},
+      ${terms.rateLimitMultiplier}, ${terms.visibility}, ${terms.trialDays}, ${sql.timestamp(publishedAt)}
     )
   `);
   const features = Object.entries(terms.features);

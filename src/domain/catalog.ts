@@ -26,9 +26,13 @@ export type PlanTerms = {
   readonly displayName: string;
   readonly priceCents: bigint;
   readonly currency: string;
+  /** What `priceCents` pays for. */
+  readonly interval: BillingInterval;
   readonly rateLimitMultiplier: number;
   /** Hidden plans can be assigned but are never listed publicly. */
   readonly visibility: PlanVisibility;
+  /** Days of trial a new subscriber gets (null: none). */
+  readonly trialDays: number | null;
   readonly features: Readonly<Record<string, boolean>>;
   /** Ordered by metric code. */
   readonly quotas: readonly Quota[];
@@ -53,12 +57,17 @@ export function sameTerms(a: PlanTerms, b: PlanTerms): boolean {
     a.displayName === b.displayName &&
     a.priceCents === b.priceCents &&
     a.currency === b.currency &&
+    a.interval === b.interval &&
     a.rateLimitMultiplier === b.rateLimitMultiplier &&
     a.visibility === b.visibility &&
+    a.trialDays === b.trialDays &&
     enabledFeatures(a).join() === enabledFeatures(b).join() &&
     quotas(a) === quotas(b)
   );
 }
+
+/** How often a plan's price is paid. */
+export type BillingInterval = "month" | "year";
 
 /** Whether a plan is listed publicly ("public") or only assignable ("hidden"). */
 export type PlanVisibility = "public" | "hidden";
@@ -72,10 +81,10 @@ export type PlanDefinition = {
   readonly displayName: string;
   readonly priceCents: bigint;
   readonly currency: string;
-  readonly interval: "month" | "year";
+  readonly interval: BillingInterval;
   readonly rateLimitMultiplier: number;
   readonly visibility: PlanVisibility;
-  readonly trialDays: number | undefined;
+  readonly trialDays: number | null;
   /** The features it turns on; every other one is off. */
   readonly features: readonly string[];
   /** Limits by metric (null: unlimited); a metric not listed has limit 0. */
@@ -99,8 +108,10 @@ export function plansOf(definition: CatalogDefinition): PlanTerms[] {
     displayName: plan.displayName,
     priceCents: plan.priceCents,
     currency: plan.currency,
+    interval: plan.interval,
     rateLimitMultiplier: plan.rateLimitMultiplier,
     visibility: plan.visibility,
+    trialDays: plan.trialDays,
     features: Object.fromEntries(definition.features.map((feature) => [feature.code, plan.features.includes(feature.code)])),
     quotas: plan.quotas
       .map((quota) => ({ metric: quota.metric, limit: quota.limit, resetPeriod: resetPeriods.get(quota.metric)! }))
@@ -108,8 +119,6 @@ export function plansOf(definition: CatalogDefinition): PlanTerms[] {
   }));
 }
 
-/** The plan of every user without an active subscription. */
-export const FREE_PLAN_CODE = "free";
 
 export function isGauge(metric: Metric): boolean {
   return metric.resetPeriod === "never";
@@ -124,23 +133,34 @@ export function quotaLimit(plan: Plan, metricCode: string): bigint | null {
   return quota === undefined ? 0n : quota.limit;
 }
 
+/** Which plan users without a subscription are on, and which plans are no longer offered. */
+export type CatalogSettings = {
+  /** The plan of every user without an active subscription ("free" unless a catalog says otherwise). */
+  readonly defaultPlan: string;
+  /** Plans a later catalog no longer lists: kept for their subscribers, never offered. */
+  readonly archivedPlans: ReadonlySet<string>;
+};
+
 /** The plans (every version) and metrics the service knows, as read from the database. */
 export class Catalog {
-  /** Every plan at its latest version, cheapest first, hidden ones included. */
+  /** Every plan offered, at its latest version, cheapest first, hidden ones included. */
   readonly plans: readonly Plan[];
   /** The plans listed publicly, cheapest first. */
   readonly publicPlans: readonly Plan[];
   readonly metrics: readonly Metric[];
-  readonly freePlan: Plan;
+  /** The plan of every user without an active subscription, at its latest version. */
+  readonly defaultPlan: Plan;
+  readonly #archived: ReadonlySet<string>;
   readonly #plansByCode: ReadonlyMap<string, Plan>;
   /** Each plan's versions, indexed by version number (a lookup on every call: no key to build). */
   readonly #versions: ReadonlyMap<string, readonly Plan[]>;
   readonly #metricsByCode: ReadonlyMap<string, Metric>;
 
   /** `plans`: every version of every plan. */
-  constructor(plans: readonly Plan[], metrics: readonly Metric[]) {
+  constructor(plans: readonly Plan[], metrics: readonly Metric[], settings: CatalogSettings = { defaultPlan: "free", archivedPlans: new Set() }) {
     const latest = latestVersions(plans);
-    this.plans = [...latest.values()].sort(
+    this.#archived = settings.archivedPlans;
+    this.plans = [...latest.values()].filter((plan) => !this.#archived.has(plan.code)).sort(
       (a, b) => Number(a.priceCents - b.priceCents) || a.code.localeCompare(b.code),
     );
     this.publicPlans = this.plans.filter((plan) => plan.visibility === "public");
@@ -154,16 +174,21 @@ export class Catalog {
     }
     this.#versions = versions;
     this.#metricsByCode = new Map(metrics.map((metric) => [metric.code, metric]));
-    const freePlan = latest.get(FREE_PLAN_CODE);
-    if (freePlan === undefined) {
-      throw new Error(`the catalog has no "${FREE_PLAN_CODE}" plan`);
+    const defaultPlan = latest.get(settings.defaultPlan);
+    if (defaultPlan === undefined) {
+      throw new Error(`the catalog has no "${settings.defaultPlan}" plan`);
     }
-    this.freePlan = freePlan;
+    this.defaultPlan = defaultPlan;
   }
 
-  /** A plan at its latest version. */
+  /** A plan at its latest version, archived or not. */
   plan(code: string): Plan | undefined {
     return this.#plansByCode.get(code);
+  }
+
+  /** Whether a later catalog stopped offering the plan: its subscribers keep it, nobody new gets it. */
+  isArchived(code: string): boolean {
+    return this.#archived.has(code);
   }
 
   /** A plan at one of its versions, as a subscription pinned to it sees it. */

@@ -50,7 +50,7 @@ describe("a catalog file", () => {
       { code: "storage_mb", resetPeriod: "never", description: "Storage in use, in MB" },
     ]);
     const [free, pro] = catalog.plans;
-    expect(free).toMatchObject({ code: "free", priceCents: 0n, visibility: "public", trialDays: undefined, features: [], quotas: [{ metric: "jobs", limit: 10n }] });
+    expect(free).toMatchObject({ code: "free", priceCents: 0n, visibility: "public", trialDays: null, features: [], quotas: [{ metric: "jobs", limit: 10n }] });
     expect(pro).toMatchObject({ interval: "year", visibility: "hidden", trialDays: 14, features: ["api_access"] });
     expect(pro?.quotas).toEqual([{ metric: "jobs", limit: 500n }, { metric: "storage_mb", limit: null }]);
     // As the service holds it: every feature on or off, a metric not listed absent (limit 0).

@@ -14,7 +14,7 @@ describe("Catalog", () => {
   });
 
   it("grants nothing on a metric a plan does not list", () => {
-    const free = catalog.freePlan;
+    const free = catalog.defaultPlan;
     expect(quotaLimit(free, "jobs")).toBe(10n);
     expect(quotaLimit(free, "compute_minutes")).toBeNull();
     expect(quotaLimit({ ...free, quotas: [] }, "jobs")).toBe(0n);
@@ -49,7 +49,7 @@ describe("plan versions", () => {
   it("list each plan at its latest version, and find every version", () => {
     const catalog = new Catalog([pro2, ...defaultPlans, free2], defaultMetrics);
     expect(catalog.plans.map((plan) => `${plan.code}@${plan.version}`)).toEqual(["free@2", "pro@2", "enterprise@1"]);
-    expect(catalog.freePlan).toBe(free2);
+    expect(catalog.defaultPlan).toBe(free2);
     expect(catalog.plan("pro")).toBe(pro2);
     expect(catalog.planVersion("pro", 1)).toBe(pro);
     expect(catalog.planVersion("pro", 3)).toBeUndefined();

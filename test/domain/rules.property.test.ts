@@ -54,7 +54,7 @@ describe("the rules, against the reference model", () => {
             subscription = { ...subscription, planCode: op.plan, startedAt: now, expiresAt: expiryOf(now, op.days) };
             model.changePlan(op.plan, op.days, now);
           } else {
-            const plan = subscriptionStatus(subscription, now) === "active" ? catalog.plan(subscription.planCode)! : catalog.freePlan;
+            const plan = subscriptionStatus(subscription, now) === "active" ? catalog.plan(subscription.planCode)! : catalog.defaultPlan;
             const metric = catalog.metric(op.metric)!;
             const key = `${op.metric}@${usageRowStart(metric.resetPeriod, now).toISOString()}`;
             const used = usage.get(key) ?? 0n;

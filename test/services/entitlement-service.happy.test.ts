@@ -23,7 +23,7 @@ const withHiddenPlan: CatalogDefinition = {
       interval: "month",
       rateLimitMultiplier: 8,
       visibility: "hidden",
-      trialDays: undefined,
+      trialDays: null,
       features: ["api_access", "sso"],
       quotas: [{ metric: "jobs", limit: 2000n }],
     },

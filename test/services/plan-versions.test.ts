@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { seedCatalog } from "../../src/db/seed.ts";
 import type { CatalogDefinition } from "../../src/domain/catalog.ts";
 import { defaultCatalog } from "../support/catalog.ts";
@@ -42,5 +43,18 @@ describe("plan versions", () => {
 
     // The catalog lists the latest version.
     expect((await service.client.listPlans({})).plans.find((plan) => plan.code === "pro")).toMatchObject({ version: 2, priceCents: 2499n });
+  });
+
+  it("archive a plan the catalog drops: never offered again, kept by its subscribers", async () => {
+    await service.client.upgradePlan({ userId: "loyal", planCode: "enterprise" });
+    await seedCatalog(service.pool, { ...defaultCatalog, plans: defaultCatalog.plans.filter((plan) => plan.code !== "enterprise") });
+    await service.catalog.refresh();
+    expect((await service.client.listPlans({ includeHidden: true })).plans.map((plan) => plan.code)).not.toContain("enterprise");
+    const refused = await service.client.upgradePlan({ userId: "newcomer", planCode: "enterprise" }).catch((error: unknown) => ConnectError.from(error));
+    expect(refused).toMatchObject({ code: Code.FailedPrecondition });
+    expect((refused as ConnectError).rawMessage).toContain('plan "enterprise" is archived');
+    const loyal = await service.client.getPlan({ userId: "loyal" });
+    expect(loyal.plan).toMatchObject({ code: "enterprise", version: 1 });
+    expect(await service.client.hasFeature({ userId: "loyal", feature: "sso" })).toMatchObject({ enabled: true, planCode: "enterprise" });
   });
 });
