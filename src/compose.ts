@@ -1,5 +1,6 @@
 import type { DatabasePool } from "slonik";
 import { Administration } from "./app/administration.ts";
+import { CatalogAdministration } from "./app/catalog-administration.ts";
 import { CatalogSource } from "./app/catalog-source.ts";
 import { Entitlements } from "./app/entitlements.ts";
 import { HealthMonitor } from "./app/health-monitor.ts";
@@ -76,6 +77,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
       : undefined;
   const entitlements = new Entitlements(pool, catalog, clock, { standings, usage, batcher: new IncrementBatcher(pool), coalesceReads: true });
   const administration = new Administration(pool, entitlements, clock);
+  const catalogs = new CatalogAdministration(pool, entitlements, clock);
   const signIns = new SignIns(pool, entitlements, clock);
   const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
   const verifyUserToken =
@@ -90,6 +92,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
   const registrations = serviceRegistrations({
     entitlements,
     administration,
+    catalogs,
     signIns,
     health,
     serviceTokens: settings.serviceTokens,

@@ -163,12 +163,18 @@ function parseText(text: string, format: "yaml" | "json"): { document: unknown }
 export function parseCatalog(text: string, options: { source: string; format: "yaml" | "json" }): CatalogDefinition {
   const parsed = parseText(text, options.format);
   if ("problems" in parsed) throw new InvalidCatalogError(options.source, parsed.problems);
-  const result = catalogSchema.safeParse(parsed.document ?? {});
-  if (!result.success) {
-    throw new InvalidCatalogError(options.source, result.error.issues.flatMap(problemsOfIssue));
-  }
+  return catalogOfDocument(parsed.document ?? {}, options.source);
+}
+
+/**
+ * The catalog a document of the file's shape declares (parsed YAML or JSON, or an ApplyCatalog
+ * request made into one), or every problem with it, at the paths a file's author reads.
+ */
+export function catalogOfDocument(document: unknown, source: string): CatalogDefinition {
+  const result = catalogSchema.safeParse(document);
+  if (!result.success) throw new InvalidCatalogError(source, result.error.issues.flatMap(problemsOfIssue));
   const problems = crossReferenceProblems(result.data);
-  if (problems.length > 0) throw new InvalidCatalogError(options.source, problems);
+  if (problems.length > 0) throw new InvalidCatalogError(source, problems);
   return toDefinition(result.data);
 }
 

@@ -147,11 +147,21 @@ export class Entitlements {
    * The plan at the version a subscription started on. A version published a moment ago by
    * another replica may not be in this one's catalog yet: it reads the catalog again for it.
    */
-  async subscribedPlan(subscription: SubscriptionRecord): Promise<Plan | undefined> {
-    const pinned = this.catalog.planVersion(subscription.planCode, subscription.planVersion);
-    if (pinned !== undefined) return pinned;
+  subscribedPlan(subscription: SubscriptionRecord): Promise<Plan | undefined> {
+    return this.planAt(subscription.planCode, subscription.planVersion);
+  }
+
+  /** A plan at one of its versions, reading the catalog again for one this replica has not seen yet. */
+  async planAt(code: string, version: number): Promise<Plan | undefined> {
+    const known = this.catalog.planVersion(code, version);
+    if (known !== undefined) return known;
     await this.#catalog.refresh();
-    return this.catalog.planVersion(subscription.planCode, subscription.planVersion);
+    return this.catalog.planVersion(code, version);
+  }
+
+  /** Reads the catalog again now (after a change made here), rather than on its notification. */
+  refreshCatalog(): Promise<void> {
+    return this.#catalog.refresh();
   }
 
   async currentPlan(userId: string, at: Date): Promise<CurrentPlan> {

@@ -1,6 +1,7 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 import { RESET_PERIODS, type Plan, type PlanTerms } from "../domain/catalog.ts";
+import { timestampColumn } from "./columns.ts";
 
 const planRow = z
   .object({
@@ -105,4 +106,25 @@ export async function insertPlanVersion(db: CommonQueryMethods, terms: PlanTerms
       ${sql.array(terms.quotas.map((quota) => quota.limit?.toString() ?? null), "int8")}::int8[]
     ) as given (metric, quota_limit)
   `);
+}
+
+const versionSummary = z.object({ version: z.number(), published_at: timestampColumn, active_subscribers: z.bigint() });
+
+/** Each version of a plan, oldest first: when it was published and how many subscriptions in force at `at` are on it. */
+export async function planVersionSummaries(
+  db: CommonQueryMethods,
+  planCode: string,
+  at: Date,
+): Promise<readonly { version: number; publishedAt: Date; activeSubscribers: bigint }[]> {
+  const rows = await db.any(sql.type(versionSummary)`
+    select v.version, v.published_at, count(s.id) as active_subscribers
+    from plan_versions v
+    left join subscriptions s
+      on s.plan_code = v.plan_code and s.plan_version = v.version and s.ended_at is null
+      and (s.expires_at is null or s.expires_at > ${sql.timestamp(at)})
+    where v.plan_code = ${planCode}
+    group by v.version, v.published_at
+    order by v.version
+  `);
+  return rows.map((row) => ({ version: row.version, publishedAt: row.published_at, activeSubscribers: row.active_subscribers }));
 }

@@ -80,7 +80,12 @@ async function conflicts(db: CommonQueryMethods, catalog: CatalogDefinition): Pr
 export async function seedCatalog(
   pool: DatabasePool,
   catalog: CatalogDefinition,
-  options: { readonly onlyIfEmpty?: boolean; readonly at?: Date } = {},
+  options: {
+    readonly onlyIfEmpty?: boolean;
+    readonly at?: Date;
+    /** Runs in the same transaction once the catalog is written (an audit event). */
+    readonly record?: (tx: CommonQueryMethods) => Promise<void>;
+  } = {},
 ): Promise<void> {
   const at = options.at ?? new Date();
   await pool.transaction(async (tx) => {
@@ -101,6 +106,7 @@ export async function seedCatalog(
     await archivePlansOtherThan(tx, catalog.plans.map((plan) => plan.code), at);
     await archiveMetricsOtherThan(tx, catalog.metrics.map((metric) => metric.code), at);
     await archiveFeaturesOtherThan(tx, catalog.features.map((feature) => feature.code), at);
+    await options.record?.(tx);
     await notifyCatalogChanged(tx);
   });
 }

@@ -95,3 +95,31 @@ export async function activeSubscriptionTotals(
     group by active.plan_code
   `);
 }
+
+/**
+ * Moves the subscriptions of `planCode` in force at `at` from older versions (only `fromVersion`,
+ * when given) to its latest, keeping everything else about them; with `dryRun`, moves nothing.
+ * Returns the users moved (or who would be) and the latest version.
+ */
+export async function moveToLatestVersion(
+  db: CommonQueryMethods,
+  filter: { readonly planCode: string; readonly fromVersion: number | undefined; readonly at: Date; readonly dryRun: boolean },
+): Promise<{ readonly userIds: readonly string[]; readonly latest: number }> {
+  const latest = await db.oneFirst(sql.type(z.object({ latest: z.number() }))`
+    select max(version) as latest from plan_versions where plan_code = ${filter.planCode}
+  `);
+  const which = sql.fragment`
+    plan_code = ${filter.planCode} and ended_at is null
+    and (expires_at is null or expires_at > ${sql.timestamp(filter.at)})
+    and plan_version < ${latest}
+    ${filter.fromVersion === undefined ? sql.fragment`` : sql.fragment`and plan_version = ${filter.fromVersion}`}
+  `;
+  const userIds = await db.anyFirst(
+    sql.type(z.object({ user_id: z.string() }))`${
+      filter.dryRun
+        ? sql.fragment`select user_id from subscriptions where ${which}`
+        : sql.fragment`update subscriptions set plan_version = ${latest} where ${which} returning user_id`
+    }`,
+  );
+  return { userIds, latest };
+}

@@ -3,7 +3,10 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { AccountStatus } from "../../gen/entitlements/v1/account_pb.js";
 import type {
   AdminService,
+  ApplyCatalogRequest,
   GetAccountRequest,
+  ListPlanVersionsRequest,
+  MigrateSubscribersRequest,
   ListAccountsRequest,
   ListAuditEventsRequest,
   ReactivateAccountRequest,
@@ -12,6 +15,9 @@ import type {
   SuspendAccountRequest,
 } from "../../gen/entitlements/v1/admin_service_pb.js";
 import type { Administration } from "../app/administration.ts";
+import type { CatalogAdministration } from "../app/catalog-administration.ts";
+import { InvalidArgumentError } from "../domain/errors.ts";
+import { catalogChangeMessage, catalogMessage, catalogOfMessage, planVersionMessage } from "./catalog-messages.ts";
 import { authenticatedUser } from "../auth/gates.ts";
 import { suspensionReason } from "../domain/accounts.ts";
 import { pageSize } from "../domain/pagination.ts";
@@ -30,9 +36,34 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
   readonly #administration: Administration;
   readonly #entitlements: Entitlements;
 
-  constructor(administration: Administration, entitlements: Entitlements) {
+  readonly #catalogs: CatalogAdministration;
+
+  constructor(administration: Administration, entitlements: Entitlements, catalogs: CatalogAdministration) {
     this.#administration = administration;
     this.#entitlements = entitlements;
+    this.#catalogs = catalogs;
+  }
+
+  async getCatalog() {
+    return { catalog: catalogMessage(await this.#catalogs.view()) };
+  }
+
+  async applyCatalog(request: ApplyCatalogRequest, context: HandlerContext) {
+    if (request.catalog === undefined) throw new InvalidArgumentError([{ field: "catalog", description: "is required" }]);
+    const changes = await this.#catalogs.apply(actorOf(context), catalogOfMessage(request.catalog), request.dryRun);
+    return { changes: changes.map(catalogChangeMessage) };
+  }
+
+  async listPlanVersions(request: ListPlanVersionsRequest) {
+    const versions = await this.#catalogs.versions(validate.catalogName(request.planCode, "plan_code"));
+    return { versions: versions.map(planVersionMessage) };
+  }
+
+  async migrateSubscribers(request: MigrateSubscribersRequest, context: HandlerContext) {
+    const planCode = validate.catalogName(request.planCode, "plan_code");
+    if (request.fromVersion < 0) throw new InvalidArgumentError([{ field: "from_version", description: "must be 0 (every older version) or a version" }]);
+    const fromVersion = request.fromVersion === 0 ? undefined : request.fromVersion;
+    return { migrated: BigInt(await this.#catalogs.migrateSubscribers(actorOf(context), planCode, fromVersion, request.dryRun)) };
   }
 
   async listAccounts(request: ListAccountsRequest) {

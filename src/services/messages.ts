@@ -1,6 +1,6 @@
 import { create, type Message } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { PlanSchema, ResetPeriod, type Plan as PlanMessage } from "../../gen/entitlements/v1/plan_pb.js";
+import { BillingInterval, PlanSchema, ResetPeriod, type Plan as PlanMessage } from "../../gen/entitlements/v1/plan_pb.js";
 import {
   SubscriptionSchema,
   SubscriptionStatus,
@@ -64,6 +64,8 @@ function convertPlan(plan: Plan): PlanMessage {
     })),
     hidden: plan.visibility === "hidden",
     version: plan.version,
+    interval: plan.interval === "year" ? BillingInterval.YEAR : BillingInterval.MONTH,
+    trialDays: plan.trialDays ?? undefined,
   });
 }
 

@@ -6,6 +6,7 @@ import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ServerReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { Administration } from "../app/administration.ts";
+import type { CatalogAdministration } from "../app/catalog-administration.ts";
 import type { Entitlements } from "../app/entitlements.ts";
 import type { HealthMonitor } from "../app/health-monitor.ts";
 import type { SignIns } from "../app/sign-ins.ts";
@@ -35,6 +36,7 @@ export const PUBLIC_METHODS: readonly DescMethod[] = PUBLIC_SUBSCRIPTION_METHODS
 export type ServiceDependencies = {
   readonly entitlements: Entitlements;
   readonly administration: Administration;
+  readonly catalogs: CatalogAdministration;
   readonly signIns: SignIns;
   readonly health: HealthMonitor;
   readonly serviceTokens: readonly string[];
@@ -44,7 +46,7 @@ export type ServiceDependencies = {
 
 /** Every RPC service and the credential each one requires. */
 export function serviceRegistrations(deps: ServiceDependencies): ServiceRegistration[] {
-  const { entitlements, administration, signIns, verifyUserToken, logger } = deps;
+  const { entitlements, administration, catalogs, signIns, verifyUserToken, logger } = deps;
   const reflection = new ReflectionIndex(SERVED_SERVICES);
   const userGate = (publicMethods: readonly DescMethod[]) =>
     userTokenGate({ verify: verifyUserToken, admit: (user) => signIns.admit(user), publicMethods, logger });
@@ -53,7 +55,7 @@ export function serviceRegistrations(deps: ServiceDependencies): ServiceRegistra
     { service: SubscriptionService, implementation: new SubscriptionServiceImpl(entitlements), requestGate: userGate(PUBLIC_SUBSCRIPTION_METHODS) },
     {
       service: AdminService,
-      implementation: new AdminServiceImpl(administration, entitlements),
+      implementation: new AdminServiceImpl(administration, entitlements, catalogs),
       requestGate: superadminGate(userGate([]), (userId) => signIns.isSuperadmin(userId)),
     },
     // Health and reflection answer without credentials, as load balancers and tools expect.

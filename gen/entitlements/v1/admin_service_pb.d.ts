@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
+import type { Catalog, CatalogChange, PlanVersion } from "./catalog_pb.js";
 import type { Account, AccountStatus } from "./account_pb.js";
 import type { Plan } from "./plan_pb.js";
 import type { Subscription } from "./subscription_pb.js";
@@ -14,6 +15,181 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file entitlements/v1/admin_service.proto.
  */
 export declare const file_entitlements_v1_admin_service: GenFile;
+
+/**
+ * Request of GetCatalog.
+ *
+ * @generated from message entitlements.v1.GetCatalogRequest
+ */
+export declare type GetCatalogRequest = Message<"entitlements.v1.GetCatalogRequest"> & {
+};
+
+/**
+ * Describes the message entitlements.v1.GetCatalogRequest.
+ * Use `create(GetCatalogRequestSchema)` to create a new message.
+ */
+export declare const GetCatalogRequestSchema: GenMessage<GetCatalogRequest>;
+
+/**
+ * Response of GetCatalog.
+ *
+ * @generated from message entitlements.v1.GetCatalogResponse
+ */
+export declare type GetCatalogResponse = Message<"entitlements.v1.GetCatalogResponse"> & {
+  /**
+   * The catalog the service holds now.
+   *
+   * @generated from field: entitlements.v1.Catalog catalog = 1;
+   */
+  catalog?: Catalog | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.GetCatalogResponse.
+ * Use `create(GetCatalogResponseSchema)` to create a new message.
+ */
+export declare const GetCatalogResponseSchema: GenMessage<GetCatalogResponse>;
+
+/**
+ * Request of ApplyCatalog.
+ *
+ * @generated from message entitlements.v1.ApplyCatalogRequest
+ */
+export declare type ApplyCatalogRequest = Message<"entitlements.v1.ApplyCatalogRequest"> & {
+  /**
+   * The whole catalog wanted.
+   *
+   * @generated from field: entitlements.v1.Catalog catalog = 1;
+   */
+  catalog?: Catalog | undefined;
+
+  /**
+   * Only say what would change; write nothing.
+   *
+   * @generated from field: bool dry_run = 2;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message entitlements.v1.ApplyCatalogRequest.
+ * Use `create(ApplyCatalogRequestSchema)` to create a new message.
+ */
+export declare const ApplyCatalogRequestSchema: GenMessage<ApplyCatalogRequest>;
+
+/**
+ * Response of ApplyCatalog.
+ *
+ * @generated from message entitlements.v1.ApplyCatalogResponse
+ */
+export declare type ApplyCatalogResponse = Message<"entitlements.v1.ApplyCatalogResponse"> & {
+  /**
+   * What changed (or, with dry_run, would change); empty when the catalog is already so.
+   *
+   * @generated from field: repeated entitlements.v1.CatalogChange changes = 1;
+   */
+  changes: CatalogChange[];
+};
+
+/**
+ * Describes the message entitlements.v1.ApplyCatalogResponse.
+ * Use `create(ApplyCatalogResponseSchema)` to create a new message.
+ */
+export declare const ApplyCatalogResponseSchema: GenMessage<ApplyCatalogResponse>;
+
+/**
+ * Request of ListPlanVersions.
+ *
+ * @generated from message entitlements.v1.ListPlanVersionsRequest
+ */
+export declare type ListPlanVersionsRequest = Message<"entitlements.v1.ListPlanVersionsRequest"> & {
+  /**
+   * The plan, archived or not.
+   *
+   * @generated from field: string plan_code = 1;
+   */
+  planCode: string;
+};
+
+/**
+ * Describes the message entitlements.v1.ListPlanVersionsRequest.
+ * Use `create(ListPlanVersionsRequestSchema)` to create a new message.
+ */
+export declare const ListPlanVersionsRequestSchema: GenMessage<ListPlanVersionsRequest>;
+
+/**
+ * Response of ListPlanVersions.
+ *
+ * @generated from message entitlements.v1.ListPlanVersionsResponse
+ */
+export declare type ListPlanVersionsResponse = Message<"entitlements.v1.ListPlanVersionsResponse"> & {
+  /**
+   * Every version, oldest first.
+   *
+   * @generated from field: repeated entitlements.v1.PlanVersion versions = 1;
+   */
+  versions: PlanVersion[];
+};
+
+/**
+ * Describes the message entitlements.v1.ListPlanVersionsResponse.
+ * Use `create(ListPlanVersionsResponseSchema)` to create a new message.
+ */
+export declare const ListPlanVersionsResponseSchema: GenMessage<ListPlanVersionsResponse>;
+
+/**
+ * Request of MigrateSubscribers.
+ *
+ * @generated from message entitlements.v1.MigrateSubscribersRequest
+ */
+export declare type MigrateSubscribersRequest = Message<"entitlements.v1.MigrateSubscribersRequest"> & {
+  /**
+   * The plan whose subscribers move to its latest version.
+   *
+   * @generated from field: string plan_code = 1;
+   */
+  planCode: string;
+
+  /**
+   * Only subscribers on this version; 0 moves those on every older version.
+   *
+   * @generated from field: int32 from_version = 2;
+   */
+  fromVersion: number;
+
+  /**
+   * Only count who would move; change nothing.
+   *
+   * @generated from field: bool dry_run = 3;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message entitlements.v1.MigrateSubscribersRequest.
+ * Use `create(MigrateSubscribersRequestSchema)` to create a new message.
+ */
+export declare const MigrateSubscribersRequestSchema: GenMessage<MigrateSubscribersRequest>;
+
+/**
+ * Response of MigrateSubscribers.
+ *
+ * @generated from message entitlements.v1.MigrateSubscribersResponse
+ */
+export declare type MigrateSubscribersResponse = Message<"entitlements.v1.MigrateSubscribersResponse"> & {
+  /**
+   * Subscriptions moved (or, with dry_run, that would move).
+   *
+   * @generated from field: int64 migrated = 1;
+   */
+  migrated: bigint;
+};
+
+/**
+ * Describes the message entitlements.v1.MigrateSubscribersResponse.
+ * Use `create(MigrateSubscribersResponseSchema)` to create a new message.
+ */
+export declare const MigrateSubscribersResponseSchema: GenMessage<MigrateSubscribersResponse>;
 
 /**
  * Request of ListAccounts.
@@ -646,6 +822,49 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ListAuditEventsRequestSchema;
     output: typeof ListAuditEventsResponseSchema;
+  },
+  /**
+   * The current catalog: metrics, features and each plan's latest version, archived ones marked.
+   *
+   * @generated from rpc entitlements.v1.AdminService.GetCatalog
+   */
+  getCatalog: {
+    methodKind: "unary";
+    input: typeof GetCatalogRequestSchema;
+    output: typeof GetCatalogResponseSchema;
+  },
+  /**
+   * Applies a catalog in one transaction, as `entitlements catalog apply` does: a new version of
+   * each plan whose terms change; plans, metrics and features it leaves out are archived. An
+   * invalid catalog is INVALID_ARGUMENT with a BadRequest whose fields are the CLI's paths.
+   *
+   * @generated from rpc entitlements.v1.AdminService.ApplyCatalog
+   */
+  applyCatalog: {
+    methodKind: "unary";
+    input: typeof ApplyCatalogRequestSchema;
+    output: typeof ApplyCatalogResponseSchema;
+  },
+  /**
+   * Every version of a plan, oldest first, with the subscribers on each.
+   *
+   * @generated from rpc entitlements.v1.AdminService.ListPlanVersions
+   */
+  listPlanVersions: {
+    methodKind: "unary";
+    input: typeof ListPlanVersionsRequestSchema;
+    output: typeof ListPlanVersionsResponseSchema;
+  },
+  /**
+   * Moves the current subscribers of a plan's older versions to its latest, keeping their expiry
+   * and usage.
+   *
+   * @generated from rpc entitlements.v1.AdminService.MigrateSubscribers
+   */
+  migrateSubscribers: {
+    methodKind: "unary";
+    input: typeof MigrateSubscribersRequestSchema;
+    output: typeof MigrateSubscribersResponseSchema;
   },
 }>;
 

@@ -4,6 +4,7 @@
 
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_entitlements_v1_account } from "./account_pb.js";
+import { file_entitlements_v1_catalog } from "./catalog_pb.js";
 import { file_entitlements_v1_plan } from "./plan_pb.js";
 import { file_entitlements_v1_subscription } from "./subscription_pb.js";
 import { file_entitlements_v1_usage } from "./usage_pb.js";
@@ -14,140 +15,196 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file entitlements/v1/admin_service.proto.
  */
 export const file_entitlements_v1_admin_service = /*@__PURE__*/
-  fileDesc("CiNlbnRpdGxlbWVudHMvdjEvYWRtaW5fc2VydmljZS5wcm90bxIPZW50aXRsZW1lbnRzLnYxIo4BChNMaXN0QWNjb3VudHNSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEhEKCXBsYW5fY29kZRgCIAEoCRIuCgZzdGF0dXMYAyABKA4yHi5lbnRpdGxlbWVudHMudjEuQWNjb3VudFN0YXR1cxIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJbChRMaXN0QWNjb3VudHNSZXNwb25zZRIqCghhY2NvdW50cxgBIAMoCzIYLmVudGl0bGVtZW50cy52MS5BY2NvdW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIkChFHZXRBY2NvdW50UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIvYBChJHZXRBY2NvdW50UmVzcG9uc2USKQoHYWNjb3VudBgBIAEoCzIYLmVudGl0bGVtZW50cy52MS5BY2NvdW50EiMKBHBsYW4YAiABKAsyFS5lbnRpdGxlbWVudHMudjEuUGxhbhIzCgxzdWJzY3JpcHRpb24YAyABKAsyHS5lbnRpdGxlbWVudHMudjEuU3Vic2NyaXB0aW9uEi4KB2hpc3RvcnkYBCADKAsyHS5lbnRpdGxlbWVudHMudjEuU3Vic2NyaXB0aW9uEisKBXVzYWdlGAUgAygLMhwuZW50aXRsZW1lbnRzLnYxLlF1b3RhU3RhdHVzIjgKFVN1c3BlbmRBY2NvdW50UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJDChZTdXNwZW5kQWNjb3VudFJlc3BvbnNlEikKB2FjY291bnQYASABKAsyGC5lbnRpdGxlbWVudHMudjEuQWNjb3VudCIrChhSZWFjdGl2YXRlQWNjb3VudFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJGChlSZWFjdGl2YXRlQWNjb3VudFJlc3BvbnNlEikKB2FjY291bnQYASABKAsyGC5lbnRpdGxlbWVudHMudjEuQWNjb3VudCI0ChFSZXNldFVzYWdlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBm1ldHJpYxgCIAEoCSJCChJSZXNldFVzYWdlUmVzcG9uc2USLAoGcXVvdGFzGAEgAygLMhwuZW50aXRsZW1lbnRzLnYxLlF1b3RhU3RhdHVzIigKFVJldm9rZVNlc3Npb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIlAKFlJldm9rZVNlc3Npb25zUmVzcG9uc2USNgoSdG9rZW5zX3ZhbGlkX2FmdGVyGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIZChdHZXRQbGF0Zm9ybVN0YXRzUmVxdWVzdCLmAQoYR2V0UGxhdGZvcm1TdGF0c1Jlc3BvbnNlEhYKDnRvdGFsX2FjY291bnRzGAEgASgDEhoKEnN1c3BlbmRlZF9hY2NvdW50cxgCIAEoAxI0ChBhY2NvdW50c19ieV9wbGFuGAMgAygLMhouZW50aXRsZW1lbnRzLnYxLlBsYW5Db3VudBInCh9tb250aGx5X3JlY3VycmluZ19yZXZlbnVlX2NlbnRzGAQgASgDEjcKEXVzYWdlX3RoaXNfcGVyaW9kGAUgAygLMhwuZW50aXRsZW1lbnRzLnYxLk1ldHJpY1RvdGFsIjAKCVBsYW5Db3VudBIRCglwbGFuX2NvZGUYASABKAkSEAoIYWNjb3VudHMYAiABKAMiLAoLTWV0cmljVG90YWwSDgoGbWV0cmljGAEgASgJEg0KBXRvdGFsGAIgASgDIlAKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIrCgZldmVudHMYASADKAsyGy5lbnRpdGxlbWVudHMudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifgoKQXVkaXRFdmVudBIQCghhY3Rvcl9pZBgBIAEoCRIOCgZhY3Rpb24YAiABKAkSFgoOdGFyZ2V0X3VzZXJfaWQYAyABKAkSDgoGcmVhc29uGAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDL4CAoMQWRtaW5TZXJ2aWNlEnoKDExpc3RBY2NvdW50cxIkLmVudGl0bGVtZW50cy52MS5MaXN0QWNjb3VudHNSZXF1ZXN0GiUuZW50aXRsZW1lbnRzLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlIh2QAgGC0+STAhQSEi92MS9hZG1pbi9hY2NvdW50cxJ+CgpHZXRBY2NvdW50EiIuZW50aXRsZW1lbnRzLnYxLkdldEFjY291bnRSZXF1ZXN0GiMuZW50aXRsZW1lbnRzLnYxLkdldEFjY291bnRSZXNwb25zZSInkAIBgtPkkwIeEhwvdjEvYWRtaW4vYWNjb3VudHMve3VzZXJfaWR9EpIBCg5TdXNwZW5kQWNjb3VudBImLmVudGl0bGVtZW50cy52MS5TdXNwZW5kQWNjb3VudFJlcXVlc3QaJy5lbnRpdGxlbWVudHMudjEuU3VzcGVuZEFjY291bnRSZXNwb25zZSIvgtPkkwIpOgEqIiQvdjEvYWRtaW4vYWNjb3VudHMve3VzZXJfaWR9OnN1c3BlbmQSngEKEVJlYWN0aXZhdGVBY2NvdW50EikuZW50aXRsZW1lbnRzLnYxLlJlYWN0aXZhdGVBY2NvdW50UmVxdWVzdBoqLmVudGl0bGVtZW50cy52MS5SZWFjdGl2YXRlQWNjb3VudFJlc3BvbnNlIjKC0+STAiw6ASoiJy92MS9hZG1pbi9hY2NvdW50cy97dXNlcl9pZH06cmVhY3RpdmF0ZRKJAQoKUmVzZXRVc2FnZRIiLmVudGl0bGVtZW50cy52MS5SZXNldFVzYWdlUmVxdWVzdBojLmVudGl0bGVtZW50cy52MS5SZXNldFVzYWdlUmVzcG9uc2UiMoLT5JMCLDoBKiInL3YxL2FkbWluL2FjY291bnRzL3t1c2VyX2lkfTpyZXNldFVzYWdlEpkBCg5SZXZva2VTZXNzaW9ucxImLmVudGl0bGVtZW50cy52MS5SZXZva2VTZXNzaW9uc1JlcXVlc3QaJy5lbnRpdGxlbWVudHMudjEuUmV2b2tlU2Vzc2lvbnNSZXNwb25zZSI2gtPkkwIwOgEqIisvdjEvYWRtaW4vYWNjb3VudHMve3VzZXJfaWR9OnJldm9rZVNlc3Npb25zEoMBChBHZXRQbGF0Zm9ybVN0YXRzEiguZW50aXRsZW1lbnRzLnYxLkdldFBsYXRmb3JtU3RhdHNSZXF1ZXN0GikuZW50aXRsZW1lbnRzLnYxLkdldFBsYXRmb3JtU3RhdHNSZXNwb25zZSIakAIBgtPkkwIREg8vdjEvYWRtaW4vc3RhdHMShwEKD0xpc3RBdWRpdEV2ZW50cxInLmVudGl0bGVtZW50cy52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiguZW50aXRsZW1lbnRzLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIiGQAgGC0+STAhgSFi92MS9hZG1pbi9hdWRpdC1ldmVudHNiBnByb3RvMw", [file_entitlements_v1_account, file_entitlements_v1_plan, file_entitlements_v1_subscription, file_entitlements_v1_usage, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CiNlbnRpdGxlbWVudHMvdjEvYWRtaW5fc2VydmljZS5wcm90bxIPZW50aXRsZW1lbnRzLnYxIhMKEUdldENhdGFsb2dSZXF1ZXN0Ij8KEkdldENhdGFsb2dSZXNwb25zZRIpCgdjYXRhbG9nGAEgASgLMhguZW50aXRsZW1lbnRzLnYxLkNhdGFsb2ciUQoTQXBwbHlDYXRhbG9nUmVxdWVzdBIpCgdjYXRhbG9nGAEgASgLMhguZW50aXRsZW1lbnRzLnYxLkNhdGFsb2cSDwoHZHJ5X3J1bhgCIAEoCCJHChRBcHBseUNhdGFsb2dSZXNwb25zZRIvCgdjaGFuZ2VzGAEgAygLMh4uZW50aXRsZW1lbnRzLnYxLkNhdGFsb2dDaGFuZ2UiLAoXTGlzdFBsYW5WZXJzaW9uc1JlcXVlc3QSEQoJcGxhbl9jb2RlGAEgASgJIkoKGExpc3RQbGFuVmVyc2lvbnNSZXNwb25zZRIuCgh2ZXJzaW9ucxgBIAMoCzIcLmVudGl0bGVtZW50cy52MS5QbGFuVmVyc2lvbiJVChlNaWdyYXRlU3Vic2NyaWJlcnNSZXF1ZXN0EhEKCXBsYW5fY29kZRgBIAEoCRIUCgxmcm9tX3ZlcnNpb24YAiABKAUSDwoHZHJ5X3J1bhgDIAEoCCIuChpNaWdyYXRlU3Vic2NyaWJlcnNSZXNwb25zZRIQCghtaWdyYXRlZBgBIAEoAyKOAQoTTGlzdEFjY291bnRzUmVxdWVzdBINCgVxdWVyeRgBIAEoCRIRCglwbGFuX2NvZGUYAiABKAkSLgoGc3RhdHVzGAMgASgOMh4uZW50aXRsZW1lbnRzLnYxLkFjY291bnRTdGF0dXMSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiWwoUTGlzdEFjY291bnRzUmVzcG9uc2USKgoIYWNjb3VudHMYASADKAsyGC5lbnRpdGxlbWVudHMudjEuQWNjb3VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJAoRR2V0QWNjb3VudFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSL2AQoSR2V0QWNjb3VudFJlc3BvbnNlEikKB2FjY291bnQYASABKAsyGC5lbnRpdGxlbWVudHMudjEuQWNjb3VudBIjCgRwbGFuGAIgASgLMhUuZW50aXRsZW1lbnRzLnYxLlBsYW4SMwoMc3Vic2NyaXB0aW9uGAMgASgLMh0uZW50aXRsZW1lbnRzLnYxLlN1YnNjcmlwdGlvbhIuCgdoaXN0b3J5GAQgAygLMh0uZW50aXRsZW1lbnRzLnYxLlN1YnNjcmlwdGlvbhIrCgV1c2FnZRgFIAMoCzIcLmVudGl0bGVtZW50cy52MS5RdW90YVN0YXR1cyI4ChVTdXNwZW5kQWNjb3VudFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiQwoWU3VzcGVuZEFjY291bnRSZXNwb25zZRIpCgdhY2NvdW50GAEgASgLMhguZW50aXRsZW1lbnRzLnYxLkFjY291bnQiKwoYUmVhY3RpdmF0ZUFjY291bnRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiRgoZUmVhY3RpdmF0ZUFjY291bnRSZXNwb25zZRIpCgdhY2NvdW50GAEgASgLMhguZW50aXRsZW1lbnRzLnYxLkFjY291bnQiNAoRUmVzZXRVc2FnZVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIOCgZtZXRyaWMYAiABKAkiQgoSUmVzZXRVc2FnZVJlc3BvbnNlEiwKBnF1b3RhcxgBIAMoCzIcLmVudGl0bGVtZW50cy52MS5RdW90YVN0YXR1cyIoChVSZXZva2VTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJQChZSZXZva2VTZXNzaW9uc1Jlc3BvbnNlEjYKEnRva2Vuc192YWxpZF9hZnRlchgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiGQoXR2V0UGxhdGZvcm1TdGF0c1JlcXVlc3Qi5gEKGEdldFBsYXRmb3JtU3RhdHNSZXNwb25zZRIWCg50b3RhbF9hY2NvdW50cxgBIAEoAxIaChJzdXNwZW5kZWRfYWNjb3VudHMYAiABKAMSNAoQYWNjb3VudHNfYnlfcGxhbhgDIAMoCzIaLmVudGl0bGVtZW50cy52MS5QbGFuQ291bnQSJwofbW9udGhseV9yZWN1cnJpbmdfcmV2ZW51ZV9jZW50cxgEIAEoAxI3ChF1c2FnZV90aGlzX3BlcmlvZBgFIAMoCzIcLmVudGl0bGVtZW50cy52MS5NZXRyaWNUb3RhbCIwCglQbGFuQ291bnQSEQoJcGxhbl9jb2RlGAEgASgJEhAKCGFjY291bnRzGAIgASgDIiwKC01ldHJpY1RvdGFsEg4KBm1ldHJpYxgBIAEoCRINCgV0b3RhbBgCIAEoAyJQChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiXwoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USKwoGZXZlbnRzGAEgAygLMhsuZW50aXRsZW1lbnRzLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIn4KCkF1ZGl0RXZlbnQSEAoIYWN0b3JfaWQYASABKAkSDgoGYWN0aW9uGAIgASgJEhYKDnRhcmdldF91c2VyX2lkGAMgASgJEg4KBnJlYXNvbhgEIAEoCRImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAytA0KDEFkbWluU2VydmljZRJ6CgxMaXN0QWNjb3VudHMSJC5lbnRpdGxlbWVudHMudjEuTGlzdEFjY291bnRzUmVxdWVzdBolLmVudGl0bGVtZW50cy52MS5MaXN0QWNjb3VudHNSZXNwb25zZSIdkAIBgtPkkwIUEhIvdjEvYWRtaW4vYWNjb3VudHMSfgoKR2V0QWNjb3VudBIiLmVudGl0bGVtZW50cy52MS5HZXRBY2NvdW50UmVxdWVzdBojLmVudGl0bGVtZW50cy52MS5HZXRBY2NvdW50UmVzcG9uc2UiJ5ACAYLT5JMCHhIcL3YxL2FkbWluL2FjY291bnRzL3t1c2VyX2lkfRKSAQoOU3VzcGVuZEFjY291bnQSJi5lbnRpdGxlbWVudHMudjEuU3VzcGVuZEFjY291bnRSZXF1ZXN0GicuZW50aXRsZW1lbnRzLnYxLlN1c3BlbmRBY2NvdW50UmVzcG9uc2UiL4LT5JMCKToBKiIkL3YxL2FkbWluL2FjY291bnRzL3t1c2VyX2lkfTpzdXNwZW5kEp4BChFSZWFjdGl2YXRlQWNjb3VudBIpLmVudGl0bGVtZW50cy52MS5SZWFjdGl2YXRlQWNjb3VudFJlcXVlc3QaKi5lbnRpdGxlbWVudHMudjEuUmVhY3RpdmF0ZUFjY291bnRSZXNwb25zZSIygtPkkwIsOgEqIicvdjEvYWRtaW4vYWNjb3VudHMve3VzZXJfaWR9OnJlYWN0aXZhdGUSiQEKClJlc2V0VXNhZ2USIi5lbnRpdGxlbWVudHMudjEuUmVzZXRVc2FnZVJlcXVlc3QaIy5lbnRpdGxlbWVudHMudjEuUmVzZXRVc2FnZVJlc3BvbnNlIjKC0+STAiw6ASoiJy92MS9hZG1pbi9hY2NvdW50cy97dXNlcl9pZH06cmVzZXRVc2FnZRKZAQoOUmV2b2tlU2Vzc2lvbnMSJi5lbnRpdGxlbWVudHMudjEuUmV2b2tlU2Vzc2lvbnNSZXF1ZXN0GicuZW50aXRsZW1lbnRzLnYxLlJldm9rZVNlc3Npb25zUmVzcG9uc2UiNoLT5JMCMDoBKiIrL3YxL2FkbWluL2FjY291bnRzL3t1c2VyX2lkfTpyZXZva2VTZXNzaW9ucxKDAQoQR2V0UGxhdGZvcm1TdGF0cxIoLmVudGl0bGVtZW50cy52MS5HZXRQbGF0Zm9ybVN0YXRzUmVxdWVzdBopLmVudGl0bGVtZW50cy52MS5HZXRQbGF0Zm9ybVN0YXRzUmVzcG9uc2UiGpACAYLT5JMCERIPL3YxL2FkbWluL3N0YXRzEocBCg9MaXN0QXVkaXRFdmVudHMSJy5lbnRpdGxlbWVudHMudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBooLmVudGl0bGVtZW50cy52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIhkAIBgtPkkwIYEhYvdjEvYWRtaW4vYXVkaXQtZXZlbnRzEnMKCkdldENhdGFsb2cSIi5lbnRpdGxlbWVudHMudjEuR2V0Q2F0YWxvZ1JlcXVlc3QaIy5lbnRpdGxlbWVudHMudjEuR2V0Q2F0YWxvZ1Jlc3BvbnNlIhyQAgGC0+STAhMSES92MS9hZG1pbi9jYXRhbG9nEn8KDEFwcGx5Q2F0YWxvZxIkLmVudGl0bGVtZW50cy52MS5BcHBseUNhdGFsb2dSZXF1ZXN0GiUuZW50aXRsZW1lbnRzLnYxLkFwcGx5Q2F0YWxvZ1Jlc3BvbnNlIiKC0+STAhw6ASoiFy92MS9hZG1pbi9jYXRhbG9nOmFwcGx5EpgBChBMaXN0UGxhblZlcnNpb25zEiguZW50aXRsZW1lbnRzLnYxLkxpc3RQbGFuVmVyc2lvbnNSZXF1ZXN0GikuZW50aXRsZW1lbnRzLnYxLkxpc3RQbGFuVmVyc2lvbnNSZXNwb25zZSIvkAIBgtPkkwImEiQvdjEvYWRtaW4vcGxhbnMve3BsYW5fY29kZX0vdmVyc2lvbnMSqAEKEk1pZ3JhdGVTdWJzY3JpYmVycxIqLmVudGl0bGVtZW50cy52MS5NaWdyYXRlU3Vic2NyaWJlcnNSZXF1ZXN0GisuZW50aXRsZW1lbnRzLnYxLk1pZ3JhdGVTdWJzY3JpYmVyc1Jlc3BvbnNlIjmC0+STAjM6ASoiLi92MS9hZG1pbi9wbGFucy97cGxhbl9jb2RlfTptaWdyYXRlU3Vic2NyaWJlcnNiBnByb3RvMw", [file_entitlements_v1_account, file_entitlements_v1_catalog, file_entitlements_v1_plan, file_entitlements_v1_subscription, file_entitlements_v1_usage, file_google_api_annotations, file_google_protobuf_timestamp]);
+
+/**
+ * Describes the message entitlements.v1.GetCatalogRequest.
+ * Use `create(GetCatalogRequestSchema)` to create a new message.
+ */
+export const GetCatalogRequestSchema = /*@__PURE__*/
+  messageDesc(file_entitlements_v1_admin_service, 0);
+
+/**
+ * Describes the message entitlements.v1.GetCatalogResponse.
+ * Use `create(GetCatalogResponseSchema)` to create a new message.
+ */
+export const GetCatalogResponseSchema = /*@__PURE__*/
+  messageDesc(file_entitlements_v1_admin_service, 1);
+
+/**
+ * Describes the message entitlements.v1.ApplyCatalogRequest.
+ * Use `create(ApplyCatalogRequestSchema)` to create a new message.
+ */
+export const ApplyCatalogRequestSchema = /*@__PURE__*/
+  messageDesc(file_entitlements_v1_admin_service, 2);
+
+/**
+ * Describes the message entitlements.v1.ApplyCatalogResponse.
+ * Use `create(ApplyCatalogResponseSchema)` to create a new message.
+ */
+export const ApplyCatalogResponseSchema = /*@__PURE__*/
+  messageDesc(file_entitlements_v1_admin_service, 3);
+
+/**
+ * Describes the message entitlements.v1.ListPlanVersionsRequest.
+ * Use `create(ListPlanVersionsRequestSchema)` to create a new message.
+ */
+export const ListPlanVersionsRequestSchema = /*@__PURE__*/
+  messageDesc(file_entitlements_v1_admin_service, 4);
+
+/**
+ * Describes the message entitlements.v1.ListPlanVersionsResponse.
+ * Use `create(ListPlanVersionsResponseSchema)` to create a new message.
+ */
+export const ListPlanVersionsResponseSchema = /*@__PURE__*/
+  messageDesc(file_entitlements_v1_admin_service, 5);
+
+/**
+ * Describes the message entitlements.v1.MigrateSubscribersRequest.
+ * Use `create(MigrateSubscribersRequestSchema)` to create a new message.
+ */
+export const MigrateSubscribersRequestSchema = /*@__PURE__*/
+  messageDesc(file_entitlements_v1_admin_service, 6);
+
+/**
+ * Describes the message entitlements.v1.MigrateSubscribersResponse.
+ * Use `create(MigrateSubscribersResponseSchema)` to create a new message.
+ */
+export const MigrateSubscribersResponseSchema = /*@__PURE__*/
+  messageDesc(file_entitlements_v1_admin_service, 7);
 
 /**
  * Describes the message entitlements.v1.ListAccountsRequest.
  * Use `create(ListAccountsRequestSchema)` to create a new message.
  */
 export const ListAccountsRequestSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 0);
+  messageDesc(file_entitlements_v1_admin_service, 8);
 
 /**
  * Describes the message entitlements.v1.ListAccountsResponse.
  * Use `create(ListAccountsResponseSchema)` to create a new message.
  */
 export const ListAccountsResponseSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 1);
+  messageDesc(file_entitlements_v1_admin_service, 9);
 
 /**
  * Describes the message entitlements.v1.GetAccountRequest.
  * Use `create(GetAccountRequestSchema)` to create a new message.
  */
 export const GetAccountRequestSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 2);
+  messageDesc(file_entitlements_v1_admin_service, 10);
 
 /**
  * Describes the message entitlements.v1.GetAccountResponse.
  * Use `create(GetAccountResponseSchema)` to create a new message.
  */
 export const GetAccountResponseSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 3);
+  messageDesc(file_entitlements_v1_admin_service, 11);
 
 /**
  * Describes the message entitlements.v1.SuspendAccountRequest.
  * Use `create(SuspendAccountRequestSchema)` to create a new message.
  */
 export const SuspendAccountRequestSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 4);
+  messageDesc(file_entitlements_v1_admin_service, 12);
 
 /**
  * Describes the message entitlements.v1.SuspendAccountResponse.
  * Use `create(SuspendAccountResponseSchema)` to create a new message.
  */
 export const SuspendAccountResponseSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 5);
+  messageDesc(file_entitlements_v1_admin_service, 13);
 
 /**
  * Describes the message entitlements.v1.ReactivateAccountRequest.
  * Use `create(ReactivateAccountRequestSchema)` to create a new message.
  */
 export const ReactivateAccountRequestSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 6);
+  messageDesc(file_entitlements_v1_admin_service, 14);
 
 /**
  * Describes the message entitlements.v1.ReactivateAccountResponse.
  * Use `create(ReactivateAccountResponseSchema)` to create a new message.
  */
 export const ReactivateAccountResponseSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 7);
+  messageDesc(file_entitlements_v1_admin_service, 15);
 
 /**
  * Describes the message entitlements.v1.ResetUsageRequest.
  * Use `create(ResetUsageRequestSchema)` to create a new message.
  */
 export const ResetUsageRequestSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 8);
+  messageDesc(file_entitlements_v1_admin_service, 16);
 
 /**
  * Describes the message entitlements.v1.ResetUsageResponse.
  * Use `create(ResetUsageResponseSchema)` to create a new message.
  */
 export const ResetUsageResponseSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 9);
+  messageDesc(file_entitlements_v1_admin_service, 17);
 
 /**
  * Describes the message entitlements.v1.RevokeSessionsRequest.
  * Use `create(RevokeSessionsRequestSchema)` to create a new message.
  */
 export const RevokeSessionsRequestSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 10);
+  messageDesc(file_entitlements_v1_admin_service, 18);
 
 /**
  * Describes the message entitlements.v1.RevokeSessionsResponse.
  * Use `create(RevokeSessionsResponseSchema)` to create a new message.
  */
 export const RevokeSessionsResponseSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 11);
+  messageDesc(file_entitlements_v1_admin_service, 19);
 
 /**
  * Describes the message entitlements.v1.GetPlatformStatsRequest.
  * Use `create(GetPlatformStatsRequestSchema)` to create a new message.
  */
 export const GetPlatformStatsRequestSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 12);
+  messageDesc(file_entitlements_v1_admin_service, 20);
 
 /**
  * Describes the message entitlements.v1.GetPlatformStatsResponse.
  * Use `create(GetPlatformStatsResponseSchema)` to create a new message.
  */
 export const GetPlatformStatsResponseSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 13);
+  messageDesc(file_entitlements_v1_admin_service, 21);
 
 /**
  * Describes the message entitlements.v1.PlanCount.
  * Use `create(PlanCountSchema)` to create a new message.
  */
 export const PlanCountSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 14);
+  messageDesc(file_entitlements_v1_admin_service, 22);
 
 /**
  * Describes the message entitlements.v1.MetricTotal.
  * Use `create(MetricTotalSchema)` to create a new message.
  */
 export const MetricTotalSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 15);
+  messageDesc(file_entitlements_v1_admin_service, 23);
 
 /**
  * Describes the message entitlements.v1.ListAuditEventsRequest.
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 16);
+  messageDesc(file_entitlements_v1_admin_service, 24);
 
 /**
  * Describes the message entitlements.v1.ListAuditEventsResponse.
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 17);
+  messageDesc(file_entitlements_v1_admin_service, 25);
 
 /**
  * Describes the message entitlements.v1.AuditEvent.
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema = /*@__PURE__*/
-  messageDesc(file_entitlements_v1_admin_service, 18);
+  messageDesc(file_entitlements_v1_admin_service, 26);
 
 /**
  * Administration for superadmins: find users, see their subscription and usage, suspend and

@@ -79,6 +79,20 @@ export declare type Plan = Message<"entitlements.v1.Plan"> & {
    * @generated from field: int32 version = 9;
    */
   version: number;
+
+  /**
+   * What `price_cents` pays for: a month or a year.
+   *
+   * @generated from field: entitlements.v1.BillingInterval interval = 10;
+   */
+  interval: BillingInterval;
+
+  /**
+   * Days of trial a new subscriber gets. Absent: none.
+   *
+   * @generated from field: optional int32 trial_days = 11;
+   */
+  trialDays?: number | undefined;
 };
 
 /**
@@ -120,6 +134,39 @@ export declare type Quota = Message<"entitlements.v1.Quota"> & {
  * Use `create(QuotaSchema)` to create a new message.
  */
 export declare const QuotaSchema: GenMessage<Quota>;
+
+/**
+ * How often a plan's price is paid.
+ *
+ * @generated from enum entitlements.v1.BillingInterval
+ */
+export enum BillingInterval {
+  /**
+   * Not set; never sent by the service.
+   *
+   * @generated from enum value: BILLING_INTERVAL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The price is per month.
+   *
+   * @generated from enum value: BILLING_INTERVAL_MONTH = 1;
+   */
+  MONTH = 1,
+
+  /**
+   * The price is per year.
+   *
+   * @generated from enum value: BILLING_INTERVAL_YEAR = 2;
+   */
+  YEAR = 2,
+}
+
+/**
+ * Describes the enum entitlements.v1.BillingInterval.
+ */
+export declare const BillingIntervalSchema: GenEnum<BillingInterval>;
 
 /**
  * When the usage of a metric starts again from zero. Periods are UTC calendar periods.

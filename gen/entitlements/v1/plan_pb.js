@@ -8,7 +8,7 @@ import { enumDesc, fileDesc, messageDesc, tsEnum } from "@bufbuild/protobuf/code
  * Describes the file entitlements/v1/plan.proto.
  */
 export const file_entitlements_v1_plan = /*@__PURE__*/
-  fileDesc("ChplbnRpdGxlbWVudHMvdjEvcGxhbi5wcm90bxIPZW50aXRsZW1lbnRzLnYxIqECCgRQbGFuEgwKBGNvZGUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhMKC3ByaWNlX2NlbnRzGAMgASgDEhAKCGN1cnJlbmN5GAQgASgJEh0KFXJhdGVfbGltaXRfbXVsdGlwbGllchgFIAEoARI1CghmZWF0dXJlcxgGIAMoCzIjLmVudGl0bGVtZW50cy52MS5QbGFuLkZlYXR1cmVzRW50cnkSJgoGcXVvdGFzGAcgAygLMhYuZW50aXRsZW1lbnRzLnYxLlF1b3RhEg4KBmhpZGRlbhgIIAEoCBIPCgd2ZXJzaW9uGAkgASgFGi8KDUZlYXR1cmVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgIOgI4ASJpCgVRdW90YRIOCgZtZXRyaWMYASABKAkSEgoFbGltaXQYAiABKANIAIgBARIyCgxyZXNldF9wZXJpb2QYAyABKA4yHC5lbnRpdGxlbWVudHMudjEuUmVzZXRQZXJpb2RCCAoGX2xpbWl0Kp8BCgtSZXNldFBlcmlvZBIcChhSRVNFVF9QRVJJT0RfVU5TUEVDSUZJRUQQABIUChBSRVNFVF9QRVJJT0RfREFZEAESFgoSUkVTRVRfUEVSSU9EX01PTlRIEAISFgoSUkVTRVRfUEVSSU9EX05FVkVSEAMSFQoRUkVTRVRfUEVSSU9EX1dFRUsQBBIVChFSRVNFVF9QRVJJT0RfWUVBUhAFYgZwcm90bzM");
+  fileDesc("ChplbnRpdGxlbWVudHMvdjEvcGxhbi5wcm90bxIPZW50aXRsZW1lbnRzLnYxIv0CCgRQbGFuEgwKBGNvZGUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhMKC3ByaWNlX2NlbnRzGAMgASgDEhAKCGN1cnJlbmN5GAQgASgJEh0KFXJhdGVfbGltaXRfbXVsdGlwbGllchgFIAEoARI1CghmZWF0dXJlcxgGIAMoCzIjLmVudGl0bGVtZW50cy52MS5QbGFuLkZlYXR1cmVzRW50cnkSJgoGcXVvdGFzGAcgAygLMhYuZW50aXRsZW1lbnRzLnYxLlF1b3RhEg4KBmhpZGRlbhgIIAEoCBIPCgd2ZXJzaW9uGAkgASgFEjIKCGludGVydmFsGAogASgOMiAuZW50aXRsZW1lbnRzLnYxLkJpbGxpbmdJbnRlcnZhbBIXCgp0cmlhbF9kYXlzGAsgASgFSACIAQEaLwoNRmVhdHVyZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAg6AjgBQg0KC190cmlhbF9kYXlzImkKBVF1b3RhEg4KBm1ldHJpYxgBIAEoCRISCgVsaW1pdBgCIAEoA0gAiAEBEjIKDHJlc2V0X3BlcmlvZBgDIAEoDjIcLmVudGl0bGVtZW50cy52MS5SZXNldFBlcmlvZEIICgZfbGltaXQqagoPQmlsbGluZ0ludGVydmFsEiAKHEJJTExJTkdfSU5URVJWQUxfVU5TUEVDSUZJRUQQABIaChZCSUxMSU5HX0lOVEVSVkFMX01PTlRIEAESGQoVQklMTElOR19JTlRFUlZBTF9ZRUFSEAIqnwEKC1Jlc2V0UGVyaW9kEhwKGFJFU0VUX1BFUklPRF9VTlNQRUNJRklFRBAAEhQKEFJFU0VUX1BFUklPRF9EQVkQARIWChJSRVNFVF9QRVJJT0RfTU9OVEgQAhIWChJSRVNFVF9QRVJJT0RfTkVWRVIQAxIVChFSRVNFVF9QRVJJT0RfV0VFSxAEEhUKEVJFU0VUX1BFUklPRF9ZRUFSEAViBnByb3RvMw");
 
 /**
  * Describes the message entitlements.v1.Plan.
@@ -25,10 +25,24 @@ export const QuotaSchema = /*@__PURE__*/
   messageDesc(file_entitlements_v1_plan, 1);
 
 /**
+ * Describes the enum entitlements.v1.BillingInterval.
+ */
+export const BillingIntervalSchema = /*@__PURE__*/
+  enumDesc(file_entitlements_v1_plan, 0);
+
+/**
+ * How often a plan's price is paid.
+ *
+ * @generated from enum entitlements.v1.BillingInterval
+ */
+export const BillingInterval = /*@__PURE__*/
+  tsEnum(BillingIntervalSchema);
+
+/**
  * Describes the enum entitlements.v1.ResetPeriod.
  */
 export const ResetPeriodSchema = /*@__PURE__*/
-  enumDesc(file_entitlements_v1_plan, 0);
+  enumDesc(file_entitlements_v1_plan, 1);
 
 /**
  * When the usage of a metric starts again from zero. Periods are UTC calendar periods.
