@@ -85,4 +85,17 @@ describe("the catalog commands", () => {
     expect(refused.stderr).toContain('metrics.jobs.reset: cannot change from "month" to "week": usage has been counted on it');
     expect((await catalog(["diff", weekly])).stdout).toContain("metrics.jobs: reset month -> week");
   });
+
+  it("refuse removing a metric that a plan version subscribers are on limits", async () => {
+    await database.pool.query(sql.unsafe`insert into accounts (user_id, created_at) values ('subscriber', now())`);
+    await database.pool.query(sql.unsafe`
+      insert into subscriptions (user_id, plan_code, plan_version, started_at)
+      select 'subscriber', 'pro', max(version), now() from plan_versions where plan_code = 'pro'
+    `);
+    const withoutCompute = await fileWith("without-compute.yaml", (text) => text.replace(/\n  compute_minutes: [^\n]*/, "").replaceAll(/compute_minutes: unlimited, /g, ""));
+    expect(await readFile(withoutCompute, "utf8")).not.toContain("compute_minutes");
+    const refused = await catalog(["apply", withoutCompute]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim()).toBe("metrics.compute_minutes: cannot be removed: a plan version subscribers are on limits it");
+  });
 });
