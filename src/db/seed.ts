@@ -1,5 +1,5 @@
 import { sql, type CommonQueryMethods, type DatabasePool } from "slonik";
-import { latestVersions, plansOf, sameTerms, type CatalogDefinition, type Plan, type PlanDefinition } from "../domain/catalog.ts";
+import { definitionOf, latestVersions, plansOf, sameTerms, type CatalogDefinition } from "../domain/catalog.ts";
 import { archiveMetricsOtherThan, findAllMetrics, metricsInUse, metricsWithUsage, upsertMetric } from "./catalog-metrics.ts";
 import { findDefaultPlan, setDefaultPlan } from "./catalog-settings.ts";
 import { archiveFeaturesOtherThan, findAllFeatures, upsertFeature } from "./features.ts";
@@ -19,22 +19,6 @@ export class CatalogConflictError extends Error {
     super(problems.map((problem) => `${problem.path}: ${problem.message}`).join("\n"));
     this.problems = problems;
   }
-}
-
-/** A plan's latest version as a catalog file would declare it. */
-function definitionOf(plan: Plan): PlanDefinition {
-  return {
-    code: plan.code,
-    displayName: plan.displayName,
-    priceCents: plan.priceCents,
-    currency: plan.currency,
-    interval: plan.interval,
-    rateLimitMultiplier: plan.rateLimitMultiplier,
-    visibility: plan.visibility,
-    trialDays: plan.trialDays,
-    features: Object.keys(plan.features).filter((feature) => plan.features[feature]).sort(),
-    quotas: plan.quotas.map((quota) => ({ metric: quota.metric, limit: quota.limit })),
-  };
 }
 
 /** The catalog the database holds now, as a file would declare it (undefined: it has no plan). */

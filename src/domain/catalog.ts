@@ -41,11 +41,6 @@ export type PlanTerms = {
 /** A plan at one of its versions (1, 2, ...); versions never change once published. */
 export type Plan = PlanTerms & { readonly version: number };
 
-/** The features a plan turns on, sorted. */
-function enabledFeatures(terms: PlanTerms): string[] {
-  return Object.keys(terms.features).filter((feature) => terms.features[feature]).sort();
-}
-
 /**
  * Whether two sets of terms are the same offer. Features are compared by those turned on, so a
  * feature added to the catalog (off everywhere) publishes no new version of any plan.
@@ -61,7 +56,7 @@ export function sameTerms(a: PlanTerms, b: PlanTerms): boolean {
     a.rateLimitMultiplier === b.rateLimitMultiplier &&
     a.visibility === b.visibility &&
     a.trialDays === b.trialDays &&
-    enabledFeatures(a).join() === enabledFeatures(b).join() &&
+    definitionOf(a).features.join() === definitionOf(b).features.join() &&
     quotas(a) === quotas(b)
   );
 }
@@ -75,16 +70,8 @@ export type PlanVisibility = "public" | "hidden";
 /** A feature a plan can turn on. */
 export type Feature = { readonly code: string; readonly description: string };
 
-/** A plan as a catalog file declares it. */
-export type PlanDefinition = {
-  readonly code: string;
-  readonly displayName: string;
-  readonly priceCents: bigint;
-  readonly currency: string;
-  readonly interval: BillingInterval;
-  readonly rateLimitMultiplier: number;
-  readonly visibility: PlanVisibility;
-  readonly trialDays: number | null;
+/** A plan as a catalog file declares it: its terms, with features and quotas as a file lists them. */
+export type PlanDefinition = Omit<PlanTerms, "features" | "quotas"> & {
   /** The features it turns on; every other one is off. */
   readonly features: readonly string[];
   /** Limits by metric (null: unlimited); a metric not listed has limit 0. */
@@ -103,20 +90,23 @@ export type CatalogDefinition = {
 /** The terms of the plans a definition declares: every feature on or off, quotas by metric code. */
 export function plansOf(definition: CatalogDefinition): PlanTerms[] {
   const resetPeriods = new Map(definition.metrics.map((metric) => [metric.code, metric.resetPeriod]));
-  return definition.plans.map((plan) => ({
-    code: plan.code,
-    displayName: plan.displayName,
-    priceCents: plan.priceCents,
-    currency: plan.currency,
-    interval: plan.interval,
-    rateLimitMultiplier: plan.rateLimitMultiplier,
-    visibility: plan.visibility,
-    trialDays: plan.trialDays,
-    features: Object.fromEntries(definition.features.map((feature) => [feature.code, plan.features.includes(feature.code)])),
-    quotas: plan.quotas
+  return definition.plans.map(({ features, quotas, ...terms }) => ({
+    ...terms,
+    features: Object.fromEntries(definition.features.map((feature) => [feature.code, features.includes(feature.code)])),
+    quotas: quotas
       .map((quota) => ({ metric: quota.metric, limit: quota.limit, resetPeriod: resetPeriods.get(quota.metric)! }))
       .sort((a, b) => a.metric.localeCompare(b.metric)),
   }));
+}
+
+/** A plan's terms as a catalog file declares them: the features turned on, the quotas' limits. */
+export function definitionOf({ features, quotas, ...terms }: PlanTerms & { readonly version?: number }): PlanDefinition {
+  const { version: _version, ...plan } = terms;
+  return {
+    ...plan,
+    features: Object.keys(features).filter((feature) => features[feature]).sort(),
+    quotas: quotas.map((quota) => ({ metric: quota.metric, limit: quota.limit })),
+  };
 }
 
 
