@@ -1,4 +1,4 @@
-import type { Metric, ResetPeriod } from "./catalog.ts";
+import type { BillingInterval, Metric, ResetPeriod } from "./catalog.ts";
 
 /** A UTC calendar period: `start` inclusive, `end` exclusive. */
 export type Period = {
@@ -40,4 +40,29 @@ export function usageRowStart(resetPeriod: ResetPeriod, at: Date): Date {
 /** The usage row of a metric that `at` counts into. */
 export function currentUsageRow(metric: Metric, at: Date): { readonly metric: string; readonly periodStart: Date } {
   return { metric: metric.code, periodStart: usageRowStart(metric.resetPeriod, at) };
+}
+
+/** `startedAt` moved `months` on, its day of the month kept, or the month's last day when it has none. */
+function monthsAfter(startedAt: Date, months: number): Date {
+  const year = startedAt.getUTCFullYear();
+  const month = startedAt.getUTCMonth() + months;
+  const lastDay = new Date(Date.UTC(year, month + 1, 0)).getUTCDate();
+  return new Date(
+    Date.UTC(year, month, Math.min(startedAt.getUTCDate(), lastDay), startedAt.getUTCHours(), startedAt.getUTCMinutes(), startedAt.getUTCSeconds(), startedAt.getUTCMilliseconds()),
+  );
+}
+
+/**
+ * The billing period of a subscription that contains `at`: periods of `interval` anchored on
+ * `startedAt`, so one started on the 31st renews on the last day of shorter months (and one
+ * started on 29 February on the 28th in other years), always from the anchor, never drifting.
+ */
+export function billingPeriodContaining(startedAt: Date, interval: BillingInterval, at: Date): Period {
+  const step = interval === "year" ? 12 : 1;
+  const start = (n: number) => monthsAfter(startedAt, n * step);
+  const monthsApart = (at.getUTCFullYear() - startedAt.getUTCFullYear()) * 12 + (at.getUTCMonth() - startedAt.getUTCMonth());
+  let n = Math.max(0, Math.floor(monthsApart / step));
+  while (n > 0 && start(n) > at) n--;
+  while (start(n + 1) <= at) n++;
+  return { start: start(n), end: start(n + 1) };
 }

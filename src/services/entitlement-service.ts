@@ -72,10 +72,11 @@ export class EntitlementServiceImpl implements ServiceImpl<typeof EntitlementSer
     const userId = validate.userId(request.userId);
     const plan = this.#entitlements.plan(validate.catalogName(request.planCode, "plan_code"));
     const subscription = await this.#entitlements.changePlan(userId, plan, request.durationDays);
+    // The version it was subscribed to: the database's latest, which may be newer than `plan`.
+    const subscribed = (await this.#entitlements.subscribedPlan(subscription)) ?? plan;
     return {
-      subscription: subscriptionMessage(subscription, subscription.startedAt),
-      // The version it was subscribed to: the database's latest, which may be newer than `plan`.
-      plan: planMessage((await this.#entitlements.subscribedPlan(subscription)) ?? plan),
+      subscription: subscriptionMessage(subscription, subscription.startedAt, subscribed.interval),
+      plan: planMessage(subscribed),
     };
   }
 

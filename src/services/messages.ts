@@ -15,7 +15,8 @@ import {
   type HasFeatureResponse,
 } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import type { AccountRecord } from "../domain/accounts.ts";
-import type { Catalog, Plan, ResetPeriod as DomainResetPeriod } from "../domain/catalog.ts";
+import type { BillingInterval as BillingIntervalName, Catalog, Plan, ResetPeriod as DomainResetPeriod } from "../domain/catalog.ts";
+import { billingPeriodContaining } from "../domain/periods.ts";
 import type { CurrentPlan } from "../app/entitlements.ts";
 import type { QuotaState } from "../domain/quota.ts";
 import { memoized, share } from "../transport/shared-answers.ts";
@@ -69,15 +70,23 @@ function convertPlan(plan: Plan): PlanMessage {
   });
 }
 
-export function subscriptionMessage(subscription: SubscriptionRecord, at: Date): Subscription {
+/**
+ * A subscription as of `at`; with the interval of the plan version it is on, an active one
+ * carries its current billing period.
+ */
+export function subscriptionMessage(subscription: SubscriptionRecord, at: Date, interval?: BillingIntervalName): Subscription {
+  const status = subscriptionStatus(subscription, at);
+  const period = interval === undefined || status !== "active" ? undefined : billingPeriodContaining(subscription.startedAt, interval, at);
   return create(SubscriptionSchema, {
     userId: subscription.userId,
     planCode: subscription.planCode,
     planVersion: subscription.planVersion,
-    status: SUBSCRIPTION_STATUSES[subscriptionStatus(subscription, at)],
+    status: SUBSCRIPTION_STATUSES[status],
     startedAt: timestampFromDate(subscription.startedAt),
     expiresAt: subscription.expiresAt === null ? undefined : timestampFromDate(subscription.expiresAt),
     endedAt: subscription.endedAt === null ? undefined : timestampFromDate(subscription.endedAt),
+    currentPeriodStart: period === undefined ? undefined : timestampFromDate(period.start),
+    currentPeriodEnd: period === undefined ? undefined : timestampFromDate(period.end),
   });
 }
 
@@ -161,7 +170,7 @@ export function catalogAnswer<M extends Message>(catalog: Catalog, response: (in
 export function currentPlanMessages(current: CurrentPlan, at: Date) {
   return {
     plan: planMessage(current.plan),
-    subscription: current.subscription === undefined ? undefined : subscriptionMessage(current.subscription, at),
+    subscription: current.subscription === undefined ? undefined : subscriptionMessage(current.subscription, at, current.plan.interval),
     accountStatus: current.suspended ? AccountStatus.SUSPENDED : AccountStatus.ACTIVE,
   };
 }

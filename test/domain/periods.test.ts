@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { GAUGE_PERIOD_START, periodContaining, usageRowStart } from "../../src/domain/periods.ts";
+import fc from "fast-check";
+import { billingPeriodContaining, GAUGE_PERIOD_START, periodContaining, usageRowStart } from "../../src/domain/periods.ts";
+import { instant } from "../support/arbitraries.ts";
 
 describe("periodContaining", () => {
   it("gives the UTC calendar month", () => {
@@ -60,5 +62,36 @@ describe("periodContaining", () => {
   it("gives no period for a gauge", () => {
     expect(periodContaining("never", new Date("2026-07-04T00:00:00Z"))).toBeNull();
     expect(usageRowStart("never", new Date("2026-07-04T00:00:00Z"))).toEqual(GAUGE_PERIOD_START);
+  });
+});
+
+describe("billingPeriodContaining", () => {
+  const at = (iso: string) => new Date(iso);
+
+  it("anchors monthly periods on the start, on the last day of months too short for it", () => {
+    const started = at("2026-01-31T10:00:00Z");
+    expect(billingPeriodContaining(started, "month", at("2026-02-15T00:00:00Z"))).toEqual({ start: started, end: at("2026-02-28T10:00:00Z") });
+    expect(billingPeriodContaining(started, "month", at("2026-02-28T10:00:00Z"))).toEqual({ start: at("2026-02-28T10:00:00Z"), end: at("2026-03-31T10:00:00Z") });
+    // Back to the 31st in a month that has one: the anchor, not the last renewal, decides.
+    expect(billingPeriodContaining(started, "month", at("2026-04-15T00:00:00Z"))).toEqual({ start: at("2026-03-31T10:00:00Z"), end: at("2026-04-30T10:00:00Z") });
+    expect(billingPeriodContaining(started, "month", at("2028-02-29T10:00:00Z")).start).toEqual(at("2028-02-29T10:00:00Z"));
+  });
+
+  it("anchors yearly periods, 29 February renewing on the 28th in other years", () => {
+    const started = at("2028-02-29T00:00:00Z");
+    expect(billingPeriodContaining(started, "year", at("2028-12-31T00:00:00Z"))).toEqual({ start: started, end: at("2029-02-28T00:00:00Z") });
+    expect(billingPeriodContaining(started, "year", at("2032-03-01T00:00:00Z"))).toEqual({ start: at("2032-02-29T00:00:00Z"), end: at("2033-02-28T00:00:00Z") });
+  });
+
+  it("contains its instant and tiles time from the start, for any start", () => {
+    fc.assert(
+      fc.property(instant, fc.integer({ min: 0, max: 4_000 * 86_400_000 }), fc.constantFrom("month" as const, "year" as const), (started, later, interval) => {
+        const moment = new Date(started.getTime() + later);
+        const period = billingPeriodContaining(started, interval, moment);
+        expect(period.start.getTime()).toBeLessThanOrEqual(moment.getTime());
+        expect(moment.getTime()).toBeLessThan(period.end.getTime());
+        expect(billingPeriodContaining(started, interval, period.end).start).toEqual(period.end);
+      }),
+    );
   });
 });

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { seedCatalog } from "../../src/db/seed.ts";
 import type { CatalogDefinition } from "../../src/domain/catalog.ts";
 import { defaultCatalog } from "../support/catalog.ts";
@@ -56,5 +57,18 @@ describe("plan versions", () => {
     const loyal = await service.client.getPlan({ userId: "loyal" });
     expect(loyal.plan).toMatchObject({ code: "enterprise", version: 1 });
     expect(await service.client.hasFeature({ userId: "loyal", feature: "sso" })).toMatchObject({ enabled: true, planCode: "enterprise" });
+  });
+
+  it("show a subscriber's current billing period, anchored on the start", async () => {
+    service.clock.set("2026-01-31T10:00:00Z");
+    const started = await service.client.upgradePlan({ userId: "monthly-31st", planCode: "pro" });
+    expect(timestampDate(started.subscription!.currentPeriodStart!)).toEqual(new Date("2026-01-31T10:00:00Z"));
+    expect(timestampDate(started.subscription!.currentPeriodEnd!)).toEqual(new Date("2026-02-28T10:00:00Z"));
+    service.clock.set("2026-03-05T00:00:00Z");
+    const { subscription } = await service.client.getPlan({ userId: "monthly-31st" });
+    expect([timestampDate(subscription!.currentPeriodStart!), timestampDate(subscription!.currentPeriodEnd!)]).toEqual([
+      new Date("2026-02-28T10:00:00Z"),
+      new Date("2026-03-31T10:00:00Z"),
+    ]);
   });
 });

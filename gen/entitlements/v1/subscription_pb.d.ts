@@ -65,6 +65,23 @@ export declare type Subscription = Message<"entitlements.v1.Subscription"> & {
    * @generated from field: int32 plan_version = 7;
    */
   planVersion: number;
+
+  /**
+   * Start of the billing period it is in now: periods of the plan's interval anchored on
+   * `started_at` (one started on the 31st renews on the last day of shorter months). Absent
+   * unless status is ACTIVE.
+   *
+   * @generated from field: google.protobuf.Timestamp current_period_start = 8;
+   */
+  currentPeriodStart?: Timestamp | undefined;
+
+  /**
+   * End of that billing period (exclusive): when the next one starts. Absent unless status is
+   * ACTIVE.
+   *
+   * @generated from field: google.protobuf.Timestamp current_period_end = 9;
+   */
+  currentPeriodEnd?: Timestamp | undefined;
 };
 
 /**
