@@ -25,7 +25,7 @@ import { constantAnswer, constantMe } from "./constant-answers.ts";
 import { incrementSql } from "./support.ts";
 
 const [grpcPort = "0", httpPort = "0", databaseUrl] = process.argv.slice(2);
-const isServiceToken = serviceTokenMatcher([process.env.SERVICE_TOKENS ?? ""]);
+const isServiceToken = serviceTokenMatcher([{ name: undefined, token: process.env.SERVICE_TOKENS ?? "" }]);
 const verifyUserToken = createUserTokenVerifier({ secret: process.env.JWT_SECRET, clockToleranceSeconds: 30 });
 const logger = createLogger("info");
 const metrics = new Metrics();

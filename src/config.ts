@@ -1,6 +1,10 @@
 import { z } from "zod";
+import type { ServiceToken } from "./auth/gates.ts";
 
 const port = z.coerce.number().int().min(0).max(65535);
+
+/** `name=` before a token names its callers in audit events (`service:name`); a token may contain `=` itself. */
+const NAMED_TOKEN = /^([a-z][a-z0-9_-]{0,31})=(.+)$/;
 
 const tokenList = z
   .string()
@@ -8,10 +12,19 @@ const tokenList = z
   .transform((value) =>
     value
       .split(",")
-      .map((token) => token.trim())
-      .filter((token) => token !== ""),
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== "")
+      .map((entry): ServiceToken => {
+        const named = NAMED_TOKEN.exec(entry);
+        return named === null ? { name: undefined, token: entry } : { name: named[1], token: named[2]! };
+      }),
   )
-  .pipe(z.array(z.string().min(16, "each service token must be at least 16 characters")));
+  .pipe(
+    z
+      .array(z.object({ name: z.string().or(z.undefined()), token: z.string().min(16, "each service token must be at least 16 characters") }))
+      .refine((tokens) => new Set(tokens.flatMap((token) => (token.name === undefined ? [] : [token.name]))).size === tokens.filter((token) => token.name !== undefined).length, "each name is given once")
+      .transform((tokens) => tokens.map((token): ServiceToken => ({ name: token.name, token: token.token }))),
+  );
 
 const optionalString = z
   .string()
@@ -72,7 +85,7 @@ export type Config = {
   readonly host: string;
   readonly grpcPort: number;
   readonly httpPort: number;
-  readonly serviceTokens: readonly string[];
+  readonly serviceTokens: readonly ServiceToken[];
   /** HS256 secret for user JWTs. */
   readonly jwtSecret: string | undefined;
   /** JWKS of an identity provider for RS256/ES256 user JWTs. */

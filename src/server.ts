@@ -63,7 +63,7 @@ export async function startService(
     embedded = await startEmbeddedPostgres(`${config.dataDir}/postgres`, secrets.postgresPassword, logger);
     database = embeddedDatabase(embedded.databaseUrl);
     if (serviceTokens.length === 0) {
-      serviceTokens = [secrets.serviceToken];
+      serviceTokens = [{ name: "dev", token: secrets.serviceToken }];
       devServiceToken = secrets.serviceToken;
     }
   }

@@ -31,7 +31,7 @@ describe("loadConfig", () => {
       HOST: "0.0.0.0",
       GRPC_PORT: "6000",
       HTTP_PORT: "6001",
-      SERVICE_TOKENS: " token-aaaaaaaaaaaaaaaa , token-bbbbbbbbbbbbbbbb ,",
+      SERVICE_TOKENS: " token-aaaaaaaaaaaaaaaa , billing=token-bbbbbbbbbbbbbbbb=,",
       JWT_SECRET: "s".repeat(32),
       LOG_LEVEL: "debug",
     });
@@ -42,9 +42,17 @@ describe("loadConfig", () => {
       host: "0.0.0.0",
       grpcPort: 6000,
       httpPort: 6001,
-      serviceTokens: ["token-aaaaaaaaaaaaaaaa", "token-bbbbbbbbbbbbbbbb"],
+      serviceTokens: [
+        { name: undefined, token: "token-aaaaaaaaaaaaaaaa" },
+        // A name is what comes before the first "="; a token may hold "=" (base64) itself.
+        { name: "billing", token: "token-bbbbbbbbbbbbbbbb=" },
+      ],
       logLevel: "debug",
     });
+  });
+
+  it("refuses a service token name given twice", () => {
+    expect(() => loadConfig({ SERVICE_TOKENS: "ops=token-aaaaaaaaaaaaaaaa,ops=token-bbbbbbbbbbbbbbbb" })).toThrow(/SERVICE_TOKENS: each name is given once/);
   });
 
   it("names every bad value at once", () => {

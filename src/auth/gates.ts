@@ -37,46 +37,70 @@ function digest(value: string): Buffer {
   return hash("sha256", value, "buffer");
 }
 
+/** A service token, and the name its callers are known by in audit events (SERVICE_TOKENS `billing=TOKEN`). */
+export type ServiceToken = { readonly name: string | undefined; readonly token: string };
+
+/** How audit events name a backend: `service:billing`, or `service` for an unnamed token. */
+export function serviceActor(token: ServiceToken): string {
+  return token.name === undefined ? "service" : `service:${token.name}`;
+}
+
 /**
- * Whether a token is one of the service tokens, compared in constant time (against fixed-length
- * digests, so neither the content nor the length of a token leaks). A token once accepted is then
- * known by value, so its callers skip the digest (docs/performance.md): a lookup hit tells only
- * what the answer does, that this very token is valid, and the set holds at most the configured
- * tokens.
+ * Which service token a token is (its actor), or undefined: compared in constant time against
+ * every configured one (fixed-length digests, so neither the content nor the length of a token
+ * leaks). A token once accepted is then known by value, so its callers skip the digest
+ * (docs/performance.md): a lookup hit tells only what the answer does, that this very token is
+ * valid, and the map holds at most the configured tokens.
  */
-export function serviceTokenMatcher(serviceTokens: readonly string[]): (token: string) => boolean {
-  const digests = serviceTokens.map(digest);
-  const accepted = new Set<string>();
+export function serviceTokenMatcher(serviceTokens: readonly ServiceToken[]): (token: string) => string | undefined {
+  const digests = serviceTokens.map((serviceToken) => digest(serviceToken.token));
+  const accepted = new Map<string, string>();
   return (token) => {
-    if (accepted.has(token)) return true;
+    const known = accepted.get(token);
+    if (known !== undefined) return known;
     const presented = digest(token);
-    let matched = false;
-    for (const candidate of digests) {
-      matched = timingSafeEqual(presented, candidate) || matched;
-    }
-    if (matched) accepted.add(token);
-    return matched;
+    let matched: ServiceToken | undefined;
+    digests.forEach((candidate, index) => {
+      if (timingSafeEqual(presented, candidate)) matched = serviceTokens[index];
+    });
+    if (matched === undefined) return undefined;
+    const actor = serviceActor(matched);
+    accepted.set(token, actor);
+    return actor;
   };
+}
+
+/** The backend a call came from (`service:billing`), set by the service token gate. */
+export const serviceCallerKey = createContextKey<string | undefined>(undefined, { description: "the service token's actor" });
+
+/** Who made a call, as audit events name them: the backend's actor, or the signed-in user's id. */
+export function callerOf(context: HandlerContext): string {
+  return context.values.get(serviceCallerKey) ?? authenticatedUser(context).userId;
 }
 
 /**
  * A request gate for backend callers: the bearer token must be one of the service tokens
  * (serviceTokenMatcher). With no tokens configured, only loopback callers are let in.
  */
-export function serviceTokenGate(serviceTokens: readonly string[]): (context: HandlerContext) => void {
+export function serviceTokenGate(serviceTokens: readonly ServiceToken[]): (context: HandlerContext) => void {
   const matches = serviceTokenMatcher(serviceTokens);
   return (context) => {
     if (serviceTokens.length === 0) {
-      if (isLoopbackAddress(context.values.get(peerAddressKey))) return;
+      if (isLoopbackAddress(context.values.get(peerAddressKey))) {
+        context.values.set(serviceCallerKey, "service:loopback");
+        return;
+      }
       throw new ConnectError("a service token is required", Code.Unauthenticated);
     }
     const token = bearerToken(context.requestHeader);
     if (token === undefined) {
       throw new ConnectError("a service token is required (authorization: Bearer <token>)", Code.Unauthenticated);
     }
-    if (!matches(token)) {
+    const actor = matches(token);
+    if (actor === undefined) {
       throw new ConnectError("invalid service token", Code.Unauthenticated);
     }
+    context.values.set(serviceCallerKey, actor);
   };
 }
 

@@ -10,7 +10,7 @@ import type { CatalogAdministration } from "../app/catalog-administration.ts";
 import type { Entitlements } from "../app/entitlements.ts";
 import type { HealthMonitor } from "../app/health-monitor.ts";
 import type { SignIns } from "../app/sign-ins.ts";
-import { serviceTokenGate, superadminGate, userTokenGate } from "../auth/gates.ts";
+import { serviceTokenGate, superadminGate, userTokenGate, type ServiceToken } from "../auth/gates.ts";
 import type { UserTokenVerifier } from "../auth/user-tokens.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { ServiceRegistration } from "../transport/routes.ts";
@@ -39,7 +39,7 @@ export type ServiceDependencies = {
   readonly catalogs: CatalogAdministration;
   readonly signIns: SignIns;
   readonly health: HealthMonitor;
-  readonly serviceTokens: readonly string[];
+  readonly serviceTokens: readonly ServiceToken[];
   readonly verifyUserToken: UserTokenVerifier;
   readonly logger: Logger;
 };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
-import { bearerToken, isLoopbackAddress, isLoopbackHost, peerAddressKey, serviceTokenGate } from "../../src/auth/gates.ts";
+import { bearerToken, callerOf, isLoopbackAddress, isLoopbackHost, peerAddressKey, serviceTokenGate } from "../../src/auth/gates.ts";
 
 describe("bearerToken", () => {
   it("reads the Bearer scheme, case-insensitively", () => {
@@ -58,10 +58,33 @@ describe("serviceTokenGate", () => {
   });
 
   it("with tokens, requires one from every caller, loopback included", () => {
-    const gate = serviceTokenGate(["first-token-0123456789", "second-token-0123456789"]);
+    const gate = serviceTokenGate([
+      { name: undefined, token: "first-token-0123456789" },
+      { name: "billing", token: "second-token-0123456789" },
+    ]);
     expect(refusal(() => gate(context("127.0.0.1")))).toBe(Code.Unauthenticated);
     expect(refusal(() => gate(context("127.0.0.1", "Bearer wrong-token-0123456789")))).toBe(Code.Unauthenticated);
     expect(refusal(() => gate(context("192.0.2.10", "Bearer second-token-0123456789")))).toBeUndefined();
     expect(refusal(() => gate(context("192.0.2.10", "Bearer first-token-0123456789")))).toBeUndefined();
+  });
+
+  it("names the caller as audit events will: the token's name, or service for an unnamed one", () => {
+    const gate = serviceTokenGate([
+      { name: undefined, token: "first-token-0123456789" },
+      { name: "billing", token: "second-token-0123456789" },
+    ]);
+    for (const [token, actor] of [
+      ["second-token-0123456789", "service:billing"],
+      ["first-token-0123456789", "service"],
+      // Known by value the second time: the same actor.
+      ["second-token-0123456789", "service:billing"],
+    ] as const) {
+      const called = context("192.0.2.10", `Bearer ${token}`);
+      gate(called);
+      expect(callerOf(called)).toBe(actor);
+    }
+    const local = context("127.0.0.1");
+    serviceTokenGate([])(local);
+    expect(callerOf(local)).toBe("service:loopback");
   });
 });

@@ -17,7 +17,7 @@ vi.mock("node:crypto", async (importOriginal) => {
 const { serviceTokenGate } = await import("../../src/auth/gates.ts");
 
 describe("service token comparison", () => {
-  const tokens = ["first-token-0123456789", "second-token-0123456789-longer", "third-token-0123456789"];
+  const tokens = ["first-token-0123456789", "second-token-0123456789-longer", "third-token-0123456789"].map((token) => ({ name: undefined, token }));
   /** The comparisons the gate makes for one presented token, and whether it let the call in. */
   const comparisons = (gate: ReturnType<typeof serviceTokenGate>, presented: string) => {
     timingSafeEqual.calls.length = 0;
