@@ -18,7 +18,7 @@ import type { Administration } from "../app/administration.ts";
 import type { CatalogAdministration } from "../app/catalog-administration.ts";
 import { InvalidArgumentError } from "../domain/errors.ts";
 import { catalogChangeMessage, catalogMessage, catalogOfMessage, planVersionMessage } from "./catalog-messages.ts";
-import { authenticatedUser } from "../auth/gates.ts";
+import { callerOf } from "../auth/gates.ts";
 import { suspensionReason } from "../domain/accounts.ts";
 import { pageSize } from "../domain/pagination.ts";
 import * as validate from "../domain/validation.ts";
@@ -50,7 +50,7 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
 
   async applyCatalog(request: ApplyCatalogRequest, context: HandlerContext) {
     if (request.catalog === undefined) throw new InvalidArgumentError([{ field: "catalog", description: "is required" }]);
-    const changes = await this.#catalogs.apply(actorOf(context), catalogOfMessage(request.catalog), request.dryRun);
+    const changes = await this.#catalogs.apply(callerOf(context), catalogOfMessage(request.catalog), request.dryRun);
     return { changes: changes.map(catalogChangeMessage) };
   }
 
@@ -63,7 +63,7 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
     const planCode = validate.catalogName(request.planCode, "plan_code");
     if (request.fromVersion < 0) throw new InvalidArgumentError([{ field: "from_version", description: "must be 0 (every older version) or a version" }]);
     const fromVersion = request.fromVersion === 0 ? undefined : request.fromVersion;
-    return { migrated: BigInt(await this.#catalogs.migrateSubscribers(actorOf(context), planCode, fromVersion, request.dryRun)) };
+    return { migrated: BigInt(await this.#catalogs.migrateSubscribers(callerOf(context), planCode, fromVersion, request.dryRun)) };
   }
 
   async listAccounts(request: ListAccountsRequest) {
@@ -91,24 +91,24 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
   async suspendAccount(request: SuspendAccountRequest, context: HandlerContext) {
     const userId = validate.userId(request.userId);
     const reason = suspensionReason(request.reason);
-    return { account: accountMessage(await this.#administration.suspend(actorOf(context), userId, reason)) };
+    return { account: accountMessage(await this.#administration.suspend(callerOf(context), userId, reason)) };
   }
 
   async reactivateAccount(request: ReactivateAccountRequest, context: HandlerContext) {
     const userId = validate.userId(request.userId);
-    return { account: accountMessage(await this.#administration.reactivate(actorOf(context), userId)) };
+    return { account: accountMessage(await this.#administration.reactivate(callerOf(context), userId)) };
   }
 
   async resetUsage(request: ResetUsageRequest, context: HandlerContext) {
     const userId = validate.userId(request.userId);
     const metric = request.metric === "" ? undefined : this.#entitlements.metric(validate.catalogName(request.metric, "metric"));
-    const quotas = await this.#administration.resetUsage(actorOf(context), userId, metric);
+    const quotas = await this.#administration.resetUsage(callerOf(context), userId, metric);
     return { quotas: quotas.map(quotaStatusMessage) };
   }
 
   async revokeSessions(request: RevokeSessionsRequest, context: HandlerContext) {
     const userId = validate.userId(request.userId);
-    const validAfter = await this.#administration.revokeSessions(actorOf(context), userId);
+    const validAfter = await this.#administration.revokeSessions(callerOf(context), userId);
     return { tokensValidAfter: timestampFromDate(validAfter) };
   }
 
@@ -134,8 +134,4 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
       nextPageToken: page.nextPageToken,
     };
   }
-}
-
-function actorOf(context: HandlerContext): string {
-  return authenticatedUser(context).userId;
 }
