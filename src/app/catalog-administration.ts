@@ -8,7 +8,7 @@ import { findArchivedPlans } from "../db/plans.ts";
 import { CatalogConflictError, findCatalogDefinition, seedCatalog } from "../db/seed.ts";
 import { moveToLatestVersion } from "../db/subscriptions.ts";
 import { catalogChanges } from "../domain/catalog-changes.ts";
-import { latestVersions, type CatalogDefinition, type Feature, type Metric, type Plan } from "../domain/catalog.ts";
+import { cheapestFirst, latestVersions, type CatalogDefinition, type Feature, type Metric, type Plan } from "../domain/catalog.ts";
 import type { Clock } from "../domain/clock.ts";
 import { FailedPreconditionError, UnknownResourceError } from "../domain/errors.ts";
 import type { Entitlements } from "./entitlements.ts";
@@ -49,7 +49,7 @@ export class CatalogAdministration {
       findAllFeatures(this.#pool),
     ]);
     const plans = [...latestVersions(versions).values()]
-      .sort((a, b) => Number(a.priceCents - b.priceCents) || a.code.localeCompare(b.code))
+      .sort(cheapestFirst)
       .map((plan) => ({ plan, archived: archived.includes(plan.code) }));
     return { defaultPlan, metrics, features, plans };
   }

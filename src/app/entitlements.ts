@@ -167,12 +167,13 @@ export class Entitlements {
   async currentPlan(userId: string, at: Date): Promise<CurrentPlan> {
     const { status, subscription } = await this.standing(userId);
     const suspended = status === "suspended";
-    // A plan removed from the catalog leaves its subscribers on free rather than failing them.
-    // The version the subscription started on, whose terms it keeps.
+    // The version the subscription started on, whose terms it keeps: from this replica's catalog
+    // without a turn of the event loop, read afresh only when it is newer than that catalog. A
+    // version found nowhere leaves the subscriber on the default plan rather than failing them.
     const plan =
       subscription === null || subscriptionStatus(subscription, at) !== "active"
         ? undefined
-        : await this.subscribedPlan(subscription);
+        : (this.catalog.planVersion(subscription.planCode, subscription.planVersion) ?? (await this.subscribedPlan(subscription)));
     return plan === undefined || subscription === null
       ? { plan: this.catalog.defaultPlan, subscription: undefined, suspended }
       : { plan, subscription, suspended };

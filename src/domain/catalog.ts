@@ -150,9 +150,7 @@ export class Catalog {
   constructor(plans: readonly Plan[], metrics: readonly Metric[], settings: CatalogSettings = { defaultPlan: "free", archivedPlans: new Set() }) {
     const latest = latestVersions(plans);
     this.#archived = settings.archivedPlans;
-    this.plans = [...latest.values()].filter((plan) => !this.#archived.has(plan.code)).sort(
-      (a, b) => Number(a.priceCents - b.priceCents) || a.code.localeCompare(b.code),
-    );
+    this.plans = [...latest.values()].filter((plan) => !this.#archived.has(plan.code)).sort(cheapestFirst);
     this.publicPlans = this.plans.filter((plan) => plan.visibility === "public");
     this.metrics = [...metrics].sort((a, b) => a.code.localeCompare(b.code));
     this.#plansByCode = latest;
@@ -189,6 +187,11 @@ export class Catalog {
   metric(code: string): Metric | undefined {
     return this.#metricsByCode.get(code);
   }
+}
+
+/** Plans by price, cheapest first, then by code: the order every listing of plans uses. */
+export function cheapestFirst(a: Plan, b: Plan): number {
+  return Number(a.priceCents - b.priceCents) || a.code.localeCompare(b.code);
 }
 
 /** Each plan at its latest version, by code. */
