@@ -3,6 +3,9 @@ import { z } from "zod";
 import { timestampColumn } from "./columns.ts";
 import type { AccountRecord, AccountStatus } from "../domain/accounts.ts";
 import type { SubscriptionRecord } from "../domain/subscriptions.ts";
+import { NO_TERMS, type AccountTerms } from "../domain/terms.ts";
+import { overrideInForce, overridesInForce } from "./overrides.ts";
+import { grantInForce, grantsInForce } from "./usage-grants.ts";
 
 
 const ACCOUNT_COLUMNS = sql.fragment`
@@ -77,6 +80,8 @@ export type AccountStanding = {
   readonly tokensValidAfter: Date | null;
   /** The current (not replaced) subscription, which may have expired. */
   readonly subscription: SubscriptionRecord | null;
+  /** Overrides and grants in force when it was read; each still lapses at its own expiry. */
+  readonly terms: AccountTerms;
 };
 
 const standingRow = z
@@ -87,16 +92,23 @@ const standingRow = z
     plan_version: z.number().nullable(),
     started_at: timestampColumn.nullable(),
     expires_at: timestampColumn.nullable(),
+    overrides: z.array(overrideInForce).nullable(),
+    grants: z.array(grantInForce).nullable(),
   });
 
-/** The account's standing and current subscription; a user never seen is active, on no subscription. */
-export async function findAccountStanding(db: CommonQueryMethods, userId: string): Promise<AccountStanding> {
+/**
+ * The account's standing, current subscription and terms in force at `at`; a user never seen is
+ * active, on no subscription, with no terms.
+ */
+export async function findAccountStanding(db: CommonQueryMethods, userId: string, at: Date): Promise<AccountStanding> {
   const row = await db.one(sql.prepared("account_standing", standingRow)`
-    select a.status, a.tokens_valid_after, s.plan_code, s.plan_version, s.started_at, s.expires_at
+    select a.status, a.tokens_valid_after, s.plan_code, s.plan_version, s.started_at, s.expires_at,
+      ${overridesInForce(at)} as overrides, ${grantsInForce(at)} as grants
     from (select ${userId}::text as user_id) as wanted
     left join accounts a on a.user_id = wanted.user_id
     left join subscriptions s on s.user_id = wanted.user_id and s.ended_at is null
   `);
+  const terms = row.overrides === null && row.grants === null ? NO_TERMS : { overrides: row.overrides ?? [], grants: row.grants ?? [] };
   return {
     status: row.status ?? "active",
     tokensValidAfter: row.tokens_valid_after,
@@ -104,6 +116,7 @@ export async function findAccountStanding(db: CommonQueryMethods, userId: string
       row.plan_code === null || row.plan_version === null || row.started_at === null
         ? null
         : { userId, planCode: row.plan_code, planVersion: row.plan_version, startedAt: row.started_at, expiresAt: row.expires_at, endedAt: null },
+    terms,
   };
 }
 

@@ -16,6 +16,7 @@ export type IdempotentIncrement = {
 const onceRow = z.object({
   outcome: z.enum(["granted", "refused", "replayed"]),
   used: z.bigint().nullable(),
+  grant_remaining: z.bigint().nullable(),
   first_metric: z.string().nullable(),
   first_amount: z.bigint().nullable(),
   first_used_after: z.bigint().nullable(),
@@ -27,7 +28,7 @@ const onceBatchRow = onceRow.extend({ ordinal: z.number() });
 
 /** What became of an increment under a key. */
 export type KeyedOutcome =
-  | { readonly kind: "granted" | "refused"; readonly used: bigint }
+  | { readonly kind: "granted" | "refused"; readonly used: bigint; readonly grantRemaining: bigint | null }
   | { readonly kind: "replayed"; readonly first: IdempotentIncrement };
 
 export type KeyedConsumption = Consumption & {
@@ -48,7 +49,7 @@ export type KeyedConsumption = Consumption & {
 export async function consumeUsageOnce(db: CommonQueryMethods, consumption: KeyedConsumption): Promise<KeyedOutcome> {
   const { userId, metric, periodStart, amount, ceiling, limit, key, now, expiresAt } = consumption;
   const row = await db.one(sql.prepared("usage_consume_once", onceRow)`
-    select outcome, used, first_metric, first_amount, first_used_after, first_limit, first_created_at
+    select outcome, used, grant_remaining, first_metric, first_amount, first_used_after, first_limit, first_created_at
     from consume_usage_once(
       ${userId}, ${metric}, ${sql.timestamp(periodStart)}, ${amount}::bigint, ${ceiling}::bigint,
       ${limit}::bigint, ${key}, ${sql.timestamp(now)}, ${sql.timestamp(expiresAt)}
@@ -66,7 +67,7 @@ export async function consumeUsageOnce(db: CommonQueryMethods, consumption: Keye
 export async function consumeUsageOnceBatch(db: CommonQueryMethods, consumptions: readonly KeyedConsumption[]): Promise<KeyedOutcome[]> {
   const { rows } = lockOrder(consumptions);
   const found = await db.any(sql.prepared("usage_consume_once_batch", onceBatchRow)`
-    select ordinal, outcome, used, first_metric, first_amount, first_used_after, first_limit, first_created_at
+    select ordinal, outcome, used, grant_remaining, first_metric, first_amount, first_used_after, first_limit, first_created_at
     from consume_usage_once_batch(
       ${rowArrays(rows)},
       ${rowArrays(consumptions)},
@@ -81,9 +82,12 @@ export async function consumeUsageOnceBatch(db: CommonQueryMethods, consumptions
   return inArrivalOrder(found, consumptions.length, keyedOutcome);
 }
 
-/** The function fills `used` for granted and refused increments, the first_* columns for replays. */
+/**
+ * The function fills `used` for granted and refused increments (and `grant_remaining` when they
+ * weighed grants), the first_* columns for replays.
+ */
 function keyedOutcome(row: z.infer<typeof onceRow>): KeyedOutcome {
-  if (row.outcome !== "replayed") return { kind: row.outcome, used: row.used! };
+  if (row.outcome !== "replayed") return { kind: row.outcome, used: row.used!, grantRemaining: row.grant_remaining };
   return {
     kind: "replayed",
     first: {

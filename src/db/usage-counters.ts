@@ -1,5 +1,6 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
+import { MAX_USAGE } from "../domain/quota.ts";
 
 const usageRow = z.object({ user_id: z.string(), metric_code: z.string(), period_start: z.number(), used: z.bigint() });
 const usedRow = z.object({ used: z.bigint() });
@@ -104,13 +105,31 @@ export async function consumeUsage(db: CommonQueryMethods, consumption: Consumpt
   `);
 }
 
-/** What became of one consumption: granted or not, and its row's amount after its turn. */
-export type ConsumptionDecision = { readonly granted: boolean; readonly used: bigint };
+/**
+ * What became of one consumption: granted or not, its row's amount after its turn, and what the
+ * account's active grants of the metric hold after it when it weighed them (null otherwise).
+ */
+export type ConsumptionDecision = { readonly granted: boolean; readonly used: bigint; readonly grantRemaining: bigint | null };
 
-/** consumeUsage, with the row's amount when the consumption is refused. */
+const withGrantsRow = z.object({ granted: z.boolean(), used: z.bigint(), grant_remaining: z.bigint().nullable() });
+
+/**
+ * consumeUsage, and for a consumption it refused, the decision again with grants (the
+ * consume_usage_with_grants function) when the metric has a limit, or the row's amount.
+ */
 export async function decideConsumption(db: CommonQueryMethods, consumption: Consumption): Promise<ConsumptionDecision> {
   const used = await consumeUsage(db, consumption);
-  return used === null ? { granted: false, used: await findUsed(db, consumption) } : { granted: true, used };
+  if (used !== null) return { granted: true, used, grantRemaining: null };
+  if (consumption.amount <= 0n || consumption.ceiling >= MAX_USAGE) {
+    return { granted: false, used: await findUsed(db, consumption), grantRemaining: null };
+  }
+  const { userId, metric, periodStart, amount, ceiling, now } = consumption;
+  const decided = await db.one(sql.prepared("usage_consume_with_grants", withGrantsRow)`
+    select granted, used, grant_remaining from consume_usage_with_grants(
+      ${userId}, ${metric}, ${sql.timestamp(periodStart)}, ${amount}::bigint, ${ceiling}::bigint, ${sql.timestamp(now)}
+    )
+  `);
+  return { granted: decided.granted, used: decided.used, grantRemaining: decided.grant_remaining };
 }
 
 /** Sets rows of one user back to zero (by deleting them); returns how many existed. */
@@ -142,7 +161,7 @@ export async function sumUsageByMetric(
   return new Map(totals.map((row) => [row.metric_code, row.total]));
 }
 
-const batchDecisionRow = z.object({ ordinal: z.number(), granted: z.boolean(), used: z.bigint() });
+const batchDecisionRow = z.object({ ordinal: z.number(), granted: z.boolean(), used: z.bigint(), grant_remaining: z.bigint().nullable() });
 
 /**
  * Decides and writes many consumptions in one statement (the consume_usage_batch function):
@@ -156,7 +175,7 @@ export async function consumeUsageBatch(
 ): Promise<ConsumptionDecision[]> {
   const { rows, positionOf } = lockOrder(consumptions);
   const decisions = await db.any(sql.prepared("usage_consume_batch", batchDecisionRow)`
-    select ordinal, granted, used from consume_usage_batch(
+    select ordinal, granted, used, grant_remaining from consume_usage_batch(
       ${rowArrays(rows)},
       ${sql.array(consumptions.map(positionOf), "int4")}::integer[],
       ${sql.array(consumptions.map((row) => row.amount), "int8")}::bigint[],
@@ -164,7 +183,7 @@ export async function consumeUsageBatch(
       ${sql.timestamp(consumptions[0]!.now)}
     )
   `);
-  return inArrivalOrder(decisions, consumptions.length, ({ granted, used }) => ({ granted, used }));
+  return inArrivalOrder(decisions, consumptions.length, (row) => ({ granted: row.granted, used: row.used, grantRemaining: row.grant_remaining }));
 }
 
 /** A batch function's rows (numbered from 1 in arrival order) as outcomes in arrival order. */

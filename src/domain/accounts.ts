@@ -32,8 +32,8 @@ export function revocationInstant(at: Date): Date {
   return new Date(Math.floor(at.getTime() / 1000) * 1000 + 1000);
 }
 
-/** A suspension reason: trimmed free text of 1 to MAX_REASON_LENGTH characters. */
-export function suspensionReason(value: string): string {
+/** A reason for the audit trail (a suspension, an override, a grant): trimmed free text of 1 to MAX_REASON_LENGTH characters. */
+export function auditReason(value: string): string {
   return freeText(value.trim(), "reason", MAX_REASON_LENGTH);
 }
 

@@ -129,6 +129,8 @@ export type CatalogSettings = {
   readonly defaultPlan: string;
   /** Plans a later catalog no longer lists: kept for their subscribers, never offered. */
   readonly archivedPlans: ReadonlySet<string>;
+  /** The features the catalog lists now; absent: every feature a plan names. */
+  readonly features?: readonly string[];
 };
 
 /** The plans (every version) and metrics the service knows, as read from the database. */
@@ -145,6 +147,7 @@ export class Catalog {
   /** Each plan's versions, indexed by version number (a lookup on every call: no key to build). */
   readonly #versions: ReadonlyMap<string, readonly Plan[]>;
   readonly #metricsByCode: ReadonlyMap<string, Metric>;
+  readonly #features: ReadonlySet<string>;
 
   /** `plans`: every version of every plan. */
   constructor(plans: readonly Plan[], metrics: readonly Metric[], settings: CatalogSettings = { defaultPlan: "free", archivedPlans: new Set() }) {
@@ -162,6 +165,7 @@ export class Catalog {
     }
     this.#versions = versions;
     this.#metricsByCode = new Map(metrics.map((metric) => [metric.code, metric]));
+    this.#features = new Set(settings.features ?? plans.flatMap((plan) => Object.keys(plan.features)));
     const defaultPlan = latest.get(settings.defaultPlan);
     if (defaultPlan === undefined) {
       throw new Error(`the catalog has no "${settings.defaultPlan}" plan`);
@@ -186,6 +190,11 @@ export class Catalog {
 
   metric(code: string): Metric | undefined {
     return this.#metricsByCode.get(code);
+  }
+
+  /** Whether the catalog lists the feature now. */
+  hasFeature(code: string): boolean {
+    return this.#features.has(code);
   }
 }
 

@@ -17,10 +17,10 @@ export class InvalidArgumentError extends EntitlementError {
 /** A named plan or metric does not exist in the catalog. */
 export class UnknownResourceError extends EntitlementError {
   override name = "UnknownResourceError";
-  readonly resourceType: "plan" | "metric" | "account";
+  readonly resourceType: "plan" | "metric" | "account" | "grant";
   readonly resourceName: string;
 
-  constructor(resourceType: "plan" | "metric" | "account", resourceName: string) {
+  constructor(resourceType: "plan" | "metric" | "account" | "grant", resourceName: string) {
     super(`unknown ${resourceType} "${resourceName}"`);
     this.resourceType = resourceType;
     this.resourceName = resourceName;

@@ -1,6 +1,7 @@
-import { isGauge, type Metric } from "./catalog.ts";
+import { isGauge, type Metric, type Plan } from "./catalog.ts";
 import { EntitlementError, InvalidArgumentError } from "./errors.ts";
 import { periodContaining, type Period } from "./periods.ts";
+import { grantRemaining, quotaEntitlement, type AccountTerms, type EntitlementSource } from "./terms.ts";
 
 /**
  * The most a usage row can hold, unlimited metrics included: 2^53 - 1 keeps every value exact
@@ -13,11 +14,18 @@ export type QuotaState = {
   readonly metric: string;
   readonly used: bigint;
   readonly limit: bigint | null;
-  /** limit - used, never below 0; null when unlimited. */
+  /** max(0, limit - used) + grantRemaining; null when unlimited. */
   readonly remaining: bigint | null;
   /** Null for a gauge. */
   readonly period: Period | null;
+  /** Whether `limit` is the plan's or an override's. */
+  readonly limitSource: EntitlementSource;
+  /** What the account's active grants of the metric still hold (counted only under a limit). */
+  readonly grantRemaining: bigint;
 };
+
+/** What besides the plan shapes a quota: an override's limit, grants. */
+export type QuotaTerms = { readonly limitSource?: EntitlementSource; readonly grantRemaining?: bigint };
 
 /** The amount does not fit the user's quota; nothing was counted. */
 export class QuotaExceededError extends EntitlementError {
@@ -38,14 +46,23 @@ export class QuotaExceededError extends EntitlementError {
   }
 }
 
-export function quotaState(metric: Metric, limit: bigint | null, used: bigint, at: Date): QuotaState {
+export function quotaState(metric: Metric, limit: bigint | null, used: bigint, at: Date, terms: QuotaTerms = {}): QuotaState {
+  const grants = limit === null ? 0n : (terms.grantRemaining ?? 0n);
   return {
     metric: metric.code,
     used,
     limit,
-    remaining: limit === null ? null : used >= limit ? 0n : limit - used,
+    remaining: limit === null ? null : (used >= limit ? 0n : limit - used) + grants,
     period: periodContaining(metric.resetPeriod, at),
+    limitSource: terms.limitSource ?? "plan",
+    grantRemaining: grants,
   };
+}
+
+/** A metric's quota for an account: the limit in force at `at` (plan or override) and its grants. */
+export function quotaOf(metric: Metric, plan: Plan, terms: AccountTerms, used: bigint, at: Date): QuotaState {
+  const { limit, source } = quotaEntitlement(plan, terms, metric.code, at);
+  return quotaState(metric, limit, used, at, { limitSource: source, grantRemaining: grantRemaining(terms, metric.code, at) });
 }
 
 /** The ceiling that used + amount must not pass. */
@@ -54,11 +71,16 @@ export function usageCeiling(limit: bigint | null): bigint {
 }
 
 /**
- * Whether `amount` more units fit. Lowering a gauge always fits, even when a downgrade left it
- * above the new limit; raising it does not until it is back under.
+ * Whether `amount` more units fit: what the allowance (limit - used) cannot cover must be in
+ * grants, which count under a limit only (the SQL of consume_usage_batch decides the same way).
+ * Lowering a gauge always fits, even when a downgrade left it above the new limit; raising it
+ * does not until it is back under.
  */
-export function fits(used: bigint, amount: bigint, limit: bigint | null): boolean {
-  return amount <= 0n || used + amount <= usageCeiling(limit);
+export function fits(used: bigint, amount: bigint, limit: bigint | null, grantRemaining = 0n): boolean {
+  const ceiling = usageCeiling(limit);
+  if (amount <= 0n || used + amount <= ceiling) return true;
+  const allowance = ceiling > used ? ceiling - used : 0n;
+  return ceiling < MAX_USAGE && amount - allowance <= grantRemaining;
 }
 
 function checkMagnitude(amount: bigint): void {

@@ -94,3 +94,28 @@ export function idempotencyKey(value: string): string | undefined {
   }
   return value;
 }
+
+/** An idempotency key the call cannot go without. */
+export function requiredIdempotencyKey(value: string): string {
+  const key = idempotencyKey(value);
+  if (key === undefined) {
+    throw new InvalidArgumentError([{ field: "idempotency_key", description: "is required: a retry with the same key returns the first result" }]);
+  }
+  return key;
+}
+
+/** An identifier the service issued as a UUID (a grant's). */
+export function uuid(value: string, field: string): string {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)) {
+    throw new InvalidArgumentError([{ field, description: "must be an id the service issued (a UUID)" }]);
+  }
+  return value.toLowerCase();
+}
+
+/** A whole number of units between `min` and `max`. */
+export function unitsBetween(value: bigint, min: bigint, max: bigint, field: string): bigint {
+  if (value < min || value > max) {
+    throw new InvalidArgumentError([{ field, description: `must be between ${min} and ${max}` }]);
+  }
+  return value;
+}

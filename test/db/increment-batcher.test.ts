@@ -35,10 +35,10 @@ describe("IncrementBatcher", () => {
       batcher.submit(consumption("ordered", 3n, 10n)),
     ]);
     expect(decisions).toEqual([
-      { granted: true, used: 1n },
-      { granted: true, used: 7n },
-      { granted: false, used: 7n },
-      { granted: true, used: 10n },
+      { granted: true, used: 1n, grantRemaining: null },
+      { granted: true, used: 7n, grantRemaining: null },
+      { granted: false, used: 7n, grantRemaining: 0n },
+      { granted: true, used: 10n, grantRemaining: null },
     ]);
     expect(await findUsed(database.pool, { userId: "ordered", metric: "jobs", periodStart })).toBe(10n);
   });
@@ -133,11 +133,11 @@ describe("IncrementBatcher, under idempotency keys", () => {
       batcher.submitKeyed(keyed("keyed", 4n, "a")),
     ]);
     expect(outcomes).toEqual([
-      { kind: "granted", used: 4n },
-      { kind: "granted", used: 9n },
+      { kind: "granted", used: 4n, grantRemaining: null },
+      { kind: "granted", used: 9n, grantRemaining: null },
       { kind: "replayed", first: expect.objectContaining({ amount: 5n, usedAfter: 9n, limit: 10n }) },
-      { kind: "refused", used: 9n },
-      { kind: "granted", used: 10n },
+      { kind: "refused", used: 9n, grantRemaining: 0n },
+      { kind: "granted", used: 10n, grantRemaining: null },
       { kind: "replayed", first: expect.objectContaining({ amount: 4n, usedAfter: 4n }) },
     ]);
     expect(await findUsed(database.pool, { userId: "keyed", metric: "jobs", periodStart })).toBe(10n);

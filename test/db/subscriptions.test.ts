@@ -35,6 +35,6 @@ describe("subscriptions", () => {
       from subscriptions where user_id = ${userId}
     `);
     expect(counts).toEqual({ total: 10n, current: 1n });
-    expect((await findAccountStanding(database.pool, userId)).subscription).not.toBeNull();
+    expect((await findAccountStanding(database.pool, userId, new Date())).subscription).not.toBeNull();
   });
 });
