@@ -6,6 +6,7 @@ import { Entitlements } from "./app/entitlements.ts";
 import { HealthMonitor } from "./app/health-monitor.ts";
 import { ReplicaCache } from "./app/replica-cache.ts";
 import { SignIns } from "./app/sign-ins.ts";
+import { TermsAdministration } from "./app/terms-administration.ts";
 import { createUserTokenVerifier, type UserTokenVerifier } from "./auth/user-tokens.ts";
 import type { Config } from "./config.ts";
 import { CallTransactions } from "./db/call-transaction.ts";
@@ -78,6 +79,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
   const entitlements = new Entitlements(pool, catalog, clock, { standings, usage, batcher: new IncrementBatcher(pool), coalesceReads: true });
   const administration = new Administration(pool, entitlements, clock);
   const catalogs = new CatalogAdministration(pool, entitlements, clock);
+  const terms = new TermsAdministration(pool, entitlements, clock);
   const signIns = new SignIns(pool, entitlements, clock);
   const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
   const verifyUserToken =
@@ -93,6 +95,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     entitlements,
     administration,
     catalogs,
+    terms,
     signIns,
     health,
     serviceTokens: settings.serviceTokens,

@@ -6,12 +6,14 @@ import {
   ensureAccount,
   findAccount,
   listAccounts,
-  lockAccount,
   setAccountStatus,
   setSuperadmin,
   setTokensValidAfter,
 } from "../db/accounts.ts";
-import { listAuditEvents, recordAuditEvent, type AuditEventRecord } from "../db/audit-events.ts";
+import { listAuditEvents, type AuditEventRecord } from "../db/audit-events.ts";
+import { findOverrides } from "../db/overrides.ts";
+import { findGrants } from "../db/usage-grants.ts";
+import type { GrantRecord, OverrideRecord } from "../domain/terms.ts";
 import { activeSubscriptionTotals, findSubscriptionHistory } from "../db/subscriptions.ts";
 import { deleteUsageRows, sumUsageByMetric } from "../db/usage-counters.ts";
 import { revocationInstant, type AccountRecord, type AccountStatus } from "../domain/accounts.ts";
@@ -23,6 +25,7 @@ import type { QuotaState } from "../domain/quota.ts";
 import type { SubscriptionRecord } from "../domain/subscriptions.ts";
 import { userId as validUserId } from "../domain/validation.ts";
 import type { CurrentPlan, Entitlements } from "./entitlements.ts";
+import { changeAccount } from "./account-changes.ts";
 
 /** Who performs an administrative action: a superadmin's user id, or "cli". */
 export type Actor = string;
@@ -35,6 +38,9 @@ export type AccountDetails = CurrentPlan & {
   readonly account: AccountRecord;
   readonly history: readonly SubscriptionRecord[];
   readonly usage: readonly QuotaState[];
+  readonly overrides: readonly OverrideRecord[];
+  /** Every grant, spent and revoked ones included. */
+  readonly grants: readonly GrantRecord[];
 };
 
 export type PlatformStats = {
@@ -97,11 +103,13 @@ export class Administration {
     const account = await this.#existingAccount(userId);
     const now = this.#clock.now();
     const current = await this.#entitlements.currentPlan(userId, now);
-    const [history, usage] = await Promise.all([
+    const [history, usage, overrides, grants] = await Promise.all([
       findSubscriptionHistory(this.#db, userId),
-      this.#entitlements.quotas(userId, current.plan, now),
+      this.#entitlements.quotas(userId, current, now),
+      findOverrides(this.#db, userId, now),
+      findGrants(this.#db, userId, { includeSpent: true, at: now }),
     ]);
-    return { ...current, account, history, usage };
+    return { ...current, account, history, usage, overrides, grants };
   }
 
   async suspend(actor: Actor, userId: string, reason: string): Promise<AccountRecord> {
@@ -131,8 +139,7 @@ export class Administration {
         counters.map((counter) => currentUsageRow(counter, now)),
       );
     });
-    const { plan } = await this.#entitlements.currentPlan(userId, now);
-    return this.#entitlements.quotas(userId, plan, now);
+    return this.#entitlements.quotas(userId, await this.#entitlements.currentPlan(userId, now), now);
   }
 
   /** Refuses every user JWT of the account issued up to now; returns from when tokens count. */
@@ -202,23 +209,8 @@ export class Administration {
   }
 
   /** Runs a change under the account's lock, with its audit event, in one transaction. */
-  async #change<T>(
-    actor: Actor,
-    userId: string,
-    action: string,
-    reason: string,
-    change: (tx: DatabaseTransactionConnection) => Promise<T>,
-  ): Promise<T> {
-    const result = await this.#db.transaction(async (tx) => {
-      if ((await lockAccount(tx, userId)) === null) {
-        throw new UnknownResourceError("account", userId);
-      }
-      const changed = await change(tx);
-      await recordAuditEvent(tx, { actorId: actor, action, targetUserId: userId, reason, at: this.#clock.now() });
-      await this.#entitlements.announceChange(tx, userId);
-      return changed;
-    });
-    this.#entitlements.forget(userId);
-    return result;
+  #change<T>(actor: Actor, userId: string, action: string, reason: string, change: (tx: DatabaseTransactionConnection) => Promise<T>): Promise<T> {
+    const at = this.#clock.now();
+    return changeAccount(this.#db, this.#entitlements, { actor, userId, action, reason, at }, async (tx) => ({ result: await change(tx), changed: true }));
   }
 }

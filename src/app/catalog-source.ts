@@ -3,6 +3,7 @@ import { Catalog } from "../domain/catalog.ts";
 import { findAllMetrics } from "../db/catalog-metrics.ts";
 import { findAllPlanVersions } from "../db/plan-versions.ts";
 import { findDefaultPlan } from "../db/catalog-settings.ts";
+import { findAllFeatures } from "../db/features.ts";
 import { findArchivedPlans } from "../db/plans.ts";
 import type { Logger } from "../platform/logger.ts";
 
@@ -10,13 +11,14 @@ import type { Logger } from "../platform/logger.ts";
 export const CATALOG_REFRESH_MS = 30_000;
 
 export async function loadCatalog(db: CommonQueryMethods): Promise<Catalog> {
-  const [plans, metrics, defaultPlan, archivedPlans] = await Promise.all([
+  const [plans, metrics, defaultPlan, archivedPlans, features] = await Promise.all([
     findAllPlanVersions(db),
     findAllMetrics(db),
     findDefaultPlan(db),
     findArchivedPlans(db),
+    findAllFeatures(db),
   ]);
-  return new Catalog(plans, metrics, { defaultPlan, archivedPlans: new Set(archivedPlans) });
+  return new Catalog(plans, metrics, { defaultPlan, archivedPlans: new Set(archivedPlans), features: features.map((feature) => feature.code) });
 }
 
 /**

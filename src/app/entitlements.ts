@@ -10,7 +10,7 @@ import { consumeUsageOnce, type IdempotentIncrement } from "../db/idempotency-ke
 import { replaceCurrentSubscription } from "../db/subscriptions.ts";
 import { decideConsumption, findUsed, findUsedByMetric, findUsedRows, usageRowId, type UsageRowKey } from "../db/usage-counters.ts";
 import { Coalescer } from "../db/coalescer.ts";
-import { quotaLimit, type Metric, type Plan } from "../domain/catalog.ts";
+import type { Metric, Plan } from "../domain/catalog.ts";
 import {
   AccountSuspendedError,
   FailedPreconditionError,
@@ -18,8 +18,9 @@ import {
   UnknownResourceError,
 } from "../domain/errors.ts";
 import { currentUsageRow } from "../domain/periods.ts";
-import { fits, QuotaExceededError, quotaState, usageCeiling, type QuotaState } from "../domain/quota.ts";
+import { fits, QuotaExceededError, quotaOf, quotaState, usageCeiling, type QuotaState } from "../domain/quota.ts";
 import { expiryOf, subscriptionStatus, type SubscriptionRecord } from "../domain/subscriptions.ts";
+import { grantRemaining, quotaEntitlement, type AccountTerms } from "../domain/terms.ts";
 
 /** How long an idempotency key is remembered. */
 export const IDEMPOTENCY_KEY_RETENTION_DAYS = 35;
@@ -30,6 +31,8 @@ export type CurrentPlan = {
   readonly subscription: SubscriptionRecord | undefined;
   /** A suspended account is denied everything, whatever its plan. */
   readonly suspended: boolean;
+  /** Overrides that beat the plan, and grants on top of it (each weighed at its own expiry). */
+  readonly terms: AccountTerms;
 };
 
 export type Increment = {
@@ -96,7 +99,7 @@ export class Entitlements {
    * must not end with one caller's deadline, nor hold that call's connection while it waits.
    */
   async standing(userId: string): Promise<AccountStanding> {
-    const load = () => findAccountStanding(this.#pool, userId);
+    const load = () => findAccountStanding(this.#pool, userId, this.now());
     return this.#standings === undefined ? load() : this.#standings.get(userId, "", load);
   }
 
@@ -165,7 +168,7 @@ export class Entitlements {
   }
 
   async currentPlan(userId: string, at: Date): Promise<CurrentPlan> {
-    const { status, subscription } = await this.standing(userId);
+    const { status, subscription, terms } = await this.standing(userId);
     const suspended = status === "suspended";
     // The version the subscription started on, whose terms it keeps: from this replica's catalog
     // without a turn of the event loop, read afresh only when it is newer than that catalog. A
@@ -175,39 +178,41 @@ export class Entitlements {
         ? undefined
         : (this.catalog.planVersion(subscription.planCode, subscription.planVersion) ?? (await this.subscribedPlan(subscription)));
     return plan === undefined || subscription === null
-      ? { plan: this.catalog.defaultPlan, subscription: undefined, suspended }
-      : { plan, subscription, suspended };
+      ? { plan: this.catalog.defaultPlan, subscription: undefined, suspended, terms }
+      : { plan, subscription, suspended, terms };
   }
 
   /**
    * The user's usage of one metric now: from the cache or a coalesced read, outside any call
    * transaction (a read answered from memory costs the database nothing, deadline or not).
    */
-  async quota(userId: string, metric: Metric, plan: Plan, at: Date): Promise<QuotaState> {
+  async quota(userId: string, metric: Metric, current: CurrentPlan, at: Date): Promise<QuotaState> {
     const row = { userId, ...currentUsageRow(metric, at) };
     const load = () => (this.#usageReads === undefined ? findUsed(this.#pool, row) : this.#usageReads.submit(row));
     const used = await (this.#usage === undefined ? load() : this.#usage.get(userId, usageRowId(row), load));
-    return quotaState(metric, quotaLimit(plan, metric.code), used, at);
+    return quotaOf(metric, current.plan, current.terms, used, at);
   }
 
-  /** The user's usage of every metric of the plan, in one query. */
-  async quotas(userId: string, plan: Plan, at: Date): Promise<readonly QuotaState[]> {
-    const metrics = plan.quotas.map((quota) => this.metric(quota.metric));
+  /** The user's usage of every metric of the plan and of the account's quota overrides, in one query. */
+  async quotas(userId: string, current: CurrentPlan, at: Date): Promise<readonly QuotaState[]> {
+    const codes = new Set(current.plan.quotas.map((quota) => quota.metric));
+    for (const override of current.terms.overrides) {
+      if (override.kind === "quota" && this.catalog.metric(override.target) !== undefined) codes.add(override.target);
+    }
+    const metrics = [...codes].sort().map((code) => this.metric(code));
     const usedByMetric = await findUsedByMetric(
       this.#db,
       userId,
       metrics.map((metric) => currentUsageRow(metric, at)),
     );
-    return metrics.map((metric) =>
-      quotaState(metric, quotaLimit(plan, metric.code), usedByMetric.get(metric.code) ?? 0n, at),
-    );
+    return metrics.map((metric) => quotaOf(metric, current.plan, current.terms, usedByMetric.get(metric.code) ?? 0n, at));
   }
 
   async checkQuota(userId: string, metric: Metric, amount: bigint) {
     const now = this.now();
-    const { plan, suspended } = await this.currentPlan(userId, now);
-    const quota = await this.quota(userId, metric, plan, now);
-    return { allowed: !suspended && fits(quota.used, amount, quota.limit), quota };
+    const current = await this.currentPlan(userId, now);
+    const quota = await this.quota(userId, metric, current, now);
+    return { allowed: !current.suspended && fits(quota.used, amount, quota.limit, quota.grantRemaining), quota };
   }
 
   /**
@@ -215,18 +220,19 @@ export class Entitlements {
    * cached usage is evicted once the increment is committed, before its caller hears of it.
    */
   async increment(increment: Increment): Promise<IncrementResult> {
-    const result = await this.#increment(increment);
-    afterCallCommit(() => this.#usage?.evict(increment.userId));
+    const { result, drewGrants } = await this.#increment(increment);
+    // One that drew on grants changed the standing's grants too (and told the other replicas).
+    afterCallCommit(() => (drewGrants ? this.forget(increment.userId) : this.#usage?.evict(increment.userId)));
     return result;
   }
 
-  async #increment(increment: Increment): Promise<IncrementResult> {
+  async #increment(increment: Increment): Promise<{ result: IncrementResult; drewGrants: boolean }> {
     const now = this.now();
-    const { plan, suspended } = await this.currentPlan(increment.userId, now);
-    if (suspended) {
+    const current = await this.currentPlan(increment.userId, now);
+    if (current.suspended) {
       throw new AccountSuspendedError(increment.userId);
     }
-    const limit = quotaLimit(plan, increment.metric.code);
+    const { limit, source } = quotaEntitlement(current.plan, current.terms, increment.metric.code, now);
     const consumption = {
       userId: increment.userId,
       ...currentUsageRow(increment.metric, now),
@@ -235,27 +241,28 @@ export class Entitlements {
       now,
     };
     const key = increment.idempotencyKey;
-    let outcome: { readonly kind: "granted" | "refused"; readonly used: bigint };
+    let outcome: { readonly kind: "granted" | "refused"; readonly used: bigint; readonly grantRemaining: bigint | null };
     if (key !== undefined) {
       const expiresAt = new Date(now.getTime() + IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000);
       const keyed = { ...consumption, key, limit, expiresAt };
       const once = this.#batcher === undefined ? await consumeUsageOnce(this.#db, keyed) : await this.#batcher.submitKeyed(keyed, callDeadline());
       if (once.kind === "replayed") {
-        return { quota: this.#replay(increment, key, once.first), replayed: true };
+        return { result: { quota: this.#replay(increment, key, once.first, current), replayed: true }, drewGrants: false };
       }
       outcome = once;
     } else {
       // With the batcher, group commit (bounded by the caller's deadline when it set one).
-      const { granted, used } = await (this.#batcher === undefined
+      const { granted, used, grantRemaining } = await (this.#batcher === undefined
         ? decideConsumption(this.#db, consumption)
         : this.#batcher.submit(consumption, callDeadline()));
-      outcome = { kind: granted ? "granted" : "refused", used };
+      outcome = { kind: granted ? "granted" : "refused", used, grantRemaining };
     }
-    const quota = quotaState(increment.metric, limit, outcome.used, now);
+    const grants = outcome.grantRemaining ?? grantRemaining(current.terms, increment.metric.code, now);
+    const quota = quotaState(increment.metric, limit, outcome.used, now, { limitSource: source, grantRemaining: grants });
     if (outcome.kind === "refused") {
       throw new QuotaExceededError(increment.userId, quota, increment.amount);
     }
-    return { quota, replayed: false };
+    return { result: { quota, replayed: false }, drewGrants: outcome.grantRemaining !== null };
   }
 
   /** Moves the user to a plan: the current subscription ends and a new one starts, atomically. */
@@ -275,10 +282,14 @@ export class Entitlements {
     return subscription;
   }
 
-  #replay(increment: Increment, key: string, first: IdempotentIncrement): QuotaState {
+  /** The first result under a key: its usage and limit, with the grants the account holds now. */
+  #replay(increment: Increment, key: string, first: IdempotentIncrement, current: CurrentPlan): QuotaState {
     if (first.metric !== increment.metric.code || first.amount !== increment.amount) {
       throw new IdempotencyKeyReusedError(key);
     }
-    return quotaState(increment.metric, first.limit, first.usedAfter, first.createdAt);
+    const source = quotaEntitlement(current.plan, current.terms, increment.metric.code, first.createdAt).source;
+    const grants = grantRemaining(current.terms, increment.metric.code, this.now());
+    return quotaState(increment.metric, first.limit, first.usedAfter, first.createdAt, { limitSource: source, grantRemaining: grants });
   }
 }
+

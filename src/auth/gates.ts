@@ -172,3 +172,29 @@ export function superadminGate(
     }
   };
 }
+
+/**
+ * A request gate for backends that also lets superadmins in on `adminMethods`: a service token,
+ * or there a superadmin's user token. A caller with neither hears what it could have sent.
+ */
+export function serviceOrSuperadminGate(
+  serviceGate: (context: HandlerContext) => void,
+  adminGate: (context: HandlerContext) => Promise<void>,
+  adminMethods: readonly DescMethod[],
+): (context: HandlerContext) => void | Promise<void> {
+  const admitted = new Set(adminMethods);
+  return (context) => {
+    if (!admitted.has(context.method)) return serviceGate(context);
+    try {
+      serviceGate(context);
+      return;
+    } catch (serviceRefusal) {
+      return adminGate(context).catch((adminRefusal: unknown) => {
+        if (adminRefusal instanceof ConnectError && adminRefusal.code === Code.Unauthenticated) {
+          throw new ConnectError("a service token or a superadmin's user token is required", Code.Unauthenticated, undefined, undefined, serviceRefusal);
+        }
+        throw adminRefusal;
+      });
+    }
+  };
+}

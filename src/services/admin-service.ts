@@ -19,10 +19,11 @@ import type { CatalogAdministration } from "../app/catalog-administration.ts";
 import { InvalidArgumentError } from "../domain/errors.ts";
 import { catalogChangeMessage, catalogMessage, catalogOfMessage, planVersionMessage } from "./catalog-messages.ts";
 import { callerOf } from "../auth/gates.ts";
-import { suspensionReason } from "../domain/accounts.ts";
+import { auditReason } from "../domain/accounts.ts";
 import { pageSize } from "../domain/pagination.ts";
 import * as validate from "../domain/validation.ts";
 import type { Entitlements } from "../app/entitlements.ts";
+import { grantMessage, overrideMessage } from "./terms-messages.ts";
 import { accountMessage, currentPlanMessages, quotaStatusMessage, subscriptionMessage } from "./messages.ts";
 
 const STATUS_FILTERS = {
@@ -85,12 +86,14 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
       account: accountMessage(details.account),
       history: details.history.map((subscription) => subscriptionMessage(subscription, now)),
       usage: details.usage.map(quotaStatusMessage),
+      overrides: details.overrides.map((override) => overrideMessage(override)),
+      grants: details.grants.map((grant) => grantMessage(grant)),
     };
   }
 
   async suspendAccount(request: SuspendAccountRequest, context: HandlerContext) {
     const userId = validate.userId(request.userId);
-    const reason = suspensionReason(request.reason);
+    const reason = auditReason(request.reason);
     return { account: accountMessage(await this.#administration.suspend(callerOf(context), userId, reason)) };
   }
 

@@ -15,6 +15,9 @@ import {
 import * as validate from "../domain/validation.ts";
 import { checkAmount, incrementAmount } from "../domain/quota.ts";
 import type { Entitlements } from "../app/entitlements.ts";
+import type { TermsAdministration } from "../app/terms-administration.ts";
+import { featureEntitlement } from "../domain/terms.ts";
+import { AccountTermsMethods } from "./account-terms-methods.ts";
 import {
   catalogAnswer,
   currentPlanAnswer,
@@ -30,11 +33,15 @@ import {
 const getPlanResponse = (init: CurrentPlanInit) => create(GetPlanResponseSchema, init);
 const listPlansResponse = (init: CatalogInit) => create(ListPlansResponseSchema, init);
 
-/** entitlements.v1.EntitlementService: validates, delegates to Entitlements, converts. */
-export class EntitlementServiceImpl implements ServiceImpl<typeof EntitlementService> {
+/**
+ * entitlements.v1.EntitlementService: validates, delegates to Entitlements (and, for per-account
+ * terms, to TermsAdministration through AccountTermsMethods), converts.
+ */
+export class EntitlementServiceImpl extends AccountTermsMethods implements ServiceImpl<typeof EntitlementService> {
   readonly #entitlements: Entitlements;
 
-  constructor(entitlements: Entitlements) {
+  constructor(entitlements: Entitlements, terms: TermsAdministration) {
+    super(terms, () => entitlements.now());
     this.#entitlements = entitlements;
   }
 
@@ -47,8 +54,10 @@ export class EntitlementServiceImpl implements ServiceImpl<typeof EntitlementSer
   async hasFeature(request: HasFeatureRequest) {
     const userId = validate.userId(request.userId);
     const feature = validate.catalogName(request.feature, "feature");
-    const { plan, suspended } = await this.#entitlements.currentPlan(userId, this.#entitlements.now());
-    return featureAnswer(plan, !suspended && plan.features[feature] === true);
+    const now = this.#entitlements.now();
+    const { plan, suspended, terms } = await this.#entitlements.currentPlan(userId, now);
+    const { enabled, source } = featureEntitlement(plan, terms, feature, now);
+    return featureAnswer(plan, !suspended && enabled, source);
   }
 
   async checkQuota(request: CheckQuotaRequest) {
@@ -87,8 +96,7 @@ export class EntitlementServiceImpl implements ServiceImpl<typeof EntitlementSer
   async getUsage(request: GetUsageRequest) {
     const userId = validate.userId(request.userId);
     const now = this.#entitlements.now();
-    const { plan } = await this.#entitlements.currentPlan(userId, now);
-    const quotas = await this.#entitlements.quotas(userId, plan, now);
+    const quotas = await this.#entitlements.quotas(userId, await this.#entitlements.currentPlan(userId, now), now);
     return { quotas: quotas.map(quotaStatusMessage) };
   }
 }

@@ -21,6 +21,8 @@ import type { CurrentPlan } from "../app/entitlements.ts";
 import type { QuotaState } from "../domain/quota.ts";
 import { memoized, share } from "../transport/shared-answers.ts";
 import { subscriptionStatus, type SubscriptionRecord } from "../domain/subscriptions.ts";
+import type { EntitlementSource as EntitlementSourceName } from "../domain/terms.ts";
+import { ENTITLEMENT_SOURCES } from "./terms-messages.ts";
 
 /** Conversions from domain values to the messages of the contract. */
 
@@ -98,6 +100,8 @@ export function quotaStatusMessage(quota: QuotaState): QuotaStatus {
     remaining: quota.remaining ?? undefined,
     periodStart: quota.period === null ? undefined : timestampFromDate(quota.period.start),
     resetsAt: quota.period === null ? undefined : timestampFromDate(quota.period.end),
+    limitSource: ENTITLEMENT_SOURCES[quota.limitSource],
+    grantRemaining: quota.grantRemaining,
   });
 }
 
@@ -133,9 +137,11 @@ export function currentPlanAnswer<M extends Message>(current: CurrentPlan, at: D
 
 const featureAnswers: Answers = new WeakMap();
 
-/** HasFeature's answer on a plan: one shared answer per plan and outcome. */
-export function featureAnswer(plan: Plan, enabled: boolean): HasFeatureResponse {
-  return sharedAnswer(featureAnswers, plan, enabled, () => create(HasFeatureResponseSchema, { enabled, planCode: plan.code }));
+/** HasFeature's answer on a plan: one shared answer per plan, outcome and source. */
+export function featureAnswer(plan: Plan, enabled: boolean, source: EntitlementSourceName = "plan"): HasFeatureResponse {
+  return sharedAnswer(featureAnswers, plan, `${enabled} ${source}`, () =>
+    create(HasFeatureResponseSchema, { enabled, planCode: plan.code, source: ENTITLEMENT_SOURCES[source] }),
+  );
 }
 
 /** CheckQuota answers by what they say; cleared when full, as each is cheap to make again. */
@@ -148,7 +154,7 @@ const QUOTA_CHECK_ANSWERS_MAX = 4096;
  * built and encoded once rather than per call.
  */
 export function quotaCheckAnswer(allowed: boolean, quota: QuotaState): CheckQuotaResponse {
-  const key = `${allowed}\u0000${quota.metric}\u0000${quota.used}\u0000${quota.limit}\u0000${quota.period?.start.getTime()}\u0000${quota.period?.end.getTime()}`;
+  const key = `${allowed}\u0000${quota.metric}\u0000${quota.used}\u0000${quota.limit}\u0000${quota.period?.start.getTime()}\u0000${quota.period?.end.getTime()}\u0000${quota.limitSource}\u0000${quota.grantRemaining}`;
   let answer = quotaCheckAnswers.get(key);
   if (answer === undefined) {
     if (quotaCheckAnswers.size >= QUOTA_CHECK_ANSWERS_MAX) quotaCheckAnswers.clear();

@@ -10,7 +10,9 @@ import type { CatalogAdministration } from "../app/catalog-administration.ts";
 import type { Entitlements } from "../app/entitlements.ts";
 import type { HealthMonitor } from "../app/health-monitor.ts";
 import type { SignIns } from "../app/sign-ins.ts";
-import { serviceTokenGate, superadminGate, userTokenGate, type ServiceToken } from "../auth/gates.ts";
+import type { TermsAdministration } from "../app/terms-administration.ts";
+import { ACCOUNT_TERMS_METHODS } from "./account-terms-methods.ts";
+import { serviceOrSuperadminGate, serviceTokenGate, superadminGate, userTokenGate, type ServiceToken } from "../auth/gates.ts";
 import type { UserTokenVerifier } from "../auth/user-tokens.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { ServiceRegistration } from "../transport/routes.ts";
@@ -37,6 +39,7 @@ export type ServiceDependencies = {
   readonly entitlements: Entitlements;
   readonly administration: Administration;
   readonly catalogs: CatalogAdministration;
+  readonly terms: TermsAdministration;
   readonly signIns: SignIns;
   readonly health: HealthMonitor;
   readonly serviceTokens: readonly ServiceToken[];
@@ -46,17 +49,22 @@ export type ServiceDependencies = {
 
 /** Every RPC service and the credential each one requires. */
 export function serviceRegistrations(deps: ServiceDependencies): ServiceRegistration[] {
-  const { entitlements, administration, catalogs, signIns, verifyUserToken, logger } = deps;
+  const { entitlements, administration, catalogs, terms, signIns, verifyUserToken, logger } = deps;
   const reflection = new ReflectionIndex(SERVED_SERVICES);
   const userGate = (publicMethods: readonly DescMethod[]) =>
     userTokenGate({ verify: verifyUserToken, admit: (user) => signIns.admit(user), publicMethods, logger });
+  const adminGate = superadminGate(userGate([]), (userId) => signIns.isSuperadmin(userId));
   return [
-    { service: EntitlementService, implementation: new EntitlementServiceImpl(entitlements), requestGate: serviceTokenGate(deps.serviceTokens) },
-    { service: SubscriptionService, implementation: new SubscriptionServiceImpl(entitlements), requestGate: userGate(PUBLIC_SUBSCRIPTION_METHODS) },
+    {
+      service: EntitlementService,
+      implementation: new EntitlementServiceImpl(entitlements, terms),
+      requestGate: serviceOrSuperadminGate(serviceTokenGate(deps.serviceTokens), adminGate, ACCOUNT_TERMS_METHODS),
+    },
+    { service: SubscriptionService, implementation: new SubscriptionServiceImpl(entitlements, terms), requestGate: userGate(PUBLIC_SUBSCRIPTION_METHODS) },
     {
       service: AdminService,
       implementation: new AdminServiceImpl(administration, entitlements, catalogs),
-      requestGate: superadminGate(userGate([]), (userId) => signIns.isSuperadmin(userId)),
+      requestGate: adminGate,
     },
     // Health and reflection answer without credentials, as load balancers and tools expect.
     { service: Health, implementation: new HealthServiceImpl(deps.health) },

@@ -1,8 +1,9 @@
+import { NO_TERMS } from "../../src/domain/terms.ts";
 import { describe, expect, it } from "vitest";
 import type { AccountStanding } from "../../src/db/accounts.ts";
 import { ReplicaCache } from "../../src/app/replica-cache.ts";
 
-const active: AccountStanding = { status: "active", tokensValidAfter: null, subscription: null };
+const active: AccountStanding = { status: "active", tokensValidAfter: null, subscription: null, terms: NO_TERMS };
 const suspended: AccountStanding = { ...active, status: "suspended" };
 
 function cache(now = { t: 0 }) {

@@ -261,6 +261,24 @@ describe("GetAccount", () => {
     expect(details.history.map((subscription) => subscription.planCode)).toEqual(["pro", "enterprise"]);
     expect(details.usage.find((quota) => quota.metric === "jobs")).toMatchObject({ used: 2n, limit: 500n });
   });
+
+  it("shows the account's overrides and every grant, spent and revoked ones included, with reasons", async () => {
+    const userId = "with-terms";
+    await entitlements.setFeatureOverride({ userId, feature: "sso", enabled: true, reason: "deal #7" });
+    const { grant } = await entitlements.grantUsage({ userId, metric: "jobs", amount: 3n, idempotencyKey: "g1", reason: "outage" });
+    await entitlements.grantUsage({ userId, metric: "api_calls", amount: 9n, idempotencyKey: "g2", reason: "promo" });
+    await entitlements.revokeGrant({ userId, grantId: grant!.id });
+    const details = await admin.getAccount({ userId });
+    expect(details.overrides.map((o) => [o.target.value, o.enabled, o.reason])).toEqual([["sso", true, "deal #7"]]);
+    // Granted at the same instant (the test clock stands still): compared by metric.
+    const grants = details.grants.map((g) => [g.metric, g.remaining, g.reason, g.revokedAt !== undefined]).sort();
+    expect(grants).toEqual([
+      ["api_calls", 9n, "promo", false],
+      ["jobs", 0n, "outage", true],
+    ]);
+    const events = await admin.listAuditEvents({ userId });
+    expect(events.events.map((event) => event.action)).toEqual(["grant.revoke", "grant.create", "grant.create", "override.set"]);
+  });
 });
 
 describe("GetPlatformStats", () => {

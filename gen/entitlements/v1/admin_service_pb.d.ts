@@ -9,6 +9,7 @@ import type { Account, AccountStatus } from "./account_pb.js";
 import type { Plan } from "./plan_pb.js";
 import type { Subscription } from "./subscription_pb.js";
 import type { QuotaStatus } from "./usage_pb.js";
+import type { Grant, Override } from "./terms_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
@@ -321,11 +322,25 @@ export declare type GetAccountResponse = Message<"entitlements.v1.GetAccountResp
   history: Subscription[];
 
   /**
-   * Usage of every metric of the current plan.
+   * Usage of every metric of the current plan and of the account's quota overrides.
    *
    * @generated from field: repeated entitlements.v1.QuotaStatus usage = 5;
    */
   usage: QuotaStatus[];
+
+  /**
+   * The account's overrides in force.
+   *
+   * @generated from field: repeated entitlements.v1.Override overrides = 6;
+   */
+  overrides: Override[];
+
+  /**
+   * Every grant the account received, newest first, spent and revoked ones included.
+   *
+   * @generated from field: repeated entitlements.v1.Grant grants = 7;
+   */
+  grants: Grant[];
 };
 
 /**

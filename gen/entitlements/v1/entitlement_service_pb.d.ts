@@ -7,7 +7,9 @@ import type { Message } from "@bufbuild/protobuf";
 import type { Plan } from "./plan_pb.js";
 import type { Subscription } from "./subscription_pb.js";
 import type { AccountStatus } from "./account_pb.js";
+import type { EntitlementSource, Grant, Override } from "./terms_pb.js";
 import type { QuotaStatus } from "./usage_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file entitlements/v1/entitlement_service.proto.
@@ -102,7 +104,8 @@ export declare const HasFeatureRequestSchema: GenMessage<HasFeatureRequest>;
  */
 export declare type HasFeatureResponse = Message<"entitlements.v1.HasFeatureResponse"> & {
   /**
-   * True when the user's current plan enables the feature. Unknown features are disabled.
+   * True when the user's current plan (or an override in force) enables the feature. Unknown
+   * features are disabled.
    *
    * @generated from field: bool enabled = 1;
    */
@@ -114,6 +117,13 @@ export declare type HasFeatureResponse = Message<"entitlements.v1.HasFeatureResp
    * @generated from field: string plan_code = 2;
    */
   planCode: string;
+
+  /**
+   * Whether the plan or an override decided.
+   *
+   * @generated from field: entitlements.v1.EntitlementSource source = 3;
+   */
+  source: EntitlementSource;
 };
 
 /**
@@ -399,6 +409,422 @@ export declare type GetUsageResponse = Message<"entitlements.v1.GetUsageResponse
 export declare const GetUsageResponseSchema: GenMessage<GetUsageResponse>;
 
 /**
+ * Request of SetFeatureOverride.
+ *
+ * @generated from message entitlements.v1.SetFeatureOverrideRequest
+ */
+export declare type SetFeatureOverrideRequest = Message<"entitlements.v1.SetFeatureOverrideRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * A feature of the catalog.
+   *
+   * @generated from field: string feature = 2;
+   */
+  feature: string;
+
+  /**
+   * Whether the account has the feature.
+   *
+   * @generated from field: bool enabled = 3;
+   */
+  enabled: boolean;
+
+  /**
+   * When the override stops applying; in the future. Absent: until cleared.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Why, for the audit trail, 1 to 1000 characters.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message entitlements.v1.SetFeatureOverrideRequest.
+ * Use `create(SetFeatureOverrideRequestSchema)` to create a new message.
+ */
+export declare const SetFeatureOverrideRequestSchema: GenMessage<SetFeatureOverrideRequest>;
+
+/**
+ * Response of SetFeatureOverride.
+ *
+ * @generated from message entitlements.v1.SetFeatureOverrideResponse
+ */
+export declare type SetFeatureOverrideResponse = Message<"entitlements.v1.SetFeatureOverrideResponse"> & {
+  /**
+   * The override now in force.
+   *
+   * @generated from field: entitlements.v1.Override override = 1;
+   */
+  override?: Override | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.SetFeatureOverrideResponse.
+ * Use `create(SetFeatureOverrideResponseSchema)` to create a new message.
+ */
+export declare const SetFeatureOverrideResponseSchema: GenMessage<SetFeatureOverrideResponse>;
+
+/**
+ * Request of SetQuotaOverride.
+ *
+ * @generated from message entitlements.v1.SetQuotaOverrideRequest
+ */
+export declare type SetQuotaOverrideRequest = Message<"entitlements.v1.SetQuotaOverrideRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * A metric of the catalog.
+   *
+   * @generated from field: string metric = 2;
+   */
+  metric: string;
+
+  /**
+   * The account's limit, 0 to 2^53 - 1. Absent: unlimited.
+   *
+   * @generated from field: optional int64 limit = 3;
+   */
+  limit?: bigint | undefined;
+
+  /**
+   * When the override stops applying; in the future. Absent: until cleared.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Why, for the audit trail, 1 to 1000 characters.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message entitlements.v1.SetQuotaOverrideRequest.
+ * Use `create(SetQuotaOverrideRequestSchema)` to create a new message.
+ */
+export declare const SetQuotaOverrideRequestSchema: GenMessage<SetQuotaOverrideRequest>;
+
+/**
+ * Response of SetQuotaOverride.
+ *
+ * @generated from message entitlements.v1.SetQuotaOverrideResponse
+ */
+export declare type SetQuotaOverrideResponse = Message<"entitlements.v1.SetQuotaOverrideResponse"> & {
+  /**
+   * The override now in force.
+   *
+   * @generated from field: entitlements.v1.Override override = 1;
+   */
+  override?: Override | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.SetQuotaOverrideResponse.
+ * Use `create(SetQuotaOverrideResponseSchema)` to create a new message.
+ */
+export declare const SetQuotaOverrideResponseSchema: GenMessage<SetQuotaOverrideResponse>;
+
+/**
+ * Request of ClearOverride.
+ *
+ * @generated from message entitlements.v1.ClearOverrideRequest
+ */
+export declare type ClearOverrideRequest = Message<"entitlements.v1.ClearOverrideRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Which override to remove.
+   *
+   * @generated from oneof entitlements.v1.ClearOverrideRequest.target
+   */
+  target: {
+    /**
+     * The feature whose override to remove.
+     *
+     * @generated from field: string feature = 2;
+     */
+    value: string;
+    case: "feature";
+  } | {
+    /**
+     * The metric whose override to remove.
+     *
+     * @generated from field: string metric = 3;
+     */
+    value: string;
+    case: "metric";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message entitlements.v1.ClearOverrideRequest.
+ * Use `create(ClearOverrideRequestSchema)` to create a new message.
+ */
+export declare const ClearOverrideRequestSchema: GenMessage<ClearOverrideRequest>;
+
+/**
+ * Response of ClearOverride.
+ *
+ * @generated from message entitlements.v1.ClearOverrideResponse
+ */
+export declare type ClearOverrideResponse = Message<"entitlements.v1.ClearOverrideResponse"> & {
+  /**
+   * The override removed; absent when the account had none (nothing changed).
+   *
+   * @generated from field: entitlements.v1.Override cleared = 1;
+   */
+  cleared?: Override | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.ClearOverrideResponse.
+ * Use `create(ClearOverrideResponseSchema)` to create a new message.
+ */
+export declare const ClearOverrideResponseSchema: GenMessage<ClearOverrideResponse>;
+
+/**
+ * Request of ListOverrides.
+ *
+ * @generated from message entitlements.v1.ListOverridesRequest
+ */
+export declare type ListOverridesRequest = Message<"entitlements.v1.ListOverridesRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message entitlements.v1.ListOverridesRequest.
+ * Use `create(ListOverridesRequestSchema)` to create a new message.
+ */
+export declare const ListOverridesRequestSchema: GenMessage<ListOverridesRequest>;
+
+/**
+ * Response of ListOverrides.
+ *
+ * @generated from message entitlements.v1.ListOverridesResponse
+ */
+export declare type ListOverridesResponse = Message<"entitlements.v1.ListOverridesResponse"> & {
+  /**
+   * The overrides in force: feature overrides first, then quota overrides, each by name.
+   *
+   * @generated from field: repeated entitlements.v1.Override overrides = 1;
+   */
+  overrides: Override[];
+};
+
+/**
+ * Describes the message entitlements.v1.ListOverridesResponse.
+ * Use `create(ListOverridesResponseSchema)` to create a new message.
+ */
+export declare const ListOverridesResponseSchema: GenMessage<ListOverridesResponse>;
+
+/**
+ * Request of GrantUsage.
+ *
+ * @generated from message entitlements.v1.GrantUsageRequest
+ */
+export declare type GrantUsageRequest = Message<"entitlements.v1.GrantUsageRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * A counter metric of the catalog (not a gauge).
+   *
+   * @generated from field: string metric = 2;
+   */
+  metric: string;
+
+  /**
+   * Units granted, 1 to 2^53 - 1.
+   *
+   * @generated from field: int64 amount = 3;
+   */
+  amount: bigint;
+
+  /**
+   * When the grant stops counting; in the future. Absent: until spent or revoked.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Required, up to 255 characters: the same key (for the same user) returns the first grant with
+   * `replayed` set; reusing it for another metric or amount fails with FAILED_PRECONDITION.
+   *
+   * @generated from field: string idempotency_key = 5;
+   */
+  idempotencyKey: string;
+
+  /**
+   * Why, for the audit trail, 1 to 1000 characters.
+   *
+   * @generated from field: string reason = 6;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message entitlements.v1.GrantUsageRequest.
+ * Use `create(GrantUsageRequestSchema)` to create a new message.
+ */
+export declare const GrantUsageRequestSchema: GenMessage<GrantUsageRequest>;
+
+/**
+ * Response of GrantUsage.
+ *
+ * @generated from message entitlements.v1.GrantUsageResponse
+ */
+export declare type GrantUsageResponse = Message<"entitlements.v1.GrantUsageResponse"> & {
+  /**
+   * The grant.
+   *
+   * @generated from field: entitlements.v1.Grant grant = 1;
+   */
+  grant?: Grant | undefined;
+
+  /**
+   * True when the key had already made this grant: nothing new was granted.
+   *
+   * @generated from field: bool replayed = 2;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message entitlements.v1.GrantUsageResponse.
+ * Use `create(GrantUsageResponseSchema)` to create a new message.
+ */
+export declare const GrantUsageResponseSchema: GenMessage<GrantUsageResponse>;
+
+/**
+ * Request of ListGrants.
+ *
+ * @generated from message entitlements.v1.ListGrantsRequest
+ */
+export declare type ListGrantsRequest = Message<"entitlements.v1.ListGrantsRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Also list spent, revoked and expired grants; otherwise only those still holding units.
+   *
+   * @generated from field: bool include_spent = 2;
+   */
+  includeSpent: boolean;
+};
+
+/**
+ * Describes the message entitlements.v1.ListGrantsRequest.
+ * Use `create(ListGrantsRequestSchema)` to create a new message.
+ */
+export declare const ListGrantsRequestSchema: GenMessage<ListGrantsRequest>;
+
+/**
+ * Response of ListGrants.
+ *
+ * @generated from message entitlements.v1.ListGrantsResponse
+ */
+export declare type ListGrantsResponse = Message<"entitlements.v1.ListGrantsResponse"> & {
+  /**
+   * The grants asked for, newest first.
+   *
+   * @generated from field: repeated entitlements.v1.Grant grants = 1;
+   */
+  grants: Grant[];
+};
+
+/**
+ * Describes the message entitlements.v1.ListGrantsResponse.
+ * Use `create(ListGrantsResponseSchema)` to create a new message.
+ */
+export declare const ListGrantsResponseSchema: GenMessage<ListGrantsResponse>;
+
+/**
+ * Request of RevokeGrant.
+ *
+ * @generated from message entitlements.v1.RevokeGrantRequest
+ */
+export declare type RevokeGrantRequest = Message<"entitlements.v1.RevokeGrantRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The grant's id.
+   *
+   * @generated from field: string grant_id = 2;
+   */
+  grantId: string;
+};
+
+/**
+ * Describes the message entitlements.v1.RevokeGrantRequest.
+ * Use `create(RevokeGrantRequestSchema)` to create a new message.
+ */
+export declare const RevokeGrantRequestSchema: GenMessage<RevokeGrantRequest>;
+
+/**
+ * Response of RevokeGrant.
+ *
+ * @generated from message entitlements.v1.RevokeGrantResponse
+ */
+export declare type RevokeGrantResponse = Message<"entitlements.v1.RevokeGrantResponse"> & {
+  /**
+   * The grant, now holding nothing.
+   *
+   * @generated from field: entitlements.v1.Grant grant = 1;
+   */
+  grant?: Grant | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.RevokeGrantResponse.
+ * Use `create(RevokeGrantResponseSchema)` to create a new message.
+ */
+export declare const RevokeGrantResponseSchema: GenMessage<RevokeGrantResponse>;
+
+/**
  * Entitlements for backend services: which plan a user is on, which features they may use, and
  * metered usage against their plan's quotas. Every call needs a service token
  * (`authorization: Bearer <token>`). User ids are opaque strings of 1 to 128 characters and need
@@ -481,6 +907,79 @@ export declare const EntitlementService: GenService<{
     methodKind: "unary";
     input: typeof GetUsageRequestSchema;
     output: typeof GetUsageResponseSchema;
+  },
+  /**
+   * Switches a feature on or off for the account, beating its plan until `expires_at`. Replaces
+   * the account's earlier override of the feature.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.SetFeatureOverride
+   */
+  setFeatureOverride: {
+    methodKind: "unary";
+    input: typeof SetFeatureOverrideRequestSchema;
+    output: typeof SetFeatureOverrideResponseSchema;
+  },
+  /**
+   * Sets the account's limit on a metric, beating its plan until `expires_at`. Replaces the
+   * account's earlier override of the metric.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.SetQuotaOverride
+   */
+  setQuotaOverride: {
+    methodKind: "unary";
+    input: typeof SetQuotaOverrideRequestSchema;
+    output: typeof SetQuotaOverrideResponseSchema;
+  },
+  /**
+   * Removes the account's override of a feature or metric: its plan decides again.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.ClearOverride
+   */
+  clearOverride: {
+    methodKind: "unary";
+    input: typeof ClearOverrideRequestSchema;
+    output: typeof ClearOverrideResponseSchema;
+  },
+  /**
+   * Lists the account's overrides in force.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.ListOverrides
+   */
+  listOverrides: {
+    methodKind: "unary";
+    input: typeof ListOverridesRequestSchema;
+    output: typeof ListOverridesResponseSchema;
+  },
+  /**
+   * Grants units of a counter on top of the plan's allowance. Safe to retry: the same
+   * `idempotency_key` returns the same grant.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.GrantUsage
+   */
+  grantUsage: {
+    methodKind: "unary";
+    input: typeof GrantUsageRequestSchema;
+    output: typeof GrantUsageResponseSchema;
+  },
+  /**
+   * Lists the account's grants, newest first.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.ListGrants
+   */
+  listGrants: {
+    methodKind: "unary";
+    input: typeof ListGrantsRequestSchema;
+    output: typeof ListGrantsResponseSchema;
+  },
+  /**
+   * Revokes a grant: what it still holds drops to 0 (what it gave stays counted).
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.RevokeGrant
+   */
+  revokeGrant: {
+    methodKind: "unary";
+    input: typeof RevokeGrantRequestSchema;
+    output: typeof RevokeGrantResponseSchema;
   },
 }>;
 

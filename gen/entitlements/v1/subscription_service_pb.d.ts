@@ -7,6 +7,7 @@ import type { Message } from "@bufbuild/protobuf";
 import type { Plan } from "./plan_pb.js";
 import type { Subscription } from "./subscription_pb.js";
 import type { AccountStatus } from "./account_pb.js";
+import type { Grant, Override } from "./terms_pb.js";
 import type { QuotaStatus } from "./usage_pb.js";
 
 /**
@@ -54,6 +55,20 @@ export declare type GetMySubscriptionResponse = Message<"entitlements.v1.GetMySu
    * @generated from field: entitlements.v1.AccountStatus account_status = 3;
    */
   accountStatus: AccountStatus;
+
+  /**
+   * Terms set for the caller's account that beat the plan, in force now (reasons left out).
+   *
+   * @generated from field: repeated entitlements.v1.Override overrides = 4;
+   */
+  overrides: Override[];
+
+  /**
+   * The caller's grants still holding units, newest first (reasons left out).
+   *
+   * @generated from field: repeated entitlements.v1.Grant grants = 5;
+   */
+  grants: Grant[];
 };
 
 /**

@@ -5,6 +5,7 @@
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { EntitlementSource } from "./terms_pb.js";
 
 /**
  * Describes the file entitlements/v1/usage.proto.
@@ -39,7 +40,7 @@ export declare type QuotaStatus = Message<"entitlements.v1.QuotaStatus"> & {
   limit?: bigint | undefined;
 
   /**
-   * Units still available: limit - used, never below 0. Absent means unlimited.
+   * Units still available: max(0, limit - used) + grant_remaining. Absent means unlimited.
    *
    * @generated from field: optional int64 remaining = 4;
    */
@@ -59,6 +60,21 @@ export declare type QuotaStatus = Message<"entitlements.v1.QuotaStatus"> & {
    * @generated from field: google.protobuf.Timestamp resets_at = 6;
    */
   resetsAt?: Timestamp | undefined;
+
+  /**
+   * Whether `limit` is the plan's or an override's.
+   *
+   * @generated from field: entitlements.v1.EntitlementSource limit_source = 7;
+   */
+  limitSource: EntitlementSource;
+
+  /**
+   * What the account's active grants of the metric still hold (0 when unlimited: grants are not
+   * drawn on then). `used` counts what they gave too.
+   *
+   * @generated from field: int64 grant_remaining = 8;
+   */
+  grantRemaining: bigint;
 };
 
 /**

@@ -3,13 +3,14 @@
 /* eslint-disable */
 
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_entitlements_v1_terms } from "./terms_pb.js";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file entitlements/v1/usage.proto.
  */
 export const file_entitlements_v1_usage = /*@__PURE__*/
-  fileDesc("ChtlbnRpdGxlbWVudHMvdjEvdXNhZ2UucHJvdG8SD2VudGl0bGVtZW50cy52MSLQAQoLUXVvdGFTdGF0dXMSDgoGbWV0cmljGAEgASgJEgwKBHVzZWQYAiABKAMSEgoFbGltaXQYAyABKANIAIgBARIWCglyZW1haW5pbmcYBCABKANIAYgBARIwCgxwZXJpb2Rfc3RhcnQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXJlc2V0c19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCAoGX2xpbWl0QgwKCl9yZW1haW5pbmdiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChtlbnRpdGxlbWVudHMvdjEvdXNhZ2UucHJvdG8SD2VudGl0bGVtZW50cy52MSKjAgoLUXVvdGFTdGF0dXMSDgoGbWV0cmljGAEgASgJEgwKBHVzZWQYAiABKAMSEgoFbGltaXQYAyABKANIAIgBARIWCglyZW1haW5pbmcYBCABKANIAYgBARIwCgxwZXJpb2Rfc3RhcnQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXJlc2V0c19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoMbGltaXRfc291cmNlGAcgASgOMiIuZW50aXRsZW1lbnRzLnYxLkVudGl0bGVtZW50U291cmNlEhcKD2dyYW50X3JlbWFpbmluZxgIIAEoA0IICgZfbGltaXRCDAoKX3JlbWFpbmluZ2IGcHJvdG8z", [file_entitlements_v1_terms, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message entitlements.v1.QuotaStatus.

@@ -119,9 +119,18 @@ describe("GET /v1/subscription/usage", () => {
       remaining: "7",
       periodStart: "2026-06-01T00:00:00Z",
       resetsAt: "2026-07-01T00:00:00Z",
+      limitSource: "ENTITLEMENT_SOURCE_PLAN",
+      grantRemaining: "0",
     });
     expect(quotas.find((quota) => quota.metric === "api_calls")).toMatchObject({ periodStart: "2026-06-10T00:00:00Z", resetsAt: "2026-06-11T00:00:00Z" });
-    expect(quotas.find((quota) => quota.metric === "storage_mb")).toEqual({ metric: "storage_mb", used: "0", limit: "100", remaining: "100" });
+    expect(quotas.find((quota) => quota.metric === "storage_mb")).toEqual({
+      metric: "storage_mb",
+      used: "0",
+      limit: "100",
+      remaining: "100",
+      limitSource: "ENTITLEMENT_SOURCE_PLAN",
+      grantRemaining: "0",
+    });
   });
 });
 

@@ -1,0 +1,44 @@
+import type { CommonQueryMethods, DatabaseTransactionConnection } from "slonik";
+import { ensureAccount, lockAccount } from "../db/accounts.ts";
+import { recordAuditEvent } from "../db/audit-events.ts";
+import { UnknownResourceError } from "../domain/errors.ts";
+import type { Entitlements } from "./entitlements.ts";
+
+/** An audited change to one account. */
+export type AccountChange = {
+  /** Who makes it: a superadmin's user id, `service:<name>`, or "cli". */
+  readonly actor: string;
+  readonly userId: string;
+  readonly action: string;
+  readonly reason: string;
+  readonly at: Date;
+  /** Records a user never seen first (terms may be set before a user's first call); otherwise an unknown account is not_found. */
+  readonly createAccount?: boolean;
+};
+
+/**
+ * Runs a change under the account's lock, with its audit event and the notification that evicts
+ * the account on every replica, in one transaction. `apply` returns what it changed, or
+ * `unchanged` (then nothing is audited or announced) with the result.
+ */
+export async function changeAccount<T>(
+  db: CommonQueryMethods,
+  entitlements: Entitlements,
+  change: AccountChange,
+  apply: (tx: DatabaseTransactionConnection) => Promise<{ readonly result: T; readonly changed: boolean }>,
+): Promise<T> {
+  const { result, changed } = await db.transaction(async (tx) => {
+    if (change.createAccount === true) await ensureAccount(tx, change.userId, change.at);
+    if ((await lockAccount(tx, change.userId)) === null) {
+      throw new UnknownResourceError("account", change.userId);
+    }
+    const applied = await apply(tx);
+    if (applied.changed) {
+      await recordAuditEvent(tx, { actorId: change.actor, action: change.action, targetUserId: change.userId, reason: change.reason, at: change.at });
+      await entitlements.announceChange(tx, change.userId);
+    }
+    return applied;
+  });
+  if (changed) entitlements.forget(change.userId);
+  return result;
+}

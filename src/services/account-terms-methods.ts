@@ -1,0 +1,115 @@
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import {
+  EntitlementService,
+  type ClearOverrideRequest,
+  type GrantUsageRequest,
+  type ListGrantsRequest,
+  type ListOverridesRequest,
+  type RevokeGrantRequest,
+  type SetFeatureOverrideRequest,
+  type SetQuotaOverrideRequest,
+} from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import type { TermsAdministration } from "../app/terms-administration.ts";
+import { callerOf } from "../auth/gates.ts";
+import { auditReason } from "../domain/accounts.ts";
+import { InvalidArgumentError } from "../domain/errors.ts";
+import { MAX_USAGE } from "../domain/quota.ts";
+import { futureExpiry } from "../domain/terms.ts";
+import * as validate from "../domain/validation.ts";
+import { grantMessage, overrideMessage } from "./terms-messages.ts";
+
+/** The EntitlementService RPCs of per-account terms: overrides and usage grants. */
+export type AccountTermsRpcs = Pick<
+  ServiceImpl<typeof EntitlementService>,
+  "setFeatureOverride" | "setQuotaOverride" | "clearOverride" | "listOverrides" | "grantUsage" | "listGrants" | "revokeGrant"
+>;
+
+/** The RPCs that superadmins may call too (with their user token), besides backends. */
+export const ACCOUNT_TERMS_METHODS = [
+  EntitlementService.method.setFeatureOverride,
+  EntitlementService.method.setQuotaOverride,
+  EntitlementService.method.clearOverride,
+  EntitlementService.method.listOverrides,
+  EntitlementService.method.grantUsage,
+  EntitlementService.method.listGrants,
+  EntitlementService.method.revokeGrant,
+];
+
+/** Validates, delegates to TermsAdministration with the caller as actor, converts. */
+export class AccountTermsMethods implements AccountTermsRpcs {
+  readonly #terms: TermsAdministration;
+  readonly #now: () => Date;
+
+  constructor(terms: TermsAdministration, now: () => Date) {
+    this.#terms = terms;
+    this.#now = now;
+  }
+
+  async setFeatureOverride(request: SetFeatureOverrideRequest, context: HandlerContext) {
+    const override = await this.#terms.setOverride(callerOf(context), {
+      userId: validate.userId(request.userId),
+      kind: "feature",
+      target: validate.catalogName(request.feature, "feature"),
+      enabled: request.enabled,
+      expiresAt: this.#expiry(request.expiresAt),
+      reason: auditReason(request.reason),
+    });
+    return { override: overrideMessage(override) };
+  }
+
+  async setQuotaOverride(request: SetQuotaOverrideRequest, context: HandlerContext) {
+    const override = await this.#terms.setOverride(callerOf(context), {
+      userId: validate.userId(request.userId),
+      kind: "quota",
+      target: validate.catalogName(request.metric, "metric"),
+      limit: request.limit === undefined ? null : validate.unitsBetween(request.limit, 0n, MAX_USAGE, "limit"),
+      expiresAt: this.#expiry(request.expiresAt),
+      reason: auditReason(request.reason),
+    });
+    return { override: overrideMessage(override) };
+  }
+
+  async clearOverride(request: ClearOverrideRequest, context: HandlerContext) {
+    const userId = validate.userId(request.userId);
+    const { target } = request;
+    if (target.case === undefined) {
+      throw new InvalidArgumentError([{ field: "target", description: "must name a feature or a metric" }]);
+    }
+    const kind = target.case === "feature" ? "feature" : "quota";
+    const cleared = await this.#terms.clearOverride(callerOf(context), userId, kind, validate.catalogName(target.value, target.case));
+    return { cleared: cleared === null ? undefined : overrideMessage(cleared) };
+  }
+
+  async listOverrides(request: ListOverridesRequest) {
+    const overrides = await this.#terms.listOverrides(validate.userId(request.userId));
+    return { overrides: overrides.map((override) => overrideMessage(override)) };
+  }
+
+  async grantUsage(request: GrantUsageRequest, context: HandlerContext) {
+    const { grant, replayed } = await this.#terms.grantUsage(callerOf(context), {
+      userId: validate.userId(request.userId),
+      metric: validate.catalogName(request.metric, "metric"),
+      amount: validate.unitsBetween(request.amount, 1n, MAX_USAGE, "amount"),
+      expiresAt: this.#expiry(request.expiresAt),
+      idempotencyKey: validate.requiredIdempotencyKey(request.idempotencyKey),
+      reason: auditReason(request.reason),
+    });
+    return { grant: grantMessage(grant), replayed };
+  }
+
+  async listGrants(request: ListGrantsRequest) {
+    const grants = await this.#terms.listGrants(validate.userId(request.userId), request.includeSpent);
+    return { grants: grants.map((grant) => grantMessage(grant)) };
+  }
+
+  async revokeGrant(request: RevokeGrantRequest, context: HandlerContext) {
+    const userId = validate.userId(request.userId);
+    const grant = await this.#terms.revokeGrant(callerOf(context), userId, validate.uuid(request.grantId, "grant_id"));
+    return { grant: grantMessage(grant) };
+  }
+
+  #expiry(expiresAt: Timestamp | undefined): Date | null {
+    return futureExpiry(expiresAt === undefined ? undefined : timestampDate(expiresAt), this.#now());
+  }
+}
