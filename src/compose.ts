@@ -7,6 +7,7 @@ import { HealthMonitor } from "./app/health-monitor.ts";
 import { ReplicaCache } from "./app/replica-cache.ts";
 import { SignIns } from "./app/sign-ins.ts";
 import { TermsAdministration } from "./app/terms-administration.ts";
+import { PlanChanges } from "./app/plan-changes.ts";
 import { createUserTokenVerifier, type UserTokenVerifier } from "./auth/user-tokens.ts";
 import type { Config } from "./config.ts";
 import { CallTransactions } from "./db/call-transaction.ts";
@@ -51,6 +52,8 @@ export type ComposedService = {
   readonly catalog: CatalogSource;
   readonly entitlements: Entitlements;
   readonly administration: Administration;
+  /** Plan changes now, trials and scheduled changes (with the sweep that writes down those due). */
+  readonly planChanges: PlanChanges;
   readonly signIns: SignIns;
   readonly health: HealthMonitor;
   readonly metrics: Metrics;
@@ -80,6 +83,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
   const administration = new Administration(pool, entitlements, clock);
   const catalogs = new CatalogAdministration(pool, entitlements, clock);
   const terms = new TermsAdministration(pool, entitlements, clock);
+  const planChanges = new PlanChanges(pool, entitlements, clock);
   const signIns = new SignIns(pool, entitlements, clock);
   const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
   const verifyUserToken =
@@ -96,6 +100,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     administration,
     catalogs,
     terms,
+    planChanges,
     signIns,
     health,
     serviceTokens: settings.serviceTokens,
@@ -106,6 +111,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     catalog,
     entitlements,
     administration,
+    planChanges,
     signIns,
     health,
     metrics,

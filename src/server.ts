@@ -17,6 +17,8 @@ import { listenAll, type Listener } from "./transport/listeners.ts";
 import { readTlsMaterial } from "./transport/tls.ts";
 
 const IDEMPOTENCY_SWEEP_MS = 60 * 60 * 1000;
+/** How often due plan changes are written down (answers never wait for it). */
+const SCHEDULED_CHANGE_SWEEP_MS = 30 * 1000;
 
 export type RunningService = Listener & {
   readonly databaseUrl: string;
@@ -94,7 +96,7 @@ export async function startService(
     // default catalog goes into an empty database only, so a team's own catalog stays as it is.
     if (config.catalogFile !== undefined) await seedCatalog(pool, await loadCatalogFile(config.catalogFile));
     else await seedCatalog(pool, await loadDefaultCatalog(), { onlyIfEmpty: true });
-    const { catalog, entitlements, standings, health, served } = await composeService({ ...config, serviceTokens, jwtSecret }, pool, { logger, clock, metrics });
+    const { catalog, entitlements, planChanges, standings, health, served } = await composeService({ ...config, serviceTokens, jwtSecret }, pool, { logger, clock, metrics });
     catalog.startRefreshing();
     // Changes made through any replica reach this one's caches as notifications.
     const notifications = new NotificationListener(
@@ -125,6 +127,10 @@ export async function startService(
         logger.warn({ err: error }, "idempotency key sweep failed"),
       );
     }, IDEMPOTENCY_SWEEP_MS).unref();
+    // Answers put scheduled changes in force at their time; this only writes them down.
+    const scheduled = setInterval(() => {
+      planChanges.writeDownDueChanges().catch((error: unknown) => logger.warn({ err: error }, "writing down due plan changes failed"));
+    }, SCHEDULED_CHANGE_SWEEP_MS).unref();
     logger.info(
       { host: config.host, grpcPort: listener.grpcPort, httpPort: listener.httpPort, embedded: embedded !== undefined },
       "entitlement service listening",
@@ -137,6 +143,7 @@ export async function startService(
         // Health turns NOT_SERVING first, so balancers stop sending while in-flight calls drain.
         health.shutdown();
         clearInterval(sweep);
+        clearInterval(scheduled);
         catalog.stopRefreshing();
         await notifications.stop();
         await listener.close();

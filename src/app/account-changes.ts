@@ -1,6 +1,7 @@
 import type { CommonQueryMethods, DatabaseTransactionConnection } from "slonik";
 import { ensureAccount, lockAccount } from "../db/accounts.ts";
 import { recordAuditEvent } from "../db/audit-events.ts";
+import type { AccountRecord } from "../domain/accounts.ts";
 import { UnknownResourceError } from "../domain/errors.ts";
 import type { Entitlements } from "./entitlements.ts";
 
@@ -25,14 +26,15 @@ export async function changeAccount<T>(
   db: CommonQueryMethods,
   entitlements: Entitlements,
   change: AccountChange,
-  apply: (tx: DatabaseTransactionConnection) => Promise<{ readonly result: T; readonly changed: boolean }>,
+  apply: (tx: DatabaseTransactionConnection, account: AccountRecord) => Promise<{ readonly result: T; readonly changed: boolean }>,
 ): Promise<T> {
   const { result, changed } = await db.transaction(async (tx) => {
     if (change.createAccount === true) await ensureAccount(tx, change.userId, change.at);
-    if ((await lockAccount(tx, change.userId)) === null) {
+    const account = await lockAccount(tx, change.userId);
+    if (account === null) {
       throw new UnknownResourceError("account", change.userId);
     }
-    const applied = await apply(tx);
+    const applied = await apply(tx, account);
     if (applied.changed) {
       await recordAuditEvent(tx, { actorId: change.actor, action: change.action, targetUserId: change.userId, reason: change.reason, at: change.at });
       await entitlements.announceChange(tx, change.userId);

@@ -4,10 +4,9 @@ import type { Clock } from "../domain/clock.ts";
 import type { ReplicaCache } from "./replica-cache.ts";
 import { afterCallCommit, callDeadline, queriesOf } from "../db/call-transaction.ts";
 import type { IncrementBatcher } from "../db/increment-batcher.ts";
-import { ensureAccount, findAccountStanding, lockAccount, type AccountStanding } from "../db/accounts.ts";
+import { findAccountStanding, type AccountStanding } from "../db/accounts.ts";
 import { notifyAccountChanged } from "../db/notifications.ts";
 import { consumeUsageOnce, type IdempotentIncrement } from "../db/idempotency-keys.ts";
-import { replaceCurrentSubscription } from "../db/subscriptions.ts";
 import { decideConsumption, findUsed, findUsedByMetric, findUsedRows, usageRowId, type UsageRowKey } from "../db/usage-counters.ts";
 import { Coalescer } from "../db/coalescer.ts";
 import type { Metric, Plan } from "../domain/catalog.ts";
@@ -19,7 +18,7 @@ import {
 } from "../domain/errors.ts";
 import { currentUsageRow } from "../domain/periods.ts";
 import { fits, QuotaExceededError, quotaOf, quotaState, usageCeiling, type QuotaState } from "../domain/quota.ts";
-import { expiryOf, subscriptionStatus, type SubscriptionRecord } from "../domain/subscriptions.ts";
+import { subscriptionInForce, type ScheduledChange, type SubscriptionRecord } from "../domain/subscriptions.ts";
 import { grantRemaining, quotaEntitlement, type AccountTerms } from "../domain/terms.ts";
 
 /** How long an idempotency key is remembered. */
@@ -31,6 +30,8 @@ export type CurrentPlan = {
   readonly subscription: SubscriptionRecord | undefined;
   /** A suspended account is denied everything, whatever its plan. */
   readonly suspended: boolean;
+  /** A plan change pending (not yet due). */
+  readonly scheduledChange: ScheduledChange | undefined;
   /** Overrides that beat the plan, and grants on top of it (each weighed at its own expiry). */
   readonly terms: AccountTerms;
 };
@@ -167,19 +168,27 @@ export class Entitlements {
     return this.#catalog.refresh();
   }
 
+  /**
+   * The plan the account is on at `at`, decided as of then with no job having run: a scheduled
+   * change that came due, a trial, the subscription (domain/subscriptions.ts subscriptionInForce).
+   */
   async currentPlan(userId: string, at: Date): Promise<CurrentPlan> {
-    const { status, subscription, terms } = await this.standing(userId);
-    const suspended = status === "suspended";
+    const standing = await this.standing(userId);
+    const suspended = standing.status === "suspended";
+    const { terms } = standing;
+    const pending = standing.scheduledChange;
+    const scheduledChange = pending !== null && pending.effectiveAt.getTime() > at.getTime() ? pending : undefined;
+    const subscription = subscriptionInForce(userId, standing, at, (code) => (code === this.catalog.defaultPlan.code ? undefined : this.catalog.plan(code)?.version));
     // The version the subscription started on, whose terms it keeps: from this replica's catalog
     // without a turn of the event loop, read afresh only when it is newer than that catalog. A
     // version found nowhere leaves the subscriber on the default plan rather than failing them.
     const plan =
-      subscription === null || subscriptionStatus(subscription, at) !== "active"
+      subscription === null
         ? undefined
         : (this.catalog.planVersion(subscription.planCode, subscription.planVersion) ?? (await this.subscribedPlan(subscription)));
     return plan === undefined || subscription === null
-      ? { plan: this.catalog.defaultPlan, subscription: undefined, suspended, terms }
-      : { plan, subscription, suspended, terms };
+      ? { plan: this.catalog.defaultPlan, subscription: undefined, suspended, terms, scheduledChange }
+      : { plan, subscription, suspended, terms, scheduledChange };
   }
 
   /**
@@ -263,23 +272,6 @@ export class Entitlements {
       throw new QuotaExceededError(increment.userId, quota, increment.amount);
     }
     return { result: { quota, replayed: false }, drewGrants: outcome.grantRemaining !== null };
-  }
-
-  /** Moves the user to a plan: the current subscription ends and a new one starts, atomically. */
-  async changePlan(userId: string, plan: Plan, durationDays: number | undefined): Promise<SubscriptionRecord> {
-    const now = this.now();
-    const expiresAt = expiryOf(now, durationDays);
-    const subscription = await this.#db.transaction(async (tx) => {
-      await ensureAccount(tx, userId, now);
-      const account = await lockAccount(tx, userId);
-      if (account?.status === "suspended") {
-        throw new AccountSuspendedError(userId);
-      }
-      await this.announceChange(tx, userId);
-      return replaceCurrentSubscription(tx, { userId, planCode: plan.code, startedAt: now, expiresAt });
-    });
-    this.forget(userId);
-    return subscription;
   }
 
   /** The first result under a key: its usage and limit, with the grants the account holds now. */

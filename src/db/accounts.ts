@@ -2,10 +2,12 @@ import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 import { timestampColumn } from "./columns.ts";
 import type { AccountRecord, AccountStatus } from "../domain/accounts.ts";
-import type { SubscriptionRecord } from "../domain/subscriptions.ts";
+import type { PlanCommitments } from "../domain/subscriptions.ts";
 import { NO_TERMS, type AccountTerms } from "../domain/terms.ts";
 import { overrideInForce, overridesInForce } from "./overrides.ts";
 import { grantInForce, grantsInForce } from "./usage-grants.ts";
+import { pendingChange } from "./scheduled-changes.ts";
+import { runningTrial } from "./trials.ts";
 
 
 const ACCOUNT_COLUMNS = sql.fragment`
@@ -75,11 +77,9 @@ export async function findAccount(db: CommonQueryMethods, userId: string): Promi
 }
 
 /** What every entitlement decision needs about a user, in one round trip. */
-export type AccountStanding = {
+export type AccountStanding = PlanCommitments & {
   readonly status: AccountStatus;
   readonly tokensValidAfter: Date | null;
-  /** The current (not replaced) subscription, which may have expired. */
-  readonly subscription: SubscriptionRecord | null;
   /** Overrides and grants in force when it was read; each still lapses at its own expiry. */
   readonly terms: AccountTerms;
 };
@@ -92,6 +92,12 @@ const standingRow = z
     plan_version: z.number().nullable(),
     started_at: timestampColumn.nullable(),
     expires_at: timestampColumn.nullable(),
+    trial_plan: z.string().nullable(),
+    trial_version: z.number().nullable(),
+    trial_started_at: timestampColumn.nullable(),
+    trial_ends_at: timestampColumn.nullable(),
+    change_plan: z.string().nullable(),
+    change_effective_at: timestampColumn.nullable(),
     overrides: z.array(overrideInForce).nullable(),
     grants: z.array(grantInForce).nullable(),
   });
@@ -103,10 +109,14 @@ const standingRow = z
 export async function findAccountStanding(db: CommonQueryMethods, userId: string, at: Date): Promise<AccountStanding> {
   const row = await db.one(sql.prepared("account_standing", standingRow)`
     select a.status, a.tokens_valid_after, s.plan_code, s.plan_version, s.started_at, s.expires_at,
+      trial.plan_code as trial_plan, trial.plan_version as trial_version, trial.started_at as trial_started_at, trial.ends_at as trial_ends_at,
+      change.plan_code as change_plan, change.effective_at as change_effective_at,
       ${overridesInForce(at)} as overrides, ${grantsInForce(at)} as grants
     from (select ${userId}::text as user_id) as wanted
     left join accounts a on a.user_id = wanted.user_id
     left join subscriptions s on s.user_id = wanted.user_id and s.ended_at is null
+    ${runningTrial(at)}
+    ${pendingChange}
   `);
   const terms = row.overrides === null && row.grants === null ? NO_TERMS : { overrides: row.overrides ?? [], grants: row.grants ?? [] };
   return {
@@ -116,6 +126,11 @@ export async function findAccountStanding(db: CommonQueryMethods, userId: string
       row.plan_code === null || row.plan_version === null || row.started_at === null
         ? null
         : { userId, planCode: row.plan_code, planVersion: row.plan_version, startedAt: row.started_at, expiresAt: row.expires_at, endedAt: null },
+    trial:
+      row.trial_plan === null || row.trial_version === null || row.trial_started_at === null || row.trial_ends_at === null
+        ? null
+        : { userId, planCode: row.trial_plan, planVersion: row.trial_version, startedAt: row.trial_started_at, endsAt: row.trial_ends_at },
+    scheduledChange: row.change_plan === null || row.change_effective_at === null ? null : { planCode: row.change_plan, effectiveAt: row.change_effective_at },
     terms,
   };
 }

@@ -50,6 +50,13 @@ export async function replaceCurrentSubscription(
   `);
 }
 
+/** Ends the current subscription (if any) at `at`, leaving the account on the default plan. */
+export async function endCurrentSubscription(db: CommonQueryMethods, userId: string, at: Date): Promise<void> {
+  await db.query(sql.unsafe`
+    update subscriptions set ended_at = ${sql.timestamp(at)} where user_id = ${userId} and ended_at is null
+  `);
+}
+
 /** Every subscription the user had, newest first. */
 export async function findSubscriptionHistory(
   db: CommonQueryMethods,

@@ -9,7 +9,12 @@ import {
   type RevokeGrantRequest,
   type SetFeatureOverrideRequest,
   type SetQuotaOverrideRequest,
+  type StartTrialRequest,
+  type SchedulePlanChangeRequest,
+  type CancelScheduledChangeRequest,
 } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import type { Entitlements } from "../app/entitlements.ts";
+import type { PlanChanges } from "../app/plan-changes.ts";
 import type { TermsAdministration } from "../app/terms-administration.ts";
 import { callerOf } from "../auth/gates.ts";
 import { auditReason } from "../domain/accounts.ts";
@@ -18,11 +23,21 @@ import { MAX_USAGE } from "../domain/quota.ts";
 import { futureExpiry } from "../domain/terms.ts";
 import * as validate from "../domain/validation.ts";
 import { grantMessage, overrideMessage } from "./terms-messages.ts";
+import { planMessage, scheduledChangeMessage, subscriptionMessage } from "./messages.ts";
 
 /** The EntitlementService RPCs of per-account terms: overrides and usage grants. */
 export type AccountTermsRpcs = Pick<
   ServiceImpl<typeof EntitlementService>,
-  "setFeatureOverride" | "setQuotaOverride" | "clearOverride" | "listOverrides" | "grantUsage" | "listGrants" | "revokeGrant"
+  | "setFeatureOverride"
+  | "setQuotaOverride"
+  | "clearOverride"
+  | "listOverrides"
+  | "grantUsage"
+  | "listGrants"
+  | "revokeGrant"
+  | "startTrial"
+  | "schedulePlanChange"
+  | "cancelScheduledChange"
 >;
 
 /** The RPCs that superadmins may call too (with their user token), besides backends. */
@@ -34,16 +49,24 @@ export const ACCOUNT_TERMS_METHODS = [
   EntitlementService.method.grantUsage,
   EntitlementService.method.listGrants,
   EntitlementService.method.revokeGrant,
+  EntitlementService.method.startTrial,
+  EntitlementService.method.schedulePlanChange,
+  EntitlementService.method.cancelScheduledChange,
 ];
 
-/** Validates, delegates to TermsAdministration with the caller as actor, converts. */
+/** What the per-account terms RPCs delegate to. */
+export type AccountTermsParts = { readonly entitlements: Entitlements; readonly terms: TermsAdministration; readonly planChanges: PlanChanges };
+
+/** Validates, delegates to TermsAdministration and PlanChanges with the caller as actor, converts. */
 export class AccountTermsMethods implements AccountTermsRpcs {
   readonly #terms: TermsAdministration;
-  readonly #now: () => Date;
+  readonly #planChanges: PlanChanges;
+  readonly #entitlements: Entitlements;
 
-  constructor(terms: TermsAdministration, now: () => Date) {
-    this.#terms = terms;
-    this.#now = now;
+  constructor(parts: AccountTermsParts) {
+    this.#terms = parts.terms;
+    this.#planChanges = parts.planChanges;
+    this.#entitlements = parts.entitlements;
   }
 
   async setFeatureOverride(request: SetFeatureOverrideRequest, context: HandlerContext) {
@@ -109,7 +132,32 @@ export class AccountTermsMethods implements AccountTermsRpcs {
     return { grant: grantMessage(grant) };
   }
 
+  async startTrial(request: StartTrialRequest, context: HandlerContext) {
+    const userId = validate.userId(request.userId);
+    const plan = this.#entitlements.plan(validate.catalogName(request.planCode, "plan_code"));
+    const trial = await this.#planChanges.startTrial(callerOf(context), userId, plan, request.days);
+    const tried = (await this.#entitlements.subscribedPlan(trial)) ?? plan;
+    return { subscription: subscriptionMessage(trial, trial.startedAt, tried.interval), plan: planMessage(tried) };
+  }
+
+  async schedulePlanChange(request: SchedulePlanChangeRequest, context: HandlerContext) {
+    const userId = validate.userId(request.userId);
+    const plan = this.#entitlements.plan(validate.catalogName(request.planCode, "plan_code"));
+    const { when } = request;
+    if (when.case === undefined || (when.case === "atPeriodEnd" && !when.value)) {
+      throw new InvalidArgumentError([{ field: "when", description: "must be at_period_end: true or a time `at`" }]);
+    }
+    const time = when.case === "at" ? { at: timestampDate(when.value) } : ({ atPeriodEnd: true } as const);
+    const scheduled = await this.#planChanges.schedule(callerOf(context), userId, plan, time);
+    return { scheduledChange: scheduledChangeMessage(scheduled) };
+  }
+
+  async cancelScheduledChange(request: CancelScheduledChangeRequest, context: HandlerContext) {
+    const cancelled = await this.#planChanges.cancelScheduled(callerOf(context), validate.userId(request.userId));
+    return { cancelled: cancelled === null ? undefined : scheduledChangeMessage(cancelled) };
+  }
+
   #expiry(expiresAt: Timestamp | undefined): Date | null {
-    return futureExpiry(expiresAt === undefined ? undefined : timestampDate(expiresAt), this.#now());
+    return futureExpiry(expiresAt === undefined ? undefined : timestampDate(expiresAt), this.#entitlements.now());
   }
 }

@@ -15,9 +15,12 @@ import {
 import * as validate from "../domain/validation.ts";
 import { checkAmount, incrementAmount } from "../domain/quota.ts";
 import type { Entitlements } from "../app/entitlements.ts";
-import type { TermsAdministration } from "../app/terms-administration.ts";
+
 import { featureEntitlement } from "../domain/terms.ts";
-import { AccountTermsMethods } from "./account-terms-methods.ts";
+import { AccountTermsMethods, type AccountTermsParts } from "./account-terms-methods.ts";
+import type { PlanChanges } from "../app/plan-changes.ts";
+import { callerOf } from "../auth/gates.ts";
+import type { HandlerContext } from "@connectrpc/connect";
 import {
   catalogAnswer,
   currentPlanAnswer,
@@ -39,10 +42,12 @@ const listPlansResponse = (init: CatalogInit) => create(ListPlansResponseSchema,
  */
 export class EntitlementServiceImpl extends AccountTermsMethods implements ServiceImpl<typeof EntitlementService> {
   readonly #entitlements: Entitlements;
+  readonly #changes: PlanChanges;
 
-  constructor(entitlements: Entitlements, terms: TermsAdministration) {
-    super(terms, () => entitlements.now());
-    this.#entitlements = entitlements;
+  constructor(parts: AccountTermsParts) {
+    super(parts);
+    this.#entitlements = parts.entitlements;
+    this.#changes = parts.planChanges;
   }
 
   async getPlan(request: GetPlanRequest) {
@@ -77,10 +82,10 @@ export class EntitlementServiceImpl extends AccountTermsMethods implements Servi
     return { quota: quotaStatusMessage(quota), replayed };
   }
 
-  async upgradePlan(request: UpgradePlanRequest) {
+  async upgradePlan(request: UpgradePlanRequest, context: HandlerContext) {
     const userId = validate.userId(request.userId);
     const plan = this.#entitlements.plan(validate.catalogName(request.planCode, "plan_code"));
-    const subscription = await this.#entitlements.changePlan(userId, plan, request.durationDays);
+    const subscription = await this.#changes.changePlan(callerOf(context), userId, plan, request.durationDays);
     // The version it was subscribed to: the database's latest, which may be newer than `plan`.
     const subscribed = (await this.#entitlements.subscribedPlan(subscription)) ?? plan;
     return {

@@ -2,8 +2,10 @@ import { create, type Message } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { BillingInterval, PlanSchema, ResetPeriod, type Plan as PlanMessage } from "../../gen/entitlements/v1/plan_pb.js";
 import {
+  ScheduledChangeSchema,
   SubscriptionSchema,
   SubscriptionStatus,
+  type ScheduledChange as ScheduledChangeMessage,
   type Subscription,
 } from "../../gen/entitlements/v1/subscription_pb.js";
 import { QuotaStatusSchema, type QuotaStatus } from "../../gen/entitlements/v1/usage_pb.js";
@@ -20,7 +22,7 @@ import { billingPeriodContaining } from "../domain/periods.ts";
 import type { CurrentPlan } from "../app/entitlements.ts";
 import type { QuotaState } from "../domain/quota.ts";
 import { memoized, share } from "../transport/shared-answers.ts";
-import { subscriptionStatus, type SubscriptionRecord } from "../domain/subscriptions.ts";
+import { subscriptionStatus, type ScheduledChange, type SubscriptionRecord } from "../domain/subscriptions.ts";
 import type { EntitlementSource as EntitlementSourceName } from "../domain/terms.ts";
 import { ENTITLEMENT_SOURCES } from "./terms-messages.ts";
 
@@ -36,6 +38,7 @@ const RESET_PERIODS: Record<DomainResetPeriod, ResetPeriod> = {
 
 const SUBSCRIPTION_STATUSES = {
   active: SubscriptionStatus.ACTIVE,
+  trialing: SubscriptionStatus.TRIALING,
   expired: SubscriptionStatus.EXPIRED,
   replaced: SubscriptionStatus.REPLACED,
 } as const;
@@ -74,11 +77,17 @@ function convertPlan(plan: Plan): PlanMessage {
 
 /**
  * A subscription as of `at`; with the interval of the plan version it is on, an active one
- * carries its current billing period.
+ * carries its current billing period (a trial: the trial).
  */
 export function subscriptionMessage(subscription: SubscriptionRecord, at: Date, interval?: BillingIntervalName): Subscription {
   const status = subscriptionStatus(subscription, at);
-  const period = interval === undefined || status !== "active" ? undefined : billingPeriodContaining(subscription.startedAt, interval, at);
+  const trialEndsAt = subscription.trialEndsAt ?? null;
+  const period =
+    status === "trialing" && trialEndsAt !== null
+      ? { start: subscription.startedAt, end: trialEndsAt }
+      : interval === undefined || status !== "active"
+        ? undefined
+        : billingPeriodContaining(subscription.startedAt, interval, at);
   return create(SubscriptionSchema, {
     userId: subscription.userId,
     planCode: subscription.planCode,
@@ -89,6 +98,7 @@ export function subscriptionMessage(subscription: SubscriptionRecord, at: Date, 
     endedAt: subscription.endedAt === null ? undefined : timestampFromDate(subscription.endedAt),
     currentPeriodStart: period === undefined ? undefined : timestampFromDate(period.start),
     currentPeriodEnd: period === undefined ? undefined : timestampFromDate(period.end),
+    trialEndsAt: trialEndsAt === null ? undefined : timestampFromDate(trialEndsAt),
   });
 }
 
@@ -130,7 +140,7 @@ const allPlansAnswers: Answers = new WeakMap();
  * `response` must be the same function on every call for that.
  */
 export function currentPlanAnswer<M extends Message>(current: CurrentPlan, at: Date, response: (init: CurrentPlanInit) => M): M {
-  if (current.subscription !== undefined) return response(currentPlanMessages(current, at));
+  if (current.subscription !== undefined || current.scheduledChange !== undefined) return response(currentPlanMessages(current, at));
   const answers = current.suspended ? suspendedPlanAnswers : activePlanAnswers;
   return sharedAnswer(answers, current.plan, response, () => response(currentPlanMessages(current, at)));
 }
@@ -178,7 +188,12 @@ export function currentPlanMessages(current: CurrentPlan, at: Date) {
     plan: planMessage(current.plan),
     subscription: current.subscription === undefined ? undefined : subscriptionMessage(current.subscription, at, current.plan.interval),
     accountStatus: current.suspended ? AccountStatus.SUSPENDED : AccountStatus.ACTIVE,
+    scheduledChange: current.scheduledChange === undefined ? undefined : scheduledChangeMessage(current.scheduledChange),
   };
+}
+
+export function scheduledChangeMessage(change: ScheduledChange): ScheduledChangeMessage {
+  return create(ScheduledChangeSchema, { planCode: change.planCode, effectiveAt: timestampFromDate(change.effectiveAt) });
 }
 
 export function accountMessage(account: AccountRecord): Account {

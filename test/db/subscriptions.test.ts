@@ -4,16 +4,19 @@ import { z } from "zod";
 import { CatalogSource } from "../../src/app/catalog-source.ts";
 import { ensureAccount, findAccountStanding } from "../../src/db/accounts.ts";
 import { Entitlements } from "../../src/app/entitlements.ts";
+import { PlanChanges } from "../../src/app/plan-changes.ts";
 import { createLogger } from "../../src/platform/logger.ts";
 import { TestClock } from "../support/clock.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 
 let database: TestDatabase;
 let entitlements: Entitlements;
+let planChanges: PlanChanges;
 const clock = new TestClock("2026-04-01T00:00:00Z");
 beforeAll(async () => {
   database = await createTestDatabase();
   entitlements = new Entitlements(database.pool, await CatalogSource.load(database.pool, createLogger("silent")), clock);
+  planChanges = new PlanChanges(database.pool, entitlements, clock);
 });
 
 describe("subscriptions", () => {
@@ -29,7 +32,7 @@ describe("subscriptions", () => {
   it("stay consistent when plan changes for one user race", async () => {
     const userId = "racer";
     const plans = ["pro", "enterprise", "free", "pro", "enterprise", "pro", "free", "enterprise", "pro", "pro"];
-    await Promise.all(plans.map((code) => entitlements.changePlan(userId, entitlements.plan(code), undefined)));
+    await Promise.all(plans.map((code) => planChanges.changePlan("cli", userId, entitlements.plan(code), undefined)));
     const counts = await database.pool.one(sql.type(z.object({ total: z.bigint(), current: z.bigint() }))`
       select count(*) as total, count(*) filter (where ended_at is null) as current
       from subscriptions where user_id = ${userId}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError } from "../../src/domain/errors.ts";
-import { expiryOf, MAX_DURATION_DAYS, subscriptionStatus } from "../../src/domain/subscriptions.ts";
+import { expiryOf, MAX_DURATION_DAYS, subscriptionInForce, subscriptionStatus } from "../../src/domain/subscriptions.ts";
 
 const startedAt = new Date("2026-03-01T00:00:00Z");
 
@@ -32,5 +32,43 @@ describe("expiryOf", () => {
       expect(() => expiryOf(startedAt, days)).toThrow(InvalidArgumentError);
     }
     expect(expiryOf(startedAt, MAX_DURATION_DAYS)).not.toBeNull();
+  });
+});
+
+describe("subscriptionInForce", () => {
+  const at = new Date("2026-05-10T00:00:00Z");
+  const subscription = { userId: "u", planCode: "pro", planVersion: 2, startedAt: new Date("2026-01-01T00:00:00Z"), expiresAt: null, endedAt: null };
+  const trial = { userId: "u", planCode: "enterprise", planVersion: 1, startedAt: new Date("2026-05-01T00:00:00Z"), endsAt: new Date("2026-05-15T00:00:00Z") };
+  const versionOf = (code: string) => (code === "free" ? undefined : 7);
+
+  it("is the subscription while active, else none", () => {
+    expect(subscriptionInForce("u", { subscription, trial: null, scheduledChange: null }, at, versionOf)).toBe(subscription);
+    const lapsed = { ...subscription, expiresAt: at };
+    expect(subscriptionInForce("u", { subscription: lapsed, trial: null, scheduledChange: null }, at, versionOf)).toBeNull();
+  });
+
+  it("is a running trial over the subscription, which comes back when the trial ends", () => {
+    expect(subscriptionInForce("u", { subscription, trial, scheduledChange: null }, at, versionOf)).toMatchObject({ planCode: "enterprise", trialEndsAt: trial.endsAt });
+    expect(subscriptionInForce("u", { subscription, trial, scheduledChange: null }, trial.endsAt, versionOf)).toBe(subscription);
+  });
+
+  it("is a scheduled change from the instant it comes due, over a trial; to the default plan, none", () => {
+    const change = { planCode: "team", effectiveAt: at };
+    expect(subscriptionInForce("u", { subscription, trial, scheduledChange: change }, new Date(at.getTime() - 1), versionOf)?.planCode).toBe("enterprise");
+    expect(subscriptionInForce("u", { subscription, trial, scheduledChange: change }, at, versionOf)).toEqual({
+      userId: "u",
+      planCode: "team",
+      planVersion: 7,
+      startedAt: at,
+      expiresAt: null,
+      endedAt: null,
+    });
+    expect(subscriptionInForce("u", { subscription, trial, scheduledChange: { planCode: "free", effectiveAt: at } }, at, versionOf)).toBeNull();
+  });
+
+  it("says trialing while a trial runs, and expired after", () => {
+    const trialing = { ...subscription, trialEndsAt: trial.endsAt };
+    expect(subscriptionStatus(trialing, at)).toBe("trialing");
+    expect(subscriptionStatus(trialing, trial.endsAt)).toBe("expired");
   });
 });

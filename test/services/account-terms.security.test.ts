@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { sql } from "slonik";
 import { SubscriptionService } from "../../gen/entitlements/v1/subscription_service_pb.js";
 import type { ComposedService } from "../../src/compose.ts";
@@ -44,6 +45,9 @@ const termCalls = (c: ReturnType<typeof client>, userId: string) => [
   () => c.grantUsage({ userId, metric: "jobs", amount: 5n, idempotencyKey: "k", reason: "r" }),
   () => c.listGrants({ userId }),
   () => c.revokeGrant({ userId, grantId: "00000000-0000-4000-8000-000000000000" }),
+  () => c.startTrial({ userId, planCode: "pro", days: 3 }),
+  () => c.schedulePlanChange({ userId, planCode: "pro", when: { case: "at", value: { seconds: 4102444800n, nanos: 0 } } }),
+  () => c.cancelScheduledChange({ userId }),
 ];
 
 describe("who may set per-account terms", () => {
@@ -54,6 +58,8 @@ describe("who may set per-account terms", () => {
     for (const call of termCalls(client(await userToken("mallory")), "victim")) expect(await codeOf(call())).toBe(Code.PermissionDenied);
     expect((await client(BILLING_TOKEN).listOverrides({ userId: "victim" })).overrides).toEqual([]);
     expect((await client(BILLING_TOKEN).listGrants({ userId: "victim", includeSpent: true })).grants).toEqual([]);
+    expect(await client(BILLING_TOKEN).getPlan({ userId: "victim" })).toMatchObject({ plan: { code: "free" } });
+    expect((await client(BILLING_TOKEN).getPlan({ userId: "victim" })).scheduledChange).toBeUndefined();
   });
 
   it("a superadmin may, and only these RPCs: the rest of EntitlementService stays with backends", async () => {
@@ -68,7 +74,9 @@ describe("who may set per-account terms", () => {
     await client(BILLING_TOKEN).grantUsage({ userId: "audited", metric: "jobs", amount: 5n, idempotencyKey: "a", reason: "r" });
     await client(CONSOLE_TOKEN).setQuotaOverride({ userId: "audited", metric: "jobs", limit: 50n, reason: "r" });
     await client(await userToken("root")).clearOverride({ userId: "audited", target: { case: "metric", value: "jobs" } });
-    expect(await actors("audited")).toEqual(["service:billing", "service", "root"]);
+    await client(await userToken("root")).startTrial({ userId: "audited", planCode: "pro", days: 3 });
+    await client(BILLING_TOKEN).upgradePlan({ userId: "audited", planCode: "pro" });
+    expect(await actors("audited")).toEqual(["service:billing", "service", "root", "root", "service:billing"]);
   });
 });
 
@@ -93,7 +101,11 @@ describe("one account's terms never reach another", () => {
         transport: { interceptors: [bearer(await userToken("carol"))] },
       }),
     );
+    await billing.startTrial({ userId: "carol", planCode: "pro", days: 10 });
+    await billing.schedulePlanChange({ userId: "carol", planCode: "enterprise", when: { case: "atPeriodEnd", value: true } });
     const view = await mine.getMySubscription({});
+    expect(view.subscription?.trialEndsAt).toEqual(timestampFromDate(new Date("2026-03-25T12:00:00Z")));
+    expect(view.scheduledChange).toMatchObject({ planCode: "enterprise", effectiveAt: timestampFromDate(new Date("2026-03-25T12:00:00Z")) });
     expect(view.overrides.map((o) => [o.target.value, o.enabled, o.reason])).toEqual([["sso", true, ""]]);
     expect(view.grants.map((g) => [g.amount, g.reason])).toEqual([[7n, ""]]);
     const dave = createClient(
@@ -106,5 +118,6 @@ describe("one account's terms never reach another", () => {
     const other = await dave.getMySubscription({});
     expect(other.overrides).toEqual([]);
     expect(other.grants).toEqual([]);
+    expect(other.scheduledChange).toBeUndefined();
   });
 });

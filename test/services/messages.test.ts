@@ -25,27 +25,27 @@ const now = new Date("2026-06-10T08:00:00Z");
 
 describe("currentPlanAnswer", () => {
   it("gives every user without a subscription one shared, frozen answer per plan, status and response", () => {
-    const first = currentPlanAnswer({ plan: free!, subscription: undefined, suspended: false, terms: NO_TERMS }, now, getPlan);
-    const second = currentPlanAnswer({ plan: free!, subscription: undefined, suspended: false, terms: NO_TERMS }, now, getPlan);
+    const first = currentPlanAnswer({ plan: free!, subscription: undefined, suspended: false, terms: NO_TERMS, scheduledChange: undefined }, now, getPlan);
+    const second = currentPlanAnswer({ plan: free!, subscription: undefined, suspended: false, terms: NO_TERMS, scheduledChange: undefined }, now, getPlan);
     expect(second).toBe(first);
     expect(isSharedAnswer(first)).toBe(true);
     expect(Object.isFrozen(first)).toBe(true);
     expect(first).toMatchObject({ plan: { code: "free" }, accountStatus: AccountStatus.ACTIVE });
 
-    const suspended = currentPlanAnswer({ plan: free!, subscription: undefined, suspended: true, terms: NO_TERMS }, now, getPlan);
+    const suspended = currentPlanAnswer({ plan: free!, subscription: undefined, suspended: true, terms: NO_TERMS, scheduledChange: undefined }, now, getPlan);
     expect(suspended).not.toBe(first);
     expect(suspended.accountStatus).toBe(AccountStatus.SUSPENDED);
-    expect(currentPlanAnswer({ plan: pro!, subscription: undefined, suspended: false, terms: NO_TERMS }, now, getPlan).plan?.code).toBe("pro");
-    const asSubscription = currentPlanAnswer({ plan: free!, subscription: undefined, suspended: false, terms: NO_TERMS }, now, mySubscription);
+    expect(currentPlanAnswer({ plan: pro!, subscription: undefined, suspended: false, terms: NO_TERMS, scheduledChange: undefined }, now, getPlan).plan?.code).toBe("pro");
+    const asSubscription = currentPlanAnswer({ plan: free!, subscription: undefined, suspended: false, terms: NO_TERMS, scheduledChange: undefined }, now, mySubscription);
     expect(asSubscription.$typeName).toBe(GetMySubscriptionResponseSchema.typeName);
   });
 
   it("builds a fresh answer for a user with a subscription, which is theirs alone", () => {
     const subscription = { userId: "u", planCode: "pro", planVersion: 1, startedAt: new Date("2026-06-01T00:00:00Z"), expiresAt: null, endedAt: null };
-    const answer = currentPlanAnswer({ plan: pro!, subscription, suspended: false, terms: NO_TERMS }, now, getPlan);
+    const answer = currentPlanAnswer({ plan: pro!, subscription, suspended: false, terms: NO_TERMS, scheduledChange: undefined }, now, getPlan);
     expect(answer.subscription?.userId).toBe("u");
     expect(isSharedAnswer(answer)).toBe(false);
-    expect(currentPlanAnswer({ plan: pro!, subscription, suspended: false, terms: NO_TERMS }, now, getPlan)).not.toBe(answer);
+    expect(currentPlanAnswer({ plan: pro!, subscription, suspended: false, terms: NO_TERMS, scheduledChange: undefined }, now, getPlan)).not.toBe(answer);
   });
 });
 

@@ -2,6 +2,7 @@ import { afterAll } from "vitest";
 import type { Administration } from "../../src/app/administration.ts";
 import type { CatalogSource } from "../../src/app/catalog-source.ts";
 import type { Entitlements } from "../../src/app/entitlements.ts";
+import type { PlanChanges } from "../../src/app/plan-changes.ts";
 import type { HealthMonitor } from "../../src/app/health-monitor.ts";
 import { createUserTokenVerifier, type UserTokenOptions } from "../../src/auth/user-tokens.ts";
 import type { Logger } from "../../src/platform/logger.ts";
@@ -19,6 +20,7 @@ export type TestServer = TestDatabase & {
   /** The catalog the service holds (refresh it after changing plans in the database). */
   readonly catalog: CatalogSource;
   readonly administration: Administration;
+  readonly planChanges: PlanChanges;
   readonly health: HealthMonitor;
   /** http://127.0.0.1:<HTTP_PORT> */
   readonly httpUrl: string;
@@ -63,6 +65,7 @@ export async function startTestServer(
     entitlements: composed.entitlements,
     catalog: composed.catalog,
     administration: composed.administration,
+    planChanges: composed.planChanges,
     health: composed.health,
     httpUrl: `http://127.0.0.1:${listener.httpPort}`,
   };

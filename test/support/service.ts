@@ -4,6 +4,7 @@ import type { DatabasePool } from "slonik";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import type { CatalogSource } from "../../src/app/catalog-source.ts";
 import type { Entitlements } from "../../src/app/entitlements.ts";
+import type { PlanChanges } from "../../src/app/plan-changes.ts";
 import type { UserTokenVerifier } from "../../src/auth/user-tokens.ts";
 import { composeService, type ComposedService, type ServiceSettings } from "../../src/compose.ts";
 import { loadConfig } from "../../src/config.ts";
@@ -87,6 +88,7 @@ export function inMemoryClient(served: ServedCalls, token: string | null = SERVI
 export type TestService = TestDatabase & {
   readonly clock: TestClock;
   readonly entitlements: Entitlements;
+  readonly planChanges: PlanChanges;
   /** The catalog the service holds (refresh it after changing the catalog in the database). */
   readonly catalog: CatalogSource;
   /** What the service serves, for in-memory clients of its own. */
@@ -104,7 +106,7 @@ export type TestService = TestDatabase & {
 export async function createTestService(start = "2026-03-15T12:00:00Z"): Promise<TestService> {
   const database = await createTestDatabase();
   const clock = new TestClock(start);
-  const { entitlements, served, catalog } = await composeTestService(database.pool, clock);
+  const { entitlements, planChanges, served, catalog } = await composeTestService(database.pool, clock);
   const clientWith = (token: string | null) => inMemoryClient(served, token);
-  return { ...database, clock, entitlements, catalog, served, client: clientWith(SERVICE_TOKEN), clientWith };
+  return { ...database, clock, entitlements, planChanges, catalog, served, client: clientWith(SERVICE_TOKEN), clientWith };
 }

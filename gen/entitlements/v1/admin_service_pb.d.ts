@@ -7,7 +7,7 @@ import type { Message } from "@bufbuild/protobuf";
 import type { Catalog, CatalogChange, PlanVersion } from "./catalog_pb.js";
 import type { Account, AccountStatus } from "./account_pb.js";
 import type { Plan } from "./plan_pb.js";
-import type { Subscription } from "./subscription_pb.js";
+import type { ScheduledChange, Subscription } from "./subscription_pb.js";
 import type { QuotaStatus } from "./usage_pb.js";
 import type { Grant, Override } from "./terms_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -341,6 +341,13 @@ export declare type GetAccountResponse = Message<"entitlements.v1.GetAccountResp
    * @generated from field: repeated entitlements.v1.Grant grants = 7;
    */
   grants: Grant[];
+
+  /**
+   * The plan change pending for the account, if any.
+   *
+   * @generated from field: entitlements.v1.ScheduledChange scheduled_change = 8;
+   */
+  scheduledChange?: ScheduledChange | undefined;
 };
 
 /**

@@ -2,7 +2,7 @@
 // @generated from file entitlements/v1/catalog.proto (package entitlements.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Plan, ResetPeriod } from "./plan_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -80,6 +80,14 @@ export declare type CatalogMetric = Message<"entitlements.v1.CatalogMetric"> & {
    * @generated from field: string description = 3;
    */
   description: string;
+
+  /**
+   * Where its periods start: UTC calendar periods, or (monthly and yearly counters) each
+   * subscriber's billing periods.
+   *
+   * @generated from field: entitlements.v1.ResetAnchor reset_anchor = 4;
+   */
+  resetAnchor: ResetAnchor;
 };
 
 /**
@@ -204,4 +212,38 @@ export declare type PlanVersion = Message<"entitlements.v1.PlanVersion"> & {
  * Use `create(PlanVersionSchema)` to create a new message.
  */
 export declare const PlanVersionSchema: GenMessage<PlanVersion>;
+
+/**
+ * Where a metric's periods start.
+ *
+ * @generated from enum entitlements.v1.ResetAnchor
+ */
+export enum ResetAnchor {
+  /**
+   * Not set: calendar periods.
+   *
+   * @generated from enum value: RESET_ANCHOR_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * UTC calendar periods (the first of the month, 1 January).
+   *
+   * @generated from enum value: RESET_ANCHOR_CALENDAR = 1;
+   */
+  CALENDAR = 1,
+
+  /**
+   * The subscriber's billing periods (`Subscription.current_period_start`); calendar periods for
+   * accounts without a subscription.
+   *
+   * @generated from enum value: RESET_ANCHOR_SUBSCRIPTION = 2;
+   */
+  SUBSCRIPTION = 2,
+}
+
+/**
+ * Describes the enum entitlements.v1.ResetAnchor.
+ */
+export declare const ResetAnchorSchema: GenEnum<ResetAnchor>;
 

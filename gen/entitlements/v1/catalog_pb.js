@@ -2,7 +2,7 @@
 // @generated from file entitlements/v1/catalog.proto (package entitlements.v1, syntax proto3)
 /* eslint-disable */
 
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, tsEnum } from "@bufbuild/protobuf/codegenv2";
 import { file_entitlements_v1_plan } from "./plan_pb.js";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 
@@ -10,7 +10,7 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file entitlements/v1/catalog.proto.
  */
 export const file_entitlements_v1_catalog = /*@__PURE__*/
-  fileDesc("Ch1lbnRpdGxlbWVudHMvdjEvY2F0YWxvZy5wcm90bxIPZW50aXRsZW1lbnRzLnYxIrABCgdDYXRhbG9nEhQKDGRlZmF1bHRfcGxhbhgBIAEoCRIvCgdtZXRyaWNzGAIgAygLMh4uZW50aXRsZW1lbnRzLnYxLkNhdGFsb2dNZXRyaWMSMQoIZmVhdHVyZXMYAyADKAsyHy5lbnRpdGxlbWVudHMudjEuQ2F0YWxvZ0ZlYXR1cmUSKwoFcGxhbnMYBCADKAsyHC5lbnRpdGxlbWVudHMudjEuQ2F0YWxvZ1BsYW4iXwoNQ2F0YWxvZ01ldHJpYxIMCgRjb2RlGAEgASgJEisKBXJlc2V0GAIgASgOMhwuZW50aXRsZW1lbnRzLnYxLlJlc2V0UGVyaW9kEhMKC2Rlc2NyaXB0aW9uGAMgASgJIjMKDkNhdGFsb2dGZWF0dXJlEgwKBGNvZGUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkiRAoLQ2F0YWxvZ1BsYW4SIwoEcGxhbhgBIAEoCzIVLmVudGl0bGVtZW50cy52MS5QbGFuEhAKCGFyY2hpdmVkGAIgASgIIi0KDUNhdGFsb2dDaGFuZ2USDAoEcGF0aBgBIAEoCRIOCgZjaGFuZ2UYAiABKAkigAEKC1BsYW5WZXJzaW9uEiMKBHBsYW4YASABKAsyFS5lbnRpdGxlbWVudHMudjEuUGxhbhIwCgxwdWJsaXNoZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhoKEmFjdGl2ZV9zdWJzY3JpYmVycxgDIAEoA2IGcHJvdG8z", [file_entitlements_v1_plan, file_google_protobuf_timestamp]);
+  fileDesc("Ch1lbnRpdGxlbWVudHMvdjEvY2F0YWxvZy5wcm90bxIPZW50aXRsZW1lbnRzLnYxIrABCgdDYXRhbG9nEhQKDGRlZmF1bHRfcGxhbhgBIAEoCRIvCgdtZXRyaWNzGAIgAygLMh4uZW50aXRsZW1lbnRzLnYxLkNhdGFsb2dNZXRyaWMSMQoIZmVhdHVyZXMYAyADKAsyHy5lbnRpdGxlbWVudHMudjEuQ2F0YWxvZ0ZlYXR1cmUSKwoFcGxhbnMYBCADKAsyHC5lbnRpdGxlbWVudHMudjEuQ2F0YWxvZ1BsYW4ikwEKDUNhdGFsb2dNZXRyaWMSDAoEY29kZRgBIAEoCRIrCgVyZXNldBgCIAEoDjIcLmVudGl0bGVtZW50cy52MS5SZXNldFBlcmlvZBITCgtkZXNjcmlwdGlvbhgDIAEoCRIyCgxyZXNldF9hbmNob3IYBCABKA4yHC5lbnRpdGxlbWVudHMudjEuUmVzZXRBbmNob3IiMwoOQ2F0YWxvZ0ZlYXR1cmUSDAoEY29kZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSJECgtDYXRhbG9nUGxhbhIjCgRwbGFuGAEgASgLMhUuZW50aXRsZW1lbnRzLnYxLlBsYW4SEAoIYXJjaGl2ZWQYAiABKAgiLQoNQ2F0YWxvZ0NoYW5nZRIMCgRwYXRoGAEgASgJEg4KBmNoYW5nZRgCIAEoCSKAAQoLUGxhblZlcnNpb24SIwoEcGxhbhgBIAEoCzIVLmVudGl0bGVtZW50cy52MS5QbGFuEjAKDHB1Ymxpc2hlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoSYWN0aXZlX3N1YnNjcmliZXJzGAMgASgDKmUKC1Jlc2V0QW5jaG9yEhwKGFJFU0VUX0FOQ0hPUl9VTlNQRUNJRklFRBAAEhkKFVJFU0VUX0FOQ0hPUl9DQUxFTkRBUhABEh0KGVJFU0VUX0FOQ0hPUl9TVUJTQ1JJUFRJT04QAmIGcHJvdG8z", [file_entitlements_v1_plan, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message entitlements.v1.Catalog.
@@ -53,4 +53,18 @@ export const CatalogChangeSchema = /*@__PURE__*/
  */
 export const PlanVersionSchema = /*@__PURE__*/
   messageDesc(file_entitlements_v1_catalog, 5);
+
+/**
+ * Describes the enum entitlements.v1.ResetAnchor.
+ */
+export const ResetAnchorSchema = /*@__PURE__*/
+  enumDesc(file_entitlements_v1_catalog, 0);
+
+/**
+ * Where a metric's periods start.
+ *
+ * @generated from enum entitlements.v1.ResetAnchor
+ */
+export const ResetAnchor = /*@__PURE__*/
+  tsEnum(ResetAnchorSchema);
 

@@ -5,7 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Plan } from "./plan_pb.js";
-import type { Subscription } from "./subscription_pb.js";
+import type { ScheduledChange, Subscription } from "./subscription_pb.js";
 import type { AccountStatus } from "./account_pb.js";
 import type { EntitlementSource, Grant, Override } from "./terms_pb.js";
 import type { QuotaStatus } from "./usage_pb.js";
@@ -62,6 +62,13 @@ export declare type GetPlanResponse = Message<"entitlements.v1.GetPlanResponse">
    * @generated from field: entitlements.v1.AccountStatus account_status = 3;
    */
   accountStatus: AccountStatus;
+
+  /**
+   * The plan change pending for the account, if any.
+   *
+   * @generated from field: entitlements.v1.ScheduledChange scheduled_change = 4;
+   */
+  scheduledChange?: ScheduledChange | undefined;
 };
 
 /**
@@ -266,7 +273,8 @@ export declare type IncrementUsageResponse = Message<"entitlements.v1.IncrementU
 export declare const IncrementUsageResponseSchema: GenMessage<IncrementUsageResponse>;
 
 /**
- * Request of UpgradePlan.
+ * Request of UpgradePlan. During a trial of the same plan it converts the trial; any other plan
+ * ends the trial. It also drops a pending scheduled change.
  *
  * @generated from message entitlements.v1.UpgradePlanRequest
  */
@@ -825,6 +833,177 @@ export declare type RevokeGrantResponse = Message<"entitlements.v1.RevokeGrantRe
 export declare const RevokeGrantResponseSchema: GenMessage<RevokeGrantResponse>;
 
 /**
+ * Request of StartTrial.
+ *
+ * @generated from message entitlements.v1.StartTrialRequest
+ */
+export declare type StartTrialRequest = Message<"entitlements.v1.StartTrialRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Code of the plan to try.
+   *
+   * @generated from field: string plan_code = 2;
+   */
+  planCode: string;
+
+  /**
+   * Length of the trial, 1 to 365 days. Absent: the plan's `trial_days`.
+   *
+   * @generated from field: optional int32 days = 3;
+   */
+  days?: number | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.StartTrialRequest.
+ * Use `create(StartTrialRequestSchema)` to create a new message.
+ */
+export declare const StartTrialRequestSchema: GenMessage<StartTrialRequest>;
+
+/**
+ * Response of StartTrial.
+ *
+ * @generated from message entitlements.v1.StartTrialResponse
+ */
+export declare type StartTrialResponse = Message<"entitlements.v1.StartTrialResponse"> & {
+  /**
+   * The trial, with status TRIALING and `trial_ends_at`.
+   *
+   * @generated from field: entitlements.v1.Subscription subscription = 1;
+   */
+  subscription?: Subscription | undefined;
+
+  /**
+   * The plan the account is on during the trial.
+   *
+   * @generated from field: entitlements.v1.Plan plan = 2;
+   */
+  plan?: Plan | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.StartTrialResponse.
+ * Use `create(StartTrialResponseSchema)` to create a new message.
+ */
+export declare const StartTrialResponseSchema: GenMessage<StartTrialResponse>;
+
+/**
+ * Request of SchedulePlanChange.
+ *
+ * @generated from message entitlements.v1.SchedulePlanChangeRequest
+ */
+export declare type SchedulePlanChangeRequest = Message<"entitlements.v1.SchedulePlanChangeRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Code of the plan to move to; the default plan cancels the subscription.
+   *
+   * @generated from field: string plan_code = 2;
+   */
+  planCode: string;
+
+  /**
+   * When the change takes effect.
+   *
+   * @generated from oneof entitlements.v1.SchedulePlanChangeRequest.when
+   */
+  when: {
+    /**
+     * At the end of the current billing period (of the trial, during one). Must be true.
+     *
+     * @generated from field: bool at_period_end = 3;
+     */
+    value: boolean;
+    case: "atPeriodEnd";
+  } | {
+    /**
+     * At this time, in the future.
+     *
+     * @generated from field: google.protobuf.Timestamp at = 4;
+     */
+    value: Timestamp;
+    case: "at";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message entitlements.v1.SchedulePlanChangeRequest.
+ * Use `create(SchedulePlanChangeRequestSchema)` to create a new message.
+ */
+export declare const SchedulePlanChangeRequestSchema: GenMessage<SchedulePlanChangeRequest>;
+
+/**
+ * Response of SchedulePlanChange.
+ *
+ * @generated from message entitlements.v1.SchedulePlanChangeResponse
+ */
+export declare type SchedulePlanChangeResponse = Message<"entitlements.v1.SchedulePlanChangeResponse"> & {
+  /**
+   * The change now pending.
+   *
+   * @generated from field: entitlements.v1.ScheduledChange scheduled_change = 1;
+   */
+  scheduledChange?: ScheduledChange | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.SchedulePlanChangeResponse.
+ * Use `create(SchedulePlanChangeResponseSchema)` to create a new message.
+ */
+export declare const SchedulePlanChangeResponseSchema: GenMessage<SchedulePlanChangeResponse>;
+
+/**
+ * Request of CancelScheduledChange.
+ *
+ * @generated from message entitlements.v1.CancelScheduledChangeRequest
+ */
+export declare type CancelScheduledChangeRequest = Message<"entitlements.v1.CancelScheduledChangeRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message entitlements.v1.CancelScheduledChangeRequest.
+ * Use `create(CancelScheduledChangeRequestSchema)` to create a new message.
+ */
+export declare const CancelScheduledChangeRequestSchema: GenMessage<CancelScheduledChangeRequest>;
+
+/**
+ * Response of CancelScheduledChange.
+ *
+ * @generated from message entitlements.v1.CancelScheduledChangeResponse
+ */
+export declare type CancelScheduledChangeResponse = Message<"entitlements.v1.CancelScheduledChangeResponse"> & {
+  /**
+   * The change cancelled; absent when none was pending (nothing changed).
+   *
+   * @generated from field: entitlements.v1.ScheduledChange cancelled = 1;
+   */
+  cancelled?: ScheduledChange | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.CancelScheduledChangeResponse.
+ * Use `create(CancelScheduledChangeResponseSchema)` to create a new message.
+ */
+export declare const CancelScheduledChangeResponseSchema: GenMessage<CancelScheduledChangeResponse>;
+
+/**
  * Entitlements for backend services: which plan a user is on, which features they may use, and
  * metered usage against their plan's quotas. Every call needs a service token
  * (`authorization: Bearer <token>`). User ids are opaque strings of 1 to 128 characters and need
@@ -980,6 +1159,38 @@ export declare const EntitlementService: GenService<{
     methodKind: "unary";
     input: typeof RevokeGrantRequestSchema;
     output: typeof RevokeGrantResponseSchema;
+  },
+  /**
+   * Puts the account on a trial of a plan: one trial per plan per account, ever. When it ends
+   * the account is back on what it had; UpgradePlan to the plan during the trial converts it.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.StartTrial
+   */
+  startTrial: {
+    methodKind: "unary";
+    input: typeof StartTrialRequestSchema;
+    output: typeof StartTrialResponseSchema;
+  },
+  /**
+   * Schedules a plan change for the end of the billing period or a set time, replacing the
+   * pending one. Scheduling the default plan cancels the subscription then.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.SchedulePlanChange
+   */
+  schedulePlanChange: {
+    methodKind: "unary";
+    input: typeof SchedulePlanChangeRequestSchema;
+    output: typeof SchedulePlanChangeResponseSchema;
+  },
+  /**
+   * Cancels the pending plan change.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.CancelScheduledChange
+   */
+  cancelScheduledChange: {
+    methodKind: "unary";
+    input: typeof CancelScheduledChangeRequestSchema;
+    output: typeof CancelScheduledChangeResponseSchema;
   },
 }>;
 

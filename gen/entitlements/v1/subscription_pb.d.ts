@@ -82,6 +82,14 @@ export declare type Subscription = Message<"entitlements.v1.Subscription"> & {
    * @generated from field: google.protobuf.Timestamp current_period_end = 9;
    */
   currentPeriodEnd?: Timestamp | undefined;
+
+  /**
+   * When the trial ends and the account is back on what it had before (its earlier subscription
+   * if still current, else the default plan). Set on trials only.
+   *
+   * @generated from field: google.protobuf.Timestamp trial_ends_at = 10;
+   */
+  trialEndsAt?: Timestamp | undefined;
 };
 
 /**
@@ -89,6 +97,33 @@ export declare type Subscription = Message<"entitlements.v1.Subscription"> & {
  * Use `create(SubscriptionSchema)` to create a new message.
  */
 export declare const SubscriptionSchema: GenMessage<Subscription>;
+
+/**
+ * A plan change that takes effect later: at the end of the billing period, or at a set time.
+ *
+ * @generated from message entitlements.v1.ScheduledChange
+ */
+export declare type ScheduledChange = Message<"entitlements.v1.ScheduledChange"> & {
+  /**
+   * The plan the account moves to. The default plan means the subscription ends.
+   *
+   * @generated from field: string plan_code = 1;
+   */
+  planCode: string;
+
+  /**
+   * When it takes effect: from then on every answer is on the new plan.
+   *
+   * @generated from field: google.protobuf.Timestamp effective_at = 2;
+   */
+  effectiveAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.ScheduledChange.
+ * Use `create(ScheduledChangeSchema)` to create a new message.
+ */
+export declare const ScheduledChangeSchema: GenMessage<ScheduledChange>;
 
 /**
  * Whether a subscription is in force.
@@ -123,6 +158,13 @@ export enum SubscriptionStatus {
    * @generated from enum value: SUBSCRIPTION_STATUS_REPLACED = 3;
    */
   REPLACED = 3,
+
+  /**
+   * A trial, in force until `trial_ends_at`.
+   *
+   * @generated from enum value: SUBSCRIPTION_STATUS_TRIALING = 4;
+   */
+  TRIALING = 4,
 }
 
 /**

@@ -5,7 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Plan } from "./plan_pb.js";
-import type { Subscription } from "./subscription_pb.js";
+import type { ScheduledChange, Subscription } from "./subscription_pb.js";
 import type { AccountStatus } from "./account_pb.js";
 import type { Grant, Override } from "./terms_pb.js";
 import type { QuotaStatus } from "./usage_pb.js";
@@ -69,6 +69,13 @@ export declare type GetMySubscriptionResponse = Message<"entitlements.v1.GetMySu
    * @generated from field: repeated entitlements.v1.Grant grants = 5;
    */
   grants: Grant[];
+
+  /**
+   * The plan change pending for the caller's account, if any.
+   *
+   * @generated from field: entitlements.v1.ScheduledChange scheduled_change = 6;
+   */
+  scheduledChange?: ScheduledChange | undefined;
 };
 
 /**

@@ -83,7 +83,7 @@ describe("GET /v1/subscription/plans", () => {
 
 describe("GET /v1/subscription/me", () => {
   it("shows the caller's own plan and subscription", async () => {
-    await server.entitlements.changePlan("carol", server.entitlements.plan("pro"), 30);
+    await server.planChanges.changePlan("cli", "carol", server.entitlements.plan("pro"), 30);
     const response = await get("/v1/subscription/me", await userToken("carol"));
     expect(response.status).toBe(200);
     expect(response.headers.get("cache-control")).toBe("private, no-store");
