@@ -21,7 +21,7 @@ import { isGauge, type Metric } from "../domain/catalog.ts";
 import { FailedPreconditionError, InvalidArgumentError, UnknownResourceError } from "../domain/errors.ts";
 import { decodePageToken, pageOf } from "../domain/pagination.ts";
 import { currentUsageRow } from "../domain/periods.ts";
-import type { QuotaState } from "../domain/quota.ts";
+import { usageRowOf, type QuotaState } from "../domain/quota.ts";
 import type { SubscriptionRecord } from "../domain/subscriptions.ts";
 import { userId as validUserId } from "../domain/validation.ts";
 import type { CurrentPlan, Entitlements } from "./entitlements.ts";
@@ -132,14 +132,15 @@ export class Administration {
     }
     const now = this.#clock.now();
     const counters = metric === undefined ? this.#entitlements.catalog.metrics.filter((m) => !isGauge(m)) : [metric];
+    const current = await this.#entitlements.currentPlan(userId, now);
     await this.#change(actor, userId, "usage.reset", counters.map((m) => m.code).join(","), async (tx) => {
       await deleteUsageRows(
         tx,
         userId,
-        counters.map((counter) => currentUsageRow(counter, now)),
+        counters.map((counter) => usageRowOf(counter, current, now)),
       );
     });
-    return this.#entitlements.quotas(userId, await this.#entitlements.currentPlan(userId, now), now);
+    return this.#entitlements.quotas(userId, current, now);
   }
 
   /** Refuses every user JWT of the account issued up to now; returns from when tokens count. */

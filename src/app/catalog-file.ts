@@ -28,10 +28,16 @@ const code = z.string().regex(CODE, `must match ${CODE.source}`);
 const description = z.string().min(1, "must not be empty").max(500, "must be at most 500 characters");
 const wholeNumber = z.number().int("must be a whole number").nonnegative("must not be negative").max(Number.MAX_SAFE_INTEGER);
 
-const metricSchema = z.strictObject({
-  reset: z.enum(RESET_PERIODS, { error: `must be one of ${RESET_PERIODS.map((period) => `"${period}"`).join(", ")}` }),
-  description,
-});
+const metricSchema = z
+  .strictObject({
+    reset: z.enum(RESET_PERIODS, { error: `must be one of ${RESET_PERIODS.map((period) => `"${period}"`).join(", ")}` }),
+    reset_anchor: z.enum(["calendar", "subscription"], { error: 'must be "calendar" or "subscription"' }).default("calendar"),
+    description,
+  })
+  .refine((metric) => metric.reset_anchor === "calendar" || metric.reset === "month" || metric.reset === "year", {
+    path: ["reset_anchor"],
+    message: 'only a "month" or "year" reset can follow the subscription',
+  });
 
 const planSchema = z.strictObject({
   display_name: z.string().min(1, "must not be empty").max(100, "must be at most 100 characters"),
@@ -99,7 +105,12 @@ function crossReferenceProblems(document: CatalogDocument): CatalogProblem[] {
 function toDefinition(document: CatalogDocument): CatalogDefinition {
   return {
     defaultPlan: document.default_plan,
-    metrics: Object.entries(document.metrics).map(([metricCode, metric]) => ({ code: metricCode, resetPeriod: metric.reset, description: metric.description })),
+    metrics: Object.entries(document.metrics).map(([metricCode, metric]) => ({
+      code: metricCode,
+      resetPeriod: metric.reset,
+      description: metric.description,
+      ...(metric.reset_anchor === "subscription" ? { resetAnchor: "subscription" as const } : {}),
+    })),
     features: Object.entries(document.features).map(([featureCode, feature]) => ({ code: featureCode, description: feature.description })),
     plans: Object.entries(document.plans).map(([planCode, plan]) => ({
       code: planCode,
@@ -120,7 +131,12 @@ function toDefinition(document: CatalogDocument): CatalogDefinition {
 export function catalogYaml(catalog: CatalogDefinition): string {
   const document = {
     default_plan: catalog.defaultPlan,
-    metrics: Object.fromEntries(catalog.metrics.map((metric) => [metric.code, { reset: metric.resetPeriod, description: metric.description }])),
+    metrics: Object.fromEntries(
+      catalog.metrics.map((metric) => [
+        metric.code,
+        { reset: metric.resetPeriod, ...(metric.resetAnchor === "subscription" ? { reset_anchor: "subscription" } : {}), description: metric.description },
+      ]),
+    ),
     features: Object.fromEntries(catalog.features.map((feature) => [feature.code, { description: feature.description }])),
     plans: Object.fromEntries(
       catalog.plans.map((plan) => [

@@ -16,8 +16,7 @@ import {
   IdempotencyKeyReusedError,
   UnknownResourceError,
 } from "../domain/errors.ts";
-import { currentUsageRow } from "../domain/periods.ts";
-import { fits, QuotaExceededError, quotaOf, quotaState, usageCeiling, type QuotaState } from "../domain/quota.ts";
+import { anchorOf, fits, QuotaExceededError, quotaOf, quotaState, usageCeiling, usageRowOf, type QuotaState } from "../domain/quota.ts";
 import { subscriptionInForce, type ScheduledChange, type SubscriptionRecord } from "../domain/subscriptions.ts";
 import { grantRemaining, quotaEntitlement, type AccountTerms } from "../domain/terms.ts";
 
@@ -196,10 +195,10 @@ export class Entitlements {
    * transaction (a read answered from memory costs the database nothing, deadline or not).
    */
   async quota(userId: string, metric: Metric, current: CurrentPlan, at: Date): Promise<QuotaState> {
-    const row = { userId, ...currentUsageRow(metric, at) };
+    const row = { userId, ...usageRowOf(metric, current, at) };
     const load = () => (this.#usageReads === undefined ? findUsed(this.#pool, row) : this.#usageReads.submit(row));
     const used = await (this.#usage === undefined ? load() : this.#usage.get(userId, usageRowId(row), load));
-    return quotaOf(metric, current.plan, current.terms, used, at);
+    return quotaOf(metric, current, used, at);
   }
 
   /** The user's usage of every metric of the plan and of the account's quota overrides, in one query. */
@@ -212,9 +211,9 @@ export class Entitlements {
     const usedByMetric = await findUsedByMetric(
       this.#db,
       userId,
-      metrics.map((metric) => currentUsageRow(metric, at)),
+      metrics.map((metric) => usageRowOf(metric, current, at)),
     );
-    return metrics.map((metric) => quotaOf(metric, current.plan, current.terms, usedByMetric.get(metric.code) ?? 0n, at));
+    return metrics.map((metric) => quotaOf(metric, current, usedByMetric.get(metric.code) ?? 0n, at));
   }
 
   async checkQuota(userId: string, metric: Metric, amount: bigint) {
@@ -244,7 +243,7 @@ export class Entitlements {
     const { limit, source } = quotaEntitlement(current.plan, current.terms, increment.metric.code, now);
     const consumption = {
       userId: increment.userId,
-      ...currentUsageRow(increment.metric, now),
+      ...usageRowOf(increment.metric, current, now),
       amount: increment.amount,
       ceiling: usageCeiling(limit),
       now,
@@ -267,7 +266,7 @@ export class Entitlements {
       outcome = { kind: granted ? "granted" : "refused", used, grantRemaining };
     }
     const grants = outcome.grantRemaining ?? grantRemaining(current.terms, increment.metric.code, now);
-    const quota = quotaState(increment.metric, limit, outcome.used, now, { limitSource: source, grantRemaining: grants });
+    const quota = quotaState(increment.metric, limit, outcome.used, now, { limitSource: source, grantRemaining: grants, anchor: anchorOf(current) });
     if (outcome.kind === "refused") {
       throw new QuotaExceededError(increment.userId, quota, increment.amount);
     }
@@ -281,7 +280,7 @@ export class Entitlements {
     }
     const source = quotaEntitlement(current.plan, current.terms, increment.metric.code, first.createdAt).source;
     const grants = grantRemaining(current.terms, increment.metric.code, this.now());
-    return quotaState(increment.metric, first.limit, first.usedAfter, first.createdAt, { limitSource: source, grantRemaining: grants });
+    return quotaState(increment.metric, first.limit, first.usedAfter, first.createdAt, { limitSource: source, grantRemaining: grants, anchor: anchorOf(current) });
   }
 }
 

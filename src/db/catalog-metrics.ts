@@ -6,30 +6,32 @@ const metricRow = z
   .object({
     code: z.string(),
     reset_period: z.enum(RESET_PERIODS),
+    reset_anchor: z.enum(["calendar", "subscription"]),
     description: z.string(),
   })
   .transform((row): Metric => ({
     code: row.code,
     resetPeriod: row.reset_period,
     description: row.description,
+    ...(row.reset_anchor === "subscription" ? { resetAnchor: row.reset_anchor } : {}),
   }));
 
 /** The metrics the catalog lists now (not archived). */
 export async function findAllMetrics(db: CommonQueryMethods): Promise<readonly Metric[]> {
   return db.any(sql.type(metricRow)`
-    select code, reset_period, description from metrics where archived_at is null order by code
+    select code, reset_period, reset_anchor, description from metrics where archived_at is null order by code
   `);
 }
 
 /** Inserts or updates a metric, listed again if it was archived; writes nothing when it is already as given. */
 export async function upsertMetric(db: CommonQueryMethods, metric: Metric): Promise<void> {
   await db.query(sql.unsafe`
-    insert into metrics (code, reset_period, description)
-    values (${metric.code}, ${metric.resetPeriod}, ${metric.description})
+    insert into metrics (code, reset_period, reset_anchor, description)
+    values (${metric.code}, ${metric.resetPeriod}, ${metric.resetAnchor ?? "calendar"}, ${metric.description})
     on conflict (code) do update
-      set reset_period = excluded.reset_period, description = excluded.description, archived_at = null
-      where (metrics.reset_period, metrics.description, metrics.archived_at)
-        is distinct from (excluded.reset_period, excluded.description, null)
+      set reset_period = excluded.reset_period, reset_anchor = excluded.reset_anchor, description = excluded.description, archived_at = null
+      where (metrics.reset_period, metrics.reset_anchor, metrics.description, metrics.archived_at)
+        is distinct from (excluded.reset_period, excluded.reset_anchor, excluded.description, null)
   `);
 }
 

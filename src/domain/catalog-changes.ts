@@ -11,6 +11,9 @@ export function catalogChanges(before: CatalogDefinition | undefined, after: Cat
   changes.push(
     ...entryChanges("metrics", before?.metrics ?? [], after.metrics, (was, now) => [
       ...(was.resetPeriod === now.resetPeriod ? [] : [`reset ${was.resetPeriod} -> ${now.resetPeriod}`]),
+      ...((was.resetAnchor ?? "calendar") === (now.resetAnchor ?? "calendar")
+        ? []
+        : [`reset_anchor ${was.resetAnchor ?? "calendar"} -> ${now.resetAnchor ?? "calendar"}`]),
       ...(was.description === now.description ? [] : ["description"]),
     ]),
     ...entryChanges("features", before?.features ?? [], after.features, (was, now) => (was.description === now.description ? [] : ["description"])),

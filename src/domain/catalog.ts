@@ -7,10 +7,18 @@ export type ResetPeriod = "day" | "week" | "month" | "year" | "never";
 /** Every reset period, in order of length. */
 export const RESET_PERIODS: readonly ResetPeriod[] = ["day", "week", "month", "year", "never"];
 
+/**
+ * Where a metric's periods start: UTC calendar periods, or (monthly and yearly counters only)
+ * each subscriber's billing periods, anchored on its subscription's start.
+ */
+export type ResetAnchor = "calendar" | "subscription";
+
 export type Metric = {
   readonly code: string;
   readonly resetPeriod: ResetPeriod;
   readonly description: string;
+  /** Absent: "calendar". */
+  readonly resetAnchor?: ResetAnchor;
 };
 
 export type Quota = {

@@ -32,14 +32,26 @@ export function periodContaining(resetPeriod: ResetPeriod, at: Date): Period | n
   }
 }
 
-/** The start of the stored usage row that `at` counts into. */
+/**
+ * The period of a metric that contains `at`, or null for a gauge: calendar periods, or for a
+ * monthly or yearly metric anchored on the subscription, the billing periods of the one that
+ * started at `anchor` (calendar periods without one).
+ */
+export function usagePeriod(metric: Metric, at: Date, anchor: Date | null = null): Period | null {
+  if (metric.resetAnchor === "subscription" && anchor !== null && (metric.resetPeriod === "month" || metric.resetPeriod === "year")) {
+    return billingPeriodContaining(anchor, metric.resetPeriod, at);
+  }
+  return periodContaining(metric.resetPeriod, at);
+}
+
+/** The start of the stored row of a calendar metric with this reset that `at` counts into. */
 export function usageRowStart(resetPeriod: ResetPeriod, at: Date): Date {
   return periodContaining(resetPeriod, at)?.start ?? GAUGE_PERIOD_START;
 }
 
-/** The usage row of a metric that `at` counts into. */
-export function currentUsageRow(metric: Metric, at: Date): { readonly metric: string; readonly periodStart: Date } {
-  return { metric: metric.code, periodStart: usageRowStart(metric.resetPeriod, at) };
+/** The usage row of a metric that `at` counts into (`anchor` as usagePeriod takes it). */
+export function currentUsageRow(metric: Metric, at: Date, anchor: Date | null = null): { readonly metric: string; readonly periodStart: Date } {
+  return { metric: metric.code, periodStart: usagePeriod(metric, at, anchor)?.start ?? GAUGE_PERIOD_START };
 }
 
 /** `startedAt` moved `months` on, its day of the month kept, or the month's last day when it has none. */

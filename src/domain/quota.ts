@@ -1,6 +1,6 @@
 import { isGauge, type Metric, type Plan } from "./catalog.ts";
 import { EntitlementError, InvalidArgumentError } from "./errors.ts";
-import { periodContaining, type Period } from "./periods.ts";
+import { currentUsageRow, usagePeriod, type Period } from "./periods.ts";
 import { grantRemaining, quotaEntitlement, type AccountTerms, type EntitlementSource } from "./terms.ts";
 
 /**
@@ -24,8 +24,8 @@ export type QuotaState = {
   readonly grantRemaining: bigint;
 };
 
-/** What besides the plan shapes a quota: an override's limit, grants. */
-export type QuotaTerms = { readonly limitSource?: EntitlementSource; readonly grantRemaining?: bigint };
+/** What besides the plan shapes a quota: an override's limit, grants, the billing anchor of its periods. */
+export type QuotaTerms = { readonly limitSource?: EntitlementSource; readonly grantRemaining?: bigint; readonly anchor?: Date | null };
 
 /** The amount does not fit the user's quota; nothing was counted. */
 export class QuotaExceededError extends EntitlementError {
@@ -53,16 +53,40 @@ export function quotaState(metric: Metric, limit: bigint | null, used: bigint, a
     used,
     limit,
     remaining: limit === null ? null : (used >= limit ? 0n : limit - used) + grants,
-    period: periodContaining(metric.resetPeriod, at),
+    period: usagePeriod(metric, at, terms.anchor ?? null),
     limitSource: terms.limitSource ?? "plan",
     grantRemaining: grants,
   };
 }
 
-/** A metric's quota for an account: the limit in force at `at` (plan or override) and its grants. */
-export function quotaOf(metric: Metric, plan: Plan, terms: AccountTerms, used: bigint, at: Date): QuotaState {
-  const { limit, source } = quotaEntitlement(plan, terms, metric.code, at);
-  return quotaState(metric, limit, used, at, { limitSource: source, grantRemaining: grantRemaining(terms, metric.code, at) });
+/**
+ * What an account's quotas are weighed against: its plan, its terms, and the subscription whose
+ * start anchors the periods of metrics that follow it.
+ */
+export type QuotaBasis = {
+  readonly plan: Plan;
+  readonly terms: AccountTerms;
+  readonly subscription: { readonly startedAt: Date } | undefined;
+};
+
+/** Where the periods of the account's subscription-anchored metrics start. */
+export function anchorOf(basis: QuotaBasis): Date | null {
+  return basis.subscription?.startedAt ?? null;
+}
+
+/** The usage row of a metric that the account counts into at `at`. */
+export function usageRowOf(metric: Metric, basis: QuotaBasis, at: Date) {
+  return currentUsageRow(metric, at, anchorOf(basis));
+}
+
+/** A metric's quota for an account: the limit in force at `at` (plan or override), its grants, its period. */
+export function quotaOf(metric: Metric, basis: QuotaBasis, used: bigint, at: Date): QuotaState {
+  const { limit, source } = quotaEntitlement(basis.plan, basis.terms, metric.code, at);
+  return quotaState(metric, limit, used, at, {
+    limitSource: source,
+    grantRemaining: grantRemaining(basis.terms, metric.code, at),
+    anchor: anchorOf(basis),
+  });
 }
 
 /** The ceiling that used + amount must not pass. */

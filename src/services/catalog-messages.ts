@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { CatalogSchema, type Catalog, type CatalogChange, CatalogChangeSchema, type PlanVersion, PlanVersionSchema } from "../../gen/entitlements/v1/catalog_pb.js";
+import { CatalogSchema, ResetAnchor, type Catalog, type CatalogChange, CatalogChangeSchema, type PlanVersion, PlanVersionSchema } from "../../gen/entitlements/v1/catalog_pb.js";
 import { BillingInterval, ResetPeriod } from "../../gen/entitlements/v1/plan_pb.js";
 import { catalogOfDocument, InvalidCatalogError } from "../app/catalog-file.ts";
 import type { CatalogView, PlanVersionView } from "../app/catalog-administration.ts";
@@ -21,7 +21,12 @@ const RESET_PERIODS = Object.fromEntries(Object.entries(RESET_NAMES).map(([perio
 export function catalogMessage(view: CatalogView): Catalog {
   return create(CatalogSchema, {
     defaultPlan: view.defaultPlan,
-    metrics: view.metrics.map((metric) => ({ code: metric.code, reset: RESET_PERIODS[metric.resetPeriod], description: metric.description })),
+    metrics: view.metrics.map((metric) => ({
+      code: metric.code,
+      reset: RESET_PERIODS[metric.resetPeriod],
+      description: metric.description,
+      resetAnchor: metric.resetAnchor === "subscription" ? ResetAnchor.SUBSCRIPTION : ResetAnchor.CALENDAR,
+    })),
     features: view.features.map((feature) => ({ code: feature.code, description: feature.description })),
     plans: view.plans.map(({ plan, archived }) => ({ plan: planMessage(plan), archived })),
   });
@@ -56,7 +61,12 @@ export function catalogOfMessage(message: Catalog): CatalogDefinition {
   if (repeated.length > 0) throw new InvalidArgumentError(repeated);
   const document = {
     default_plan: message.defaultPlan,
-    metrics: Object.fromEntries(message.metrics.map((metric) => [metric.code, { reset: RESET_NAMES[metric.reset], description: metric.description }])),
+    metrics: Object.fromEntries(
+      message.metrics.map((metric) => [
+        metric.code,
+        { reset: RESET_NAMES[metric.reset], ...(metric.resetAnchor === ResetAnchor.SUBSCRIPTION ? { reset_anchor: "subscription" } : {}), description: metric.description },
+      ]),
+    ),
     features: Object.fromEntries(message.features.map((feature) => [feature.code, { description: feature.description }])),
     plans: Object.fromEntries(
       plans.map((plan) => [

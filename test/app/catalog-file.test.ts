@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatProblem, InvalidCatalogError, loadCatalogFile, loadDefaultCatalog, parseCatalog } from "../../src/app/catalog-file.ts";
+import { catalogYaml, formatProblem, InvalidCatalogError, loadCatalogFile, loadDefaultCatalog, parseCatalog } from "../../src/app/catalog-file.ts";
 import { plansOf } from "../../src/domain/catalog.ts";
 
 const VALID = `
@@ -99,6 +99,19 @@ describe("a catalog file", () => {
       ]),
     );
     expect(problems).toHaveLength(6);
+  });
+
+  it("lets monthly and yearly metrics follow the subscription, and nothing else", () => {
+    const anchored = VALID.replace("jobs:       { reset: month,", "jobs:       { reset: month, reset_anchor: subscription,");
+    const catalog = parseCatalog(anchored, { source: "test.yaml", format: "yaml" });
+    expect(catalog.metrics.find((metric) => metric.code === "jobs")?.resetAnchor).toBe("subscription");
+    expect(parseCatalog(catalogYaml(catalog), { source: "export.yaml", format: "yaml" })).toEqual(catalog);
+    expect(problemsOf(VALID.replace("storage_mb: { reset: never,", "storage_mb: { reset: never, reset_anchor: subscription,"))).toEqual([
+      'metrics.storage_mb.reset_anchor: only a "month" or "year" reset can follow the subscription',
+    ]);
+    expect(problemsOf(anchored.replace("reset_anchor: subscription", "reset_anchor: billing"))).toEqual([
+      'metrics.jobs.reset_anchor: must be "calendar" or "subscription"',
+    ]);
   });
 
   it("names a file that cannot be read", async () => {

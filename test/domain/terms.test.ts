@@ -50,10 +50,10 @@ describe("grantRemaining", () => {
 
 describe("quotaOf", () => {
   it("adds grants to what is left of the allowance, and never for an unlimited limit", () => {
-    expect(quotaOf(jobs, free!, terms, 1990n, at)).toMatchObject({ limit: 2000n, remaining: 18n, grantRemaining: 8n, limitSource: "override" });
-    expect(quotaOf(jobs, free!, terms, 12n, later)).toMatchObject({ limit: 10n, remaining: 5n, grantRemaining: 5n, limitSource: "plan" });
+    expect(quotaOf(jobs, { plan: free!, terms, subscription: undefined }, 1990n, at)).toMatchObject({ limit: 2000n, remaining: 18n, grantRemaining: 8n, limitSource: "override" });
+    expect(quotaOf(jobs, { plan: free!, terms, subscription: undefined }, 12n, later)).toMatchObject({ limit: 10n, remaining: 5n, grantRemaining: 5n, limitSource: "plan" });
     const apiCalls = defaultMetrics.find((metric) => metric.code === "api_calls")!;
-    expect(quotaOf(apiCalls, free!, terms, 12n, at)).toMatchObject({ limit: null, remaining: null, grantRemaining: 0n });
+    expect(quotaOf(apiCalls, { plan: free!, terms, subscription: undefined }, 12n, at)).toMatchObject({ limit: null, remaining: null, grantRemaining: 0n });
   });
 });
 

@@ -165,3 +165,32 @@ describe("idempotency keys", () => {
     expect(retry).toMatchObject({ replayed: false, quota: { used: 5n } });
   });
 });
+
+describe("counters that follow the subscription", () => {
+  it("start again on the subscriber's billing day, and on calendar months without a subscription", async () => {
+    const anchored: CatalogDefinition = {
+      ...withWeeksAndYears,
+      metrics: withWeeksAndYears.metrics.map((metric) => (metric.code === "jobs" ? { ...metric, resetAnchor: "subscription" as const } : metric)),
+    };
+    await seedCatalog(service.pool, anchored);
+    await service.catalog.refresh();
+    try {
+      service.clock.set("2026-03-15T12:00:00Z");
+      await service.client.upgradePlan({ userId: "anchored", planCode: "pro" });
+      await service.client.incrementUsage({ userId: "anchored", metric: "jobs", amount: 7n });
+      await service.client.incrementUsage({ userId: "calendar", metric: "jobs", amount: 7n });
+      service.clock.set("2026-04-10T00:00:00Z");
+      const { quota } = await service.client.checkQuota({ userId: "anchored", metric: "jobs" });
+      expect(quota?.used).toBe(7n);
+      expect(timestampDate(quota!.periodStart!)).toEqual(new Date("2026-03-15T12:00:00Z"));
+      expect(timestampDate(quota!.resetsAt!)).toEqual(new Date("2026-04-15T12:00:00Z"));
+      expect(await used("calendar", "jobs")).toBe(0n);
+      service.clock.set("2026-04-15T12:00:00Z");
+      expect(await used("anchored", "jobs")).toBe(0n);
+      expect((await service.client.getPlan({ userId: "anchored" })).subscription?.currentPeriodStart).toEqual(quota?.resetsAt);
+    } finally {
+      await seedCatalog(service.pool, withWeeksAndYears);
+      await service.catalog.refresh();
+    }
+  });
+});
