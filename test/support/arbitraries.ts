@@ -36,3 +36,30 @@ function isCounter(metric: ModelMetric): boolean {
   return metric !== "storage_mb";
 }
 
+
+export type TermsOperation =
+  | { kind: "override"; metric: ModelMetric; limit: bigint | null; days: number | undefined }
+  | { kind: "grant"; metric: ModelMetric; amount: bigint; days: number | undefined }
+  | { kind: "trial"; plan: ModelPlan; days: number }
+  | { kind: "schedule"; plan: ModelPlan; days: number };
+
+/** A change of the account's terms: a quota override, a grant, a trial, a scheduled plan change. */
+export const termsOperation: fc.Arbitrary<TermsOperation> = fc.oneof(
+  fc.record({
+    kind: fc.constant("override" as const),
+    metric: fc.constantFrom(...METRICS),
+    limit: fc.option(fc.bigInt({ min: 0n, max: 80n }), { nil: null }),
+    days: fc.option(fc.integer({ min: 1, max: 40 }), { nil: undefined }),
+  }),
+  fc.record({
+    kind: fc.constant("grant" as const),
+    metric: fc.constantFrom(...METRICS.filter(isCounter)),
+    amount: fc.bigInt({ min: 1n, max: 40n }),
+    days: fc.option(fc.integer({ min: 1, max: 40 }), { nil: undefined }),
+  }),
+  fc.record({ kind: fc.constant("trial" as const), plan: fc.constantFrom<ModelPlan>("pro", "enterprise"), days: fc.integer({ min: 1, max: 20 }) }),
+  fc.record({ kind: fc.constant("schedule" as const), plan: fc.constantFrom<ModelPlan>("free", "pro", "enterprise"), days: fc.integer({ min: 1, max: 40 }) }),
+);
+
+/** One step of a history across replicas: what happens, and through which replica. */
+export const replicatedStep = fc.record({ op: fc.oneof(operation, operation, termsOperation), replica: fc.integer({ min: 0, max: 1 }) });
