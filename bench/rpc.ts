@@ -13,7 +13,8 @@
  * --cpu-prof) when it stops. BENCH_PGBOUNCER_URL (a PgBouncer in transaction mode in front of
  * DATABASE_URL's server) adds a second service reaching the same database through it, with
  * DATABASE_PREPARED_STATEMENTS=${BENCH_PREPARED_STATEMENTS:-off}, measured in a row after each of
- * the first's: the pooler's cost, A/B in one run.
+ * the first's: the pooler's cost, A/B in one run. BENCH_CALLS "terms" compares CheckQuota and
+ * IncrementUsage for users with and without per-account terms, alternated in one run.
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -24,6 +25,10 @@ import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_p
 import { freePort } from "../src/db/embedded.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
+import { ensureAccount } from "../src/db/accounts.ts";
+import { upsertOverride } from "../src/db/overrides.ts";
+import { insertGrant } from "../src/db/usage-grants.ts";
+import type { DatabasePool } from "slonik";
 import { seedCatalog } from "../src/db/seed.ts";
 import { loadDefaultCatalog } from "../src/app/catalog-file.ts";
 import { createLogger } from "../src/platform/logger.ts";
@@ -52,6 +57,21 @@ const TOKEN = "bench-service-token-0123456789";
 const JWT_SECRET = "bench-jwt-secret-0123456789-0123456789";
 const INCREMENT_USERS = 8;
 const PGBOUNCER_URL = process.env.BENCH_PGBOUNCER_URL;
+const TERMS_USER = "bench-terms";
+
+/** One quota override and two grants for the users of the "with terms" rows, on the metric each uses. */
+async function giveTerms(pool: DatabasePool): Promise<void> {
+  const at = new Date();
+  const expiresAt = new Date(at.getTime() + 86_400_000);
+  const users: [string, string][] = [[TERMS_USER, "jobs"], ...Array.from({ length: INCREMENT_USERS }, (_, i): [string, string] => [`${TERMS_USER}-${i + 1}`, "compute_minutes"])];
+  for (const [userId, metric] of users) {
+    await ensureAccount(pool, userId, at);
+    await upsertOverride(pool, { kind: "quota", target: metric, limit: 10n ** 15n, expiresAt, userId, reason: "bench", createdBy: "bench", createdAt: at });
+    for (const [key, expiry] of [["a", expiresAt], ["b", null]] as const) {
+      await insertGrant(pool, { userId, metric, amount: 1000n, expiresAt: expiry, idempotencyKey: key, reason: "bench", createdBy: "bench", createdAt: at });
+    }
+  }
+}
 
 async function pgbenchBinary(): Promise<string> {
   const { stdout } = await run("sh", ["-c", "command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | tail -n 1"]);
@@ -82,6 +102,7 @@ try {
   await migrate(databaseUrl, logger);
   const pool = await createDatabasePool(databaseUrl, { maxPoolSize: 2 });
   await seedCatalog(pool, await loadDefaultCatalog());
+  await giveTerms(pool);
   await pool.end();
 
   const [grpcPort, httpPort, bareGrpcPort, bareHttpPort, minimalGrpcPort, minimalHttpPort] = await Promise.all([
@@ -134,6 +155,15 @@ try {
     IncrementUsage: await Promise.all(
       Array.from({ length: INCREMENT_USERS }, (_, i) =>
         grpcBody(directory, `increment-${i}`, methods.incrementUsage.input, { userId: `bench-inc-${i + 1}`, metric: "compute_minutes", amount: 1n }),
+      ),
+    ),
+  };
+  // The same calls for users with one quota override and two grants on the metric they use.
+  const withTerms = {
+    CheckQuota: [await grpcBody(directory, "check-quota-terms", methods.checkQuota.input, { userId: TERMS_USER, metric: "jobs", amount: 1n })],
+    IncrementUsage: await Promise.all(
+      Array.from({ length: INCREMENT_USERS }, (_, i) =>
+        grpcBody(directory, `increment-terms-${i}`, methods.incrementUsage.input, { userId: `${TERMS_USER}-${i + 1}`, metric: "compute_minutes", amount: 1n }),
       ),
     ),
   };
@@ -202,6 +232,23 @@ try {
       }
     }
   }
+  const termsRows: (string | number)[][] = [["call", "in flight", "plain calls/s", "with terms calls/s", "ratio", "plain p99 ms", "with terms p99 ms", "target"]];
+  for (const name of selected("terms") ? (["CheckQuota", "IncrementUsage"] as const) : []) {
+    for (const inFlight of CONCURRENCY) {
+      const load = (files: string[]) => () =>
+        h2load({ url: `http://127.0.0.1:${grpcPort}/${EntitlementService.typeName}/${name}`, bodies: inFlight === 1 ? files.slice(0, 1) : files, inFlight, headers: grpcHeaders, directory, serverPid: service.pid! });
+      // A then B, REPEAT times, in one sitting: the median ratio of the pairs.
+      const pairs: { plain: Result; terms: Result; ratio: number }[] = [];
+      for (let i = 0; i < REPEAT; i++) {
+        const plain = await load(bodies[name])();
+        const terms = await load(withTerms[name])();
+        pairs.push({ plain, terms, ratio: terms.rps / plain.rps });
+      }
+      pairs.sort((x, y) => x.ratio - y.ratio);
+      const { plain, terms, ratio } = pairs[Math.floor(pairs.length / 2)]!;
+      termsRows.push([`${name} (gRPC)`, inFlight, fmt(plain.rps), fmt(terms.rps), ratio.toFixed(2), fmt(plain.p99), fmt(terms.p99), ">= 0.85x"]);
+    }
+  }
   for (const inFlight of selected("me") ? CONCURRENCY : []) {
     const headers = [`authorization: Bearer ${jwt}`];
     const get = (port: number, pid: number) => () =>
@@ -223,7 +270,12 @@ try {
       `process's user + system time over the measurement divided by the calls answered (PostgreSQL's not included).\n\n` +
       table(rows) +
       `\n\nRSS under load (peak sampled after each measurement): the service ${peakRss.toFixed(0)} MB, ` +
-      `the bare servers ${barePeakRss.toFixed(0)} MB\n`,
+      `the bare servers ${barePeakRss.toFixed(0)} MB\n` +
+      (termsRows.length === 1
+        ? ""
+        : `\nPer-account terms: each call for a user without terms, then for a user with one quota override and two grants ` +
+          `on the metric (within the allowance: nothing is drawn), alternated ${REPEAT} times; the median pair by ratio.\n\n` +
+          `${table(termsRows)}\n`),
   );
 } finally {
   // Waits for the exits: the service drains and writes its profile first.
