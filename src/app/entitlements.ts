@@ -94,7 +94,8 @@ export class Entitlements {
   }
 
   /**
-   * The account's status, sessions and current subscription: from the cache when there is one.
+   * The account's status, sessions, subscription, trial, scheduled change and terms: from the
+   * cache when there is one.
    * Read through the pool, outside any call transaction: a load the cache shares between calls
    * must not end with one caller's deadline, nor hold that call's connection while it waits.
    */
@@ -121,6 +122,9 @@ export class Entitlements {
   get catalog() {
     return this.#catalog.current;
   }
+
+  /** The version a scheduled change moves to (none for the default plan: no subscription then). */
+  readonly #scheduledVersion = (code: string): number | undefined => (code === this.catalog.defaultPlan.code ? undefined : this.catalog.plan(code)?.version);
 
   now(): Date {
     return this.#clock.now();
@@ -177,7 +181,7 @@ export class Entitlements {
     const { terms } = standing;
     const pending = standing.scheduledChange;
     const scheduledChange = pending !== null && pending.effectiveAt.getTime() > at.getTime() ? pending : undefined;
-    const subscription = subscriptionInForce(userId, standing, at, (code) => (code === this.catalog.defaultPlan.code ? undefined : this.catalog.plan(code)?.version));
+    const subscription = subscriptionInForce(userId, standing, at, this.#scheduledVersion);
     // The version the subscription started on, whose terms it keeps: from this replica's catalog
     // without a turn of the event loop, read afresh only when it is newer than that catalog. A
     // version found nowhere leaves the subscriber on the default plan rather than failing them.

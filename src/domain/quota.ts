@@ -38,6 +38,7 @@ export class QuotaExceededError extends EntitlementError {
     super(
       `quota exceeded for metric "${quota.metric}": ${quota.used} used` +
         (quota.limit === null ? "" : ` of ${quota.limit}`) +
+        (quota.grantRemaining > 0n ? ` (and ${quota.grantRemaining} left in grants)` : "") +
         `, ${requested} more requested`,
     );
     this.userId = userId;

@@ -80,10 +80,18 @@ function activeOverride<K extends Override["kind"]>(
   return undefined;
 }
 
+export type FeatureEntitlement = { readonly enabled: boolean; readonly source: EntitlementSource };
+
+/** The four answers featureEntitlement gives, shared: it runs on every HasFeature. */
+const FEATURE_ENTITLEMENTS = {
+  plan: [Object.freeze({ enabled: false, source: "plan" }), Object.freeze({ enabled: true, source: "plan" })],
+  override: [Object.freeze({ enabled: false, source: "override" }), Object.freeze({ enabled: true, source: "override" })],
+} as const satisfies Record<EntitlementSource, readonly [FeatureEntitlement, FeatureEntitlement]>;
+
 /** Whether a feature is on for the account at `at`: an override in force beats the plan. */
-export function featureEntitlement(plan: Plan, terms: AccountTerms, feature: string, at: Date): { enabled: boolean; source: EntitlementSource } {
+export function featureEntitlement(plan: Plan, terms: AccountTerms, feature: string, at: Date): FeatureEntitlement {
   const override = terms.overrides.length === 0 ? undefined : activeOverride(terms.overrides, "feature", feature, at);
-  return override === undefined ? { enabled: plan.features[feature] === true, source: "plan" } : { enabled: override.enabled, source: "override" };
+  return override === undefined ? FEATURE_ENTITLEMENTS.plan[plan.features[feature] === true ? 1 : 0] : FEATURE_ENTITLEMENTS.override[override.enabled ? 1 : 0];
 }
 
 /** The account's limit on a metric at `at` (null: unlimited): an override in force beats the plan. */

@@ -21,6 +21,19 @@ describe("createEntitlementClient", () => {
     expect(quotaFailureOf(error)?.violations[0]).toMatchObject({ quotaMetric: "jobs", quotaValue: 10n });
   });
 
+  it.each(["grpc", "connect"] as const)("sets per-account terms over %s, and increments draw on grants", async (protocol) => {
+    const baseUrl = protocol === "grpc" ? `http://127.0.0.1:${server.listener.grpcPort}` : server.httpUrl;
+    const client = createEntitlementClient({ baseUrl, token: SERVICE_TOKEN, protocol });
+    const userId = `terms-${protocol}`;
+    await client.grantUsage({ userId, metric: "jobs", amount: 4n, idempotencyKey: "credit", reason: "outage" });
+    await client.setFeatureOverride({ userId, feature: "sso", enabled: true, reason: "pilot" });
+    expect((await client.incrementUsage({ userId, metric: "jobs", amount: 12n })).quota).toMatchObject({ used: 12n, remaining: 2n, grantRemaining: 2n });
+    expect((await client.hasFeature({ userId, feature: "sso" })).enabled).toBe(true);
+    const error = await client.incrementUsage({ userId, metric: "jobs", amount: 3n }).catch((e: unknown) => e);
+    expect(ConnectError.from(error).code).toBe(Code.ResourceExhausted);
+    expect(quotaFailureOf(error)?.violations[0]?.description).toContain("and 2 left in grants");
+  });
+
   it("sends its token, and a wrong one is refused", async () => {
     const client = createEntitlementClient({ baseUrl: server.httpUrl, token: "not-the-token-0123456789", protocol: "connect" });
     const error = await client.getPlan({ userId: "u" }).catch((e: unknown) => ConnectError.from(e));
