@@ -17,7 +17,7 @@ export function overrideMessage(override: OverrideRecord, shown: ReasonShown = "
   return create(OverrideSchema, {
     userId: override.userId,
     target: override.kind === "feature" ? { case: "feature", value: override.target } : { case: "metric", value: override.target },
-    enabled: override.kind === "feature" && override.enabled,
+    enabled: override.kind === "feature" ? override.enabled : undefined,
     limit: override.kind === "quota" ? (override.limit ?? undefined) : undefined,
     expiresAt: override.expiresAt === null ? undefined : timestampFromDate(override.expiresAt),
     reason: shown === "with reason" ? override.reason : "",

@@ -73,6 +73,7 @@ describe("quota overrides", () => {
     expect(overrides).toHaveLength(1);
     expect(overrides[0]).toMatchObject({ target: { case: "metric", value: "jobs" }, reason: "internal test account" });
     expect(overrides[0]?.limit).toBeUndefined();
+    expect(overrides[0]?.enabled).toBeUndefined();
   });
 
   it("a second override of the same metric replaces the first", async () => {

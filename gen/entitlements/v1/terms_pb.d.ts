@@ -49,11 +49,11 @@ export declare type Override = Message<"entitlements.v1.Override"> & {
   } | { case: undefined; value?: undefined };
 
   /**
-   * For a feature override: whether the feature is on.
+   * For a feature override: whether the feature is on. Absent on a quota override.
    *
-   * @generated from field: bool enabled = 4;
+   * @generated from field: optional bool enabled = 4;
    */
-  enabled: boolean;
+  enabled?: boolean | undefined;
 
   /**
    * For a quota override: the limit per period (for a gauge: at any time). Absent: unlimited.
