@@ -1,8 +1,9 @@
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { sql } from "slonik";
-import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { expectInvalid, refusal } from "../support/refusals.ts";
 import { createTestService, type TestService } from "../support/service.ts";
 
 let service: TestService;
@@ -10,18 +11,6 @@ beforeAll(async () => {
   service = await createTestService();
 });
 beforeEach(() => service.clock.set("2026-03-15T12:00:00Z"));
-
-async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  const error = await call.then(() => undefined, (e: unknown) => e);
-  expect(error, "the call should fail").toBeInstanceOf(ConnectError);
-  return error as ConnectError;
-}
-
-async function expectInvalid(call: Promise<unknown>, field: string): Promise<void> {
-  const error = await refusal(call);
-  expect(error.code).toBe(Code.InvalidArgument);
-  expect(error.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field)).toEqual([field]);
-}
 
 const past = () => timestampFromDate(new Date(service.clock.now().getTime() - 1000));
 
