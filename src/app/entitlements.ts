@@ -18,7 +18,7 @@ import {
 } from "../domain/errors.ts";
 import { anchorOf, fits, QuotaExceededError, quotaOf, quotaState, usageCeiling, usageRowOf, type QuotaState } from "../domain/quota.ts";
 import { subscriptionInForce, type ScheduledChange, type SubscriptionRecord } from "../domain/subscriptions.ts";
-import { grantRemaining, quotaEntitlement, type AccountTerms } from "../domain/terms.ts";
+import { grantRemaining, inForce, quotaEntitlement, type AccountTerms } from "../domain/terms.ts";
 
 /** How long an idempotency key is remembered. */
 export const IDEMPOTENCY_KEY_RETENTION_DAYS = 35;
@@ -209,7 +209,7 @@ export class Entitlements {
   async quotas(userId: string, current: CurrentPlan, at: Date): Promise<readonly QuotaState[]> {
     const codes = new Set(current.plan.quotas.map((quota) => quota.metric));
     for (const override of current.terms.overrides) {
-      if (override.kind === "quota" && this.catalog.metric(override.target) !== undefined) codes.add(override.target);
+      if (override.kind === "quota" && inForce(override.expiresAt, at) && this.catalog.metric(override.target) !== undefined) codes.add(override.target);
     }
     const metrics = [...codes].sort().map((code) => this.metric(code));
     const usedByMetric = await findUsedByMetric(

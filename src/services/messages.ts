@@ -148,7 +148,7 @@ export function currentPlanAnswer<M extends Message>(current: CurrentPlan, at: D
 const featureAnswers: Answers = new WeakMap();
 
 /** HasFeature's answer on a plan: one shared answer per plan, outcome and source. */
-export function featureAnswer(plan: Plan, enabled: boolean, source: EntitlementSourceName = "plan"): HasFeatureResponse {
+export function featureAnswer(plan: Plan, enabled: boolean, source: EntitlementSourceName): HasFeatureResponse {
   return sharedAnswer(featureAnswers, plan, (enabled ? 1 : 0) + (source === "override" ? 2 : 0), () =>
     create(HasFeatureResponseSchema, { enabled, planCode: plan.code, source: ENTITLEMENT_SOURCES[source] }),
   );

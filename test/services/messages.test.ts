@@ -16,6 +16,7 @@ import {
 } from "../../src/services/messages.ts";
 import { quotaState } from "../../src/domain/quota.ts";
 import { isSharedAnswer } from "../../src/transport/shared-answers.ts";
+import { EntitlementSource } from "../../gen/entitlements/v1/terms_pb.js";
 
 const getPlan = (init: CurrentPlanInit) => create(GetPlanResponseSchema, init);
 const mySubscription = (init: CurrentPlanInit) => create(GetMySubscriptionResponseSchema, init);
@@ -61,14 +62,18 @@ describe("catalogAnswer", () => {
 });
 
 describe("featureAnswer", () => {
-  it("answers with one shared, frozen message per plan and outcome", () => {
-    const enabled = featureAnswer(pro!, true);
-    expect(featureAnswer(pro!, true)).toBe(enabled);
+  it("answers with one shared, frozen message per plan, outcome and source", () => {
+    const enabled = featureAnswer(pro!, true, "plan");
+    expect(featureAnswer(pro!, true, "plan")).toBe(enabled);
     expect(isSharedAnswer(enabled)).toBe(true);
     expect(Object.isFrozen(enabled)).toBe(true);
-    expect(enabled).toMatchObject({ enabled: true, planCode: "pro" });
-    expect(featureAnswer(pro!, false)).toMatchObject({ enabled: false, planCode: "pro" });
-    expect(featureAnswer(free!, true)).toMatchObject({ enabled: true, planCode: "free" });
+    expect(enabled).toMatchObject({ enabled: true, planCode: "pro", source: EntitlementSource.PLAN });
+    expect(featureAnswer(pro!, false, "plan")).toMatchObject({ enabled: false, planCode: "pro" });
+    expect(featureAnswer(free!, true, "plan")).toMatchObject({ enabled: true, planCode: "free" });
+    const overridden = featureAnswer(pro!, true, "override");
+    expect(overridden).not.toBe(enabled);
+    expect(overridden).toMatchObject({ enabled: true, source: EntitlementSource.OVERRIDE });
+    expect(featureAnswer(pro!, false, "override")).toMatchObject({ enabled: false, source: EntitlementSource.OVERRIDE });
   });
 });
 
