@@ -8,6 +8,7 @@ import { ReplicaCache } from "./app/replica-cache.ts";
 import { SignIns } from "./app/sign-ins.ts";
 import { TermsAdministration } from "./app/terms-administration.ts";
 import { PlanChanges } from "./app/plan-changes.ts";
+import { UsageChanges } from "./app/usage-changes.ts";
 import { createUserTokenVerifier, type UserTokenVerifier } from "./auth/user-tokens.ts";
 import type { Config } from "./config.ts";
 import { CallTransactions } from "./db/call-transaction.ts";
@@ -79,7 +80,9 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     settings.usageCacheSize > 0 && settings.usageCacheTtlMs > 0
       ? new ReplicaCache<bigint>({ ttlMs: settings.usageCacheTtlMs, maxEntries: settings.usageCacheSize, enabled: true })
       : undefined;
-  const entitlements = new Entitlements(pool, catalog, clock, { standings, usage, batcher: new IncrementBatcher(pool), coalesceReads: true });
+  const batcher = new IncrementBatcher(pool);
+  const entitlements = new Entitlements(pool, catalog, clock, { standings, usage, batcher, coalesceReads: true });
+  const usageChanges = new UsageChanges(pool, entitlements, clock, batcher);
   const administration = new Administration(pool, entitlements, clock);
   const catalogs = new CatalogAdministration(pool, entitlements, clock);
   const terms = new TermsAdministration(pool, entitlements, clock);
@@ -101,6 +104,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     catalogs,
     terms,
     planChanges,
+    usageChanges,
     signIns,
     health,
     serviceTokens: settings.serviceTokens,

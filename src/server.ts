@@ -4,6 +4,7 @@ import { loadCatalogFile, loadDefaultCatalog } from "./app/catalog-file.ts";
 import { isLoopbackHost } from "./auth/gates.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
 import { deleteExpiredIdempotencyKeys } from "./db/idempotency-keys.ts";
+import { deleteExpiredConsumptionKeys } from "./db/consumption-keys.ts";
 import { migrate } from "./db/migrate.ts";
 import { NotificationListener } from "./db/notifications.ts";
 import { createDatabasePool, isPooled, poolOptionsFor, statementTimeoutOf, type DatabaseAddress } from "./db/pool.ts";
@@ -123,7 +124,7 @@ export async function startService(
       },
     );
     const sweep = setInterval(() => {
-      deleteExpiredIdempotencyKeys(pool, clock.now()).catch((error: unknown) =>
+      Promise.all([deleteExpiredIdempotencyKeys(pool, clock.now()), deleteExpiredConsumptionKeys(pool, clock.now())]).catch((error: unknown) =>
         logger.warn({ err: error }, "idempotency key sweep failed"),
       );
     }, IDEMPOTENCY_SWEEP_MS).unref();

@@ -16,7 +16,7 @@ import {
   IdempotencyKeyReusedError,
   UnknownResourceError,
 } from "../domain/errors.ts";
-import { anchorOf, fits, QuotaExceededError, quotaOf, quotaState, usageCeiling, usageRowOf, type QuotaState } from "../domain/quota.ts";
+import { anchorOf, fits, QuotaExceededError, quotaOf, quotaState, replayedQuota, usageCeiling, usageRowOf, type QuotaState } from "../domain/quota.ts";
 import { subscriptionInForce, type ScheduledChange, type SubscriptionRecord } from "../domain/subscriptions.ts";
 import { grantRemaining, inForce, quotaEntitlement, type AccountTerms } from "../domain/terms.ts";
 
@@ -111,6 +111,15 @@ export class Entitlements {
    */
   async announceChange(db: CommonQueryMethods, userId: string): Promise<void> {
     await notifyAccountChanged(db, userId);
+  }
+
+  /**
+   * Usage of the account changed here: its cached usage is evicted once the change commits,
+   * before its caller hears of it; with grants drawn, its standing too (the draw told the other
+   * replicas).
+   */
+  usageChanged(userId: string, drewGrants: boolean): void {
+    afterCallCommit(() => (drewGrants ? this.forget(userId) : this.#usage?.evict(userId)));
   }
 
   /** The account changed (committed here, or announced by another replica): read it afresh. */
@@ -233,8 +242,7 @@ export class Entitlements {
    */
   async increment(increment: Increment): Promise<IncrementResult> {
     const { result, drewGrants } = await this.#increment(increment);
-    // One that drew on grants changed the standing's grants too (and told the other replicas).
-    afterCallCommit(() => (drewGrants ? this.forget(increment.userId) : this.#usage?.evict(increment.userId)));
+    this.usageChanged(increment.userId, drewGrants);
     return result;
   }
 
@@ -272,7 +280,7 @@ export class Entitlements {
     const grants = outcome.grantRemaining ?? grantRemaining(current.terms, increment.metric.code, now);
     const quota = quotaState(increment.metric, limit, outcome.used, now, { limitSource: source, grantRemaining: grants, anchor: anchorOf(current) });
     if (outcome.kind === "refused") {
-      throw new QuotaExceededError(increment.userId, quota, increment.amount);
+      throw new QuotaExceededError(increment.userId, [{ quota, requested: increment.amount }]);
     }
     return { result: { quota, replayed: false }, drewGrants: outcome.grantRemaining !== null };
   }
@@ -282,9 +290,7 @@ export class Entitlements {
     if (first.metric !== increment.metric.code || first.amount !== increment.amount) {
       throw new IdempotencyKeyReusedError(key);
     }
-    const source = quotaEntitlement(current.plan, current.terms, increment.metric.code, first.createdAt).source;
-    const grants = grantRemaining(current.terms, increment.metric.code, this.now());
-    return quotaState(increment.metric, first.limit, first.usedAfter, first.createdAt, { limitSource: source, grantRemaining: grants, anchor: anchorOf(current) });
+    return replayedQuota(increment.metric, current, first, this.now());
   }
 }
 

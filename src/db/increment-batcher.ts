@@ -3,6 +3,7 @@ import { consumeUsageOnce, consumeUsageOnceBatch, type KeyedConsumption, type Ke
 import { consumeUsageBatch, decideConsumption, type Consumption, type ConsumptionDecision } from "./usage-counters.ts";
 import { Coalescer } from "./coalescer.ts";
 import { boundStatements } from "./call-transaction.ts";
+import { consumeItemsBatch, type ItemsConsumption, type ItemsOutcome } from "./consumptions.ts";
 
 /** A piece of work and when its caller gives up (ms since the epoch), if that bounds its work. */
 type Submitted<T> = { readonly work: T; readonly deadline: number | undefined };
@@ -17,7 +18,8 @@ type BatcherOptions = { maxBatch?: number; maxConcurrentBatches?: number };
  * pass one commit per call, while every increment stays durable and exact, and a batch costs
  * one round trip to PostgreSQL whatever its size. A lone increment takes the one-row upsert.
  * Increments under idempotency keys are batched apart, each decided in its batch exactly as it
- * would be alone (claim, count or replay, record). When every caller in a batch has a deadline,
+ * would be alone (claim, count or replay, record), and ConsumeUsage calls apart again, each all
+ * of its items or none. When every caller in a batch has a deadline,
  * the batch runs in a transaction whose statements end with the last of them, so the database
  * gives up when its callers do.
  */
@@ -25,12 +27,14 @@ export class IncrementBatcher {
   readonly #pool: DatabasePool;
   readonly #plain: Coalescer<Submitted<Consumption>, ConsumptionDecision>;
   readonly #keyed: Coalescer<Submitted<KeyedConsumption>, KeyedOutcome>;
+  readonly #items: Coalescer<Submitted<ItemsConsumption>, ItemsOutcome>;
 
   constructor(pool: DatabasePool, options: BatcherOptions = {}) {
     this.#pool = pool;
     const coalescerOptions = { maxBatch: options.maxBatch, maxConcurrent: options.maxConcurrentBatches };
     this.#plain = new Coalescer((batch) => this.#write(batch, decide), coalescerOptions);
     this.#keyed = new Coalescer((batch) => this.#write(batch, decideKeyed), coalescerOptions);
+    this.#items = new Coalescer((batch) => this.#write(batch, consumeItemsBatch), coalescerOptions);
   }
 
   submit(consumption: Consumption, deadline?: number): Promise<ConsumptionDecision> {
@@ -39,6 +43,11 @@ export class IncrementBatcher {
 
   submitKeyed(consumption: KeyedConsumption, deadline?: number): Promise<KeyedOutcome> {
     return this.#keyed.submit({ work: consumption, deadline });
+  }
+
+  /** A ConsumeUsage call (all of its items or none), batched with the others that arrive together. */
+  submitItems(consumption: ItemsConsumption, deadline?: number): Promise<ItemsOutcome> {
+    return this.#items.submit({ work: consumption, deadline });
   }
 
   async #write<T, O>(batch: readonly Submitted<T>[], run: (db: CommonQueryMethods, works: readonly T[]) => Promise<O[]>): Promise<O[]> {

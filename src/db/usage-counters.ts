@@ -132,6 +132,25 @@ export async function decideConsumption(db: CommonQueryMethods, consumption: Con
   return { granted: decided.granted, used: decided.used, grantRemaining: decided.grant_remaining };
 }
 
+/** Locks a counter row (made at 0 if new) until the transaction ends; returns its amount. */
+export async function lockUsageRow(tx: CommonQueryMethods, row: UsageRowKey, now: Date): Promise<bigint> {
+  return tx.oneFirst(sql.type(usedRow)`
+    insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
+    values (${row.userId}, ${row.metric}, ${sql.timestamp(row.periodStart)}, 0, ${sql.timestamp(now)})
+    on conflict (user_id, metric_code, period_start) do update set used = c.used
+    returning c.used
+  `);
+}
+
+/** Sets a row the transaction holds (lockUsageRow) to `used`; returns it. */
+export async function setUsageRow(tx: CommonQueryMethods, row: UsageRowKey, used: bigint, now: Date): Promise<bigint> {
+  return tx.oneFirst(sql.type(usedRow)`
+    update usage_counters set used = ${used}, updated_at = ${sql.timestamp(now)}
+    where user_id = ${row.userId} and metric_code = ${row.metric} and period_start = ${sql.timestamp(row.periodStart)}
+    returning used
+  `);
+}
+
 /** Sets rows of one user back to zero (by deleting them); returns how many existed. */
 export async function deleteUsageRows(
   db: CommonQueryMethods,

@@ -27,24 +27,31 @@ export type QuotaState = {
 /** What besides the plan shapes a quota: an override's limit, grants, the billing anchor of its periods. */
 export type QuotaTerms = { readonly limitSource?: EntitlementSource; readonly grantRemaining?: bigint; readonly anchor?: Date | null };
 
-/** The amount does not fit the user's quota; nothing was counted. */
+/** One amount that did not fit: the quota it met, and what was asked. */
+export type QuotaRefusal = { readonly quota: QuotaState; readonly requested: bigint };
+
+/** Amounts that do not fit the user's quotas (one, or every refused item of a call); nothing was counted. */
 export class QuotaExceededError extends EntitlementError {
   override name = "QuotaExceededError";
   readonly userId: string;
-  readonly quota: QuotaState;
-  readonly requested: bigint;
+  /** At least one. */
+  readonly refusals: readonly QuotaRefusal[];
 
-  constructor(userId: string, quota: QuotaState, requested: bigint) {
-    super(
-      `quota exceeded for metric "${quota.metric}": ${quota.used} used` +
-        (quota.limit === null ? "" : ` of ${quota.limit}`) +
-        (quota.grantRemaining > 0n ? ` (and ${quota.grantRemaining} left in grants)` : "") +
-        `, ${requested} more requested`,
-    );
+  constructor(userId: string, refusals: readonly QuotaRefusal[]) {
+    super(refusals.map(({ quota, requested }) => refusalMessage(quota, requested)).join("; "));
     this.userId = userId;
-    this.quota = quota;
-    this.requested = requested;
+    this.refusals = refusals;
   }
+}
+
+/** What one refusal says: used, limit, grants, and what was asked. */
+export function refusalMessage(quota: QuotaState, requested: bigint): string {
+  return (
+    `quota exceeded for metric "${quota.metric}": ${quota.used} used` +
+    (quota.limit === null ? "" : ` of ${quota.limit}`) +
+    (quota.grantRemaining > 0n ? ` (and ${quota.grantRemaining} left in grants)` : "") +
+    `, ${requested} more requested`
+  );
 }
 
 export function quotaState(metric: Metric, limit: bigint | null, used: bigint, at: Date, terms: QuotaTerms = {}): QuotaState {
@@ -86,6 +93,19 @@ export function quotaOf(metric: Metric, basis: QuotaBasis, used: bigint, at: Dat
   return quotaState(metric, limit, used, at, {
     limitSource: source,
     grantRemaining: grantRemaining(basis.terms, metric.code, at),
+    anchor: anchorOf(basis),
+  });
+}
+
+/**
+ * A replayed call's quota: the usage and limit its first call answered, as of then, with the
+ * grants the account holds now.
+ */
+export function replayedQuota(metric: Metric, basis: QuotaBasis, first: { limit: bigint | null; usedAfter: bigint; createdAt: Date }, now: Date): QuotaState {
+  const source = quotaEntitlement(basis.plan, basis.terms, metric.code, first.createdAt).source;
+  return quotaState(metric, first.limit, first.usedAfter, first.createdAt, {
+    limitSource: source,
+    grantRemaining: grantRemaining(basis.terms, metric.code, now),
     anchor: anchorOf(basis),
   });
 }

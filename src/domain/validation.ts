@@ -119,3 +119,28 @@ export function unitsBetween(value: bigint, min: bigint, max: bigint, field: str
   }
   return value;
 }
+
+/** Most items one ConsumeUsage call may hold. */
+export const MAX_USAGE_ITEMS = 16;
+
+/**
+ * The items of an all-or-nothing consumption: 1 to MAX_USAGE_ITEMS, each metric once (as a
+ * catalog name), each amount from 1 to `maxAmount`.
+ */
+export function usageItems(items: readonly { readonly metric: string; readonly amount: bigint }[], maxAmount: bigint): { metric: string; amount: bigint }[] {
+  if (items.length === 0 || items.length > MAX_USAGE_ITEMS) {
+    throw new InvalidArgumentError([{ field: "items", description: `must hold 1 to ${MAX_USAGE_ITEMS} items` }]);
+  }
+  const seen = new Set<string>();
+  return items.map((item, index) => {
+    const metric = catalogName(item.metric, `items[${index}].metric`);
+    if (seen.has(metric)) {
+      throw new InvalidArgumentError([{ field: `items[${index}].metric`, description: `"${metric}" is listed twice: one item per metric` }]);
+    }
+    seen.add(metric);
+    if (item.amount < 1n || item.amount > maxAmount) {
+      throw new InvalidArgumentError([{ field: `items[${index}].amount`, description: `must be between 1 and ${maxAmount}` }]);
+    }
+    return { metric, amount: item.amount };
+  });
+}

@@ -12,9 +12,11 @@ import {
   type StartTrialRequest,
   type SchedulePlanChangeRequest,
   type CancelScheduledChangeRequest,
+  type RefundUsageRequest,
 } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import type { Entitlements } from "../app/entitlements.ts";
 import type { PlanChanges } from "../app/plan-changes.ts";
+import type { UsageChanges } from "../app/usage-changes.ts";
 import type { TermsAdministration } from "../app/terms-administration.ts";
 import { callerOf } from "../auth/gates.ts";
 import { auditReason } from "../domain/accounts.ts";
@@ -23,7 +25,7 @@ import { MAX_USAGE } from "../domain/quota.ts";
 import { futureExpiry } from "../domain/terms.ts";
 import * as validate from "../domain/validation.ts";
 import { grantMessage, overrideMessage } from "./terms-messages.ts";
-import { planMessage, scheduledChangeMessage, subscriptionMessage } from "./messages.ts";
+import { planMessage, quotaStatusMessage, scheduledChangeMessage, subscriptionMessage } from "./messages.ts";
 
 /** The EntitlementService RPCs of per-account terms: overrides and usage grants. */
 export type AccountTermsRpcs = Pick<
@@ -38,6 +40,7 @@ export type AccountTermsRpcs = Pick<
   | "startTrial"
   | "schedulePlanChange"
   | "cancelScheduledChange"
+  | "refundUsage"
 >;
 
 /** The RPCs that superadmins may call too (with their user token), besides backends. */
@@ -52,21 +55,29 @@ export const ACCOUNT_TERMS_METHODS = [
   EntitlementService.method.startTrial,
   EntitlementService.method.schedulePlanChange,
   EntitlementService.method.cancelScheduledChange,
+  EntitlementService.method.refundUsage,
 ];
 
 /** What the per-account terms RPCs delegate to. */
-export type AccountTermsParts = { readonly entitlements: Entitlements; readonly terms: TermsAdministration; readonly planChanges: PlanChanges };
+export type AccountTermsParts = {
+  readonly entitlements: Entitlements;
+  readonly terms: TermsAdministration;
+  readonly planChanges: PlanChanges;
+  readonly usageChanges: UsageChanges;
+};
 
 /** Validates, delegates to TermsAdministration and PlanChanges with the caller as actor, converts. */
 export class AccountTermsMethods implements AccountTermsRpcs {
   readonly #terms: TermsAdministration;
   readonly #planChanges: PlanChanges;
   readonly #entitlements: Entitlements;
+  readonly #usageChanges: UsageChanges;
 
   constructor(parts: AccountTermsParts) {
     this.#terms = parts.terms;
     this.#planChanges = parts.planChanges;
     this.#entitlements = parts.entitlements;
+    this.#usageChanges = parts.usageChanges;
   }
 
   async setFeatureOverride(request: SetFeatureOverrideRequest, context: HandlerContext) {
@@ -155,6 +166,17 @@ export class AccountTermsMethods implements AccountTermsRpcs {
   async cancelScheduledChange(request: CancelScheduledChangeRequest, context: HandlerContext) {
     const cancelled = await this.#planChanges.cancelScheduled(callerOf(context), validate.userId(request.userId));
     return { cancelled: cancelled === null ? undefined : scheduledChangeMessage(cancelled) };
+  }
+
+  async refundUsage(request: RefundUsageRequest, context: HandlerContext) {
+    const { result, replayed } = await this.#usageChanges.refund(callerOf(context), {
+      userId: validate.userId(request.userId),
+      metric: this.#entitlements.metric(validate.catalogName(request.metric, "metric")),
+      amount: validate.unitsBetween(request.amount, 1n, MAX_USAGE, "amount"),
+      key: validate.requiredIdempotencyKey(request.idempotencyKey),
+      reason: auditReason(request.reason),
+    });
+    return { quota: quotaStatusMessage(result), replayed };
   }
 
   #expiry(expiresAt: Timestamp | undefined): Date | null {

@@ -11,14 +11,17 @@ import {
   type HasFeatureRequest,
   type IncrementUsageRequest,
   type UpgradePlanRequest,
+  type ConsumeUsageRequest,
+  type SetUsageRequest,
 } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import * as validate from "../domain/validation.ts";
-import { checkAmount, incrementAmount } from "../domain/quota.ts";
+import { checkAmount, incrementAmount, MAX_USAGE } from "../domain/quota.ts";
 import type { Entitlements } from "../app/entitlements.ts";
 
 import { featureEntitlement } from "../domain/terms.ts";
 import { AccountTermsMethods, type AccountTermsParts } from "./account-terms-methods.ts";
 import type { PlanChanges } from "../app/plan-changes.ts";
+import type { UsageChanges } from "../app/usage-changes.ts";
 import { callerOf } from "../auth/gates.ts";
 import type { HandlerContext } from "@connectrpc/connect";
 import {
@@ -43,11 +46,13 @@ const listPlansResponse = (init: CatalogInit) => create(ListPlansResponseSchema,
 export class EntitlementServiceImpl extends AccountTermsMethods implements ServiceImpl<typeof EntitlementService> {
   readonly #entitlements: Entitlements;
   readonly #changes: PlanChanges;
+  readonly #usageChanges: UsageChanges;
 
   constructor(parts: AccountTermsParts) {
     super(parts);
     this.#entitlements = parts.entitlements;
     this.#changes = parts.planChanges;
+    this.#usageChanges = parts.usageChanges;
   }
 
   async getPlan(request: GetPlanRequest) {
@@ -96,6 +101,21 @@ export class EntitlementServiceImpl extends AccountTermsMethods implements Servi
 
   async listPlans(request: ListPlansRequest) {
     return catalogAnswer(this.#entitlements.catalog, listPlansResponse, request.includeHidden ? "all" : "public");
+  }
+
+  async consumeUsage(request: ConsumeUsageRequest) {
+    const userId = validate.userId(request.userId);
+    const items = validate.usageItems(request.items, MAX_USAGE).map(({ metric, amount }) => ({ metric: this.#entitlements.metric(metric), amount }));
+    const { result, replayed } = await this.#usageChanges.consume(userId, items, validate.idempotencyKey(request.idempotencyKey));
+    return { quotas: result.map(quotaStatusMessage), replayed };
+  }
+
+  async setUsage(request: SetUsageRequest) {
+    const userId = validate.userId(request.userId);
+    const metric = this.#entitlements.metric(validate.catalogName(request.metric, "metric"));
+    const value = validate.unitsBetween(request.value, 0n, MAX_USAGE, "value");
+    const { result, replayed } = await this.#usageChanges.setLevel(userId, metric, value, validate.idempotencyKey(request.idempotencyKey));
+    return { quota: quotaStatusMessage(result), replayed };
   }
 
   async getUsage(request: GetUsageRequest) {

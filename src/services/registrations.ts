@@ -12,6 +12,7 @@ import type { HealthMonitor } from "../app/health-monitor.ts";
 import type { SignIns } from "../app/sign-ins.ts";
 import type { TermsAdministration } from "../app/terms-administration.ts";
 import type { PlanChanges } from "../app/plan-changes.ts";
+import type { UsageChanges } from "../app/usage-changes.ts";
 import { ACCOUNT_TERMS_METHODS } from "./account-terms-methods.ts";
 import { serviceOrSuperadminGate, serviceTokenGate, superadminGate, userTokenGate, type ServiceToken } from "../auth/gates.ts";
 import type { UserTokenVerifier } from "../auth/user-tokens.ts";
@@ -42,6 +43,7 @@ export type ServiceDependencies = {
   readonly catalogs: CatalogAdministration;
   readonly terms: TermsAdministration;
   readonly planChanges: PlanChanges;
+  readonly usageChanges: UsageChanges;
   readonly signIns: SignIns;
   readonly health: HealthMonitor;
   readonly serviceTokens: readonly ServiceToken[];
@@ -51,7 +53,7 @@ export type ServiceDependencies = {
 
 /** Every RPC service and the credential each one requires. */
 export function serviceRegistrations(deps: ServiceDependencies): ServiceRegistration[] {
-  const { entitlements, administration, catalogs, terms, planChanges, signIns, verifyUserToken, logger } = deps;
+  const { entitlements, administration, catalogs, terms, planChanges, usageChanges, signIns, verifyUserToken, logger } = deps;
   const reflection = new ReflectionIndex(SERVED_SERVICES);
   const userGate = (publicMethods: readonly DescMethod[]) =>
     userTokenGate({ verify: verifyUserToken, admit: (user) => signIns.admit(user), publicMethods, logger });
@@ -59,7 +61,7 @@ export function serviceRegistrations(deps: ServiceDependencies): ServiceRegistra
   return [
     {
       service: EntitlementService,
-      implementation: new EntitlementServiceImpl({ entitlements, terms, planChanges }),
+      implementation: new EntitlementServiceImpl({ entitlements, terms, planChanges, usageChanges }),
       requestGate: serviceOrSuperadminGate(serviceTokenGate(deps.serviceTokens), adminGate, ACCOUNT_TERMS_METHODS),
     },
     { service: SubscriptionService, implementation: new SubscriptionServiceImpl(entitlements, terms), requestGate: userGate(PUBLIC_SUBSCRIPTION_METHODS) },

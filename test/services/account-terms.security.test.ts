@@ -48,6 +48,7 @@ const termCalls = (c: ReturnType<typeof client>, userId: string) => [
   () => c.startTrial({ userId, planCode: "pro", days: 3 }),
   () => c.schedulePlanChange({ userId, planCode: "pro", when: { case: "at", value: { seconds: 4102444800n, nanos: 0 } } }),
   () => c.cancelScheduledChange({ userId }),
+  () => c.refundUsage({ userId, metric: "jobs", amount: 1n, idempotencyKey: "k", reason: "r" }),
 ];
 
 describe("who may set per-account terms", () => {
@@ -68,6 +69,10 @@ describe("who may set per-account terms", () => {
     expect((await admin.listOverrides({ userId: "by-admin" })).overrides).toHaveLength(1);
     expect(await codeOf(admin.getPlan({ userId: "by-admin" }))).toBe(Code.Unauthenticated);
     expect(await codeOf(admin.upgradePlan({ userId: "by-admin", planCode: "enterprise" }))).toBe(Code.Unauthenticated);
+    expect(await codeOf(admin.consumeUsage({ userId: "by-admin", items: [{ metric: "jobs", amount: 1n }] }))).toBe(Code.Unauthenticated);
+    await client(BILLING_TOKEN).incrementUsage({ userId: "by-admin", metric: "jobs", amount: 2n });
+    expect((await admin.refundUsage({ userId: "by-admin", metric: "jobs", amount: 1n, idempotencyKey: "k", reason: "goodwill" })).quota?.used).toBe(1n);
+    expect(await actors("by-admin")).toEqual(["root", "root"]);
   });
 
   it("every change names its actor: the named token, an unnamed one, the admin", async () => {

@@ -26,6 +26,9 @@ describe("service tokens", () => {
       () => client.upgradePlan({ userId: "u", planCode: "enterprise" }),
       () => client.listPlans({}),
       () => client.getUsage({ userId: "u" }),
+      () => client.consumeUsage({ userId: "u", items: [{ metric: "jobs", amount: 1n }] }),
+      () => client.setUsage({ userId: "u", metric: "storage_mb", value: 1n }),
+      () => client.refundUsage({ userId: "u", metric: "jobs", amount: 1n, idempotencyKey: "k", reason: "r" }),
     ];
     for (const call of calls) {
       const error = await call().then(() => undefined, (e: unknown) => ConnectError.from(e));

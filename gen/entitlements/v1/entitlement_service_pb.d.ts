@@ -8,7 +8,7 @@ import type { Plan } from "./plan_pb.js";
 import type { ScheduledChange, Subscription } from "./subscription_pb.js";
 import type { AccountStatus } from "./account_pb.js";
 import type { EntitlementSource, Grant, Override } from "./terms_pb.js";
-import type { QuotaStatus } from "./usage_pb.js";
+import type { QuotaStatus, UsageItem } from "./usage_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
@@ -1004,6 +1004,213 @@ export declare type CancelScheduledChangeResponse = Message<"entitlements.v1.Can
 export declare const CancelScheduledChangeResponseSchema: GenMessage<CancelScheduledChangeResponse>;
 
 /**
+ * Request of ConsumeUsage.
+ *
+ * @generated from message entitlements.v1.ConsumeUsageRequest
+ */
+export declare type ConsumeUsageRequest = Message<"entitlements.v1.ConsumeUsageRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * What the call uses: 1 to 16 items, each metric once.
+   *
+   * @generated from field: repeated entitlements.v1.UsageItem items = 2;
+   */
+  items: UsageItem[];
+
+  /**
+   * Optional key, up to 255 characters: a retry with the same key (for the same user) returns the
+   * first result with `replayed` set and counts nothing; the same key with other items is
+   * FAILED_PRECONDITION. Keys of ConsumeUsage, RefundUsage and SetUsage share one space (apart
+   * from IncrementUsage's) and are kept 35 days. A refused call does not keep its key.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message entitlements.v1.ConsumeUsageRequest.
+ * Use `create(ConsumeUsageRequestSchema)` to create a new message.
+ */
+export declare const ConsumeUsageRequestSchema: GenMessage<ConsumeUsageRequest>;
+
+/**
+ * Response of ConsumeUsage.
+ *
+ * @generated from message entitlements.v1.ConsumeUsageResponse
+ */
+export declare type ConsumeUsageResponse = Message<"entitlements.v1.ConsumeUsageResponse"> & {
+  /**
+   * Usage of each item's metric right after the call, in the order of `items`.
+   *
+   * @generated from field: repeated entitlements.v1.QuotaStatus quotas = 1;
+   */
+  quotas: QuotaStatus[];
+
+  /**
+   * True when this is a retry of a call already recorded under the same idempotency key.
+   *
+   * @generated from field: bool replayed = 2;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message entitlements.v1.ConsumeUsageResponse.
+ * Use `create(ConsumeUsageResponseSchema)` to create a new message.
+ */
+export declare const ConsumeUsageResponseSchema: GenMessage<ConsumeUsageResponse>;
+
+/**
+ * Request of RefundUsage.
+ *
+ * @generated from message entitlements.v1.RefundUsageRequest
+ */
+export declare type RefundUsageRequest = Message<"entitlements.v1.RefundUsageRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * A counter metric (not a gauge).
+   *
+   * @generated from field: string metric = 2;
+   */
+  metric: string;
+
+  /**
+   * Units to give back, 1 to what the current period counts.
+   *
+   * @generated from field: int64 amount = 3;
+   */
+  amount: bigint;
+
+  /**
+   * Required, as ConsumeUsage takes it: a retry gives back nothing more.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
+
+  /**
+   * Why, for the audit trail, 1 to 1000 characters.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message entitlements.v1.RefundUsageRequest.
+ * Use `create(RefundUsageRequestSchema)` to create a new message.
+ */
+export declare const RefundUsageRequestSchema: GenMessage<RefundUsageRequest>;
+
+/**
+ * Response of RefundUsage.
+ *
+ * @generated from message entitlements.v1.RefundUsageResponse
+ */
+export declare type RefundUsageResponse = Message<"entitlements.v1.RefundUsageResponse"> & {
+  /**
+   * Usage of the metric right after the refund.
+   *
+   * @generated from field: entitlements.v1.QuotaStatus quota = 1;
+   */
+  quota?: QuotaStatus | undefined;
+
+  /**
+   * True when the key had already made this refund: nothing more was given back.
+   *
+   * @generated from field: bool replayed = 2;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message entitlements.v1.RefundUsageResponse.
+ * Use `create(RefundUsageResponseSchema)` to create a new message.
+ */
+export declare const RefundUsageResponseSchema: GenMessage<RefundUsageResponse>;
+
+/**
+ * Request of SetUsage.
+ *
+ * @generated from message entitlements.v1.SetUsageRequest
+ */
+export declare type SetUsageRequest = Message<"entitlements.v1.SetUsageRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * A gauge metric (reset `never`).
+   *
+   * @generated from field: string metric = 2;
+   */
+  metric: string;
+
+  /**
+   * The level, 0 or more.
+   *
+   * @generated from field: int64 value = 3;
+   */
+  value: bigint;
+
+  /**
+   * Optional key, as ConsumeUsage takes it: a retry sets nothing again.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message entitlements.v1.SetUsageRequest.
+ * Use `create(SetUsageRequestSchema)` to create a new message.
+ */
+export declare const SetUsageRequestSchema: GenMessage<SetUsageRequest>;
+
+/**
+ * Response of SetUsage.
+ *
+ * @generated from message entitlements.v1.SetUsageResponse
+ */
+export declare type SetUsageResponse = Message<"entitlements.v1.SetUsageResponse"> & {
+  /**
+   * The gauge right after the call.
+   *
+   * @generated from field: entitlements.v1.QuotaStatus quota = 1;
+   */
+  quota?: QuotaStatus | undefined;
+
+  /**
+   * True when this is a retry of a call already recorded under the same idempotency key.
+   *
+   * @generated from field: bool replayed = 2;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message entitlements.v1.SetUsageResponse.
+ * Use `create(SetUsageResponseSchema)` to create a new message.
+ */
+export declare const SetUsageResponseSchema: GenMessage<SetUsageResponse>;
+
+/**
  * Entitlements for backend services: which plan a user is on, which features they may use, and
  * metered usage against their plan's quotas. Every call needs a service token
  * (`authorization: Bearer <token>`). User ids are opaque strings of 1 to 128 characters and need
@@ -1191,6 +1398,42 @@ export declare const EntitlementService: GenService<{
     methodKind: "unary";
     input: typeof CancelScheduledChangeRequestSchema;
     output: typeof CancelScheduledChangeResponseSchema;
+  },
+  /**
+   * Records usage of several metrics at once, all or nothing: every item fits (allowance, then
+   * grants, as IncrementUsage decides) and all are counted in one transaction, or none is and the
+   * call fails with RESOURCE_EXHAUSTED and one google.rpc.QuotaFailure violation per item that did
+   * not fit. Safe to retry with the same `idempotency_key`.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.ConsumeUsage
+   */
+  consumeUsage: {
+    methodKind: "unary";
+    input: typeof ConsumeUsageRequestSchema;
+    output: typeof ConsumeUsageResponseSchema;
+  },
+  /**
+   * Gives back usage of a counter in the current period (a failed job's), audited with its
+   * caller. Never below zero: more than was used is FAILED_PRECONDITION. What grants gave stays
+   * drawn. Also takes a superadmin's user token.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.RefundUsage
+   */
+  refundUsage: {
+    methodKind: "unary";
+    input: typeof RefundUsageRequestSchema;
+    output: typeof RefundUsageResponseSchema;
+  },
+  /**
+   * Sets a gauge's level (storage in use, seats). A level above the limit is RESOURCE_EXHAUSTED
+   * unless it is below the current level: shrinking is always allowed.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.SetUsage
+   */
+  setUsage: {
+    methodKind: "unary";
+    input: typeof SetUsageRequestSchema;
+    output: typeof SetUsageResponseSchema;
   },
 }>;
 

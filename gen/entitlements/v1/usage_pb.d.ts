@@ -83,3 +83,30 @@ export declare type QuotaStatus = Message<"entitlements.v1.QuotaStatus"> & {
  */
 export declare const QuotaStatusSchema: GenMessage<QuotaStatus>;
 
+/**
+ * Units of one metric that a call uses.
+ *
+ * @generated from message entitlements.v1.UsageItem
+ */
+export declare type UsageItem = Message<"entitlements.v1.UsageItem"> & {
+  /**
+   * Name of the metric, such as "jobs".
+   *
+   * @generated from field: string metric = 1;
+   */
+  metric: string;
+
+  /**
+   * Units, more than 0.
+   *
+   * @generated from field: int64 amount = 2;
+   */
+  amount: bigint;
+};
+
+/**
+ * Describes the message entitlements.v1.UsageItem.
+ * Use `create(UsageItemSchema)` to create a new message.
+ */
+export declare const UsageItemSchema: GenMessage<UsageItem>;
+

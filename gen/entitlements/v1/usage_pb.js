@@ -10,7 +10,7 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file entitlements/v1/usage.proto.
  */
 export const file_entitlements_v1_usage = /*@__PURE__*/
-  fileDesc("ChtlbnRpdGxlbWVudHMvdjEvdXNhZ2UucHJvdG8SD2VudGl0bGVtZW50cy52MSKjAgoLUXVvdGFTdGF0dXMSDgoGbWV0cmljGAEgASgJEgwKBHVzZWQYAiABKAMSEgoFbGltaXQYAyABKANIAIgBARIWCglyZW1haW5pbmcYBCABKANIAYgBARIwCgxwZXJpb2Rfc3RhcnQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXJlc2V0c19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoMbGltaXRfc291cmNlGAcgASgOMiIuZW50aXRsZW1lbnRzLnYxLkVudGl0bGVtZW50U291cmNlEhcKD2dyYW50X3JlbWFpbmluZxgIIAEoA0IICgZfbGltaXRCDAoKX3JlbWFpbmluZ2IGcHJvdG8z", [file_entitlements_v1_terms, file_google_protobuf_timestamp]);
+  fileDesc("ChtlbnRpdGxlbWVudHMvdjEvdXNhZ2UucHJvdG8SD2VudGl0bGVtZW50cy52MSKjAgoLUXVvdGFTdGF0dXMSDgoGbWV0cmljGAEgASgJEgwKBHVzZWQYAiABKAMSEgoFbGltaXQYAyABKANIAIgBARIWCglyZW1haW5pbmcYBCABKANIAYgBARIwCgxwZXJpb2Rfc3RhcnQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXJlc2V0c19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoMbGltaXRfc291cmNlGAcgASgOMiIuZW50aXRsZW1lbnRzLnYxLkVudGl0bGVtZW50U291cmNlEhcKD2dyYW50X3JlbWFpbmluZxgIIAEoA0IICgZfbGltaXRCDAoKX3JlbWFpbmluZyIrCglVc2FnZUl0ZW0SDgoGbWV0cmljGAEgASgJEg4KBmFtb3VudBgCIAEoA2IGcHJvdG8z", [file_entitlements_v1_terms, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message entitlements.v1.QuotaStatus.
@@ -18,4 +18,11 @@ export const file_entitlements_v1_usage = /*@__PURE__*/
  */
 export const QuotaStatusSchema = /*@__PURE__*/
   messageDesc(file_entitlements_v1_usage, 0);
+
+/**
+ * Describes the message entitlements.v1.UsageItem.
+ * Use `create(UsageItemSchema)` to create a new message.
+ */
+export const UsageItemSchema = /*@__PURE__*/
+  messageDesc(file_entitlements_v1_usage, 1);
 

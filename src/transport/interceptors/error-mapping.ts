@@ -20,7 +20,7 @@ import {
   InvalidArgumentError,
   UnknownResourceError,
 } from "../../domain/errors.ts";
-import { QuotaExceededError } from "../../domain/quota.ts";
+import { QuotaExceededError, refusalMessage, type QuotaRefusal } from "../../domain/quota.ts";
 import { ConnectionAcquireTimeoutError } from "../../db/acquire-timeout.ts";
 import type { Logger } from "../../platform/logger.ts";
 
@@ -46,21 +46,20 @@ export function entitlementErrorToConnect(error: EntitlementError): ConnectError
     ]);
   }
   if (error instanceof QuotaExceededError) {
-    const { quota } = error;
+    // One violation per amount that did not fit; ErrorInfo tells the first of them.
+    const [{ quota, requested }] = error.refusals as [QuotaRefusal, ...QuotaRefusal[]];
     return new ConnectError(error.message, Code.ResourceExhausted, undefined, [
       {
         desc: QuotaFailureSchema,
         value: {
-          violations: [
-            {
-              subject: `user:${error.userId}`,
-              description: error.message,
-              quotaMetric: quota.metric,
-              quotaId: quota.period === null ? `${quota.metric}-total` : `${quota.metric}-per-period`,
-              quotaValue: quota.limit ?? 0n,
-              quotaDimensions: { metric: quota.metric },
-            },
-          ],
+          violations: error.refusals.map((refusal) => ({
+            subject: `user:${error.userId}`,
+            description: refusalMessage(refusal.quota, refusal.requested),
+            quotaMetric: refusal.quota.metric,
+            quotaId: refusal.quota.period === null ? `${refusal.quota.metric}-total` : `${refusal.quota.metric}-per-period`,
+            quotaValue: refusal.quota.limit ?? 0n,
+            quotaDimensions: { metric: refusal.quota.metric },
+          })),
         },
       },
       {
@@ -72,7 +71,7 @@ export function entitlementErrorToConnect(error: EntitlementError): ConnectError
             metric: quota.metric,
             used: String(quota.used),
             limit: quota.limit === null ? "unlimited" : String(quota.limit),
-            requested: String(error.requested),
+            requested: String(requested),
             ...(quota.period === null ? {} : { resets_at: quota.period.end.toISOString() }),
           },
         },
