@@ -39,6 +39,23 @@ describe("two replicas", () => {
     expect((await replica(0).checkQuota({ userId: "shared-race", metric: "jobs" })).quota?.used).toBe(10n);
   });
 
+  it("never over-grant either metric to 400 racing all-or-nothing calls, nor count an item of a refused one", async () => {
+    const userId = "shared-consume";
+    const itemsOf = (i: number) =>
+      i % 3 === 0 ? [{ metric: "api_calls", amount: 2n }] : [{ metric: "jobs", amount: 1n }, { metric: "api_calls", amount: BigInt(1 + (i % 4)) }];
+    const settled = await Promise.allSettled(Array.from({ length: 400 }, (_, i) => replica(i).consumeUsage({ userId, items: itemsOf(i) })));
+    const granted = settled.flatMap((result, i) => (result.status === "fulfilled" ? [itemsOf(i)] : []));
+    const refusals = settled.flatMap((result) => (result.status === "rejected" ? [ConnectError.from(result.reason).code] : []));
+    expect(new Set(refusals)).toEqual(new Set([Code.ResourceExhausted]));
+    const sum = (metric: string) => granted.flatMap((items) => items).reduce((total, item) => total + (item.metric === metric ? item.amount : 0n), 0n);
+    const jobs = (await replica(0).checkQuota({ userId, metric: "jobs" })).quota?.used;
+    const apiCalls = (await replica(1).checkQuota({ userId, metric: "api_calls" })).quota?.used;
+    expect([jobs, apiCalls]).toEqual([sum("jobs"), sum("api_calls")]);
+    expect(jobs).toBeLessThanOrEqual(10n);
+    expect(apiCalls).toBeLessThanOrEqual(100n);
+    expect(apiCalls! + 2n > 100n || jobs === 10n).toBe(true);
+  });
+
   it("count racing retries of one key once", async () => {
     const request = { userId: "shared-retries", metric: "api_calls", amount: 9n, idempotencyKey: "once-only" };
     const responses = await Promise.all(Array.from({ length: 60 }, (_, i) => replica(i).incrementUsage(request)));

@@ -15,7 +15,8 @@ import { METRICS, UsageModel } from "../support/usage-model.ts";
 /**
  * The whole service (router, validation, SQL on real PostgreSQL, injected clock) against the
  * reference model: random histories of increments, gauge changes, plan changes, rollovers,
- * overrides, grants with expiry, trials and scheduled changes, each step through one of two
+ * overrides, grants with expiry, trials, scheduled changes, all-or-nothing consumptions, refunds
+ * and gauge levels, each step through one of two
  * replicas of one database. The replicas cache nothing, so every answer must be exact: what the
  * caches add is tested apart (replica-cache, two-processes).
  */
@@ -76,6 +77,28 @@ describe("the service across two replicas, against the reference model", () => {
               await client.schedulePlanChange({ userId, planCode: op.plan, when: { case: "at", value: after(op.days) } });
               model.schedule(op.plan, op.days, now);
               break;
+            case "consume": {
+              const expected = model.consume(op.items, now);
+              const result = await client.consumeUsage({ userId, items: op.items }).then(
+                (response) => response.quotas.map((quota) => quota.used),
+                (error: unknown) => {
+                  expect(ConnectError.from(error).code).toBe(Code.ResourceExhausted);
+                  return undefined;
+                },
+              );
+              expect(result).toEqual(expected);
+              break;
+            }
+            case "refund": {
+              const refused = await refusedWith(client.refundUsage({ userId, metric: op.metric, amount: op.amount, idempotencyKey: `r${now.getTime()}-${Math.random()}`, reason: "model" }));
+              expect(refused).toBe(model.refund(op.metric, op.amount, now) ? undefined : Code.FailedPrecondition);
+              break;
+            }
+            case "set": {
+              const refused = await refusedWith(client.setUsage({ userId, metric: "storage_mb", value: op.value }));
+              expect(refused).toBe(model.setLevel("storage_mb", op.value, now) ? undefined : Code.ResourceExhausted);
+              break;
+            }
             case "increment": {
               const check = await client.checkQuota({ userId, metric: op.metric, amount: op.amount });
               expect(check.allowed).toBe(model.allows(op.metric, op.amount, now));

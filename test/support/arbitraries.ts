@@ -61,5 +61,27 @@ export const termsOperation: fc.Arbitrary<TermsOperation> = fc.oneof(
   fc.record({ kind: fc.constant("schedule" as const), plan: fc.constantFrom<ModelPlan>("free", "pro", "enterprise"), days: fc.integer({ min: 1, max: 40 }) }),
 );
 
+export type ConsumptionOperation =
+  | { kind: "consume"; items: { metric: ModelMetric; amount: bigint }[] }
+  | { kind: "refund"; metric: ModelMetric; amount: bigint }
+  | { kind: "set"; value: bigint };
+
+/** Usage beyond one increment: several metrics at once, a refund, a gauge's level. */
+export const consumptionOperation: fc.Arbitrary<ConsumptionOperation> = fc.oneof(
+  fc.record({
+    kind: fc.constant("consume" as const),
+    items: fc.uniqueArray(fc.record({ metric: fc.constantFrom(...METRICS), amount: fc.bigInt({ min: 1n, max: 40n }) }), {
+      minLength: 1,
+      maxLength: 4,
+      selector: (item) => item.metric,
+    }),
+  }),
+  fc.record({ kind: fc.constant("refund" as const), metric: fc.constantFrom(...METRICS.filter(isCounter)), amount: fc.bigInt({ min: 1n, max: 20n }) }),
+  fc.record({ kind: fc.constant("set" as const), value: fc.bigInt({ min: 0n, max: 150n }) }),
+);
+
 /** One step of a history across replicas: what happens, and through which replica. */
-export const replicatedStep = fc.record({ op: fc.oneof(operation, operation, termsOperation), replica: fc.integer({ min: 0, max: 1 }) });
+export const replicatedStep = fc.record({
+  op: fc.oneof(operation, operation, termsOperation, consumptionOperation),
+  replica: fc.integer({ min: 0, max: 1 }),
+});

@@ -169,6 +169,29 @@ export class UsageModel {
     return true;
   }
 
+  /** ConsumeUsage: every item or none; returns the amounts after, or undefined when refused. */
+  consume(items: readonly { metric: ModelMetric; amount: bigint }[], at: Date): bigint[] | undefined {
+    if (!items.every((item) => this.allows(item.metric, item.amount, at))) return undefined;
+    return items.map((item) => this.increment(item.metric, item.amount, at)!);
+  }
+
+  /** RefundUsage: false when it is more than the period counts. */
+  refund(metric: ModelMetric, amount: bigint, at: Date): boolean {
+    const used = this.used(metric, at);
+    if (amount > used) return false;
+    this.usage.set(`${metric}@${periodLabel(metric, at)}`, used - amount);
+    return true;
+  }
+
+  /** SetUsage on a gauge: false when it grows past the limit. */
+  setLevel(metric: ModelMetric, value: bigint, at: Date): boolean {
+    if (this.suspended) return false;
+    const limit = this.limit(metric, at) ?? UNLIMITED_CEILING;
+    if (value > this.used(metric, at) && value > limit) return false;
+    this.usage.set(`${metric}@${periodLabel(metric, at)}`, value);
+    return true;
+  }
+
   /** SchedulePlanChange at a time, replacing the pending one. */
   schedule(plan: ModelPlan, days: number, at: Date): void {
     this.#settle(at);
