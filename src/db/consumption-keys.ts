@@ -16,12 +16,15 @@ export type RememberedCall = {
 /** A key this call now holds (it decides), or one a first call holds (its result is the answer). */
 export type ClaimedKey = { readonly kind: "claimed" } | { readonly kind: "held"; readonly first: RememberedCall };
 
+/** An int8[] read as text[]: the driver's int8 array parser cannot take null elements (unlimited). */
+const bigints = z.array(z.string().nullable()).transform((values) => values.map((value) => (value === null ? null : BigInt(value))));
+
 const keyRow = z.object({
   kind: z.string(),
   metrics: z.array(z.string()),
-  amounts: z.array(z.union([z.bigint(), z.string().transform(BigInt)])),
-  used_after: z.array(z.union([z.bigint(), z.string().transform(BigInt)])),
-  quota_limits: z.array(z.union([z.bigint(), z.string().transform(BigInt)]).nullable()),
+  amounts: bigints,
+  used_after: bigints,
+  quota_limits: bigints,
   created_at: timestampColumn,
 });
 
@@ -48,12 +51,19 @@ export async function claimConsumptionKey(
   `);
   if (claimed !== null) return { kind: "claimed" };
   const row = await db.one(sql.type(keyRow)`
-    select kind, metrics, amounts, used_after, quota_limits, created_at from consumption_keys
+    select kind, metrics, amounts::text[], used_after::text[], quota_limits::text[], created_at from consumption_keys
     where user_id = ${claim.userId} and idempotency_key = ${claim.key}
   `);
   return {
     kind: "held",
-    first: { kind: row.kind, metrics: row.metrics, amounts: row.amounts, usedAfter: row.used_after, quotaLimits: row.quota_limits, createdAt: row.created_at },
+    first: {
+      kind: row.kind,
+      metrics: row.metrics,
+      amounts: row.amounts.map((amount) => amount!),
+      usedAfter: row.used_after.map((used) => used!),
+      quotaLimits: row.quota_limits,
+      createdAt: row.created_at,
+    },
   };
 }
 

@@ -16,8 +16,8 @@ import type { DatabasePool } from "slonik";
 
 /**
  * A PostgreSQL of this test's own, so it can be killed and restarted under a stream of keyed
- * increments: calls fail fast with unavailable, the service recovers by itself, and a client
- * that retries with the same keys ends with every increment counted exactly once.
+ * increments, consumptions and refunds: calls fail fast with unavailable, the service recovers by
+ * itself, and a client that retries with the same keys ends with each counted exactly once.
  */
 const logger = createLogger("silent");
 let postgres: RestartablePostgres;
@@ -54,17 +54,35 @@ const DEADLINE_MS = 3000;
 const RETRYABLE = new Set([Code.Unavailable, Code.DeadlineExceeded]);
 
 describe("PostgreSQL failing under load", () => {
-  it("fails fast, recovers by itself, and counts every retried increment exactly once", async () => {
-    const increments = Array.from({ length: 240 }, (_, i) => ({ key: `inc-${i}`, amount: BigInt((i % 5) + 1) }));
+  it("fails fast, recovers by itself, and counts every retried increment, consumption and refund exactly once", async () => {
+    // Increments of compute_minutes, all-or-nothing consumptions of it and of api_calls (made
+    // unlimited for the user), and refunds of api_calls out of a first 1000.
+    const userId = "stream";
+    await client.setQuotaOverride({ userId, metric: "api_calls", reason: "fault test" });
+    await client.consumeUsage({ userId, items: [{ metric: "api_calls", amount: 1000n }] });
+    type Call = { key: string; kind: "increment" | "consume" | "refund"; amount: bigint };
+    const calls: Call[] = Array.from({ length: 240 }, (_, i) => ({
+      key: `call-${i}`,
+      kind: i % 7 === 0 ? "refund" : i % 3 === 0 ? "consume" : "increment",
+      amount: BigInt((i % 5) + 1),
+    }));
+    const send = ({ key, kind, amount }: Call) => {
+      const options = { timeoutMs: DEADLINE_MS };
+      if (kind === "increment") return client.incrementUsage({ userId, metric: "compute_minutes", amount, idempotencyKey: key }, options);
+      if (kind === "refund") return client.refundUsage({ userId, metric: "api_calls", amount, idempotencyKey: key, reason: "failed job" }, options);
+      const items = [{ metric: "compute_minutes", amount }, { metric: "api_calls", amount: 2n * amount }];
+      return client.consumeUsage({ userId, items, idempotencyKey: key }, options);
+    };
     const errors = new Map<string, number>();
     let slowest = 0;
     let faults = 0;
 
-    const sendWithRetries = async ({ key, amount }: { key: string; amount: bigint }) => {
+    const sendWithRetries = async (call: Call) => {
+      const { key } = call;
       for (let attempt = 0; attempt < 400; attempt++) {
         const started = performance.now();
         try {
-          await client.incrementUsage({ userId: "stream", metric: "compute_minutes", amount, idempotencyKey: key }, { timeoutMs: DEADLINE_MS });
+          await send(call);
           slowest = Math.max(slowest, performance.now() - started);
           return;
         } catch (error) {
@@ -75,10 +93,10 @@ describe("PostgreSQL failing under load", () => {
           await new Promise((resolve) => setTimeout(resolve, 25));
         }
       }
-      throw new Error(`increment ${key} never succeeded`);
+      throw new Error(`call ${key} never succeeded`);
     };
 
-    const queue = [...increments];
+    const queue = [...calls];
     const workers = Array.from({ length: 8 }, async () => {
       for (let next = queue.shift(); next !== undefined; next = queue.shift()) await sendWithRetries(next);
     });
@@ -99,8 +117,11 @@ describe("PostgreSQL failing under load", () => {
     expect([...errors.keys()].every((code) => code === "Unavailable" || code === "DeadlineExceeded"), JSON.stringify([...errors])).toBe(true);
     expect(errors.get("Unavailable") ?? 0).toBeGreaterThan(0);
     expect(slowest).toBeLessThan(DEADLINE_MS + 1000);
-    const usage = await client.checkQuota({ userId: "stream", metric: "compute_minutes" });
-    expect(usage.quota?.used).toBe(increments.reduce((sum, increment) => sum + increment.amount, 0n));
+    const total = (kinds: Call["kind"][], times = 1n) => calls.filter((call) => kinds.includes(call.kind)).reduce((sum, call) => sum + times * call.amount, 0n);
+    const { quotas } = await client.getUsage({ userId });
+    const used = Object.fromEntries(quotas.map((quota) => [quota.metric, quota.used]));
+    expect(used.compute_minutes).toBe(total(["increment", "consume"]));
+    expect(used.api_calls).toBe(1000n + total(["consume"], 2n) - total(["refund"]));
   });
 
   it("reports NOT_SERVING while the database is unreachable, and SERVING once it is back", async () => {

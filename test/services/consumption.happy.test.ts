@@ -87,6 +87,16 @@ describe("RefundUsage", () => {
     const actions = await service.pool.anyFirst(sql.type(z.object({ action: z.string() }))`select action from audit_events where target_user_id = ${userId}`);
     expect(actions).toEqual(["usage.refund"]);
   });
+
+  it("replays a refund of a metric the account has without a limit", async () => {
+    const userId = "unlimited-refund";
+    await service.client.setQuotaOverride({ userId, metric: "api_calls", reason: "no limit" });
+    await service.client.incrementUsage({ userId, metric: "api_calls", amount: 500n });
+    await service.client.refundUsage({ userId, metric: "api_calls", amount: 5n, idempotencyKey: "u1", reason: "r" });
+    const again = await service.client.refundUsage({ userId, metric: "api_calls", amount: 5n, idempotencyKey: "u1", reason: "r" });
+    expect(again).toMatchObject({ replayed: true, quota: { used: 495n } });
+    expect(again.quota?.limit).toBeUndefined();
+  });
 });
 
 describe("SetUsage", () => {
