@@ -58,6 +58,19 @@ const JWT_SECRET = "bench-jwt-secret-0123456789-0123456789";
 const INCREMENT_USERS = 8;
 const PGBOUNCER_URL = process.env.BENCH_PGBOUNCER_URL;
 const TERMS_USER = "bench-terms";
+const CONSUME_USER = "bench-consume";
+
+/** No limit on jobs and api_calls for the ConsumeUsage users, so every call counts. */
+async function unlimitConsumers(pool: DatabasePool): Promise<void> {
+  const at = new Date();
+  for (let i = 1; i <= INCREMENT_USERS; i++) {
+    const userId = `${CONSUME_USER}-${i}`;
+    await ensureAccount(pool, userId, at);
+    for (const metric of ["jobs", "api_calls"]) {
+      await upsertOverride(pool, { kind: "quota", target: metric, limit: null, expiresAt: null, userId, reason: "bench", createdBy: "bench", createdAt: at });
+    }
+  }
+}
 
 /** One quota override and two grants for the users of the "with terms" rows, on the metric each uses. */
 async function giveTerms(pool: DatabasePool): Promise<void> {
@@ -103,6 +116,7 @@ try {
   const pool = await createDatabasePool(databaseUrl, { maxPoolSize: 2 });
   await seedCatalog(pool, await loadDefaultCatalog());
   await giveTerms(pool);
+  await unlimitConsumers(pool);
   await pool.end();
 
   const [grpcPort, httpPort, bareGrpcPort, bareHttpPort, minimalGrpcPort, minimalHttpPort] = await Promise.all([
@@ -155,6 +169,15 @@ try {
     IncrementUsage: await Promise.all(
       Array.from({ length: INCREMENT_USERS }, (_, i) =>
         grpcBody(directory, `increment-${i}`, methods.incrementUsage.input, { userId: `bench-inc-${i + 1}`, metric: "compute_minutes", amount: 1n }),
+      ),
+    ),
+    // Three metrics at once, all or nothing (jobs and api_calls made unlimited for these users).
+    ConsumeUsage: await Promise.all(
+      Array.from({ length: INCREMENT_USERS }, (_, i) =>
+        grpcBody(directory, `consume-${i}`, methods.consumeUsage.input, {
+          userId: `${CONSUME_USER}-${i + 1}`,
+          items: ["compute_minutes", "jobs", "api_calls"].map((metric) => ({ metric, amount: 1n })),
+        }),
       ),
     ),
   };
@@ -215,7 +238,8 @@ try {
     if (failed > 0) rows.at(-1)!.push(`(${failed} failed)`);
   };
   for (const [name, files] of Object.entries(bodies).filter(([name]) => selected(name))) {
-    const increments = name === "IncrementUsage";
+    // ConsumeUsage's target: at least half of IncrementUsage's calls/s (compare the rows).
+    const increments = name === "IncrementUsage" || name === "ConsumeUsage";
     for (const inFlight of CONCURRENCY) {
       const path = `/${EntitlementService.typeName}/${name}`;
       const target = `>= ${increments ? 0.4 : 0.7}x${inFlight === 64 ? `, p99 <= ${increments ? 25 : 10} ms` : ""}`;
