@@ -16,9 +16,9 @@ import {
   IdempotencyKeyReusedError,
   UnknownResourceError,
 } from "../domain/errors.ts";
-import { anchorOf, fits, QuotaExceededError, quotaOf, quotaState, replayedQuota, usageCeiling, usageRowOf, type QuotaState } from "../domain/quota.ts";
+import { fits, QuotaExceededError, quotaOf, replayedQuota, usageCeiling, usageRowOf, type QuotaState } from "../domain/quota.ts";
 import { subscriptionInForce, type ScheduledChange, type SubscriptionRecord } from "../domain/subscriptions.ts";
-import { grantRemaining, inForce, quotaEntitlement, type AccountTerms } from "../domain/terms.ts";
+import { inForce, quotaEntitlement, type AccountTerms } from "../domain/terms.ts";
 
 /** How long an idempotency key is remembered. */
 export const IDEMPOTENCY_KEY_RETENTION_DAYS = 35;
@@ -252,7 +252,7 @@ export class Entitlements {
     if (current.suspended) {
       throw new AccountSuspendedError(increment.userId);
     }
-    const { limit, source } = quotaEntitlement(current.plan, current.terms, increment.metric.code, now);
+    const { limit } = quotaEntitlement(current.plan, current.terms, increment.metric.code, now);
     const consumption = {
       userId: increment.userId,
       ...usageRowOf(increment.metric, current, now),
@@ -277,8 +277,7 @@ export class Entitlements {
         : this.#batcher.submit(consumption, callDeadline()));
       outcome = { kind: granted ? "granted" : "refused", used, grantRemaining };
     }
-    const grants = outcome.grantRemaining ?? grantRemaining(current.terms, increment.metric.code, now);
-    const quota = quotaState(increment.metric, limit, outcome.used, now, { limitSource: source, grantRemaining: grants, anchor: anchorOf(current) });
+    const quota = quotaOf(increment.metric, current, outcome.used, now, outcome.grantRemaining);
     if (outcome.kind === "refused") {
       throw new QuotaExceededError(increment.userId, [{ quota, requested: increment.amount }]);
     }

@@ -68,10 +68,7 @@ export class UsageChanges {
       return { result, replayed: true };
     }
     this.#entitlements.usageChanged(userId, outcome.kind === "granted" && outcome.items.some((item) => item.grantRemaining !== null));
-    const quotas = outcome.items.map((item, index) => {
-      const quota = quotaOf(items[index]!.metric, current, item.used, now);
-      return item.grantRemaining === null ? quota : { ...quota, grantRemaining: item.grantRemaining, remaining: remainingWith(quota, item.grantRemaining) };
-    });
+    const quotas = outcome.items.map((item, index) => quotaOf(items[index]!.metric, current, item.used, now, item.grantRemaining));
     if (outcome.kind === "refused") {
       const refusals = outcome.items.flatMap((item, index) => (item.fits ? [] : [{ quota: quotas[index]!, requested: items[index]!.amount }]));
       throw new QuotaExceededError(userId, refusals);
@@ -150,8 +147,3 @@ function sameItems(first: readonly { metric: string; amount: bigint }[], asked: 
   return first.length === asked.length && first.every((item, index) => item.metric === asked[index]!.metric && item.amount === asked[index]!.amount);
 }
 
-/** What is left with the grants an item found: the quota's allowance plus those grants. */
-function remainingWith(quota: QuotaState, grantRemaining: bigint): bigint | null {
-  if (quota.limit === null) return null;
-  return (quota.used >= quota.limit ? 0n : quota.limit - quota.used) + grantRemaining;
-}

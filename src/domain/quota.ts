@@ -87,12 +87,15 @@ export function usageRowOf(metric: Metric, basis: QuotaBasis, at: Date) {
   return currentUsageRow(metric, at, anchorOf(basis));
 }
 
-/** A metric's quota for an account: the limit in force at `at` (plan or override), its grants, its period. */
-export function quotaOf(metric: Metric, basis: QuotaBasis, used: bigint, at: Date): QuotaState {
+/**
+ * A metric's quota for an account: the limit in force at `at` (plan or override), its grants
+ * (`grants` when a decision just read them, else the basis's), its period.
+ */
+export function quotaOf(metric: Metric, basis: QuotaBasis, used: bigint, at: Date, grants: bigint | null = null): QuotaState {
   const { limit, source } = quotaEntitlement(basis.plan, basis.terms, metric.code, at);
   return quotaState(metric, limit, used, at, {
     limitSource: source,
-    grantRemaining: grantRemaining(basis.terms, metric.code, at),
+    grantRemaining: grants ?? grantRemaining(basis.terms, metric.code, at),
     anchor: anchorOf(basis),
   });
 }
