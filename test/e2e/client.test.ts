@@ -34,6 +34,18 @@ describe("createEntitlementClient", () => {
     expect(quotaFailureOf(error)?.violations[0]?.description).toContain("and 2 left in grants");
   });
 
+  it.each(["grpc", "connect"] as const)("consumes, refunds and sets levels over %s, with a violation per refused item", async (protocol) => {
+    const baseUrl = protocol === "grpc" ? `http://127.0.0.1:${server.listener.grpcPort}` : server.httpUrl;
+    const client = createEntitlementClient({ baseUrl, token: SERVICE_TOKEN, protocol });
+    const userId = `consumer-${protocol}`;
+    const { quotas } = await client.consumeUsage({ userId, items: [{ metric: "jobs", amount: 9n }, { metric: "api_calls", amount: 90n }], idempotencyKey: "c1" });
+    expect(quotas.map((quota) => quota.used)).toEqual([9n, 90n]);
+    const error = await client.consumeUsage({ userId, items: [{ metric: "jobs", amount: 2n }, { metric: "api_calls", amount: 11n }] }).catch((e: unknown) => e);
+    expect(quotaFailureOf(error)?.violations.map((violation) => violation.quotaMetric)).toEqual(["jobs", "api_calls"]);
+    expect((await client.refundUsage({ userId, metric: "jobs", amount: 4n, idempotencyKey: "r1", reason: "failed" })).quota?.used).toBe(5n);
+    expect((await client.setUsage({ userId, metric: "storage_mb", value: 64n })).quota?.used).toBe(64n);
+  });
+
   it("sends its token, and a wrong one is refused", async () => {
     const client = createEntitlementClient({ baseUrl: server.httpUrl, token: "not-the-token-0123456789", protocol: "connect" });
     const error = await client.getPlan({ userId: "u" }).catch((e: unknown) => ConnectError.from(e));
