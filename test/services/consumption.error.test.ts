@@ -28,12 +28,13 @@ describe("ConsumeUsage refuses", () => {
   it("a key reused for other items, or by another RPC, counting nothing more", async () => {
     const userId = "reuser";
     await service.client.consumeUsage({ userId, items: [{ metric: "jobs", amount: 1n }], idempotencyKey: "k" });
+    // One after the other: each call starts only when the one before it was refused.
     for (const call of [
-      service.client.consumeUsage({ userId, items: [{ metric: "jobs", amount: 2n }], idempotencyKey: "k" }),
-      service.client.consumeUsage({ userId, items: [{ metric: "jobs", amount: 1n }, { metric: "api_calls", amount: 1n }], idempotencyKey: "k" }),
-      service.client.refundUsage({ userId, metric: "jobs", amount: 1n, idempotencyKey: "k", reason: "r" }),
+      () => service.client.consumeUsage({ userId, items: [{ metric: "jobs", amount: 2n }], idempotencyKey: "k" }),
+      () => service.client.consumeUsage({ userId, items: [{ metric: "jobs", amount: 1n }, { metric: "api_calls", amount: 1n }], idempotencyKey: "k" }),
+      () => service.client.refundUsage({ userId, metric: "jobs", amount: 1n, idempotencyKey: "k", reason: "r" }),
     ]) {
-      const error = await refusal(call);
+      const error = await refusal(call());
       expect(error.code).toBe(Code.FailedPrecondition);
       expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("IDEMPOTENCY_KEY_REUSED");
     }
