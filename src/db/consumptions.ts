@@ -60,19 +60,20 @@ const itemRow = z.object({
  * items or none. Outcomes in the order given.
  */
 export async function consumeItemsBatch(db: CommonQueryMethods, calls: readonly ItemsConsumption[]): Promise<ItemsOutcome[]> {
-  const keyed: (UsageRowKey & { readonly call: number } & ItemConsumption)[] = calls.flatMap((call, index) =>
+  // Every call's items, flattened in arrival order, each with its user and its call (from 1).
+  const items: (UsageRowKey & { readonly call: number } & ItemConsumption)[] = calls.flatMap((call, index) =>
     call.items.map((item) => ({ ...item, userId: call.userId, call: index + 1 })),
   );
-  const { rows, positionOf } = lockOrder(keyed);
+  const { rows, positionOf } = lockOrder(items);
   const found = await db.any(sql.prepared("usage_consume_items_batch", itemRow)`
     select call, item, outcome, fits, used, grant_remaining, first_metric, first_amount, first_limit, first_created_at
     from consume_items_batch(
       ${rowArrays(rows)},
-      ${sql.array(keyed.map((item) => item.call), "int4")}::integer[],
-      ${sql.array(keyed.map(positionOf), "int4")}::integer[],
-      ${sql.array(keyed.map((item) => item.amount), "int8")}::bigint[],
-      ${sql.array(keyed.map((item) => item.ceiling), "int8")}::bigint[],
-      ${sql.array(keyed.map((item) => item.limit), "int8")}::bigint[],
+      ${sql.array(items.map((item) => item.call), "int4")}::integer[],
+      ${sql.array(items.map(positionOf), "int4")}::integer[],
+      ${sql.array(items.map((item) => item.amount), "int8")}::bigint[],
+      ${sql.array(items.map((item) => item.ceiling), "int8")}::bigint[],
+      ${sql.array(items.map((item) => item.limit), "int8")}::bigint[],
       ${sql.array(calls.map((call) => call.userId), "text")}::text[],
       ${sql.array(calls.map((call) => call.key ?? null), "text")}::text[],
       ${sql.timestamp(calls[0]!.now)},

@@ -185,8 +185,9 @@ const batchDecisionRow = z.object({ ordinal: z.number(), granted: z.boolean(), u
 /**
  * Decides and writes many consumptions in one statement (the consume_usage_batch function):
  * in arrival order, each against its row's amount after the ones before it, with the rows locked
- * in key order. Returns, in the order given, whether each was granted and its row's amount after
- * its turn. Also records the accounts on first sight.
+ * in key order; one past its ceiling draws what the allowance cannot cover from the account's
+ * grants. Returns, in the order given, whether each was granted, its row's amount after its turn
+ * and, when it weighed grants, what they hold. Also records the accounts on first sight.
  */
 export async function consumeUsageBatch(
   db: CommonQueryMethods,
