@@ -9,12 +9,14 @@ import { SignIns } from "./app/sign-ins.ts";
 import { TermsAdministration } from "./app/terms-administration.ts";
 import { PlanChanges } from "./app/plan-changes.ts";
 import { UsageChanges } from "./app/usage-changes.ts";
+import { Reservations } from "./app/reservations.ts";
 import { createUserTokenVerifier, type UserTokenVerifier } from "./auth/user-tokens.ts";
 import type { Config } from "./config.ts";
 import { CallTransactions } from "./db/call-transaction.ts";
 import { IncrementBatcher } from "./db/increment-batcher.ts";
 import type { AccountStanding } from "./db/accounts.ts";
 import { systemClock, type Clock } from "./domain/clock.ts";
+import type { UsageLevel } from "./domain/quota.ts";
 import type { Logger } from "./platform/logger.ts";
 import { Metrics } from "./platform/metrics.ts";
 import { PUBLIC_METHODS, SERVED_SERVICES, serviceRegistrations } from "./services/registrations.ts";
@@ -78,11 +80,12 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
   // bounds how long another replica's increments go unseen here.
   const usage =
     settings.usageCacheSize > 0 && settings.usageCacheTtlMs > 0
-      ? new ReplicaCache<bigint>({ ttlMs: settings.usageCacheTtlMs, maxEntries: settings.usageCacheSize, enabled: true })
+      ? new ReplicaCache<UsageLevel>({ ttlMs: settings.usageCacheTtlMs, maxEntries: settings.usageCacheSize, enabled: true })
       : undefined;
   const batcher = new IncrementBatcher(pool);
   const entitlements = new Entitlements(pool, catalog, clock, { standings, usage, batcher, coalesceReads: true });
   const usageChanges = new UsageChanges(pool, entitlements, clock, batcher);
+  const reservations = new Reservations(pool, entitlements, usageChanges, clock);
   const administration = new Administration(pool, entitlements, clock);
   const catalogs = new CatalogAdministration(pool, entitlements, clock);
   const terms = new TermsAdministration(pool, entitlements, clock);
@@ -105,6 +108,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     terms,
     planChanges,
     usageChanges,
+    reservations,
     signIns,
     health,
     serviceTokens: settings.serviceTokens,

@@ -5,6 +5,8 @@ import { isLoopbackHost } from "./auth/gates.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
 import { deleteExpiredIdempotencyKeys } from "./db/idempotency-keys.ts";
 import { deleteExpiredConsumptionKeys } from "./db/consumption-keys.ts";
+import { deleteSpentReservations } from "./db/reservations.ts";
+import { IDEMPOTENCY_KEY_RETENTION_DAYS } from "./app/entitlements.ts";
 import { migrate } from "./db/migrate.ts";
 import { NotificationListener } from "./db/notifications.ts";
 import { createDatabasePool, isPooled, poolOptionsFor, statementTimeoutOf, type DatabaseAddress } from "./db/pool.ts";
@@ -123,10 +125,14 @@ export async function startService(
         shutdownTimeoutMs: config.shutdownTimeoutMs,
       },
     );
+    // Reservations are kept as long as keys, so a late commit or release is answered as it stands.
     const sweep = setInterval(() => {
-      Promise.all([deleteExpiredIdempotencyKeys(pool, clock.now()), deleteExpiredConsumptionKeys(pool, clock.now())]).catch((error: unknown) =>
-        logger.warn({ err: error }, "idempotency key sweep failed"),
-      );
+      const now = clock.now();
+      Promise.all([
+        deleteExpiredIdempotencyKeys(pool, now),
+        deleteExpiredConsumptionKeys(pool, now),
+        deleteSpentReservations(pool, now, new Date(now.getTime() - IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000)),
+      ]).catch((error: unknown) => logger.warn({ err: error }, "idempotency key and reservation sweep failed"));
     }, IDEMPOTENCY_SWEEP_MS).unref();
     // Answers put scheduled changes in force at their time; this only writes them down.
     const scheduled = setInterval(() => {

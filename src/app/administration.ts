@@ -15,7 +15,7 @@ import { findOverrides } from "../db/overrides.ts";
 import { findGrants } from "../db/usage-grants.ts";
 import type { GrantRecord, OverrideRecord } from "../domain/terms.ts";
 import { activeSubscriptionTotals, findSubscriptionHistory } from "../db/subscriptions.ts";
-import { deleteUsageRows, sumUsageByMetric } from "../db/usage-counters.ts";
+import { resetUsageRows, sumUsageByMetric } from "../db/usage-counters.ts";
 import { revocationInstant, type AccountRecord, type AccountStatus } from "../domain/accounts.ts";
 import { isGauge, type Metric } from "../domain/catalog.ts";
 import { FailedPreconditionError, InvalidArgumentError, UnknownResourceError } from "../domain/errors.ts";
@@ -134,7 +134,7 @@ export class Administration {
     const counters = metric === undefined ? this.#entitlements.catalog.metrics.filter((m) => !isGauge(m)) : [metric];
     const current = await this.#entitlements.currentPlan(userId, now);
     await this.#change(actor, userId, "usage.reset", counters.map((m) => m.code).join(","), async (tx) => {
-      await deleteUsageRows(
+      await resetUsageRows(
         tx,
         userId,
         counters.map((counter) => usageRowOf(counter, current, now)),

@@ -7,7 +7,8 @@ import type { IncrementBatcher } from "../db/increment-batcher.ts";
 import { findAccountStanding, type AccountStanding } from "../db/accounts.ts";
 import { notifyAccountChanged } from "../db/notifications.ts";
 import { consumeUsageOnce, type IdempotentIncrement } from "../db/idempotency-keys.ts";
-import { decideConsumption, findUsed, findUsedByMetric, findUsedRows, usageRowId, type UsageRowKey } from "../db/usage-counters.ts";
+import { decideConsumption, usageRowId, type ConsumptionDecisionAmounts, type UsageRowKey } from "../db/usage-counters.ts";
+import { findUsageLevel, findUsageLevels } from "../db/usage-levels.ts";
 import { Coalescer } from "../db/coalescer.ts";
 import type { Metric, Plan } from "../domain/catalog.ts";
 import {
@@ -16,7 +17,7 @@ import {
   IdempotencyKeyReusedError,
   UnknownResourceError,
 } from "../domain/errors.ts";
-import { fits, QuotaExceededError, quotaOf, replayedQuota, usageCeiling, usageRowOf, type QuotaState } from "../domain/quota.ts";
+import { fits, QuotaExceededError, quotaOf, replayedQuota, reservedAt, usageCeiling, usageRowOf, type QuotaState, type UsageLevel } from "../domain/quota.ts";
 import { subscriptionInForce, type ScheduledChange, type SubscriptionRecord } from "../domain/subscriptions.ts";
 import { inForce, quotaEntitlement, type AccountTerms } from "../domain/terms.ts";
 
@@ -62,11 +63,11 @@ export class Entitlements {
   readonly #clock: Clock;
 
   readonly #standings: ReplicaCache<AccountStanding> | undefined;
-  /** Usage amounts for CheckQuota, grouped by user; this replica's increments evict them. */
-  readonly #usage: ReplicaCache<bigint> | undefined;
+  /** Usage rows (count and holds) for CheckQuota, grouped by user; this replica's changes evict them. */
+  readonly #usage: ReplicaCache<UsageLevel> | undefined;
   readonly #batcher: IncrementBatcher | undefined;
   /** Usage reads through the pool that arrive together go in one query. */
-  readonly #usageReads: Coalescer<UsageRowKey, bigint> | undefined;
+  readonly #usageReads: Coalescer<UsageRowKey, UsageLevel> | undefined;
 
   /**
    * Without `standings`, every call reads the account's standing from the database; without
@@ -79,7 +80,7 @@ export class Entitlements {
     clock: Clock,
     options: {
       readonly standings?: ReplicaCache<AccountStanding>;
-      readonly usage?: ReplicaCache<bigint>;
+      readonly usage?: ReplicaCache<UsageLevel>;
       readonly batcher?: IncrementBatcher;
       readonly coalesceReads?: boolean;
     } = {},
@@ -90,7 +91,7 @@ export class Entitlements {
     this.#standings = options.standings;
     this.#usage = options.usage;
     this.#batcher = options.batcher;
-    this.#usageReads = options.coalesceReads === true ? new Coalescer((rows) => findUsedRows(pool, rows)) : undefined;
+    this.#usageReads = options.coalesceReads === true ? new Coalescer((rows) => findUsageLevels(pool, rows, clock.now())) : undefined;
   }
 
   /**
@@ -209,9 +210,9 @@ export class Entitlements {
    */
   async quota(userId: string, metric: Metric, current: CurrentPlan, at: Date): Promise<QuotaState> {
     const row = { userId, ...usageRowOf(metric, current, at) };
-    const load = () => (this.#usageReads === undefined ? findUsed(this.#pool, row) : this.#usageReads.submit(row));
-    const used = await (this.#usage === undefined ? load() : this.#usage.get(userId, usageRowId(row), load));
-    return quotaOf(metric, current, used, at);
+    const load = () => (this.#usageReads === undefined ? findUsageLevel(this.#pool, row, at) : this.#usageReads.submit(row));
+    const level = await (this.#usage === undefined ? load() : this.#usage.get(userId, usageRowId(row), load));
+    return quotaOf(metric, current, level.used, at, null, reservedAt(level.holds, at));
   }
 
   /** The user's usage of every metric of the plan and of the account's quota overrides, in one query. */
@@ -221,19 +222,19 @@ export class Entitlements {
       if (override.kind === "quota" && inForce(override.expiresAt, at) && this.catalog.metric(override.target) !== undefined) codes.add(override.target);
     }
     const metrics = [...codes].sort().map((code) => this.metric(code));
-    const usedByMetric = await findUsedByMetric(
+    const levels = await findUsageLevels(
       this.#db,
-      userId,
-      metrics.map((metric) => usageRowOf(metric, current, at)),
+      metrics.map((metric) => ({ userId, ...usageRowOf(metric, current, at) })),
+      at,
     );
-    return metrics.map((metric) => quotaOf(metric, current, usedByMetric.get(metric.code) ?? 0n, at));
+    return metrics.map((metric, index) => quotaOf(metric, current, levels[index]!.used, at, null, reservedAt(levels[index]!.holds, at)));
   }
 
   async checkQuota(userId: string, metric: Metric, amount: bigint) {
     const now = this.now();
     const current = await this.currentPlan(userId, now);
     const quota = await this.quota(userId, metric, current, now);
-    return { allowed: !current.suspended && fits(quota.used, amount, quota.limit, quota.grantRemaining), quota };
+    return { allowed: !current.suspended && fits(quota.used, amount, quota.limit, quota.grantRemaining, quota.reserved), quota };
   }
 
   /**
@@ -261,7 +262,7 @@ export class Entitlements {
       now,
     };
     const key = increment.idempotencyKey;
-    let outcome: { readonly kind: "granted" | "refused"; readonly used: bigint; readonly grantRemaining: bigint | null };
+    let outcome: { readonly kind: "granted" | "refused" } & ConsumptionDecisionAmounts;
     if (key !== undefined) {
       const expiresAt = new Date(now.getTime() + IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000);
       const keyed = { ...consumption, key, limit, expiresAt };
@@ -272,12 +273,12 @@ export class Entitlements {
       outcome = once;
     } else {
       // With the batcher, group commit (bounded by the caller's deadline when it set one).
-      const { granted, used, grantRemaining } = await (this.#batcher === undefined
+      const { granted, ...amounts } = await (this.#batcher === undefined
         ? decideConsumption(this.#db, consumption)
         : this.#batcher.submit(consumption, callDeadline()));
-      outcome = { kind: granted ? "granted" : "refused", used, grantRemaining };
+      outcome = { kind: granted ? "granted" : "refused", ...amounts };
     }
-    const quota = quotaOf(increment.metric, current, outcome.used, now, outcome.grantRemaining);
+    const quota = quotaOf(increment.metric, current, outcome.used, now, outcome.grantRemaining, outcome.reserved);
     if (outcome.kind === "refused") {
       throw new QuotaExceededError(increment.userId, [{ quota, requested: increment.amount }]);
     }

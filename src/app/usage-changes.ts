@@ -1,7 +1,7 @@
 import type { CommonQueryMethods, DatabasePool } from "slonik";
 import { ensureAccount } from "../db/accounts.ts";
 import { callDeadline, queriesOf } from "../db/call-transaction.ts";
-import { consumeItemsBatch, type ItemsConsumption, type ItemsOutcome } from "../db/consumptions.ts";
+import { consumeItemsBatch, type ItemOutcome, type ItemsConsumption, type ItemsOutcome } from "../db/consumptions.ts";
 import { claimConsumptionKey, recordKeyResult, type RememberedCall } from "../db/consumption-keys.ts";
 import type { IncrementBatcher } from "../db/increment-batcher.ts";
 import { lockUsageRow, setUsageRow } from "../db/usage-counters.ts";
@@ -14,7 +14,7 @@ import { changeAccount } from "./account-changes.ts";
 import { IDEMPOTENCY_KEY_RETENTION_DAYS, type CurrentPlan, type Entitlements } from "./entitlements.ts";
 
 /** A refund or level this call decided, or the first call's under its key. */
-type Decided = { readonly kind: "counted"; readonly used: bigint } | { readonly kind: "held"; readonly first: RememberedCall };
+type Decided = { readonly kind: "counted"; readonly used: bigint; readonly reserved: bigint } | { readonly kind: "held"; readonly first: RememberedCall };
 
 /** Usage changed by a call, and whether the call was a retry answered from its key. */
 export type UsageChange<T> = { readonly result: T; readonly replayed: boolean };
@@ -43,24 +43,11 @@ export class UsageChanges {
   }
 
   /** Counts every item or none; refused items are QuotaExceededError's refusals. */
-  async consume(userId: string, items: readonly { metric: Metric; amount: bigint }[], key: string | undefined): Promise<UsageChange<QuotaState[]>> {
+  async consume(userId: string, items: readonly UsageAmount[], key: string | undefined): Promise<UsageChange<QuotaState[]>> {
     const now = this.#clock.now();
     const current = await this.#entitlements.currentPlan(userId, now);
     if (current.suspended) throw new AccountSuspendedError(userId);
-    const limits = items.map(({ metric }) => quotaEntitlement(current.plan, current.terms, metric.code, now).limit);
-    const call: ItemsConsumption = {
-      userId,
-      items: items.map(({ metric, amount }, index) => ({
-        ...usageRowOf(metric, current, now),
-        amount,
-        ceiling: usageCeiling(limits[index]!),
-        limit: limits[index]!,
-      })),
-      key,
-      now,
-      keyExpiresAt: keyExpiry(now),
-    };
-    const outcome: ItemsOutcome = this.#batcher === undefined ? (await consumeItemsBatch(this.#db, [call]))[0]! : await this.#batcher.submitItems(call, callDeadline());
+    const outcome = await this.decideItems(itemsCall(userId, current, items, key, now));
     if (outcome.kind === "replayed") {
       const asked = items.map(({ metric, amount }) => ({ metric: metric.code, amount }));
       if (outcome.firstKind !== "consume" || !sameItems(outcome.first, asked)) throw new IdempotencyKeyReusedError(key!);
@@ -68,12 +55,14 @@ export class UsageChanges {
       return { result, replayed: true };
     }
     this.#entitlements.usageChanged(userId, outcome.kind === "granted" && outcome.items.some((item) => item.grantRemaining !== null));
-    const quotas = outcome.items.map((item, index) => quotaOf(items[index]!.metric, current, item.used, now, item.grantRemaining));
-    if (outcome.kind === "refused") {
-      const refusals = outcome.items.flatMap((item, index) => (item.fits ? [] : [{ quota: quotas[index]!, requested: items[index]!.amount }]));
-      throw new QuotaExceededError(userId, refusals);
-    }
+    const quotas = outcome.items.map((item, index) => quotaOf(items[index]!.metric, current, item.used, now, item.grantRemaining, item.reserved));
+    if (outcome.kind === "refused") throw itemsRefused(userId, outcome.items, quotas, items);
     return { result: quotas, replayed: false };
+  }
+
+  /** A ConsumeUsage or ReserveUsage call decided: on the group commit when there is one. */
+  async decideItems(call: ItemsConsumption): Promise<ItemsOutcome> {
+    return this.#batcher === undefined ? (await consumeItemsBatch(this.#db, [call]))[0]! : this.#batcher.submitItems(call, callDeadline());
   }
 
   /** Gives back usage of a counter in the current period, audited with `actor`. */
@@ -90,12 +79,12 @@ export class UsageChanges {
       const level = await lockUsageRow(tx, { userId, ...row }, now);
       const claimed = await claimConsumptionKey(tx, { userId, key, kind: "refund", metrics: [metric.code], amounts: [amount], at: now, expiresAt: keyExpiry(now) });
       if (claimed.kind === "held") return { result: claimed, changed: false };
-      if (level < amount) {
-        throw new FailedPreconditionError(`cannot refund ${amount} ${metric.code}: the current period counts ${level}`);
+      if (level.used < amount) {
+        throw new FailedPreconditionError(`cannot refund ${amount} ${metric.code}: the current period counts ${level.used}`);
       }
-      const used = await setUsageRow(tx, { userId, ...row }, level - amount, now);
+      const used = await setUsageRow(tx, { userId, ...row }, level.used - amount, now);
       await recordKeyResult(tx, userId, key, [used], [quotaEntitlement(current.plan, current.terms, metric.code, now).limit]);
-      return { result: { kind: "counted", used }, changed: true };
+      return { result: { kind: "counted", used, reserved: level.reserved }, changed: true };
     });
     return this.#answer(outcome, current, metric, "refund", amount, key, now);
   }
@@ -117,12 +106,13 @@ export class UsageChanges {
         const claimed = await claimConsumptionKey(tx, { userId, key, kind: "set", metrics: [metric.code], amounts: [value], at: now, expiresAt: keyExpiry(now) });
         if (claimed.kind === "held") return claimed;
       }
-      if (value > level && value > usageCeiling(limit)) {
-        throw new QuotaExceededError(userId, [{ quota: quotaOf(metric, current, level, now), requested: value - level }]);
+      // What reservations hold counts as part of the level.
+      if (value > level.used && value + level.reserved > usageCeiling(limit)) {
+        throw new QuotaExceededError(userId, [{ quota: quotaOf(metric, current, level.used, now, null, level.reserved), requested: value - level.used }]);
       }
       const used = await setUsageRow(tx, { userId, ...row }, value, now);
       if (key !== undefined) await recordKeyResult(tx, userId, key, [used], [limit]);
-      return { kind: "counted", used };
+      return { kind: "counted", used, reserved: level.reserved };
     });
     if (outcome.kind === "counted") this.#entitlements.usageChanged(userId, false);
     return this.#answer(outcome, current, metric, "set", value, key ?? "", now);
@@ -130,7 +120,7 @@ export class UsageChanges {
 
   /** A refund's or level's answer: the row now, or the first call's under its key. */
   #answer(outcome: Decided, current: CurrentPlan, metric: Metric, kind: string, amount: bigint, key: string, now: Date): UsageChange<QuotaState> {
-    if (outcome.kind === "counted") return { result: quotaOf(metric, current, outcome.used, now), replayed: false };
+    if (outcome.kind === "counted") return { result: quotaOf(metric, current, outcome.used, now, null, outcome.reserved), replayed: false };
     const first = outcome.first;
     if (first.kind !== kind || first.metrics.length !== 1 || first.metrics[0] !== metric.code || first.amounts[0] !== amount) {
       throw new IdempotencyKeyReusedError(key);
@@ -139,11 +129,38 @@ export class UsageChanges {
   }
 }
 
+/** Units of one metric that a call uses or holds. */
+export type UsageAmount = { readonly metric: Metric; readonly amount: bigint };
+
+/** A call of several items, each decided on the limit in force for the account now. */
+export function itemsCall(userId: string, current: CurrentPlan, items: readonly UsageAmount[], key: string | undefined, now: Date, holdUntil?: Date): ItemsConsumption {
+  return {
+    userId,
+    items: items.map(({ metric, amount }) => {
+      const { limit } = quotaEntitlement(current.plan, current.terms, metric.code, now);
+      return { ...usageRowOf(metric, current, now), amount, ceiling: usageCeiling(limit), limit };
+    }),
+    key,
+    now,
+    keyExpiresAt: keyExpiry(now),
+    ...(holdUntil === undefined ? {} : { holdUntil }),
+  };
+}
+
+/** A refused call's error: one refusal per item that did not fit. */
+export function itemsRefused(userId: string, outcomes: readonly ItemOutcome[], quotas: readonly QuotaState[], items: readonly UsageAmount[]): QuotaExceededError {
+  return new QuotaExceededError(
+    userId,
+    outcomes.flatMap((item, index) => (item.fits ? [] : [{ quota: quotas[index]!, requested: items[index]!.amount }])),
+  );
+}
+
 function keyExpiry(now: Date): Date {
   return new Date(now.getTime() + IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000);
 }
 
-function sameItems(first: readonly { metric: string; amount: bigint }[], asked: readonly { metric: string; amount: bigint }[]): boolean {
+/** Whether a call asks for what the first call under its key asked. */
+export function sameItems(first: readonly { metric: string; amount: bigint }[], asked: readonly { metric: string; amount: bigint }[]): boolean {
   return first.length === asked.length && first.every((item, index) => item.metric === asked[index]!.metric && item.amount === asked[index]!.amount);
 }
 

@@ -15,28 +15,40 @@ export type ItemConsumption = {
   readonly limit: bigint | null;
 };
 
-/** A ConsumeUsage call: all of its items or none. */
+/** A ConsumeUsage call, or a ReserveUsage call (with `holdUntil`): all of its items or none. */
 export type ItemsConsumption = {
   readonly userId: string;
   readonly items: readonly ItemConsumption[];
   readonly key: string | undefined;
+  /** For a reservation: its items are held until then rather than counted. */
+  readonly holdUntil?: Date;
   readonly now: Date;
   /** Until when its key is remembered. */
   readonly keyExpiresAt: Date;
 };
 
-/** What became of one item: whether it fit, its row's amount after the call, what grants hold when it weighed them. */
-export type ItemOutcome = { readonly fits: boolean; readonly used: bigint; readonly grantRemaining: bigint | null };
+/**
+ * What became of one item: whether it fit, its row's amount and what the row's reservations hold
+ * after the call, what grants hold when it weighed them.
+ */
+export type ItemOutcome = { readonly fits: boolean; readonly used: bigint; readonly reserved: bigint; readonly grantRemaining: bigint | null };
 
 /** What the first call under a key asked for one metric, and answered. */
 export type RememberedItem = { readonly metric: string; readonly amount: bigint; readonly usedAfter: bigint; readonly limit: bigint | null };
 
 export type ItemsOutcome =
-  | { readonly kind: "granted" | "refused"; readonly items: readonly ItemOutcome[] }
+  | {
+      readonly kind: "granted" | "refused";
+      readonly items: readonly ItemOutcome[];
+      /** The reservation a granted ReserveUsage call made. */
+      readonly reservationId: string | null;
+    }
   | {
       readonly kind: "replayed";
-      /** The RPC that used the key first: "consume", "refund" or "set". */
+      /** The RPC that used the key first: "consume", "refund", "set" or "reserve". */
       readonly firstKind: string;
+      /** The reservation made under the key, if any. */
+      readonly reservationId: string | null;
       readonly first: readonly RememberedItem[];
       readonly createdAt: Date;
     };
@@ -48,6 +60,8 @@ const itemRow = z.object({
   fits: z.boolean().nullable(),
   used: z.bigint().nullable(),
   grant_remaining: z.bigint().nullable(),
+  reserved: z.bigint().nullable(),
+  reservation_id: z.string().nullable(),
   first_metric: z.string().nullable(),
   first_amount: z.bigint().nullable(),
   first_limit: z.bigint().nullable(),
@@ -55,9 +69,9 @@ const itemRow = z.object({
 });
 
 /**
- * ConsumeUsage calls that arrived together, in one statement (the consume_items_batch function):
- * every row of the batch locked in key order, then each call decided in arrival order, all of its
- * items or none. Outcomes in the order given.
+ * ConsumeUsage and ReserveUsage calls that arrived together, in one statement (the
+ * consume_items_batch function): every row of the batch locked in key order, then each call
+ * decided in arrival order, all of its items or none. Outcomes in the order given.
  */
 export async function consumeItemsBatch(db: CommonQueryMethods, calls: readonly ItemsConsumption[]): Promise<ItemsOutcome[]> {
   // Every call's items, flattened in arrival order, each with its user and its call (from 1).
@@ -66,7 +80,7 @@ export async function consumeItemsBatch(db: CommonQueryMethods, calls: readonly 
   );
   const { rows, positionOf } = lockOrder(items);
   const found = await db.any(sql.prepared("usage_consume_items_batch", itemRow)`
-    select call, item, outcome, fits, used, grant_remaining, first_metric, first_amount, first_limit, first_created_at
+    select call, item, outcome, fits, used, grant_remaining, reserved, reservation_id, first_metric, first_amount, first_limit, first_created_at
     from consume_items_batch(
       ${rowArrays(rows)},
       ${sql.array(items.map((item) => item.call), "int4")}::integer[],
@@ -76,6 +90,7 @@ export async function consumeItemsBatch(db: CommonQueryMethods, calls: readonly 
       ${sql.array(items.map((item) => item.limit), "int8")}::bigint[],
       ${sql.array(calls.map((call) => call.userId), "text")}::text[],
       ${sql.array(calls.map((call) => call.key ?? null), "text")}::text[],
+      ${sql.array(calls.map((call) => call.holdUntil?.toISOString() ?? null), "timestamptz")}::timestamptz[],
       ${sql.timestamp(calls[0]!.now)},
       ${sql.timestamp(calls[0]!.keyExpiresAt)}
     )
@@ -90,12 +105,14 @@ function itemsOutcome(rows: readonly z.infer<typeof itemRow>[]): ItemsOutcome {
     return {
       kind: "replayed",
       firstKind: first!.outcome.slice("replayed:".length),
+      reservationId: first!.reservation_id,
       createdAt: first!.first_created_at!,
       first: rows.map((row) => ({ metric: row.first_metric!, amount: row.first_amount!, usedAfter: row.used!, limit: row.first_limit })),
     };
   }
   return {
     kind: first!.outcome === "granted" ? "granted" : "refused",
-    items: rows.map((row) => ({ fits: row.fits === true, used: row.used!, grantRemaining: row.grant_remaining })),
+    items: rows.map((row) => ({ fits: row.fits === true, used: row.used!, reserved: row.reserved!, grantRemaining: row.grant_remaining })),
+    reservationId: first!.reservation_id,
   };
 }

@@ -1,7 +1,7 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 import { timestampColumn } from "./columns.ts";
-import { inArrivalOrder, lockOrder, rowArrays, type Consumption } from "./usage-counters.ts";
+import { inArrivalOrder, lockOrder, rowArrays, type Consumption, type ConsumptionDecisionAmounts } from "./usage-counters.ts";
 
 /** What the first increment under a key did, replayed to its retries. */
 export type IdempotentIncrement = {
@@ -17,6 +17,7 @@ const onceRow = z.object({
   outcome: z.enum(["granted", "refused", "replayed"]),
   used: z.bigint().nullable(),
   grant_remaining: z.bigint().nullable(),
+  reserved: z.bigint().nullable(),
   first_metric: z.string().nullable(),
   first_amount: z.bigint().nullable(),
   first_used_after: z.bigint().nullable(),
@@ -28,7 +29,7 @@ const onceBatchRow = onceRow.extend({ ordinal: z.number() });
 
 /** What became of an increment under a key. */
 export type KeyedOutcome =
-  | { readonly kind: "granted" | "refused"; readonly used: bigint; readonly grantRemaining: bigint | null }
+  | ({ readonly kind: "granted" | "refused" } & ConsumptionDecisionAmounts)
   | { readonly kind: "replayed"; readonly first: IdempotentIncrement };
 
 export type KeyedConsumption = Consumption & {
@@ -49,7 +50,7 @@ export type KeyedConsumption = Consumption & {
 export async function consumeUsageOnce(db: CommonQueryMethods, consumption: KeyedConsumption): Promise<KeyedOutcome> {
   const { userId, metric, periodStart, amount, ceiling, limit, key, now, expiresAt } = consumption;
   const row = await db.one(sql.prepared("usage_consume_once", onceRow)`
-    select outcome, used, grant_remaining, first_metric, first_amount, first_used_after, first_limit, first_created_at
+    select outcome, used, grant_remaining, reserved, first_metric, first_amount, first_used_after, first_limit, first_created_at
     from consume_usage_once(
       ${userId}, ${metric}, ${sql.timestamp(periodStart)}, ${amount}::bigint, ${ceiling}::bigint,
       ${limit}::bigint, ${key}, ${sql.timestamp(now)}, ${sql.timestamp(expiresAt)}
@@ -67,7 +68,7 @@ export async function consumeUsageOnce(db: CommonQueryMethods, consumption: Keye
 export async function consumeUsageOnceBatch(db: CommonQueryMethods, consumptions: readonly KeyedConsumption[]): Promise<KeyedOutcome[]> {
   const { rows } = lockOrder(consumptions);
   const found = await db.any(sql.prepared("usage_consume_once_batch", onceBatchRow)`
-    select ordinal, outcome, used, grant_remaining, first_metric, first_amount, first_used_after, first_limit, first_created_at
+    select ordinal, outcome, used, grant_remaining, reserved, first_metric, first_amount, first_used_after, first_limit, first_created_at
     from consume_usage_once_batch(
       ${rowArrays(rows)},
       ${rowArrays(consumptions)},
@@ -83,11 +84,11 @@ export async function consumeUsageOnceBatch(db: CommonQueryMethods, consumptions
 }
 
 /**
- * The function fills `used` for granted and refused increments (and `grant_remaining` when they
- * weighed grants), the first_* columns for replays.
+ * The function fills `used` and `reserved` for granted and refused increments (and
+ * `grant_remaining` when they weighed grants), the first_* columns for replays.
  */
 function keyedOutcome(row: z.infer<typeof onceRow>): KeyedOutcome {
-  if (row.outcome !== "replayed") return { kind: row.outcome, used: row.used!, grantRemaining: row.grant_remaining };
+  if (row.outcome !== "replayed") return { kind: row.outcome, used: row.used!, grantRemaining: row.grant_remaining, reserved: row.reserved! };
   return {
     kind: "replayed",
     first: {

@@ -1,10 +1,7 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
-import { MAX_USAGE } from "../domain/quota.ts";
-
-const usageRow = z.object({ user_id: z.string(), metric_code: z.string(), period_start: z.number(), used: z.bigint() });
 const usedRow = z.object({ used: z.bigint() });
-const usedByMetricRow = z.object({ metric_code: z.string(), used: z.bigint() });
+const levelRow = z.object({ used: z.bigint(), reserved: z.bigint() });
 const totalByMetricRow = z.object({ metric_code: z.string(), total: z.bigint() });
 
 type PeriodRow = { readonly metric: string; readonly periodStart: Date };
@@ -15,11 +12,6 @@ function wantedRows(rows: readonly PeriodRow[]) {
     ${sql.array(rows.map((row) => row.metric), "text")}::text[],
     ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
   ) as wanted (metric_code, period_start)`;
-}
-
-/** The given rows of any users as a relation `wanted (user_id, metric_code, period_start)`. */
-function wantedUserRows(rows: readonly UsageRowKey[]) {
-  return sql.fragment`unnest(${rowArrays(rows)}) as wanted (user_id, metric_code, period_start)`;
 }
 
 export type UsageRowKey = {
@@ -34,46 +26,6 @@ export function usageRowId(row: UsageRowKey): string {
   return `${row.userId}\u0000${row.metric}\u0000${row.periodStart.getTime()}`;
 }
 
-/** The amounts of several rows of any users, in the order asked; 0 for rows that do not exist. */
-export async function findUsedRows(db: CommonQueryMethods, rows: readonly UsageRowKey[]): Promise<bigint[]> {
-  const found = await db.any(sql.prepared("usage_find_rows", usageRow)`
-    select c.user_id, c.metric_code, c.period_start, c.used
-    from usage_counters c
-    join ${wantedUserRows(rows)}
-      on c.user_id = wanted.user_id and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
-  `);
-  const used = new Map(
-    found.map((row) => [usageRowId({ userId: row.user_id, metric: row.metric_code, periodStart: new Date(row.period_start) }), row.used]),
-  );
-  return rows.map((row) => used.get(usageRowId(row)) ?? 0n);
-}
-
-/** The amount in one row, 0 when the row does not exist yet. */
-export async function findUsed(db: CommonQueryMethods, key: UsageRowKey): Promise<bigint> {
-  const used = await db.maybeOneFirst(sql.prepared("usage_find_one", usedRow)`
-    select used from usage_counters
-    where user_id = ${key.userId} and metric_code = ${key.metric}
-      and period_start = ${sql.timestamp(key.periodStart)}
-  `);
-  return used ?? 0n;
-}
-
-/** The amounts of several rows of one user, by metric; absent rows are left out. */
-export async function findUsedByMetric(
-  db: CommonQueryMethods,
-  userId: string,
-  rows: readonly PeriodRow[],
-): Promise<ReadonlyMap<string, bigint>> {
-  const found = await db.any(sql.prepared("usage_find_by_metric", usedByMetricRow)`
-    select c.metric_code, c.used
-    from usage_counters c
-    join ${wantedRows(rows)}
-      on c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
-    where c.user_id = ${userId}
-  `);
-  return new Map(found.map((row) => [row.metric_code, row.used]));
-}
-
 export type Consumption = UsageRowKey & {
   /** Positive, or negative to lower a gauge (which stops at 0). */
   readonly amount: bigint;
@@ -82,15 +34,19 @@ export type Consumption = UsageRowKey & {
   readonly now: Date;
 };
 
+/** A row's count and what its reservations hold, at a decision. */
+export type RowLevel = { readonly used: bigint; readonly reserved: bigint };
+
 /**
- * One atomic check-and-consume: adds the amount if it fits under the ceiling and returns the new
- * amount, or returns null and changes nothing. The row lock taken by the upsert serializes racing
- * calls, and the ceiling is checked against the locked, latest row, so N racing calls against a
- * limit L grant exactly L units. Also records the account on first sight.
+ * One atomic check-and-consume: adds the amount if it fits under the ceiling, with what the row's
+ * reservations hold counted as used, and returns the new amount, or returns null and changes
+ * nothing. The row lock taken by the upsert serializes racing calls, and the ceiling is checked
+ * against the locked, latest row, so N racing calls against a limit L grant exactly L units. Also
+ * records the account on first sight.
  */
-export async function consumeUsage(db: CommonQueryMethods, consumption: Consumption): Promise<bigint | null> {
+export async function consumeUsage(db: CommonQueryMethods, consumption: Consumption): Promise<RowLevel | null> {
   const { userId, metric, periodStart, amount, ceiling, now } = consumption;
-  return db.maybeOneFirst(sql.prepared("usage_consume", usedRow)`
+  return db.maybeOne(sql.prepared("usage_consume", levelRow)`
     with account as (
       insert into accounts (user_id, created_at) values (${userId}, ${sql.timestamp(now)})
       on conflict (user_id) do nothing
@@ -100,45 +56,50 @@ export async function consumeUsage(db: CommonQueryMethods, consumption: Consumpt
     where ${amount}::bigint <= ${ceiling}::bigint
     on conflict (user_id, metric_code, period_start) do update
       set used = greatest(c.used + ${amount}::bigint, 0), updated_at = excluded.updated_at
-      where ${amount}::bigint <= 0 or c.used + ${amount}::bigint <= ${ceiling}::bigint
-    returning c.used
+      where ${amount}::bigint <= 0
+        or c.used + held_on_row(c.user_id, c.metric_code, c.period_start, c.held_until, ${sql.timestamp(now)}) + ${amount}::bigint <= ${ceiling}::bigint
+    returning c.used, held_on_row(c.user_id, c.metric_code, c.period_start, c.held_until, ${sql.timestamp(now)}) as reserved
   `);
 }
 
 /**
- * What became of one consumption: granted or not, its row's amount after its turn, and what the
- * account's active grants of the metric hold after it when it weighed them (null otherwise).
+ * What a decision answers besides granted or not: its row's amount after its turn, what the
+ * row's reservations hold, and what the account's active grants of the metric hold after it when
+ * it weighed them (null otherwise).
  */
-export type ConsumptionDecision = { readonly granted: boolean; readonly used: bigint; readonly grantRemaining: bigint | null };
+export type ConsumptionDecisionAmounts = RowLevel & { readonly grantRemaining: bigint | null };
 
-const withGrantsRow = z.object({ granted: z.boolean(), used: z.bigint(), grant_remaining: z.bigint().nullable() });
+/** What became of one consumption. */
+export type ConsumptionDecision = ConsumptionDecisionAmounts & { readonly granted: boolean };
+
+const withGrantsRow = z.object({ granted: z.boolean(), used: z.bigint(), grant_remaining: z.bigint().nullable(), reserved: z.bigint() });
 
 /**
- * consumeUsage, and for a consumption it refused, the decision again with grants (the
- * consume_usage_with_grants function) when the metric has a limit, or the row's amount.
+ * consumeUsage, and for a consumption it refused, the decision again under the row's lock with
+ * grants (the consume_usage_with_grants function, which weighs them under a limit only).
  */
 export async function decideConsumption(db: CommonQueryMethods, consumption: Consumption): Promise<ConsumptionDecision> {
-  const used = await consumeUsage(db, consumption);
-  if (used !== null) return { granted: true, used, grantRemaining: null };
-  if (consumption.amount <= 0n || consumption.ceiling >= MAX_USAGE) {
-    return { granted: false, used: await findUsed(db, consumption), grantRemaining: null };
-  }
+  const level = await consumeUsage(db, consumption);
+  if (level !== null) return { granted: true, ...level, grantRemaining: null };
   const { userId, metric, periodStart, amount, ceiling, now } = consumption;
   const decided = await db.one(sql.prepared("usage_consume_with_grants", withGrantsRow)`
-    select granted, used, grant_remaining from consume_usage_with_grants(
+    select granted, used, grant_remaining, reserved from consume_usage_with_grants(
       ${userId}, ${metric}, ${sql.timestamp(periodStart)}, ${amount}::bigint, ${ceiling}::bigint, ${sql.timestamp(now)}
     )
   `);
-  return { granted: decided.granted, used: decided.used, grantRemaining: decided.grant_remaining };
+  return { granted: decided.granted, used: decided.used, grantRemaining: decided.grant_remaining, reserved: decided.reserved };
 }
 
-/** Locks a counter row (made at 0 if new) until the transaction ends; returns its amount. */
-export async function lockUsageRow(tx: CommonQueryMethods, row: UsageRowKey, now: Date): Promise<bigint> {
-  return tx.oneFirst(sql.type(usedRow)`
+/**
+ * Locks a counter row (made at 0 if new) until the transaction ends; returns its amount and what
+ * its reservations hold at `now`.
+ */
+export async function lockUsageRow(tx: CommonQueryMethods, row: UsageRowKey, now: Date): Promise<RowLevel> {
+  return tx.one(sql.type(levelRow)`
     insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
     values (${row.userId}, ${row.metric}, ${sql.timestamp(row.periodStart)}, 0, ${sql.timestamp(now)})
     on conflict (user_id, metric_code, period_start) do update set used = c.used
-    returning c.used
+    returning c.used, held_on_row(c.user_id, c.metric_code, c.period_start, c.held_until, ${sql.timestamp(now)}) as reserved
   `);
 }
 
@@ -151,18 +112,23 @@ export async function setUsageRow(tx: CommonQueryMethods, row: UsageRowKey, used
   `);
 }
 
-/** Sets rows of one user back to zero (by deleting them); returns how many existed. */
-export async function deleteUsageRows(
-  db: CommonQueryMethods,
-  userId: string,
-  rows: readonly PeriodRow[],
-): Promise<number> {
-  const result = await db.query(sql.unsafe`
+/**
+ * Sets rows of one user back to zero: deletes them, or sets them to 0 where reservations have
+ * held on them (the row keeps track of its holds).
+ */
+export async function resetUsageRows(db: CommonQueryMethods, userId: string, rows: readonly PeriodRow[]): Promise<void> {
+  await db.query(sql.unsafe`
+    with kept as (
+      update usage_counters c set used = 0
+      from ${wantedRows(rows)}
+      where c.user_id = ${userId} and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
+        and c.held_until is not null
+    )
     delete from usage_counters c
     using ${wantedRows(rows)}
     where c.user_id = ${userId} and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
+      and c.held_until is null
   `);
-  return result.rowCount;
 }
 
 /** Usage summed over all users, per metric, for the given (metric, period) rows. */
@@ -180,14 +146,14 @@ export async function sumUsageByMetric(
   return new Map(totals.map((row) => [row.metric_code, row.total]));
 }
 
-const batchDecisionRow = z.object({ ordinal: z.number(), granted: z.boolean(), used: z.bigint(), grant_remaining: z.bigint().nullable() });
+const batchDecisionRow = withGrantsRow.extend({ ordinal: z.number() });
 
 /**
  * Decides and writes many consumptions in one statement (the consume_usage_batch function):
  * in arrival order, each against its row's amount after the ones before it, with the rows locked
  * in key order; one past its ceiling draws what the allowance cannot cover from the account's
- * grants. Returns, in the order given, whether each was granted, its row's amount after its turn
- * and, when it weighed grants, what they hold. Also records the accounts on first sight.
+ * grants; what the rows' reservations hold counts as used. Returns, in the order given, each
+ * decision (ConsumptionDecision). Also records the accounts on first sight.
  */
 export async function consumeUsageBatch(
   db: CommonQueryMethods,
@@ -195,7 +161,7 @@ export async function consumeUsageBatch(
 ): Promise<ConsumptionDecision[]> {
   const { rows, positionOf } = lockOrder(consumptions);
   const decisions = await db.any(sql.prepared("usage_consume_batch", batchDecisionRow)`
-    select ordinal, granted, used, grant_remaining from consume_usage_batch(
+    select ordinal, granted, used, grant_remaining, reserved from consume_usage_batch(
       ${rowArrays(rows)},
       ${sql.array(consumptions.map(positionOf), "int4")}::integer[],
       ${sql.array(consumptions.map((row) => row.amount), "int8")}::bigint[],
@@ -203,7 +169,12 @@ export async function consumeUsageBatch(
       ${sql.timestamp(consumptions[0]!.now)}
     )
   `);
-  return inArrivalOrder(decisions, consumptions.length, (row) => ({ granted: row.granted, used: row.used, grantRemaining: row.grant_remaining }));
+  return inArrivalOrder(decisions, consumptions.length, (row) => ({
+    granted: row.granted,
+    used: row.used,
+    grantRemaining: row.grant_remaining,
+    reserved: row.reserved,
+  }));
 }
 
 /** A batch function's rows (numbered from 1 in arrival order) as outcomes in arrival order. */

@@ -17,10 +17,10 @@ export class InvalidArgumentError extends EntitlementError {
 /** A named plan or metric does not exist in the catalog. */
 export class UnknownResourceError extends EntitlementError {
   override name = "UnknownResourceError";
-  readonly resourceType: "plan" | "metric" | "account" | "grant";
+  readonly resourceType: "plan" | "metric" | "account" | "grant" | "reservation";
   readonly resourceName: string;
 
-  constructor(resourceType: "plan" | "metric" | "account" | "grant", resourceName: string) {
+  constructor(resourceType: "plan" | "metric" | "account" | "grant" | "reservation", resourceName: string) {
     super(`unknown ${resourceType} "${resourceName}"`);
     this.resourceType = resourceType;
     this.resourceName = resourceName;

@@ -14,7 +14,7 @@ export type QuotaState = {
   readonly metric: string;
   readonly used: bigint;
   readonly limit: bigint | null;
-  /** max(0, limit - used) + grantRemaining; null when unlimited. */
+  /** max(0, max(0, limit - used) + grantRemaining - reserved); null when unlimited. */
   readonly remaining: bigint | null;
   /** Null for a gauge. */
   readonly period: Period | null;
@@ -22,10 +22,33 @@ export type QuotaState = {
   readonly limitSource: EntitlementSource;
   /** What the account's active grants of the metric still hold (counted only under a limit). */
   readonly grantRemaining: bigint;
+  /** What held reservations hold: counted as used by every decision until they are settled or expire. */
+  readonly reserved: bigint;
 };
 
-/** What besides the plan shapes a quota: an override's limit, grants, the billing anchor of its periods. */
-export type QuotaTerms = { readonly limitSource?: EntitlementSource; readonly grantRemaining?: bigint; readonly anchor?: Date | null };
+/** What besides the plan shapes a quota: an override's limit, grants, reservations, the billing anchor of its periods. */
+export type QuotaTerms = {
+  readonly limitSource?: EntitlementSource;
+  readonly grantRemaining?: bigint;
+  readonly reserved?: bigint;
+  readonly anchor?: Date | null;
+};
+
+/** Units a reservation holds on a usage row until `expiresAt`. */
+export type Hold = { readonly amount: bigint; readonly expiresAt: Date };
+
+/** A usage row as read: its count and the holds on it (expired ones included: they are weighed when answering). */
+export type UsageLevel = { readonly used: bigint; readonly holds: readonly Hold[] };
+
+/** A row never written, or one without holds. */
+export const NO_HOLDS: readonly Hold[] = Object.freeze([]);
+
+/** What a row's holds hold at `at`: an expired hold holds nothing, with no job having run. */
+export function reservedAt(holds: readonly Hold[], at: Date): bigint {
+  let reserved = 0n;
+  for (const hold of holds) if (hold.expiresAt.getTime() > at.getTime()) reserved += hold.amount;
+  return reserved;
+}
 
 /** One amount that did not fit: the quota it met, and what was asked. */
 export type QuotaRefusal = { readonly quota: QuotaState; readonly requested: bigint };
@@ -44,26 +67,30 @@ export class QuotaExceededError extends EntitlementError {
   }
 }
 
-/** What one refusal says: used, limit, grants, and what was asked. */
+/** What one refusal says: used, limit, grants, reservations, and what was asked. */
 export function refusalMessage(quota: QuotaState, requested: bigint): string {
   return (
     `quota exceeded for metric "${quota.metric}": ${quota.used} used` +
     (quota.limit === null ? "" : ` of ${quota.limit}`) +
     (quota.grantRemaining > 0n ? ` (and ${quota.grantRemaining} left in grants)` : "") +
+    (quota.reserved > 0n ? `, ${quota.reserved} reserved` : "") +
     `, ${requested} more requested`
   );
 }
 
 export function quotaState(metric: Metric, limit: bigint | null, used: bigint, at: Date, terms: QuotaTerms = {}): QuotaState {
   const grants = limit === null ? 0n : (terms.grantRemaining ?? 0n);
+  const reserved = terms.reserved ?? 0n;
+  const free = limit === null ? null : (used >= limit ? 0n : limit - used) + grants - reserved;
   return {
     metric: metric.code,
     used,
     limit,
-    remaining: limit === null ? null : (used >= limit ? 0n : limit - used) + grants,
+    remaining: free === null ? null : free > 0n ? free : 0n,
     period: usagePeriod(metric, at, terms.anchor ?? null),
     limitSource: terms.limitSource ?? "plan",
     grantRemaining: grants,
+    reserved,
   };
 }
 
@@ -89,13 +116,14 @@ export function usageRowOf(metric: Metric, basis: QuotaBasis, at: Date) {
 
 /**
  * A metric's quota for an account: the limit in force at `at` (plan or override), its grants
- * (`grants` when a decision just read them, else the basis's), its period.
+ * (`grants` when a decision just read them, else the basis's), what reservations hold, its period.
  */
-export function quotaOf(metric: Metric, basis: QuotaBasis, used: bigint, at: Date, grants: bigint | null = null): QuotaState {
+export function quotaOf(metric: Metric, basis: QuotaBasis, used: bigint, at: Date, grants: bigint | null = null, reserved = 0n): QuotaState {
   const { limit, source } = quotaEntitlement(basis.plan, basis.terms, metric.code, at);
   return quotaState(metric, limit, used, at, {
     limitSource: source,
     grantRemaining: grants ?? grantRemaining(basis.terms, metric.code, at),
+    reserved,
     anchor: anchorOf(basis),
   });
 }
@@ -119,16 +147,16 @@ export function usageCeiling(limit: bigint | null): bigint {
 }
 
 /**
- * Whether `amount` more units fit: what the allowance (limit - used) cannot cover must be in
- * grants, which count under a limit only (the SQL of consume_usage_batch decides the same way).
- * Lowering a gauge always fits, even when a downgrade left it above the new limit; raising it
- * does not until it is back under.
+ * Whether `amount` more units fit: held reservations count as used, and what the allowance
+ * (limit - used) cannot cover must be in grants, which count under a limit only (the SQL
+ * function fit_usage decides the same way). Lowering a gauge always fits, even when a downgrade
+ * left it above the new limit; raising it does not until it is back under.
  */
-export function fits(used: bigint, amount: bigint, limit: bigint | null, grantRemaining = 0n): boolean {
+export function fits(used: bigint, amount: bigint, limit: bigint | null, grantRemaining = 0n, reserved = 0n): boolean {
   const ceiling = usageCeiling(limit);
-  if (amount <= 0n || used + amount <= ceiling) return true;
+  if (amount <= 0n || used + reserved + amount <= ceiling) return true;
   const allowance = ceiling > used ? ceiling - used : 0n;
-  return ceiling < MAX_USAGE && amount - allowance <= grantRemaining;
+  return ceiling < MAX_USAGE && amount + reserved - allowance <= grantRemaining;
 }
 
 function checkMagnitude(amount: bigint): void {

@@ -120,26 +120,34 @@ export function unitsBetween(value: bigint, min: bigint, max: bigint, field: str
   return value;
 }
 
-/** Most items one ConsumeUsage call may hold. */
+/** Most items one ConsumeUsage, ReserveUsage or CommitReservation call may hold. */
 export const MAX_USAGE_ITEMS = 16;
+
+/** The longest a reservation holds: a day. */
+export const MAX_RESERVATION_SECONDS = 86_400;
 
 /**
  * The items of an all-or-nothing consumption: 1 to MAX_USAGE_ITEMS, each metric once (as a
- * catalog name), each amount from 1 to `maxAmount`.
+ * catalog name), each amount from `minAmount` to `maxAmount`; `field` names them in errors.
  */
-export function usageItems(items: readonly { readonly metric: string; readonly amount: bigint }[], maxAmount: bigint): { metric: string; amount: bigint }[] {
+export function usageItems(
+  items: readonly { readonly metric: string; readonly amount: bigint }[],
+  maxAmount: bigint,
+  field = "items",
+  minAmount = 1n,
+): { metric: string; amount: bigint }[] {
   if (items.length === 0 || items.length > MAX_USAGE_ITEMS) {
-    throw new InvalidArgumentError([{ field: "items", description: `must hold 1 to ${MAX_USAGE_ITEMS} items` }]);
+    throw new InvalidArgumentError([{ field, description: `must hold 1 to ${MAX_USAGE_ITEMS} items` }]);
   }
   const seen = new Set<string>();
   return items.map((item, index) => {
-    const metric = catalogName(item.metric, `items[${index}].metric`);
+    const metric = catalogName(item.metric, `${field}[${index}].metric`);
     if (seen.has(metric)) {
-      throw new InvalidArgumentError([{ field: `items[${index}].metric`, description: `"${metric}" is listed twice: one item per metric` }]);
+      throw new InvalidArgumentError([{ field: `${field}[${index}].metric`, description: `"${metric}" is listed twice: one item per metric` }]);
     }
     seen.add(metric);
-    if (item.amount < 1n || item.amount > maxAmount) {
-      throw new InvalidArgumentError([{ field: `items[${index}].amount`, description: `must be between 1 and ${maxAmount}` }]);
+    if (item.amount < minAmount || item.amount > maxAmount) {
+      throw new InvalidArgumentError([{ field: `${field}[${index}].amount`, description: `must be between ${minAmount} and ${maxAmount}` }]);
     }
     return { metric, amount: item.amount };
   });

@@ -16,6 +16,7 @@ import {
 } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import type { Entitlements } from "../app/entitlements.ts";
 import type { PlanChanges } from "../app/plan-changes.ts";
+import type { Reservations } from "../app/reservations.ts";
 import type { UsageChanges } from "../app/usage-changes.ts";
 import type { TermsAdministration } from "../app/terms-administration.ts";
 import { callerOf } from "../auth/gates.ts";
@@ -64,6 +65,7 @@ export type AccountTermsParts = {
   readonly terms: TermsAdministration;
   readonly planChanges: PlanChanges;
   readonly usageChanges: UsageChanges;
+  readonly reservations: Reservations;
 };
 
 /** Validates, delegates to TermsAdministration and PlanChanges with the caller as actor, converts. */

@@ -13,15 +13,22 @@ import {
   type UpgradePlanRequest,
   type ConsumeUsageRequest,
   type SetUsageRequest,
+  type ReserveUsageRequest,
+  type CommitReservationRequest,
+  type ReleaseReservationRequest,
+  type GetReservationRequest,
 } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import * as validate from "../domain/validation.ts";
 import { checkAmount, incrementAmount, MAX_USAGE } from "../domain/quota.ts";
+import { MAX_RESERVATION_SECONDS } from "../domain/validation.ts";
 import type { Entitlements } from "../app/entitlements.ts";
 
 import { featureEntitlement } from "../domain/terms.ts";
 import { AccountTermsMethods, type AccountTermsParts } from "./account-terms-methods.ts";
 import type { PlanChanges } from "../app/plan-changes.ts";
 import type { UsageChanges } from "../app/usage-changes.ts";
+import type { Reservations } from "../app/reservations.ts";
+import { reservationMessage } from "./reservation-messages.ts";
 import { callerOf } from "../auth/gates.ts";
 import type { HandlerContext } from "@connectrpc/connect";
 import {
@@ -47,12 +54,14 @@ export class EntitlementServiceImpl extends AccountTermsMethods implements Servi
   readonly #entitlements: Entitlements;
   readonly #changes: PlanChanges;
   readonly #usageChanges: UsageChanges;
+  readonly #reservations: Reservations;
 
   constructor(parts: AccountTermsParts) {
     super(parts);
     this.#entitlements = parts.entitlements;
     this.#changes = parts.planChanges;
     this.#usageChanges = parts.usageChanges;
+    this.#reservations = parts.reservations;
   }
 
   async getPlan(request: GetPlanRequest) {
@@ -105,9 +114,40 @@ export class EntitlementServiceImpl extends AccountTermsMethods implements Servi
 
   async consumeUsage(request: ConsumeUsageRequest) {
     const userId = validate.userId(request.userId);
-    const items = validate.usageItems(request.items, MAX_USAGE).map(({ metric, amount }) => ({ metric: this.#entitlements.metric(metric), amount }));
-    const { result, replayed } = await this.#usageChanges.consume(userId, items, validate.idempotencyKey(request.idempotencyKey));
+    const { result, replayed } = await this.#usageChanges.consume(userId, this.#items(request.items, "items", 1n), validate.idempotencyKey(request.idempotencyKey));
     return { quotas: result.map(quotaStatusMessage), replayed };
+  }
+
+  async reserveUsage(request: ReserveUsageRequest) {
+    const userId = validate.userId(request.userId);
+    const items = this.#items(request.items, "items", 1n);
+    const ttlSeconds = Number(validate.unitsBetween(BigInt(request.ttlSeconds), 1n, BigInt(MAX_RESERVATION_SECONDS), "ttl_seconds"));
+    const { result, replayed } = await this.#reservations.reserve(userId, items, ttlSeconds, validate.idempotencyKey(request.idempotencyKey));
+    return { reservation: reservationMessage(result.reservation), quotas: result.quotas.map(quotaStatusMessage), replayed };
+  }
+
+  async commitReservation(request: CommitReservationRequest) {
+    const userId = validate.userId(request.userId);
+    const id = validate.uuid(request.reservationId, "reservation_id");
+    const actual = request.actual.length === 0 ? [] : this.#items(request.actual, "actual", 0n);
+    const { result, replayed } = await this.#reservations.commit(userId, id, actual);
+    return { reservation: reservationMessage(result.reservation), quotas: result.quotas.map(quotaStatusMessage), replayed };
+  }
+
+  async releaseReservation(request: ReleaseReservationRequest) {
+    const userId = validate.userId(request.userId);
+    const { result, replayed } = await this.#reservations.release(userId, validate.uuid(request.reservationId, "reservation_id"));
+    return { reservation: reservationMessage(result), replayed };
+  }
+
+  async getReservation(request: GetReservationRequest) {
+    const userId = validate.userId(request.userId);
+    return { reservation: reservationMessage(await this.#reservations.get(userId, validate.uuid(request.reservationId, "reservation_id"))) };
+  }
+
+  /** Items of a multi-metric call (`field`), each amount at least `minAmount`, with their metrics. */
+  #items(items: readonly { metric: string; amount: bigint }[], field: string, minAmount: bigint) {
+    return validate.usageItems(items, MAX_USAGE, field, minAmount).map(({ metric, amount }) => ({ metric: this.#entitlements.metric(metric), amount }));
   }
 
   async setUsage(request: SetUsageRequest) {

@@ -112,6 +112,7 @@ export function quotaStatusMessage(quota: QuotaState): QuotaStatus {
     resetsAt: quota.period === null ? undefined : timestampFromDate(quota.period.end),
     limitSource: ENTITLEMENT_SOURCES[quota.limitSource],
     grantRemaining: quota.grantRemaining,
+    reserved: quota.reserved,
   });
 }
 
@@ -160,11 +161,11 @@ const QUOTA_CHECK_ANSWERS_MAX = 4096;
 
 /**
  * CheckQuota's answer: shared by every check that finds the same quota state (metric, amount
- * used, limit, period) with the same outcome, as checks of users at the same usage do, so it is
+ * used, limit, period, grants, reservations) with the same outcome, as checks of users at the same usage do, so it is
  * built and encoded once rather than per call.
  */
 export function quotaCheckAnswer(allowed: boolean, quota: QuotaState): CheckQuotaResponse {
-  const key = `${allowed}\u0000${quota.metric}\u0000${quota.used}\u0000${quota.limit}\u0000${quota.period?.start.getTime()}\u0000${quota.period?.end.getTime()}\u0000${quota.limitSource}\u0000${quota.grantRemaining}`;
+  const key = `${allowed}\u0000${quota.metric}\u0000${quota.used}\u0000${quota.limit}\u0000${quota.period?.start.getTime()}\u0000${quota.period?.end.getTime()}\u0000${quota.limitSource}\u0000${quota.grantRemaining}\u0000${quota.reserved}`;
   let answer = quotaCheckAnswers.get(key);
   if (answer === undefined) {
     if (quotaCheckAnswers.size >= QUOTA_CHECK_ANSWERS_MAX) quotaCheckAnswers.clear();

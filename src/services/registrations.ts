@@ -13,6 +13,7 @@ import type { SignIns } from "../app/sign-ins.ts";
 import type { TermsAdministration } from "../app/terms-administration.ts";
 import type { PlanChanges } from "../app/plan-changes.ts";
 import type { UsageChanges } from "../app/usage-changes.ts";
+import type { Reservations } from "../app/reservations.ts";
 import { ACCOUNT_TERMS_METHODS } from "./account-terms-methods.ts";
 import { serviceOrSuperadminGate, serviceTokenGate, superadminGate, userTokenGate, type ServiceToken } from "../auth/gates.ts";
 import type { UserTokenVerifier } from "../auth/user-tokens.ts";
@@ -44,6 +45,7 @@ export type ServiceDependencies = {
   readonly terms: TermsAdministration;
   readonly planChanges: PlanChanges;
   readonly usageChanges: UsageChanges;
+  readonly reservations: Reservations;
   readonly signIns: SignIns;
   readonly health: HealthMonitor;
   readonly serviceTokens: readonly ServiceToken[];
@@ -53,7 +55,7 @@ export type ServiceDependencies = {
 
 /** Every RPC service and the credential each one requires. */
 export function serviceRegistrations(deps: ServiceDependencies): ServiceRegistration[] {
-  const { entitlements, administration, catalogs, terms, planChanges, usageChanges, signIns, verifyUserToken, logger } = deps;
+  const { entitlements, administration, catalogs, terms, planChanges, usageChanges, reservations, signIns, verifyUserToken, logger } = deps;
   const reflection = new ReflectionIndex(SERVED_SERVICES);
   const userGate = (publicMethods: readonly DescMethod[]) =>
     userTokenGate({ verify: verifyUserToken, admit: (user) => signIns.admit(user), publicMethods, logger });
@@ -61,7 +63,7 @@ export function serviceRegistrations(deps: ServiceDependencies): ServiceRegistra
   return [
     {
       service: EntitlementService,
-      implementation: new EntitlementServiceImpl({ entitlements, terms, planChanges, usageChanges }),
+      implementation: new EntitlementServiceImpl({ entitlements, terms, planChanges, usageChanges, reservations }),
       requestGate: serviceOrSuperadminGate(serviceTokenGate(deps.serviceTokens), adminGate, ACCOUNT_TERMS_METHODS),
     },
     { service: SubscriptionService, implementation: new SubscriptionServiceImpl(entitlements, terms), requestGate: userGate(PUBLIC_SUBSCRIPTION_METHODS) },

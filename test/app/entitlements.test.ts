@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { CatalogSource } from "../../src/app/catalog-source.ts";
+import type { UsageLevel } from "../../src/domain/quota.ts";
 import { Entitlements } from "../../src/app/entitlements.ts";
 import { IncrementBatcher } from "../../src/db/increment-batcher.ts";
 import { createLogger } from "../../src/platform/logger.ts";
@@ -19,7 +20,7 @@ beforeAll(async () => {
   const catalog = await CatalogSource.load(database.pool, createLogger("silent"));
   const replica = (now: () => number) =>
     new Entitlements(database.pool, catalog, clock, {
-      usage: new ReplicaCache<bigint>({ ttlMs: 1000, maxEntries: 100, enabled: true, now }),
+      usage: new ReplicaCache<UsageLevel>({ ttlMs: 1000, maxEntries: 100, enabled: true, now }),
       batcher: new IncrementBatcher(database.pool),
       coalesceReads: true,
     });

@@ -2,7 +2,8 @@ import pg from "pg";
 import { StatementTimeoutError } from "slonik";
 import { beforeAll, describe, expect, it } from "vitest";
 import { consumeUsageOnce, type KeyedConsumption } from "../../src/db/idempotency-keys.ts";
-import { findUsed, type Consumption } from "../../src/db/usage-counters.ts";
+import type { Consumption } from "../../src/db/usage-counters.ts";
+import { findUsageLevel } from "../../src/db/usage-levels.ts";
 import { IncrementBatcher } from "../../src/db/increment-batcher.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 
@@ -35,12 +36,12 @@ describe("IncrementBatcher", () => {
       batcher.submit(consumption("ordered", 3n, 10n)),
     ]);
     expect(decisions).toEqual([
-      { granted: true, used: 1n, grantRemaining: null },
-      { granted: true, used: 7n, grantRemaining: null },
-      { granted: false, used: 7n, grantRemaining: 0n },
-      { granted: true, used: 10n, grantRemaining: null },
+      { granted: true, used: 1n, grantRemaining: null, reserved: 0n },
+      { granted: true, used: 7n, grantRemaining: null, reserved: 0n },
+      { granted: false, used: 7n, grantRemaining: 0n, reserved: 0n },
+      { granted: true, used: 10n, grantRemaining: null, reserved: 0n },
     ]);
-    expect(await findUsed(database.pool, { userId: "ordered", metric: "jobs", periodStart })).toBe(10n);
+    expect((await findUsageLevel(database.pool, { userId: "ordered", metric: "jobs", periodStart }, new Date())).used).toBe(10n);
   });
 
   it("grants exactly the ceiling to hundreds of racing increments over many users", async () => {
@@ -50,7 +51,7 @@ describe("IncrementBatcher", () => {
     );
     expect(decisions.filter((decision) => decision.granted)).toHaveLength(40);
     for (const user of users) {
-      expect(await findUsed(database.pool, { userId: user, metric: "jobs", periodStart })).toBe(10n);
+      expect((await findUsageLevel(database.pool, { userId: user, metric: "jobs", periodStart }, new Date())).used).toBe(10n);
     }
   });
 
@@ -79,7 +80,7 @@ describe("IncrementBatcher", () => {
         .map((decision, i) => ({ decision, i }))
         .filter(({ decision, i }) => i % 5 === user && decision.granted)
         .reduce((sum, { i }) => sum + BigInt((i % 3) + 1), 0n);
-      const used = await findUsed(database.pool, { userId: `p${user}`, metric: "jobs", periodStart });
+      const used = (await findUsageLevel(database.pool, { userId: `p${user}`, metric: "jobs", periodStart }, new Date())).used;
       expect(used).toBe(granted);
       expect(used).toBeLessThanOrEqual(25n);
     }
@@ -109,7 +110,7 @@ describe("IncrementBatcher", () => {
       await blocker.query("rollback");
       await blocker.end();
     }
-    expect(await findUsed(database.pool, { userId: "bounded", metric: "jobs", periodStart })).toBe(1n);
+    expect((await findUsageLevel(database.pool, { userId: "bounded", metric: "jobs", periodStart }, new Date())).used).toBe(1n);
   });
 });
 
@@ -133,14 +134,14 @@ describe("IncrementBatcher, under idempotency keys", () => {
       batcher.submitKeyed(keyed("keyed", 4n, "a")),
     ]);
     expect(outcomes).toEqual([
-      { kind: "granted", used: 4n, grantRemaining: null },
-      { kind: "granted", used: 9n, grantRemaining: null },
+      { kind: "granted", used: 4n, grantRemaining: null, reserved: 0n },
+      { kind: "granted", used: 9n, grantRemaining: null, reserved: 0n },
       { kind: "replayed", first: expect.objectContaining({ amount: 5n, usedAfter: 9n, limit: 10n }) },
-      { kind: "refused", used: 9n, grantRemaining: 0n },
-      { kind: "granted", used: 10n, grantRemaining: null },
+      { kind: "refused", used: 9n, grantRemaining: 0n, reserved: 0n },
+      { kind: "granted", used: 10n, grantRemaining: null, reserved: 0n },
       { kind: "replayed", first: expect.objectContaining({ amount: 4n, usedAfter: 4n }) },
     ]);
-    expect(await findUsed(database.pool, { userId: "keyed", metric: "jobs", periodStart })).toBe(10n);
+    expect((await findUsageLevel(database.pool, { userId: "keyed", metric: "jobs", periodStart }, new Date())).used).toBe(10n);
   });
 
   it("counts each key once with batches in flight and retries racing their first call, alone or batched", async () => {
@@ -163,7 +164,7 @@ describe("IncrementBatcher, under idempotency keys", () => {
       }
     });
     for (let user = 0; user < 5; user++) {
-      const used = await findUsed(database.pool, { userId: `kp${user}`, metric: "jobs", periodStart });
+      const used = (await findUsageLevel(database.pool, { userId: `kp${user}`, metric: "jobs", periodStart }, new Date())).used;
       expect(used).toBe(counted.get(`kp${user}`) ?? 0n);
       expect(used).toBeLessThanOrEqual(60n);
     }

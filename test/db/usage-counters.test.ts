@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { CatalogSource } from "../../src/app/catalog-source.ts";
-import { consumeUsage, findUsed, findUsedRows } from "../../src/db/usage-counters.ts";
+import { consumeUsage } from "../../src/db/usage-counters.ts";
+import { findUsageLevel, findUsageLevels } from "../../src/db/usage-levels.ts";
 import { Entitlements } from "../../src/app/entitlements.ts";
 import { createLogger } from "../../src/platform/logger.ts";
 import { TestClock } from "../support/clock.ts";
@@ -22,30 +23,31 @@ describe("consumeUsage", () => {
         consumeUsage(database.pool, { userId: "race", metric: "jobs", periodStart, amount: 1n, ceiling: 10n, now: clock.now() }),
       ),
     );
-    expect(results.filter((used) => used !== null)).toHaveLength(10);
-    expect(new Set(results.filter((used) => used !== null))).toEqual(new Set(Array.from({ length: 10 }, (_, i) => BigInt(i + 1))));
-    expect(await findUsed(database.pool, { userId: "race", metric: "jobs", periodStart })).toBe(10n);
+    expect(results.filter((level) => level !== null)).toHaveLength(10);
+    expect(new Set(results.flatMap((level) => (level === null ? [] : [level.used])))).toEqual(new Set(Array.from({ length: 10 }, (_, i) => BigInt(i + 1))));
+    expect((await findUsageLevel(database.pool, { userId: "race", metric: "jobs", periodStart }, clock.now())).used).toBe(10n);
   });
 
   it("refuses an amount larger than the ceiling on a fresh row", async () => {
     const used = await consumeUsage(database.pool, { userId: "fresh", metric: "jobs", periodStart, amount: 11n, ceiling: 10n, now: clock.now() });
     expect(used).toBeNull();
-    expect(await findUsed(database.pool, { userId: "fresh", metric: "jobs", periodStart })).toBe(0n);
+    expect((await findUsageLevel(database.pool, { userId: "fresh", metric: "jobs", periodStart }, clock.now())).used).toBe(0n);
   });
 });
 
-describe("findUsedRows", () => {
+describe("findUsageLevels", () => {
   it("reads many rows of many users in the order asked, 0 for rows that do not exist", async () => {
     for (const [userId, amount] of [["read-a", 3n], ["read-b", 5n]] as const) {
       await consumeUsage(database.pool, { userId, metric: "jobs", periodStart, amount, ceiling: 100n, now: clock.now() });
     }
-    const used = await findUsedRows(database.pool, [
+    const levels = await findUsageLevels(database.pool, [
       { userId: "read-b", metric: "jobs", periodStart },
       { userId: "nobody", metric: "jobs", periodStart },
       { userId: "read-a", metric: "jobs", periodStart },
       { userId: "read-a", metric: "api_calls", periodStart },
-    ]);
-    expect(used).toEqual([5n, 0n, 3n, 0n]);
+    ], clock.now());
+    expect(levels.map((level) => level.used)).toEqual([5n, 0n, 3n, 0n]);
+    expect(levels.every((level) => level.holds.length === 0)).toBe(true);
   });
 });
 
@@ -59,7 +61,7 @@ describe("keyed increments", () => {
     );
     expect(results.filter((result) => !result.replayed)).toHaveLength(1);
     expect(new Set(results.map((result) => result.quota.used))).toEqual(new Set([3n]));
-    expect(await findUsed(database.pool, { userId: "retrier", metric: "jobs", periodStart })).toBe(3n);
+    expect((await findUsageLevel(database.pool, { userId: "retrier", metric: "jobs", periodStart }, clock.now())).used).toBe(3n);
   });
 
   it("grant exactly the limit when distinct keys race", async () => {
@@ -70,6 +72,6 @@ describe("keyed increments", () => {
       ),
     );
     expect(settled.filter((result) => result.status === "fulfilled")).toHaveLength(10);
-    expect(await findUsed(database.pool, { userId: "distinct-keys", metric: "jobs", periodStart })).toBe(10n);
+    expect((await findUsageLevel(database.pool, { userId: "distinct-keys", metric: "jobs", periodStart }, clock.now())).used).toBe(10n);
   });
 });

@@ -44,16 +44,16 @@ describe("a lone increment past its ceiling", () => {
     const lasting = await grant("lone", 5n, "lasting");
     const early = await grant("lone", 3n, "early", new Date("2026-05-01T00:00:00Z"));
     const late = await grant("lone", 3n, "late", new Date("2026-06-01T00:00:00Z"));
-    expect(await decideConsumption(database.pool, consumption("lone", 8n, 10n))).toEqual({ granted: true, used: 8n, grantRemaining: null });
-    expect(await decideConsumption(database.pool, consumption("lone", 6n, 10n))).toEqual({ granted: true, used: 14n, grantRemaining: 7n });
+    expect(await decideConsumption(database.pool, consumption("lone", 8n, 10n))).toEqual({ granted: true, used: 8n, grantRemaining: null, reserved: 0n });
+    expect(await decideConsumption(database.pool, consumption("lone", 6n, 10n))).toEqual({ granted: true, used: 14n, grantRemaining: 7n, reserved: 0n });
     expect(await remainingById("lone")).toEqual(new Map([[expired, 100n], [early, 0n], [late, 2n], [lasting, 5n]]));
-    expect(await decideConsumption(database.pool, consumption("lone", 8n, 10n))).toEqual({ granted: false, used: 14n, grantRemaining: 7n });
-    expect(await decideConsumption(database.pool, consumption("lone", 7n, 10n))).toEqual({ granted: true, used: 21n, grantRemaining: 0n });
+    expect(await decideConsumption(database.pool, consumption("lone", 8n, 10n))).toEqual({ granted: false, used: 14n, grantRemaining: 7n, reserved: 0n });
+    expect(await decideConsumption(database.pool, consumption("lone", 7n, 10n))).toEqual({ granted: true, used: 21n, grantRemaining: 0n, reserved: 0n });
   });
 
   it("ignores grants when the metric is unlimited", async () => {
     await grant("unlimited", 5n, "g");
-    expect(await decideConsumption(database.pool, consumption("unlimited", 2n, MAX_USAGE))).toEqual({ granted: true, used: 2n, grantRemaining: null });
+    expect(await decideConsumption(database.pool, consumption("unlimited", 2n, MAX_USAGE))).toEqual({ granted: true, used: 2n, grantRemaining: null, reserved: 0n });
     expect((await findGrants(database.pool, "unlimited", { includeSpent: false, at: now }))[0]?.remaining).toBe(5n);
   });
 });
@@ -71,12 +71,12 @@ describe("a batch", () => {
       consumption("batch-b", 1n, 10n),
     ]);
     expect(decisions).toEqual([
-      { granted: true, used: 9n, grantRemaining: null },
-      { granted: false, used: 0n, grantRemaining: 1n },
-      { granted: true, used: 12n, grantRemaining: 2n },
-      { granted: true, used: 11n, grantRemaining: 0n },
-      { granted: false, used: 12n, grantRemaining: 2n },
-      { granted: false, used: 11n, grantRemaining: 0n },
+      { granted: true, used: 9n, grantRemaining: null, reserved: 0n },
+      { granted: false, used: 0n, grantRemaining: 1n, reserved: 0n },
+      { granted: true, used: 12n, grantRemaining: 2n, reserved: 0n },
+      { granted: true, used: 11n, grantRemaining: 0n, reserved: 0n },
+      { granted: false, used: 12n, grantRemaining: 2n, reserved: 0n },
+      { granted: false, used: 11n, grantRemaining: 0n, reserved: 0n },
     ]);
     const used = await database.pool.anyFirst(sql.unsafe`select used from usage_counters where user_id in ('batch-a', 'batch-b') order by user_id`);
     expect(used).toEqual([12n, 11n]);

@@ -8,7 +8,7 @@ import type { Plan } from "./plan_pb.js";
 import type { ScheduledChange, Subscription } from "./subscription_pb.js";
 import type { AccountStatus } from "./account_pb.js";
 import type { EntitlementSource, Grant, Override } from "./terms_pb.js";
-import type { QuotaStatus, UsageItem } from "./usage_pb.js";
+import type { QuotaStatus, Reservation, UsageItem } from "./usage_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
@@ -1026,8 +1026,8 @@ export declare type ConsumeUsageRequest = Message<"entitlements.v1.ConsumeUsageR
   /**
    * Optional key, up to 255 characters: a retry with the same key (for the same user) returns the
    * first result with `replayed` set and counts nothing; the same key with other items is
-   * FAILED_PRECONDITION. Keys of ConsumeUsage, RefundUsage and SetUsage share one space (apart
-   * from IncrementUsage's) and are kept 35 days. A refused call does not keep its key.
+   * FAILED_PRECONDITION. Keys of ConsumeUsage, ReserveUsage, RefundUsage and SetUsage share one
+   * space (apart from IncrementUsage's) and are kept 35 days. A refused call does not keep its key.
    *
    * @generated from field: string idempotency_key = 3;
    */
@@ -1209,6 +1209,253 @@ export declare type SetUsageResponse = Message<"entitlements.v1.SetUsageResponse
  * Use `create(SetUsageResponseSchema)` to create a new message.
  */
 export declare const SetUsageResponseSchema: GenMessage<SetUsageResponse>;
+
+/**
+ * Request of ReserveUsage.
+ *
+ * @generated from message entitlements.v1.ReserveUsageRequest
+ */
+export declare type ReserveUsageRequest = Message<"entitlements.v1.ReserveUsageRequest"> & {
+  /**
+   * The user, 1 to 128 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * What to hold: 1 to 16 items, each metric once.
+   *
+   * @generated from field: repeated entitlements.v1.UsageItem items = 2;
+   */
+  items: UsageItem[];
+
+  /**
+   * How long to hold it, 1 to 86400 seconds; then it is released unless committed.
+   *
+   * @generated from field: int32 ttl_seconds = 3;
+   */
+  ttlSeconds: number;
+
+  /**
+   * Optional key, as ConsumeUsage takes it: a retry answers the reservation made under it.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message entitlements.v1.ReserveUsageRequest.
+ * Use `create(ReserveUsageRequestSchema)` to create a new message.
+ */
+export declare const ReserveUsageRequestSchema: GenMessage<ReserveUsageRequest>;
+
+/**
+ * Response of ReserveUsage.
+ *
+ * @generated from message entitlements.v1.ReserveUsageResponse
+ */
+export declare type ReserveUsageResponse = Message<"entitlements.v1.ReserveUsageResponse"> & {
+  /**
+   * The reservation made (for a retry: as it stands now).
+   *
+   * @generated from field: entitlements.v1.Reservation reservation = 1;
+   */
+  reservation?: Reservation | undefined;
+
+  /**
+   * Usage of each item's metric right after the call (for a retry: now), `reserved` included,
+   * in the order of `items`.
+   *
+   * @generated from field: repeated entitlements.v1.QuotaStatus quotas = 2;
+   */
+  quotas: QuotaStatus[];
+
+  /**
+   * True when this is a retry of a call already recorded under the same idempotency key.
+   *
+   * @generated from field: bool replayed = 3;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message entitlements.v1.ReserveUsageResponse.
+ * Use `create(ReserveUsageResponseSchema)` to create a new message.
+ */
+export declare const ReserveUsageResponseSchema: GenMessage<ReserveUsageResponse>;
+
+/**
+ * Request of CommitReservation.
+ *
+ * @generated from message entitlements.v1.CommitReservationRequest
+ */
+export declare type CommitReservationRequest = Message<"entitlements.v1.CommitReservationRequest"> & {
+  /**
+   * The user the reservation was made for.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The reservation's id.
+   *
+   * @generated from field: string reservation_id = 2;
+   */
+  reservationId: string;
+
+  /**
+   * What the work used: per reserved metric, 0 to what was reserved for it; a metric left out
+   * used nothing.
+   *
+   * @generated from field: repeated entitlements.v1.UsageItem actual = 3;
+   */
+  actual: UsageItem[];
+};
+
+/**
+ * Describes the message entitlements.v1.CommitReservationRequest.
+ * Use `create(CommitReservationRequestSchema)` to create a new message.
+ */
+export declare const CommitReservationRequestSchema: GenMessage<CommitReservationRequest>;
+
+/**
+ * Response of CommitReservation.
+ *
+ * @generated from message entitlements.v1.CommitReservationResponse
+ */
+export declare type CommitReservationResponse = Message<"entitlements.v1.CommitReservationResponse"> & {
+  /**
+   * The reservation, committed.
+   *
+   * @generated from field: entitlements.v1.Reservation reservation = 1;
+   */
+  reservation?: Reservation | undefined;
+
+  /**
+   * Usage of each reserved metric right after the commit, in the order of the reservation's
+   * items; for a repeated commit, what the first commit left.
+   *
+   * @generated from field: repeated entitlements.v1.QuotaStatus quotas = 2;
+   */
+  quotas: QuotaStatus[];
+
+  /**
+   * True when the reservation had already been committed with these amounts.
+   *
+   * @generated from field: bool replayed = 3;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message entitlements.v1.CommitReservationResponse.
+ * Use `create(CommitReservationResponseSchema)` to create a new message.
+ */
+export declare const CommitReservationResponseSchema: GenMessage<CommitReservationResponse>;
+
+/**
+ * Request of ReleaseReservation.
+ *
+ * @generated from message entitlements.v1.ReleaseReservationRequest
+ */
+export declare type ReleaseReservationRequest = Message<"entitlements.v1.ReleaseReservationRequest"> & {
+  /**
+   * The user the reservation was made for.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The reservation's id.
+   *
+   * @generated from field: string reservation_id = 2;
+   */
+  reservationId: string;
+};
+
+/**
+ * Describes the message entitlements.v1.ReleaseReservationRequest.
+ * Use `create(ReleaseReservationRequestSchema)` to create a new message.
+ */
+export declare const ReleaseReservationRequestSchema: GenMessage<ReleaseReservationRequest>;
+
+/**
+ * Response of ReleaseReservation.
+ *
+ * @generated from message entitlements.v1.ReleaseReservationResponse
+ */
+export declare type ReleaseReservationResponse = Message<"entitlements.v1.ReleaseReservationResponse"> & {
+  /**
+   * The reservation, released (or expired).
+   *
+   * @generated from field: entitlements.v1.Reservation reservation = 1;
+   */
+  reservation?: Reservation | undefined;
+
+  /**
+   * True when it had already been released or had expired: this call changed nothing.
+   *
+   * @generated from field: bool replayed = 2;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message entitlements.v1.ReleaseReservationResponse.
+ * Use `create(ReleaseReservationResponseSchema)` to create a new message.
+ */
+export declare const ReleaseReservationResponseSchema: GenMessage<ReleaseReservationResponse>;
+
+/**
+ * Request of GetReservation.
+ *
+ * @generated from message entitlements.v1.GetReservationRequest
+ */
+export declare type GetReservationRequest = Message<"entitlements.v1.GetReservationRequest"> & {
+  /**
+   * The user the reservation was made for.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The reservation's id.
+   *
+   * @generated from field: string reservation_id = 2;
+   */
+  reservationId: string;
+};
+
+/**
+ * Describes the message entitlements.v1.GetReservationRequest.
+ * Use `create(GetReservationRequestSchema)` to create a new message.
+ */
+export declare const GetReservationRequestSchema: GenMessage<GetReservationRequest>;
+
+/**
+ * Response of GetReservation.
+ *
+ * @generated from message entitlements.v1.GetReservationResponse
+ */
+export declare type GetReservationResponse = Message<"entitlements.v1.GetReservationResponse"> & {
+  /**
+   * The reservation as it stands now.
+   *
+   * @generated from field: entitlements.v1.Reservation reservation = 1;
+   */
+  reservation?: Reservation | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.GetReservationResponse.
+ * Use `create(GetReservationResponseSchema)` to create a new message.
+ */
+export declare const GetReservationResponseSchema: GenMessage<GetReservationResponse>;
 
 /**
  * Entitlements for backend services: which plan a user is on, which features they may use, and
@@ -1434,6 +1681,53 @@ export declare const EntitlementService: GenService<{
     methodKind: "unary";
     input: typeof SetUsageRequestSchema;
     output: typeof SetUsageResponseSchema;
+  },
+  /**
+   * Holds usage of several metrics for work whose cost is known only at its end, all or nothing
+   * as ConsumeUsage decides it. Until it is committed, released or expires, what it holds counts
+   * as used for every check and increment (QuotaStatus.reserved). At `expires_at` it is released
+   * for every answer, with no job running.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.ReserveUsage
+   */
+  reserveUsage: {
+    methodKind: "unary";
+    input: typeof ReserveUsageRequestSchema;
+    output: typeof ReserveUsageResponseSchema;
+  },
+  /**
+   * Counts what a held reservation's work used (each item at most what was reserved) on the
+   * periods it was reserved in, and frees the rest. Never refused for quota: what was held is
+   * what it uses. Committing again answers the first commit; after expiry it is
+   * FAILED_PRECONDITION.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.CommitReservation
+   */
+  commitReservation: {
+    methodKind: "unary";
+    input: typeof CommitReservationRequestSchema;
+    output: typeof CommitReservationResponseSchema;
+  },
+  /**
+   * Frees all that a held reservation holds. Releasing again, or an expired reservation, answers
+   * it as it stands; a committed one is FAILED_PRECONDITION.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.ReleaseReservation
+   */
+  releaseReservation: {
+    methodKind: "unary";
+    input: typeof ReleaseReservationRequestSchema;
+    output: typeof ReleaseReservationResponseSchema;
+  },
+  /**
+   * A reservation as it stands now: held, committed, released or expired.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.GetReservation
+   */
+  getReservation: {
+    methodKind: "unary";
+    input: typeof GetReservationRequestSchema;
+    output: typeof GetReservationResponseSchema;
   },
 }>;
 

@@ -2,7 +2,7 @@
 // @generated from file entitlements/v1/usage.proto (package entitlements.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { EntitlementSource } from "./terms_pb.js";
@@ -40,7 +40,8 @@ export declare type QuotaStatus = Message<"entitlements.v1.QuotaStatus"> & {
   limit?: bigint | undefined;
 
   /**
-   * Units still available: max(0, limit - used) + grant_remaining. Absent means unlimited.
+   * Units still available: max(0, max(0, limit - used) + grant_remaining - reserved). Absent means
+   * unlimited.
    *
    * @generated from field: optional int64 remaining = 4;
    */
@@ -75,6 +76,14 @@ export declare type QuotaStatus = Message<"entitlements.v1.QuotaStatus"> & {
    * @generated from field: int64 grant_remaining = 8;
    */
   grantRemaining: bigint;
+
+  /**
+   * Units held by reservations (ReserveUsage) not yet committed, released or expired: every
+   * decision counts them as used.
+   *
+   * @generated from field: int64 reserved = 9;
+   */
+  reserved: bigint;
 };
 
 /**
@@ -109,4 +118,120 @@ export declare type UsageItem = Message<"entitlements.v1.UsageItem"> & {
  * Use `create(UsageItemSchema)` to create a new message.
  */
 export declare const UsageItemSchema: GenMessage<UsageItem>;
+
+/**
+ * Usage held for work whose cost is known only at its end (ReserveUsage).
+ *
+ * @generated from message entitlements.v1.Reservation
+ */
+export declare type Reservation = Message<"entitlements.v1.Reservation"> & {
+  /**
+   * Its id, a UUID, to commit or release it with.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The user it holds usage for.
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * What it holds, in the order reserved.
+   *
+   * @generated from field: repeated entitlements.v1.UsageItem items = 3;
+   */
+  items: UsageItem[];
+
+  /**
+   * When it stops holding anything unless committed before.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Where it stands now.
+   *
+   * @generated from field: entitlements.v1.ReservationState state = 5;
+   */
+  state: ReservationState;
+
+  /**
+   * What was counted, once committed (every reserved metric, 0 for those left out).
+   *
+   * @generated from field: repeated entitlements.v1.UsageItem committed = 6;
+   */
+  committed: UsageItem[];
+
+  /**
+   * When it was made.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 7;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When it was committed or released; absent while held or once expired.
+   *
+   * @generated from field: google.protobuf.Timestamp settled_at = 8;
+   */
+  settledAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.Reservation.
+ * Use `create(ReservationSchema)` to create a new message.
+ */
+export declare const ReservationSchema: GenMessage<Reservation>;
+
+/**
+ * Where a reservation stands.
+ *
+ * @generated from enum entitlements.v1.ReservationState
+ */
+export enum ReservationState {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: RESERVATION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Holding its items until `expires_at`.
+   *
+   * @generated from enum value: RESERVATION_STATE_HELD = 1;
+   */
+  HELD = 1,
+
+  /**
+   * Committed: what it used is counted.
+   *
+   * @generated from enum value: RESERVATION_STATE_COMMITTED = 2;
+   */
+  COMMITTED = 2,
+
+  /**
+   * Released before expiry: nothing counted.
+   *
+   * @generated from enum value: RESERVATION_STATE_RELEASED = 3;
+   */
+  RELEASED = 3,
+
+  /**
+   * Reached `expires_at` without a commit or release: nothing counted.
+   *
+   * @generated from enum value: RESERVATION_STATE_EXPIRED = 4;
+   */
+  EXPIRED = 4,
+}
+
+/**
+ * Describes the enum entitlements.v1.ReservationState.
+ */
+export declare const ReservationStateSchema: GenEnum<ReservationState>;
 

@@ -2,7 +2,7 @@
 // @generated from file entitlements/v1/usage.proto (package entitlements.v1, syntax proto3)
 /* eslint-disable */
 
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, tsEnum } from "@bufbuild/protobuf/codegenv2";
 import { file_entitlements_v1_terms } from "./terms_pb.js";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 
@@ -10,7 +10,7 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file entitlements/v1/usage.proto.
  */
 export const file_entitlements_v1_usage = /*@__PURE__*/
-  fileDesc("ChtlbnRpdGxlbWVudHMvdjEvdXNhZ2UucHJvdG8SD2VudGl0bGVtZW50cy52MSKjAgoLUXVvdGFTdGF0dXMSDgoGbWV0cmljGAEgASgJEgwKBHVzZWQYAiABKAMSEgoFbGltaXQYAyABKANIAIgBARIWCglyZW1haW5pbmcYBCABKANIAYgBARIwCgxwZXJpb2Rfc3RhcnQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXJlc2V0c19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoMbGltaXRfc291cmNlGAcgASgOMiIuZW50aXRsZW1lbnRzLnYxLkVudGl0bGVtZW50U291cmNlEhcKD2dyYW50X3JlbWFpbmluZxgIIAEoA0IICgZfbGltaXRCDAoKX3JlbWFpbmluZyIrCglVc2FnZUl0ZW0SDgoGbWV0cmljGAEgASgJEg4KBmFtb3VudBgCIAEoA2IGcHJvdG8z", [file_entitlements_v1_terms, file_google_protobuf_timestamp]);
+  fileDesc("ChtlbnRpdGxlbWVudHMvdjEvdXNhZ2UucHJvdG8SD2VudGl0bGVtZW50cy52MSK1AgoLUXVvdGFTdGF0dXMSDgoGbWV0cmljGAEgASgJEgwKBHVzZWQYAiABKAMSEgoFbGltaXQYAyABKANIAIgBARIWCglyZW1haW5pbmcYBCABKANIAYgBARIwCgxwZXJpb2Rfc3RhcnQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXJlc2V0c19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoMbGltaXRfc291cmNlGAcgASgOMiIuZW50aXRsZW1lbnRzLnYxLkVudGl0bGVtZW50U291cmNlEhcKD2dyYW50X3JlbWFpbmluZxgIIAEoAxIQCghyZXNlcnZlZBgJIAEoA0IICgZfbGltaXRCDAoKX3JlbWFpbmluZyIrCglVc2FnZUl0ZW0SDgoGbWV0cmljGAEgASgJEg4KBmFtb3VudBgCIAEoAyLGAgoLUmVzZXJ2YXRpb24SCgoCaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIpCgVpdGVtcxgDIAMoCzIaLmVudGl0bGVtZW50cy52MS5Vc2FnZUl0ZW0SLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoFc3RhdGUYBSABKA4yIS5lbnRpdGxlbWVudHMudjEuUmVzZXJ2YXRpb25TdGF0ZRItCgljb21taXR0ZWQYBiADKAsyGi5lbnRpdGxlbWVudHMudjEuVXNhZ2VJdGVtEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnNldHRsZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKrEBChBSZXNlcnZhdGlvblN0YXRlEiEKHVJFU0VSVkFUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWUkVTRVJWQVRJT05fU1RBVEVfSEVMRBABEh8KG1JFU0VSVkFUSU9OX1NUQVRFX0NPTU1JVFRFRBACEh4KGlJFU0VSVkFUSU9OX1NUQVRFX1JFTEVBU0VEEAMSHQoZUkVTRVJWQVRJT05fU1RBVEVfRVhQSVJFRBAEYgZwcm90bzM", [file_entitlements_v1_terms, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message entitlements.v1.QuotaStatus.
@@ -25,4 +25,25 @@ export const QuotaStatusSchema = /*@__PURE__*/
  */
 export const UsageItemSchema = /*@__PURE__*/
   messageDesc(file_entitlements_v1_usage, 1);
+
+/**
+ * Describes the message entitlements.v1.Reservation.
+ * Use `create(ReservationSchema)` to create a new message.
+ */
+export const ReservationSchema = /*@__PURE__*/
+  messageDesc(file_entitlements_v1_usage, 2);
+
+/**
+ * Describes the enum entitlements.v1.ReservationState.
+ */
+export const ReservationStateSchema = /*@__PURE__*/
+  enumDesc(file_entitlements_v1_usage, 0);
+
+/**
+ * Where a reservation stands.
+ *
+ * @generated from enum entitlements.v1.ReservationState
+ */
+export const ReservationState = /*@__PURE__*/
+  tsEnum(ReservationStateSchema);
 

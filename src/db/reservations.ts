@@ -1,0 +1,140 @@
+import { sql, type CommonQueryMethods } from "slonik";
+import { z } from "zod";
+import { timestampColumn } from "./columns.ts";
+
+/** What a reservation is, as of a moment: held until `expiresAt`, then expired unless settled. */
+export type ReservationState = "held" | "committed" | "released" | "expired";
+
+/** One metric a reservation holds: on the row of `periodStart`, `amount` units; `actual` once committed. */
+export type ReservedItem = {
+  readonly metric: string;
+  readonly amount: bigint;
+  readonly periodStart: Date;
+  readonly actual: bigint | null;
+};
+
+export type ReservationRecord = {
+  readonly id: string;
+  readonly userId: string;
+  readonly items: readonly ReservedItem[];
+  readonly state: ReservationState;
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+  readonly settledAt: Date | null;
+};
+
+/** A reserved row after a settlement: its count, what other reservations hold, and what grants hold when a commit weighed them. */
+export type SettledRow = { readonly used: bigint; readonly reserved: bigint; readonly grantRemaining: bigint | null };
+
+export type Settlement =
+  | { readonly kind: "not_found" }
+  /** An item of the commit that was not reserved, or more than was. */
+  | { readonly kind: "not_reserved" | "too_much"; readonly metric: string; readonly reserved: bigint | null }
+  /** Settled now; rows in the order of the reservation's items. */
+  | { readonly kind: "settled"; readonly reservation: ReservationRecord; readonly rows: readonly SettledRow[] }
+  /** Settled before (or expired): as it stands, with the counts a commit left (`usedAfter`). */
+  | { readonly kind: "unchanged"; readonly reservation: ReservationRecord; readonly usedAfter: readonly (bigint | null)[] };
+
+const settleRow = z.object({
+  outcome: z.string(),
+  state: z.string().nullable(),
+  metric: z.string().nullable(),
+  period_start: timestampColumn.nullable(),
+  amount: z.bigint().nullable(),
+  actual: z.bigint().nullable(),
+  used: z.bigint().nullable(),
+  reserved: z.bigint().nullable(),
+  grant_remaining: z.bigint().nullable(),
+  created_at: timestampColumn.nullable(),
+  expires_at: timestampColumn.nullable(),
+  settled_at: timestampColumn.nullable(),
+});
+
+/**
+ * Commits (`commit`: the `actual` amounts, by metric) or releases a user's reservation, in one
+ * statement (the settle_reservation function), which decides everything under the rows' locks.
+ */
+export async function settleReservation(
+  db: CommonQueryMethods,
+  request: {
+    readonly userId: string;
+    readonly reservationId: string;
+    readonly commit: readonly { readonly metric: string; readonly amount: bigint; readonly ceiling: bigint }[] | null;
+    readonly now: Date;
+  },
+): Promise<Settlement> {
+  const actual = request.commit ?? [];
+  const rows = await db.any(sql.prepared("reservation_settle", settleRow)`
+    select outcome, state, metric, period_start, amount, actual, used, reserved, grant_remaining, created_at, expires_at, settled_at
+    from settle_reservation(
+      ${request.userId}, ${request.reservationId}::uuid, ${request.commit !== null},
+      ${sql.array(actual.map((item) => item.metric), "text")}::text[],
+      ${sql.array(actual.map((item) => item.amount), "int8")}::bigint[],
+      ${sql.array(actual.map((item) => item.ceiling), "int8")}::bigint[],
+      ${sql.timestamp(request.now)}
+    )
+  `);
+  const [first] = rows;
+  if (first === undefined || first.outcome === "not_found") return { kind: "not_found" };
+  if (first.outcome === "not_reserved" || first.outcome === "too_much") {
+    return { kind: first.outcome, metric: first.metric!, reserved: first.amount };
+  }
+  const reservation: ReservationRecord = {
+    id: request.reservationId,
+    userId: request.userId,
+    items: rows.map((row) => ({ metric: row.metric!, amount: row.amount!, periodStart: row.period_start!, actual: row.actual })),
+    state: first.outcome === "expired" ? "expired" : (first.state as ReservationState),
+    createdAt: first.created_at!,
+    expiresAt: first.expires_at!,
+    settledAt: first.settled_at,
+  };
+  if (first.outcome === "committed" || first.outcome === "released") {
+    return { kind: "settled", reservation, rows: rows.map((row) => ({ used: row.used!, reserved: row.reserved!, grantRemaining: row.grant_remaining })) };
+  }
+  return { kind: "unchanged", reservation, usedAfter: rows.map((row) => row.used) };
+}
+
+const reservationRow = z.object({
+  id: z.string(),
+  metrics: z.array(z.string()),
+  amounts: z.array(z.string()),
+  period_starts: z.array(z.number()),
+  actual: z.array(z.string()).nullable(),
+  state: z.enum(["held", "committed", "released"]),
+  created_at: timestampColumn,
+  expires_at: timestampColumn,
+  settled_at: timestampColumn.nullable(),
+});
+
+/** A user's reservation as of `at` (expired when held past its expiry), or undefined. */
+export async function findReservation(db: CommonQueryMethods, userId: string, id: string, at: Date): Promise<ReservationRecord | undefined> {
+  const row = await db.maybeOne(sql.type(reservationRow)`
+    select id, metrics, amounts::text[] as amounts, array(select extract(epoch from p) * 1000 from unnest(period_starts) as p)::float8[] as period_starts,
+      actual::text[] as actual, state, created_at, expires_at, settled_at
+    from reservations where user_id = ${userId} and id = ${id}::uuid
+  `);
+  if (row === null) return undefined;
+  return {
+    id: row.id,
+    userId,
+    items: row.metrics.map((metric, index) => ({
+      metric,
+      amount: BigInt(row.amounts[index]!),
+      periodStart: new Date(row.period_starts[index]!),
+      actual: row.actual === null ? null : BigInt(row.actual[index]!),
+    })),
+    state: row.state === "held" && row.expires_at.getTime() <= at.getTime() ? "expired" : row.state,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    settledAt: row.settled_at,
+  };
+}
+
+/**
+ * Deletes the holds of reservations that expired (answers stopped counting them at expiry; this
+ * only keeps rows' reads short) and reservations settled or expired before `retainedFrom`.
+ */
+export async function deleteSpentReservations(db: CommonQueryMethods, now: Date, retainedFrom: Date): Promise<void> {
+  await db.query(sql.unsafe`delete from reservation_holds where expires_at <= ${sql.timestamp(now)}`);
+  await db.query(sql.unsafe`delete from reservations where coalesce(settled_at, expires_at) < ${sql.timestamp(retainedFrom)}`);
+}
