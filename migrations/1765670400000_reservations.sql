@@ -508,6 +508,7 @@ create function settle_reservation(
 )
 language plpgsql
 as $$
+#variable_conflict use_column
 declare
   v reservations;
   j integer;

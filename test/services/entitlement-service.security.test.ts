@@ -29,6 +29,10 @@ describe("service tokens", () => {
       () => client.consumeUsage({ userId: "u", items: [{ metric: "jobs", amount: 1n }] }),
       () => client.setUsage({ userId: "u", metric: "storage_mb", value: 1n }),
       () => client.refundUsage({ userId: "u", metric: "jobs", amount: 1n, idempotencyKey: "k", reason: "r" }),
+      () => client.reserveUsage({ userId: "u", items: [{ metric: "jobs", amount: 1n }], ttlSeconds: 60 }),
+      () => client.commitReservation({ userId: "u", reservationId: "00000000-0000-4000-8000-000000000000" }),
+      () => client.releaseReservation({ userId: "u", reservationId: "00000000-0000-4000-8000-000000000000" }),
+      () => client.getReservation({ userId: "u", reservationId: "00000000-0000-4000-8000-000000000000" }),
     ];
     for (const call of calls) {
       const error = await call().then(() => undefined, (e: unknown) => ConnectError.from(e));

@@ -121,6 +121,7 @@ describe("GET /v1/subscription/usage", () => {
       resetsAt: "2026-07-01T00:00:00Z",
       limitSource: "ENTITLEMENT_SOURCE_PLAN",
       grantRemaining: "0",
+      reserved: "0",
     });
     expect(quotas.find((quota) => quota.metric === "api_calls")).toMatchObject({ periodStart: "2026-06-10T00:00:00Z", resetsAt: "2026-06-11T00:00:00Z" });
     expect(quotas.find((quota) => quota.metric === "storage_mb")).toEqual({
