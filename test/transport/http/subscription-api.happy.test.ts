@@ -131,6 +131,7 @@ describe("GET /v1/subscription/usage", () => {
       remaining: "100",
       limitSource: "ENTITLEMENT_SOURCE_PLAN",
       grantRemaining: "0",
+      reserved: "0",
     });
   });
 });
