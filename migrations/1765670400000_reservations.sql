@@ -495,8 +495,8 @@ $$;
 -- on locked first (in the order batches lock theirs), then the reservation. A commit counts
 -- p_amounts of p_metrics (each at most what was reserved for it; metrics left out count 0) on the
 -- rows the reservation held, and is never refused: what the holds took from the allowance and
--- grants is what it uses, drawing from grants (up to what they hold, under p_ceilings) what the
--- allowance now left cannot cover. Both remove the holds. One row per reserved item: `outcome` is
+-- grants is what it uses, drawing from grants (as far as they go, under p_ceilings) what the
+-- allowance left after other holds cannot cover. Both remove the holds. One row per reserved item: `outcome` is
 -- 'committed' or 'released'; 'settled' for a reservation settled before (its state in `state`,
 -- what a commit counted in `actual` and `used`); 'expired' past `expires_at`; 'not_found';
 -- 'too_much' or 'not_reserved' for an item of p_metrics (in `metric`) that cannot be committed.
@@ -518,7 +518,6 @@ declare
   until timestamptz;
   others bigint;
   free bigint;
-  claimed bigint;
   available bigint;
   draw bigint;
   counted bigint[] := '{}';
@@ -565,13 +564,14 @@ begin
     grantsnow[j] := null;
     if taken > 0 and p_ceilings[i] < 9007199254740991 and level + others + taken > p_ceilings[i] then
       free := greatest(p_ceilings[i] - level, 0);
-      claimed := greatest(others - free, 0);
       select coalesce(sum(g.remaining), 0) into available from usage_grants g
       where g.user_id = p_user_id and g.metric_code = v.metrics[j] and g.remaining > 0 and (g.expires_at is null or g.expires_at > p_at);
       grantsnow[j] := available;
-      draw := least(taken - greatest(free - others, 0), greatest(available - claimed, 0));
+      -- What the allowance left after other holds cannot cover. Grants held for this reservation
+      -- cover it unless they were revoked or expired since; then it takes what there is.
+      draw := least(taken - greatest(free - others, 0), available);
       if draw > 0 then
-        select * into d from draw_usage_grants(p_user_id, v.metrics[j], draw, claimed, p_at);
+        select * into d from draw_usage_grants(p_user_id, v.metrics[j], draw, 0, p_at);
         grantsnow[j] := d.remaining;
       end if;
     end if;

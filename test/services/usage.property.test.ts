@@ -15,8 +15,8 @@ import { METRICS, UsageModel } from "../support/usage-model.ts";
 /**
  * The whole service (router, validation, SQL on real PostgreSQL, injected clock) against the
  * reference model: random histories of increments, gauge changes, plan changes, rollovers,
- * overrides, grants with expiry, trials, scheduled changes, all-or-nothing consumptions, refunds
- * and gauge levels, each step through one of two
+ * overrides, grants with expiry, trials, scheduled changes, all-or-nothing consumptions, refunds,
+ * gauge levels and reservations (committed, released or left to expire), each step through one of two
  * replicas of one database. The replicas cache nothing, so every answer must be exact: what the
  * caches add is tested apart (replica-cache, two-processes).
  */
@@ -48,6 +48,7 @@ describe("the service across two replicas, against the reference model", () => {
       fc.asyncProperty(instant, fc.array(replicatedStep, { minLength: 1, maxLength: 25 }), async (start, steps) => {
         const userId = `model-${users++}`;
         const model = new UsageModel();
+        const reservationIds: string[] = [];
         clock.set(start);
         for (const { op, replica } of steps) {
           const client = replicas[replica]!;
@@ -99,6 +100,53 @@ describe("the service across two replicas, against the reference model", () => {
               expect(refused).toBe(model.setLevel("storage_mb", op.value, now) ? undefined : Code.ResourceExhausted);
               break;
             }
+            case "reserve": {
+              const expected = model.reserve(op.items, op.ttlSeconds, now);
+              const result = await client.reserveUsage({ userId, items: op.items, ttlSeconds: op.ttlSeconds }).then(
+                (response) => response,
+                (error: unknown) => {
+                  expect(ConnectError.from(error).code).toBe(Code.ResourceExhausted);
+                  return undefined;
+                },
+              );
+              expect(result === undefined).toBe(expected === undefined);
+              if (result !== undefined) {
+                reservationIds.push(result.reservation!.id);
+                expect(result.quotas.map((quota) => quota.reserved)).toEqual(op.items.map((item) => model.reserved(item.metric, now)));
+              }
+              break;
+            }
+            case "commit":
+            case "release": {
+              if (reservationIds.length === 0) break;
+              const index = op.pick % reservationIds.length;
+              const reservationId = reservationIds[index]!;
+              const reserved = model.reservations[index]!.items;
+              if (op.kind === "commit") {
+                const actual = reserved.map((item, j) => (item.amount * BigInt(op.quarters[j] ?? 0)) / 4n);
+                const expected = model.commit(index, actual, now);
+                const items = reserved.map((item, j) => ({ metric: item.metric, amount: actual[j]! }));
+                const result = await client.commitReservation({ userId, reservationId, actual: items }).then(
+                  (response) => ({ kind: response.replayed ? "repeated" : "settled", used: response.quotas.map((quota) => quota.used) }),
+                  (error: unknown) => {
+                    expect(ConnectError.from(error).code).toBe(Code.FailedPrecondition);
+                    return { kind: "refused" };
+                  },
+                );
+                expect(result).toEqual(expected.kind === "expired" ? { kind: "refused" } : expected);
+              } else {
+                const expected = model.release(index, now);
+                const result = await client.releaseReservation({ userId, reservationId }).then(
+                  (response) => (response.replayed ? "repeated" : "settled"),
+                  (error: unknown) => {
+                    expect(ConnectError.from(error).code).toBe(Code.FailedPrecondition);
+                    return "refused";
+                  },
+                );
+                expect(result).toBe(expected.kind);
+              }
+              break;
+            }
             case "increment": {
               const check = await client.checkQuota({ userId, metric: op.metric, amount: op.amount });
               expect(check.allowed).toBe(model.allows(op.metric, op.amount, now));
@@ -121,7 +169,12 @@ describe("the service across two replicas, against the reference model", () => {
           const shown = new Map(quotas.map((quota) => [quota.metric, quota]));
           for (const metric of METRICS) {
             if (!shown.has(metric)) continue;
-            expect([metric, shown.get(metric)?.used, shown.get(metric)?.grantRemaining]).toEqual([metric, model.used(metric, now), model.grantRemaining(metric, now)]);
+            expect([metric, shown.get(metric)?.used, shown.get(metric)?.grantRemaining, shown.get(metric)?.reserved]).toEqual([
+              metric,
+              model.used(metric, now),
+              model.grantRemaining(metric, now),
+              model.reserved(metric, now),
+            ]);
           }
           expect((await client.getPlan({ userId })).plan?.code).toBe(model.currentPlan(now));
         }
@@ -162,6 +215,64 @@ describe("the service across two replicas, against the reference model", () => {
         }
       }),
       { numRuns: 40 },
+    );
+  });
+
+  it("holds, commits and releases reservations exactly among grants, increments, expiries and resets", async () => {
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant("grant" as const), amount: fc.bigInt({ min: 1n, max: 8n }), days: fc.option(fc.integer({ min: 1, max: 3 }), { nil: undefined }) }),
+      fc.record({ kind: fc.constant("increment" as const), amount: fc.bigInt({ min: 1n, max: 8n }) }),
+      fc.record({ kind: fc.constant("reserve" as const), amount: fc.bigInt({ min: 1n, max: 12n }), ttlSeconds: fc.constantFrom(60, 3600, 86_400) }),
+      fc.record({ kind: fc.constant("commit" as const), pick: fc.nat(), quarters: fc.integer({ min: 0, max: 4 }) }),
+      fc.record({ kind: fc.constant("release" as const), pick: fc.nat() }),
+      fc.record({ kind: fc.constant("advance" as const), ms: fc.constantFrom(59_000, 3_600_000, 86_400_000, 10 * 86_400_000) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(instant, fc.array(fc.tuple(step, fc.integer({ min: 0, max: 1 })), { minLength: 1, maxLength: 30 }), async (start, steps) => {
+        const userId = `holds-${users++}`;
+        const model = new UsageModel();
+        const ids: string[] = [];
+        clock.set(start);
+        for (const [op, replica] of steps) {
+          const client = replicas[replica]!;
+          const now = clock.now();
+          if (op.kind === "advance") {
+            clock.advance(op.ms);
+          } else if (op.kind === "grant") {
+            await client.grantUsage({ userId, metric: "jobs", amount: op.amount, expiresAt: op.days === undefined ? undefined : after(op.days), idempotencyKey: `h${now.getTime()}-${Math.random()}`, reason: "model" });
+            model.grant("jobs", op.amount, op.days, now);
+          } else if (op.kind === "increment") {
+            const refused = await refusedWith(client.incrementUsage({ userId, metric: "jobs", amount: op.amount }));
+            expect(refused).toBe(model.increment("jobs", op.amount, now) === undefined ? Code.ResourceExhausted : undefined);
+          } else if (op.kind === "reserve") {
+            const made = model.reserve([{ metric: "jobs", amount: op.amount }], op.ttlSeconds, now);
+            const result = await client.reserveUsage({ userId, items: [{ metric: "jobs", amount: op.amount }], ttlSeconds: op.ttlSeconds }).catch(() => undefined);
+            expect(result === undefined).toBe(made === undefined);
+            if (result !== undefined) ids.push(result.reservation!.id);
+          } else if (ids.length > 0) {
+            const index = op.pick % ids.length;
+            const reservationId = ids[index]!;
+            if (op.kind === "commit") {
+              const amount = (model.reservations[index]!.items[0]!.amount * BigInt(op.quarters)) / 4n;
+              const expected = model.commit(index, [amount], now);
+              const refused = await refusedWith(client.commitReservation({ userId, reservationId, actual: [{ metric: "jobs", amount }] }));
+              expect(refused).toBe(expected.kind === "refused" || expected.kind === "expired" ? Code.FailedPrecondition : undefined);
+            } else {
+              const expected = model.release(index, now);
+              expect(await refusedWith(client.releaseReservation({ userId, reservationId }))).toBe(expected.kind === "refused" ? Code.FailedPrecondition : undefined);
+            }
+          }
+          const at = clock.now();
+          const { quota } = await client.checkQuota({ userId, metric: "jobs" });
+          expect([quota?.used, quota?.reserved, quota?.grantRemaining, quota?.remaining]).toEqual([
+            model.used("jobs", at),
+            model.reserved("jobs", at),
+            model.grantRemaining("jobs", at),
+            model.remaining("jobs", at),
+          ]);
+        }
+      }),
+      { numRuns: 60 },
     );
   });
 });

@@ -80,8 +80,32 @@ export const consumptionOperation: fc.Arbitrary<ConsumptionOperation> = fc.oneof
   fc.record({ kind: fc.constant("set" as const), value: fc.bigInt({ min: 0n, max: 150n }) }),
 );
 
+
+export type ReservationOperation =
+  | { kind: "reserve"; items: { metric: ModelMetric; amount: bigint }[]; ttlSeconds: number }
+  | { kind: "commit"; pick: number; quarters: number[] }
+  | { kind: "release"; pick: number };
+
+/**
+ * Reservations: made with a TTL that the clock's steps can pass; committed with a share (in
+ * quarters) of each item, or released; `pick` chooses among those made so far.
+ */
+export const reservationOperation: fc.Arbitrary<ReservationOperation> = fc.oneof(
+  fc.record({
+    kind: fc.constant("reserve" as const),
+    items: fc.uniqueArray(fc.record({ metric: fc.constantFrom(...METRICS), amount: fc.bigInt({ min: 1n, max: 40n }) }), {
+      minLength: 1,
+      maxLength: 3,
+      selector: (item) => item.metric,
+    }),
+    ttlSeconds: fc.constantFrom(1, 3600, 86_400),
+  }),
+  fc.record({ kind: fc.constant("commit" as const), pick: fc.nat(), quarters: fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 3, maxLength: 3 }) }),
+  fc.record({ kind: fc.constant("release" as const), pick: fc.nat() }),
+);
+
 /** One step of a history across replicas: what happens, and through which replica. */
 export const replicatedStep = fc.record({
-  op: fc.oneof(operation, operation, termsOperation, consumptionOperation),
+  op: fc.oneof(operation, operation, termsOperation, consumptionOperation, reservationOperation),
   replica: fc.integer({ min: 0, max: 1 }),
 });

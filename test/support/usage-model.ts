@@ -47,6 +47,18 @@ const DAY_MS = 86_400_000;
 /** A grant as the model keeps it: what it still holds, until when (undefined: no end). */
 type ModelGrant = { remaining: bigint; expiresAt: number | undefined; order: number };
 
+/** A reservation: what it holds on which period's row, until when; what a commit left. */
+type ModelReservation = {
+  items: { metric: ModelMetric; amount: bigint; label: string }[];
+  expiresAt: number;
+  state: "held" | "committed" | "released";
+  actual?: bigint[];
+  usedAfter?: bigint[];
+};
+
+/** What a commit or release answers: the rows after it, a repeat of the first commit, or a refusal. */
+export type ModelSettlement = { kind: "settled" | "repeated"; used: bigint[] } | { kind: "expired" | "refused" };
+
 export class UsageModel {
   plan: ModelPlan = "free";
   expiresAt: number | undefined;
@@ -58,6 +70,7 @@ export class UsageModel {
   trial: { plan: ModelPlan; endsAt: number } | undefined;
   readonly tried = new Set<ModelPlan>();
   scheduled: { plan: ModelPlan; at: number } | undefined;
+  readonly reservations: ModelReservation[] = [];
   #grantsMade = 0;
 
   /**
@@ -99,21 +112,49 @@ export class UsageModel {
     return this.#activeGrants(metric, at).reduce((sum, grant) => sum + grant.remaining, 0n);
   }
 
-  /** What is left: the allowance (never below 0) plus grants; null under no limit. */
+  /** What held reservations hold on the row of `label` at `at` (an expired one holds nothing). */
+  #heldOn(metric: ModelMetric, label: string, at: Date): bigint {
+    let held = 0n;
+    for (const reservation of this.reservations) {
+      if (reservation.state !== "held" || at.getTime() >= reservation.expiresAt) continue;
+      for (const item of reservation.items) if (item.metric === metric && item.label === label) held += item.amount;
+    }
+    return held;
+  }
+
+  /** What reservations hold on the metric's current row. */
+  reserved(metric: ModelMetric, at: Date): bigint {
+    return this.#heldOn(metric, periodLabel(metric, at), at);
+  }
+
+  /** What is left: the allowance (never below 0) plus grants, less what is reserved; null under no limit. */
   remaining(metric: ModelMetric, at: Date): bigint | null {
     const limit = this.limit(metric, at);
     if (limit === null) return null;
     const used = this.used(metric, at);
-    return (used >= limit ? 0n : limit - used) + this.grantRemaining(metric, at);
+    const free = (used >= limit ? 0n : limit - used) + this.grantRemaining(metric, at) - this.reserved(metric, at);
+    return free > 0n ? free : 0n;
   }
 
+  /** Reserved units count as used; past the allowance, grants must cover the rest and what holds claim of them. */
   allows(metric: ModelMetric, amount: bigint, at: Date): boolean {
     if (this.suspended) return false;
     if (amount <= 0n) return true;
     const limit = this.limit(metric, at);
     const used = this.used(metric, at);
-    if (limit === null) return used + amount <= UNLIMITED_CEILING;
-    return used + amount <= limit || amount - (used >= limit ? 0n : limit - used) <= this.grantRemaining(metric, at);
+    const held = this.reserved(metric, at);
+    if (limit === null) return used + held + amount <= UNLIMITED_CEILING;
+    return used + held + amount <= limit || amount + held - (used >= limit ? 0n : limit - used) <= this.grantRemaining(metric, at);
+  }
+
+  /** Takes `need` from the metric's active grants: earliest expiry first, no expiry last; the oldest first among equals. */
+  #draw(metric: ModelMetric, need: bigint, at: Date): void {
+    const byExpiry = this.#activeGrants(metric, at).sort((a, b) => (a.expiresAt ?? Infinity) - (b.expiresAt ?? Infinity) || a.order - b.order);
+    for (const grant of byExpiry) {
+      const take = grant.remaining < need ? grant.remaining : need;
+      grant.remaining -= take;
+      need -= take;
+    }
   }
 
   /** Applies an increment; returns the new amount, or undefined when it is refused. */
@@ -121,17 +162,11 @@ export class UsageModel {
     if (!this.allows(metric, amount, at)) return undefined;
     const limit = this.limit(metric, at);
     const used = this.used(metric, at);
-    if (limit !== null && amount > 0n && used + amount > limit) {
-      // Earliest expiry first, no expiry last; the oldest first among equals.
-      let need = amount - (used >= limit ? 0n : limit - used);
-      const byExpiry = this.#activeGrants(metric, at).sort(
-        (a, b) => (a.expiresAt ?? Infinity) - (b.expiresAt ?? Infinity) || a.order - b.order,
-      );
-      for (const grant of byExpiry) {
-        const take = grant.remaining < need ? grant.remaining : need;
-        grant.remaining -= take;
-        need -= take;
-      }
+    const held = this.reserved(metric, at);
+    if (limit !== null && amount > 0n && used + held + amount > limit) {
+      // Holds take the allowance first: grants give what the allowance left after them cannot.
+      const allowanceLeft = (used >= limit ? 0n : limit - used) - held;
+      this.#draw(metric, amount - (allowanceLeft > 0n ? allowanceLeft : 0n), at);
     }
     const next = used + amount;
     const stored = next < 0n ? 0n : next;
@@ -183,11 +218,11 @@ export class UsageModel {
     return true;
   }
 
-  /** SetUsage on a gauge: false when it grows past the limit. */
+  /** SetUsage on a gauge: false when it grows past the limit (with what reservations hold). */
   setLevel(metric: ModelMetric, value: bigint, at: Date): boolean {
     if (this.suspended) return false;
     const limit = this.limit(metric, at) ?? UNLIMITED_CEILING;
-    if (value > this.used(metric, at) && value > limit) return false;
+    if (value > this.used(metric, at) && value + this.reserved(metric, at) > limit) return false;
     this.usage.set(`${metric}@${periodLabel(metric, at)}`, value);
     return true;
   }
@@ -196,5 +231,51 @@ export class UsageModel {
   schedule(plan: ModelPlan, days: number, at: Date): void {
     this.#settle(at);
     this.scheduled = { plan, at: at.getTime() + days * DAY_MS };
+  }
+
+  /** ReserveUsage: every item held until `ttlSeconds` from now, or none; returns its index, or undefined when refused. */
+  reserve(items: readonly { metric: ModelMetric; amount: bigint }[], ttlSeconds: number, at: Date): number | undefined {
+    if (!items.every((item) => this.allows(item.metric, item.amount, at))) return undefined;
+    const held = items.map((item) => ({ ...item, label: periodLabel(item.metric, at) }));
+    return this.reservations.push({ items: held, expiresAt: at.getTime() + ttlSeconds * 1000, state: "held" }) - 1;
+  }
+
+  /**
+   * CommitReservation with `actual` per reserved item: counted on the rows it held, never refused
+   * for quota; what the allowance left after other holds cannot cover is drawn from grants, as
+   * far as they go.
+   */
+  commit(index: number, actual: readonly bigint[], at: Date): ModelSettlement {
+    const reservation = this.reservations[index]!;
+    if (reservation.state === "committed" && reservation.actual!.every((amount, j) => amount === actual[j])) return { kind: "repeated", used: reservation.usedAfter! };
+    if (reservation.state !== "held") return { kind: "refused" };
+    if (at.getTime() >= reservation.expiresAt) return { kind: "expired" };
+    reservation.state = "committed";
+    reservation.actual = [...actual];
+    reservation.usedAfter = reservation.items.map((item, j) => {
+      const key = `${item.metric}@${item.label}`;
+      const level = this.usage.get(key) ?? 0n;
+      const taken = actual[j]!;
+      const others = this.#heldOn(item.metric, item.label, at);
+      const limit = this.limit(item.metric, at);
+      if (taken > 0n && limit !== null && level + others + taken > limit) {
+        const free = level >= limit ? 0n : limit - level;
+        const beyond = taken - (free > others ? free - others : 0n);
+        const available = this.#activeGrants(item.metric, at).reduce((sum, grant) => sum + grant.remaining, 0n);
+        this.#draw(item.metric, beyond < available ? beyond : available, at);
+      }
+      this.usage.set(key, level + taken);
+      return level + taken;
+    });
+    return { kind: "settled", used: reservation.usedAfter };
+  }
+
+  /** ReleaseReservation: frees a held one; a released or expired one is answered again; a committed one is refused. */
+  release(index: number, at: Date): ModelSettlement {
+    const reservation = this.reservations[index]!;
+    if (reservation.state === "committed") return { kind: "refused" };
+    if (reservation.state === "released" || at.getTime() >= reservation.expiresAt) return { kind: "repeated", used: [] };
+    reservation.state = "released";
+    return { kind: "settled", used: [] };
   }
 }
