@@ -54,20 +54,27 @@ const DEADLINE_MS = 3000;
 const RETRYABLE = new Set([Code.Unavailable, Code.DeadlineExceeded]);
 
 describe("PostgreSQL failing under load", () => {
-  it("fails fast, recovers by itself, and counts every retried increment, consumption and refund exactly once", async () => {
+  it("fails fast, recovers by itself, and counts every retried increment, consumption, reservation and refund exactly once", async () => {
     // Increments of compute_minutes, all-or-nothing consumptions of it and of api_calls (made
-    // unlimited for the user), and refunds of api_calls out of a first 1000.
+    // unlimited for the user), reservations of compute_minutes committed at half, and refunds of
+    // api_calls out of a first 1000.
     const userId = "stream";
     await client.setQuotaOverride({ userId, metric: "api_calls", reason: "fault test" });
     await client.consumeUsage({ userId, items: [{ metric: "api_calls", amount: 1000n }] });
-    type Call = { key: string; kind: "increment" | "consume" | "refund"; amount: bigint };
+    type Call = { key: string; kind: "increment" | "consume" | "reserve" | "refund"; amount: bigint };
     const calls: Call[] = Array.from({ length: 240 }, (_, i) => ({
       key: `call-${i}`,
-      kind: i % 7 === 0 ? "refund" : i % 3 === 0 ? "consume" : "increment",
+      kind: i % 7 === 0 ? "refund" : i % 3 === 0 ? "consume" : i % 4 === 1 ? "reserve" : "increment",
       amount: BigInt((i % 5) + 1),
     }));
-    const send = ({ key, kind, amount }: Call) => {
+    const send = async ({ key, kind, amount }: Call) => {
       const options = { timeoutMs: DEADLINE_MS };
+      if (kind === "reserve") {
+        // A retry after any failure starts again: the key answers the same reservation, and a
+        // repeated commit answers the first.
+        const { reservation } = await client.reserveUsage({ userId, items: [{ metric: "compute_minutes", amount: 2n * amount }], ttlSeconds: 3600, idempotencyKey: key }, options);
+        return client.commitReservation({ userId, reservationId: reservation!.id, actual: [{ metric: "compute_minutes", amount }] }, options);
+      }
       if (kind === "increment") return client.incrementUsage({ userId, metric: "compute_minutes", amount, idempotencyKey: key }, options);
       if (kind === "refund") return client.refundUsage({ userId, metric: "api_calls", amount, idempotencyKey: key, reason: "failed job" }, options);
       const items = [{ metric: "compute_minutes", amount }, { metric: "api_calls", amount: 2n * amount }];
@@ -120,7 +127,9 @@ describe("PostgreSQL failing under load", () => {
     const total = (kinds: Call["kind"][], times = 1n) => calls.filter((call) => kinds.includes(call.kind)).reduce((sum, call) => sum + times * call.amount, 0n);
     const { quotas } = await client.getUsage({ userId });
     const used = Object.fromEntries(quotas.map((quota) => [quota.metric, quota.used]));
-    expect(used.compute_minutes).toBe(total(["increment", "consume"]));
+    expect(total(["reserve"])).toBeGreaterThan(0n);
+    expect(used.compute_minutes).toBe(total(["increment", "consume", "reserve"]));
+    expect(quotas.find((quota) => quota.metric === "compute_minutes")?.reserved).toBe(0n);
     expect(used.api_calls).toBe(1000n + total(["consume"], 2n) - total(["refund"]));
   });
 
