@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createEntitlementClient, quotaFailureOf } from "../../src/client.ts";
+import { createEntitlementClient, quotaFailureOf, ReservationState } from "../../src/client.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { SERVICE_TOKEN } from "../support/service.ts";
 
@@ -44,6 +44,21 @@ describe("createEntitlementClient", () => {
     expect(quotaFailureOf(error)?.violations.map((violation) => violation.quotaMetric)).toEqual(["jobs", "api_calls"]);
     expect((await client.refundUsage({ userId, metric: "jobs", amount: 4n, idempotencyKey: "r1", reason: "failed" })).quota?.used).toBe(5n);
     expect((await client.setUsage({ userId, metric: "storage_mb", value: 64n })).quota?.used).toBe(64n);
+  });
+
+  it.each(["grpc", "connect"] as const)("reserves, commits and releases over %s", async (protocol) => {
+    const baseUrl = protocol === "grpc" ? `http://127.0.0.1:${server.listener.grpcPort}` : server.httpUrl;
+    const client = createEntitlementClient({ baseUrl, token: SERVICE_TOKEN, protocol });
+    const userId = `reserver-${protocol}`;
+    const held = await client.reserveUsage({ userId, items: [{ metric: "jobs", amount: 6n }], ttlSeconds: 300, idempotencyKey: "job-1" });
+    expect(held.quotas[0]).toMatchObject({ used: 0n, reserved: 6n, remaining: 4n });
+    const error = await client.reserveUsage({ userId, items: [{ metric: "jobs", amount: 5n }], ttlSeconds: 300 }).catch((e: unknown) => e);
+    expect(quotaFailureOf(error)?.violations[0]?.description).toContain("6 reserved");
+    const committed = await client.commitReservation({ userId, reservationId: held.reservation!.id, actual: [{ metric: "jobs", amount: 2n }] });
+    expect(committed.quotas[0]).toMatchObject({ used: 2n, reserved: 0n });
+    const other = await client.reserveUsage({ userId, items: [{ metric: "jobs", amount: 8n }], ttlSeconds: 300 });
+    expect((await client.releaseReservation({ userId, reservationId: other.reservation!.id })).reservation?.state).toBe(ReservationState.RELEASED);
+    expect((await client.getReservation({ userId, reservationId: held.reservation!.id })).reservation?.state).toBe(ReservationState.COMMITTED);
   });
 
   it("sends its token, and a wrong one is refused", async () => {
