@@ -39,7 +39,8 @@ alter table usage_counters add column held_until timestamptz;
 alter table consumption_keys drop constraint consumption_keys_kind_check;
 alter table consumption_keys add constraint consumption_keys_kind_check check (kind in ('consume', 'refund', 'set', 'reserve'));
 
--- What a counter row's unexpired holds hold at p_at (p_held_until: the row's held_until).
+-- What a counter row's unexpired holds hold at p_at (p_held_until: the row's held_until). Called
+-- with the row locked, in a statement that began after the lock was granted (see rows_held).
 create function held_on_row(p_user_id text, p_metric text, p_period timestamptz, p_held_until timestamptz, p_at timestamptz)
 returns bigint
 language sql stable
@@ -48,6 +49,18 @@ as $$
     select coalesce(sum(h.amount), 0)::bigint from reservation_holds h
     where h.user_id = p_user_id and h.metric_code = p_metric and h.period_start = p_period and h.expires_at > p_at
   ) end
+$$;
+
+-- What the holds of several counter rows hold at p_at, in the order given. Decisions call it in
+-- a statement after the one that locked the rows (whose snapshot predates the lock waits): in
+-- READ COMMITTED each statement of a plpgsql function reads a fresh snapshot, so it sees the
+-- holds of every transaction that held a row's lock before.
+create function rows_held(p_users text[], p_metrics text[], p_periods timestamptz[], p_held_until timestamptz[], p_at timestamptz)
+returns bigint[]
+language sql stable
+as $$
+  select array_agg(held_on_row(w.u, w.m, w.p, w.until, p_at) order by w.k)
+  from unnest(p_users, p_metrics, p_periods, p_held_until) with ordinality as w (u, m, p, until, k)
 $$;
 
 -- draw_usage_grants with holds: p_claimed units of the active grants are promised to held
@@ -169,6 +182,7 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
   levels bigint[];
+  untils timestamptz[];
   held bigint[];
   r integer;
   grants_locked boolean := false;
@@ -186,10 +200,10 @@ begin
     on conflict (user_id, metric_code, period_start) do update set used = c.used
     returning c.user_id, c.metric_code, c.period_start, c.used, c.held_until
   )
-  select array_agg(l.used order by w.k), array_agg(held_on_row(l.user_id, l.metric_code, l.period_start, l.held_until, at) order by w.k)
-  into levels, held
+  select array_agg(l.used order by w.k), array_agg(l.held_until order by w.k) into levels, untils
   from unnest(row_users, row_metrics, row_periods) with ordinality as w (u, m, p, k)
   join locked l on l.user_id = w.u and l.metric_code = w.m and l.period_start = w.p;
+  held := rows_held(row_users, row_metrics, row_periods, untils, at);
 
   for i in 1 .. cardinality(row_of) loop
     r := row_of[i];
@@ -381,11 +395,10 @@ begin
     on conflict (user_id, metric_code, period_start) do update set used = c.used
     returning c.user_id, c.metric_code, c.period_start, c.used, c.held_until
   )
-  select array_agg(l.used order by w.k), array_agg(held_on_row(l.user_id, l.metric_code, l.period_start, l.held_until, at) order by w.k),
-    array_agg(l.held_until order by w.k)
-  into levels, held, untils
+  select array_agg(l.used order by w.k), array_agg(l.held_until order by w.k) into levels, untils
   from unnest(row_users, row_metrics, row_periods) with ordinality as w (u, m, p, k)
   join locked l on l.user_id = w.u and l.metric_code = w.m and l.period_start = w.p;
+  held := rows_held(row_users, row_metrics, row_periods, untils, at);
 
   perform 1 from usage_grants g
   where g.remaining > 0
@@ -1018,6 +1031,7 @@ $$;
 
 drop function fit_usage(text, text, bigint, bigint, bigint, bigint, boolean, timestamptz);
 drop function draw_usage_grants(text, text, bigint, bigint, timestamptz);
+drop function rows_held(text[], text[], timestamptz[], timestamptz[], timestamptz);
 drop function held_on_row(text, text, timestamptz, timestamptz, timestamptz);
 delete from consumption_keys where kind = 'reserve';
 alter table consumption_keys drop constraint consumption_keys_kind_check;

@@ -2,6 +2,8 @@ import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 const usedRow = z.object({ used: z.bigint() });
 const levelRow = z.object({ used: z.bigint(), reserved: z.bigint() });
+const lockedRow = z.object({ used: z.bigint(), may_hold: z.boolean() });
+const reservedRow = z.object({ reserved: z.bigint() });
 const totalByMetricRow = z.object({ metric_code: z.string(), total: z.bigint() });
 
 type PeriodRow = { readonly metric: string; readonly periodStart: Date };
@@ -38,11 +40,12 @@ export type Consumption = UsageRowKey & {
 export type RowLevel = { readonly used: bigint; readonly reserved: bigint };
 
 /**
- * One atomic check-and-consume: adds the amount if it fits under the ceiling, with what the row's
- * reservations hold counted as used, and returns the new amount, or returns null and changes
- * nothing. The row lock taken by the upsert serializes racing calls, and the ceiling is checked
- * against the locked, latest row, so N racing calls against a limit L grant exactly L units. Also
- * records the account on first sight.
+ * One atomic check-and-consume on a row without active reservations: adds the amount if it fits
+ * under the ceiling and returns the new amount, or returns null and changes nothing. The row lock
+ * taken by the upsert serializes racing calls, and the ceiling is checked against the locked,
+ * latest row, so N racing calls against a limit L grant exactly L units. A row whose holds may
+ * still be active is left to consume_usage_with_grants: this one statement's snapshot predates
+ * its lock wait, so it could not see holds made meanwhile. Also records the account on first sight.
  */
 export async function consumeUsage(db: CommonQueryMethods, consumption: Consumption): Promise<RowLevel | null> {
   const { userId, metric, periodStart, amount, ceiling, now } = consumption;
@@ -56,9 +59,9 @@ export async function consumeUsage(db: CommonQueryMethods, consumption: Consumpt
     where ${amount}::bigint <= ${ceiling}::bigint
     on conflict (user_id, metric_code, period_start) do update
       set used = greatest(c.used + ${amount}::bigint, 0), updated_at = excluded.updated_at
-      where ${amount}::bigint <= 0
-        or c.used + held_on_row(c.user_id, c.metric_code, c.period_start, c.held_until, ${sql.timestamp(now)}) + ${amount}::bigint <= ${ceiling}::bigint
-    returning c.used, held_on_row(c.user_id, c.metric_code, c.period_start, c.held_until, ${sql.timestamp(now)}) as reserved
+      where (c.held_until is null or c.held_until <= ${sql.timestamp(now)})
+        and (${amount}::bigint <= 0 or c.used + ${amount}::bigint <= ${ceiling}::bigint)
+    returning c.used, 0::bigint as reserved
   `);
 }
 
@@ -76,7 +79,7 @@ const withGrantsRow = z.object({ granted: z.boolean(), used: z.bigint(), grant_r
 
 /**
  * consumeUsage, and for a consumption it refused, the decision again under the row's lock with
- * grants (the consume_usage_with_grants function, which weighs them under a limit only).
+ * holds and grants (the consume_usage_with_grants function, which weighs grants under a limit only).
  */
 export async function decideConsumption(db: CommonQueryMethods, consumption: Consumption): Promise<ConsumptionDecision> {
   const level = await consumeUsage(db, consumption);
@@ -92,15 +95,20 @@ export async function decideConsumption(db: CommonQueryMethods, consumption: Con
 
 /**
  * Locks a counter row (made at 0 if new) until the transaction ends; returns its amount and what
- * its reservations hold at `now`.
+ * its reservations hold at `now` (read after the lock is granted, so holds made meanwhile count).
  */
 export async function lockUsageRow(tx: CommonQueryMethods, row: UsageRowKey, now: Date): Promise<RowLevel> {
-  return tx.one(sql.type(levelRow)`
+  const locked = await tx.one(sql.type(lockedRow)`
     insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
     values (${row.userId}, ${row.metric}, ${sql.timestamp(row.periodStart)}, 0, ${sql.timestamp(now)})
     on conflict (user_id, metric_code, period_start) do update set used = c.used
-    returning c.used, held_on_row(c.user_id, c.metric_code, c.period_start, c.held_until, ${sql.timestamp(now)}) as reserved
+    returning c.used, c.held_until is not null and c.held_until > ${sql.timestamp(now)} as may_hold
   `);
+  if (!locked.may_hold) return { used: locked.used, reserved: 0n };
+  const reserved = await tx.oneFirst(sql.type(reservedRow)`
+    select held_on_row(${row.userId}, ${row.metric}, ${sql.timestamp(row.periodStart)}, 'infinity', ${sql.timestamp(now)}) as reserved
+  `);
+  return { used: locked.used, reserved };
 }
 
 /** Sets a row the transaction holds (lockUsageRow) to `used`; returns it. */

@@ -139,3 +139,26 @@ describe("ReleaseReservation and expiry", () => {
     expect((await quota(userId, "jobs")).used).toBe(10n);
   });
 });
+
+describe("racing reservations, increments and commits", () => {
+  it("never hold and count more than the limit together, and commits count exactly what they say", async () => {
+    const userId = "racer";
+    const calls = Array.from({ length: 120 }, (_, i) => async () => {
+      const amount = BigInt((i % 3) + 1);
+      if (i % 2 === 0) {
+        await service.client.incrementUsage({ userId, metric: "api_calls", amount });
+        return amount;
+      }
+      const { reservation } = await service.client.reserveUsage({ userId, items: [{ metric: "api_calls", amount: amount + 1n }], ttlSeconds: 600 });
+      await service.client.commitReservation({ userId, reservationId: reservation!.id, actual: [{ metric: "api_calls", amount }] });
+      return amount;
+    });
+    const settled = await Promise.allSettled(calls.map((call) => call()));
+    const counted = settled.reduce((sum, result) => sum + (result.status === "fulfilled" ? result.value : 0n), 0n);
+    const refused = settled.filter((result) => result.status === "rejected");
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.every((result) => (result as PromiseRejectedResult).reason.code === Code.ResourceExhausted)).toBe(true);
+    expect(await quota(userId, "api_calls")).toMatchObject({ used: counted, reserved: 0n });
+    expect(counted).toBeLessThanOrEqual(100n);
+  });
+});
