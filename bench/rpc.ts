@@ -14,7 +14,8 @@
  * DATABASE_URL's server) adds a second service reaching the same database through it, with
  * DATABASE_PREPARED_STATEMENTS=${BENCH_PREPARED_STATEMENTS:-off}, measured in a row after each of
  * the first's: the pooler's cost, A/B in one run. BENCH_CALLS "terms" compares CheckQuota and
- * IncrementUsage for users with and without per-account terms, alternated in one run.
+ * IncrementUsage for users with and without per-account terms, alternated in one run;
+ * "ReserveCommit" compares Reserve+Commit pairs with IncrementUsage (reserve-commit.ts).
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -31,6 +32,7 @@ import { insertGrant } from "../src/db/usage-grants.ts";
 import type { DatabasePool } from "slonik";
 import { seedCatalog } from "../src/db/seed.ts";
 import { loadDefaultCatalog } from "../src/app/catalog-file.ts";
+import { reserveCommitTable } from "./reserve-commit.ts";
 import { createLogger } from "../src/platform/logger.ts";
 import {
   benchDatabaseServer,
@@ -282,6 +284,9 @@ try {
       get(httpPort, service.pid!), get(bareHttpPort, bare.pid!), get(minimalHttpPort, minimal.pid!),
     );
   }
+  const reserveCommit = selected("ReserveCommit")
+    ? await reserveCommitTable({ baseUrl: `http://127.0.0.1:${grpcPort}`, token: TOKEN, serverPid: service.pid!, inFlights: CONCURRENCY, repeat: REPEAT })
+    : "";
   process.stdout.write(
     `RPC benchmark: each row is the median (by the service's ratio) of ${REPEAT} triples of measurements (service, limit, ` +
       `minimal server), ${seconds} s each after 1 s of warm-up. The minimal server (minimal-servers.ts) does only what every call ` +
@@ -299,7 +304,8 @@ try {
         ? ""
         : `\nPer-account terms: each call for a user without terms, then for a user with one quota override and two grants ` +
           `on the metric (within the allowance: nothing is drawn), alternated ${REPEAT} times; the median pair by ratio.\n\n` +
-          `${table(termsRows)}\n`),
+          `${table(termsRows)}\n`) +
+      reserveCommit,
   );
 } finally {
   // Waits for the exits: the service drains and writes its profile first.

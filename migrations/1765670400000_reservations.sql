@@ -183,6 +183,7 @@ as $$
 declare
   levels bigint[];
   untils timestamptz[];
+  holding boolean;
   held bigint[];
   r integer;
   grants_locked boolean := false;
@@ -200,10 +201,12 @@ begin
     on conflict (user_id, metric_code, period_start) do update set used = c.used
     returning c.user_id, c.metric_code, c.period_start, c.used, c.held_until
   )
-  select array_agg(l.used order by w.k), array_agg(l.held_until order by w.k) into levels, untils
+  select array_agg(l.used order by w.k), array_agg(l.held_until order by w.k), coalesce(bool_or(l.held_until > at), false)
+  into levels, untils, holding
   from unnest(row_users, row_metrics, row_periods) with ordinality as w (u, m, p, k)
   join locked l on l.user_id = w.u and l.metric_code = w.m and l.period_start = w.p;
-  held := rows_held(row_users, row_metrics, row_periods, untils, at);
+  held := case when holding then rows_held(row_users, row_metrics, row_periods, untils, at)
+    else array_fill(0::bigint, array[cardinality(levels)]) end;
 
   for i in 1 .. cardinality(row_of) loop
     r := row_of[i];
@@ -368,6 +371,7 @@ declare
   levels bigint[];
   held bigint[];
   untils timestamptz[];
+  holding boolean;
   first_item integer := 1;
   last_item integer;
   r integer;
@@ -395,10 +399,12 @@ begin
     on conflict (user_id, metric_code, period_start) do update set used = c.used
     returning c.user_id, c.metric_code, c.period_start, c.used, c.held_until
   )
-  select array_agg(l.used order by w.k), array_agg(l.held_until order by w.k) into levels, untils
+  select array_agg(l.used order by w.k), array_agg(l.held_until order by w.k), coalesce(bool_or(l.held_until > at), false)
+  into levels, untils, holding
   from unnest(row_users, row_metrics, row_periods) with ordinality as w (u, m, p, k)
   join locked l on l.user_id = w.u and l.metric_code = w.m and l.period_start = w.p;
-  held := rows_held(row_users, row_metrics, row_periods, untils, at);
+  held := case when holding then rows_held(row_users, row_metrics, row_periods, untils, at)
+    else array_fill(0::bigint, array[cardinality(levels)]) end;
 
   perform 1 from usage_grants g
   where g.remaining > 0
@@ -444,12 +450,18 @@ begin
       grants := '{}';
       for i in first_item .. last_item loop
         r := item_rows[i];
-        select * into f from fit_usage(row_users[r], row_metrics[r], levels[r], held[r], item_amounts[i], item_ceilings[i], false, at);
-        item_fits[i] := f.fits;
-        needs[i] := f.need;
-        claims[i] := greatest(held[r] - greatest(item_ceilings[i] - levels[r], 0), 0);
-        grants[i] := f.grant_remaining;
-        all_fit := all_fit and f.fits;
+        needs[i] := 0;
+        grants[i] := null;
+        if levels[r] + held[r] + item_amounts[i] <= item_ceilings[i] then
+          item_fits[i] := true;
+        else
+          select * into f from fit_usage(row_users[r], row_metrics[r], levels[r], held[r], item_amounts[i], item_ceilings[i], false, at);
+          item_fits[i] := f.fits;
+          needs[i] := f.need;
+          claims[i] := greatest(held[r] - greatest(item_ceilings[i] - levels[r], 0), 0);
+          grants[i] := f.grant_remaining;
+        end if;
+        all_fit := all_fit and item_fits[i];
       end loop;
 
       made := null;
