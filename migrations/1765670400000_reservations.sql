@@ -622,10 +622,56 @@ begin
 end;
 $$;
 
+-- Commits and releases that arrive together, in one statement and one commit (the group commit
+-- of IncrementUsage): the counter rows of every reservation of the batch (passed in key order, as
+-- the other batch functions take theirs) and then the grants of every (user, metric) are locked
+-- first, so batches never deadlock one another; then each call is settled in arrival order by
+-- settle_reservation (the `call` column numbers them from 1). `item_calls` says whose each of the
+-- commit items is.
+create function settle_reservations_batch(
+  row_users text[], row_metrics text[], row_periods timestamptz[],
+  call_users text[], call_ids uuid[], call_commits boolean[],
+  item_calls integer[], item_metrics text[], item_amounts bigint[], item_ceilings bigint[], at timestamptz
+) returns table (
+  call integer, outcome text, state text, metric text, period_start timestamptz, amount bigint, actual bigint, used bigint,
+  reserved bigint, grant_remaining bigint, created_at timestamptz, expires_at timestamptz, settled_at timestamptz
+)
+language plpgsql
+set plan_cache_mode = force_generic_plan
+as $$
+#variable_conflict use_column
+begin
+  insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
+  select w.u, w.m, w.p, 0, at from unnest(row_users, row_metrics, row_periods) with ordinality as w (u, m, p, k)
+  order by w.k
+  on conflict (user_id, metric_code, period_start) do update set used = c.used;
+
+  perform 1 from usage_grants g
+  where g.remaining > 0
+    and (g.user_id, g.metric_code) in (select distinct u, m from unnest(row_users, row_metrics) as w (u, m))
+  order by g.id
+  for update;
+
+  for n in 1 .. cardinality(call_users) loop
+    return query
+      select n, s.* from settle_reservation(
+        call_users[n], call_ids[n], call_commits[n],
+        array(select item_metrics[i] from generate_series(1, cardinality(item_calls)) as i where item_calls[i] = n order by i)::text[],
+        array(select item_amounts[i] from generate_series(1, cardinality(item_calls)) as i where item_calls[i] = n order by i)::bigint[],
+        array(select item_ceilings[i] from generate_series(1, cardinality(item_calls)) as i where item_calls[i] = n order by i)::bigint[],
+        at
+      ) s;
+  end loop;
+end;
+$$;
+
 drop function draw_usage_grants(text, text, bigint, timestamptz);
 
 -- Down Migration
 
+drop function settle_reservations_batch(
+  text[], text[], timestamptz[], text[], uuid[], boolean[], integer[], text[], bigint[], bigint[], timestamptz
+);
 drop function settle_reservation(text, uuid, boolean, text[], bigint[], bigint[], timestamptz);
 drop function consume_items_batch(
   text[], text[], timestamptz[], integer[], integer[], bigint[], bigint[], bigint[], text[], text[], timestamptz[], timestamptz, timestamptz

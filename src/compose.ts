@@ -85,7 +85,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
   const batcher = new IncrementBatcher(pool);
   const entitlements = new Entitlements(pool, catalog, clock, { standings, usage, batcher, coalesceReads: true });
   const usageChanges = new UsageChanges(pool, entitlements, clock, batcher);
-  const reservations = new Reservations(pool, entitlements, usageChanges, clock);
+  const reservations = new Reservations(pool, entitlements, usageChanges, clock, batcher);
   const administration = new Administration(pool, entitlements, clock);
   const catalogs = new CatalogAdministration(pool, entitlements, clock);
   const terms = new TermsAdministration(pool, entitlements, clock);

@@ -1,6 +1,7 @@
 import type { CommonQueryMethods, DatabasePool } from "slonik";
-import { queriesOf } from "../db/call-transaction.ts";
-import { findReservation, settleReservation, type ReservationRecord } from "../db/reservations.ts";
+import { callDeadline, queriesOf } from "../db/call-transaction.ts";
+import type { IncrementBatcher } from "../db/increment-batcher.ts";
+import { findReservation, settleReservations, type ReservationRecord, type Settlement, type SettlementRequest } from "../db/reservations.ts";
 import type { Clock } from "../domain/clock.ts";
 import { AccountSuspendedError, FailedPreconditionError, IdempotencyKeyReusedError, InvalidArgumentError, UnknownResourceError } from "../domain/errors.ts";
 import { quotaOf, usageCeiling, type QuotaState } from "../domain/quota.ts";
@@ -21,17 +22,19 @@ export class Reservations {
   readonly #entitlements: Entitlements;
   readonly #usageChanges: UsageChanges;
   readonly #clock: Clock;
+  readonly #batcher: IncrementBatcher | undefined;
 
   /** The call's deadline-bound transaction, or the pool (db/call-transaction.ts). */
   get #db(): CommonQueryMethods {
     return queriesOf(this.#pool);
   }
 
-  constructor(pool: DatabasePool, entitlements: Entitlements, usageChanges: UsageChanges, clock: Clock) {
+  constructor(pool: DatabasePool, entitlements: Entitlements, usageChanges: UsageChanges, clock: Clock, batcher?: IncrementBatcher) {
     this.#pool = pool;
     this.#entitlements = entitlements;
     this.#usageChanges = usageChanges;
     this.#clock = clock;
+    this.#batcher = batcher;
   }
 
   /** Holds every item for `ttlSeconds`, or none (refused items are QuotaExceededError's refusals). */
@@ -76,7 +79,7 @@ export class Reservations {
       amount,
       ceiling: usageCeiling(quotaEntitlement(current.plan, current.terms, metric.code, now).limit),
     }));
-    const settlement = await settleReservation(this.#db, { userId, reservationId, commit, now });
+    const settlement = await this.#settle({ userId, reservationId, commit, now });
     switch (settlement.kind) {
       case "not_found":
         throw new UnknownResourceError("reservation", reservationId);
@@ -109,7 +112,7 @@ export class Reservations {
 
   /** Frees all that a held reservation holds; a released or expired one is answered as it stands. */
   async release(userId: string, reservationId: string): Promise<UsageChange<ReservationRecord>> {
-    const settlement = await settleReservation(this.#db, { userId, reservationId, commit: null, now: this.#clock.now() });
+    const settlement = await this.#settle({ userId, reservationId, commit: null, now: this.#clock.now() });
     switch (settlement.kind) {
       case "settled":
         this.#entitlements.usageChanged(userId, false);
@@ -120,6 +123,11 @@ export class Reservations {
       default:
         throw new UnknownResourceError("reservation", reservationId);
     }
+  }
+
+  /** A commit or release decided: on the group commit when there is one. */
+  async #settle(request: SettlementRequest): Promise<Settlement> {
+    return this.#batcher === undefined ? (await settleReservations(this.#db, [request]))[0]! : this.#batcher.submitSettlement(request, callDeadline());
   }
 
   /** A reservation as it stands now. */

@@ -4,6 +4,7 @@ import { consumeUsageBatch, decideConsumption, type Consumption, type Consumptio
 import { Coalescer } from "./coalescer.ts";
 import { boundStatements } from "./call-transaction.ts";
 import { consumeItemsBatch, type ItemsConsumption, type ItemsOutcome } from "./consumptions.ts";
+import { settleReservations, type Settlement, type SettlementRequest } from "./reservations.ts";
 
 /** A piece of work and when its caller gives up (ms since the epoch), if that bounds its work. */
 type Submitted<T> = { readonly work: T; readonly deadline: number | undefined };
@@ -18,8 +19,9 @@ type BatcherOptions = { maxBatch?: number; maxConcurrentBatches?: number };
  * pass one commit per call, while every increment stays durable and exact, and a batch costs
  * one round trip to PostgreSQL whatever its size. A lone increment takes the one-row upsert.
  * Increments under idempotency keys are batched apart, each decided in its batch exactly as it
- * would be alone (claim, count or replay, record), and ConsumeUsage calls apart again, each all
- * of its items or none. When every caller in a batch has a deadline,
+ * would be alone (claim, count or replay, record), ConsumeUsage and ReserveUsage calls apart
+ * again, each all of its items or none, and commits and releases of reservations apart again.
+ * When every caller in a batch has a deadline,
  * the batch runs in a transaction whose statements end with the last of them, so the database
  * gives up when its callers do.
  */
@@ -28,6 +30,7 @@ export class IncrementBatcher {
   readonly #plain: Coalescer<Submitted<Consumption>, ConsumptionDecision>;
   readonly #keyed: Coalescer<Submitted<KeyedConsumption>, KeyedOutcome>;
   readonly #items: Coalescer<Submitted<ItemsConsumption>, ItemsOutcome>;
+  readonly #settlements: Coalescer<Submitted<SettlementRequest>, Settlement>;
 
   constructor(pool: DatabasePool, options: BatcherOptions = {}) {
     this.#pool = pool;
@@ -35,6 +38,7 @@ export class IncrementBatcher {
     this.#plain = new Coalescer((batch) => this.#write(batch, decide), coalescerOptions);
     this.#keyed = new Coalescer((batch) => this.#write(batch, decideKeyed), coalescerOptions);
     this.#items = new Coalescer((batch) => this.#write(batch, consumeItemsBatch), coalescerOptions);
+    this.#settlements = new Coalescer((batch) => this.#write(batch, settleReservations), coalescerOptions);
   }
 
   submit(consumption: Consumption, deadline?: number): Promise<ConsumptionDecision> {
@@ -45,9 +49,14 @@ export class IncrementBatcher {
     return this.#keyed.submit({ work: consumption, deadline });
   }
 
-  /** A ConsumeUsage call (all of its items or none), batched with the others that arrive together. */
+  /** A ConsumeUsage or ReserveUsage call (all of its items or none), batched with the others that arrive together. */
   submitItems(consumption: ItemsConsumption, deadline?: number): Promise<ItemsOutcome> {
     return this.#items.submit({ work: consumption, deadline });
+  }
+
+  /** A commit or release of a reservation, batched with the others that arrive together. */
+  submitSettlement(request: SettlementRequest, deadline?: number): Promise<Settlement> {
+    return this.#settlements.submit({ work: request, deadline });
   }
 
   async #write<T, O>(batch: readonly Submitted<T>[], run: (db: CommonQueryMethods, works: readonly T[]) => Promise<O[]>): Promise<O[]> {

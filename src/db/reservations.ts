@@ -1,6 +1,7 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 import { timestampColumn } from "./columns.ts";
+import { lockOrder, rowArrays } from "./usage-counters.ts";
 
 /** What a reservation is, as of a moment: held until `expiresAt`, then expired unless settled. */
 export type ReservationState = "held" | "committed" | "released" | "expired";
@@ -50,30 +51,51 @@ const settleRow = z.object({
   settled_at: timestampColumn.nullable(),
 });
 
+/** A commit (the `actual` amounts, by metric, with the ceilings they draw grants under) or, with `commit` null, a release. */
+export type SettlementRequest = {
+  readonly userId: string;
+  readonly reservationId: string;
+  readonly commit: readonly { readonly metric: string; readonly amount: bigint; readonly ceiling: bigint }[] | null;
+  readonly now: Date;
+};
+
+const heldRowsRow = z.object({ user_id: z.string(), metrics: z.array(z.string()), period_starts: z.array(z.number()) });
+
 /**
- * Commits (`commit`: the `actual` amounts, by metric) or releases a user's reservation, in one
- * statement (the settle_reservation function), which decides everything under the rows' locks.
+ * Commits and releases that arrived together, in one statement (the settle_reservations_batch
+ * function), which decides everything under the rows' locks. The rows each reservation holds on
+ * are read first (they never change), to lock them all in the one order every batch locks in.
+ * Settlements in the order given.
  */
-export async function settleReservation(
-  db: CommonQueryMethods,
-  request: {
-    readonly userId: string;
-    readonly reservationId: string;
-    readonly commit: readonly { readonly metric: string; readonly amount: bigint; readonly ceiling: bigint }[] | null;
-    readonly now: Date;
-  },
-): Promise<Settlement> {
-  const actual = request.commit ?? [];
-  const rows = await db.any(sql.prepared("reservation_settle", settleRow)`
-    select outcome, state, metric, period_start, amount, actual, used, reserved, grant_remaining, created_at, expires_at, settled_at
-    from settle_reservation(
-      ${request.userId}, ${request.reservationId}::uuid, ${request.commit !== null},
-      ${sql.array(actual.map((item) => item.metric), "text")}::text[],
-      ${sql.array(actual.map((item) => item.amount), "int8")}::bigint[],
-      ${sql.array(actual.map((item) => item.ceiling), "int8")}::bigint[],
-      ${sql.timestamp(request.now)}
+export async function settleReservations(db: CommonQueryMethods, requests: readonly SettlementRequest[]): Promise<Settlement[]> {
+  const held = await db.any(sql.prepared("reservation_rows", heldRowsRow)`
+    select r.user_id, r.metrics, array(select extract(epoch from p) * 1000 from unnest(r.period_starts) as p)::float8[] as period_starts
+    from reservations r
+    join unnest(${sql.array(requests.map((request) => request.userId), "text")}::text[], ${sql.array(requests.map((request) => request.reservationId), "uuid")}::uuid[])
+      as wanted (user_id, id) on r.user_id = wanted.user_id and r.id = wanted.id
+  `);
+  const { rows } = lockOrder(held.flatMap((row) => row.metrics.map((metric, index) => ({ userId: row.user_id, metric, periodStart: new Date(row.period_starts[index]!) }))));
+  const items = requests.flatMap((request, index) => (request.commit ?? []).map((item) => ({ ...item, call: index + 1 })));
+  const found = await db.any(sql.prepared("reservation_settle_batch", settleRow.extend({ call: z.number() }))`
+    select call, outcome, state, metric, period_start, amount, actual, used, reserved, grant_remaining, created_at, expires_at, settled_at
+    from settle_reservations_batch(
+      ${rowArrays(rows)},
+      ${sql.array(requests.map((request) => request.userId), "text")}::text[],
+      ${sql.array(requests.map((request) => request.reservationId), "uuid")}::uuid[],
+      ${sql.array(requests.map((request) => request.commit !== null), "bool")}::boolean[],
+      ${sql.array(items.map((item) => item.call), "int4")}::integer[],
+      ${sql.array(items.map((item) => item.metric), "text")}::text[],
+      ${sql.array(items.map((item) => item.amount), "int8")}::bigint[],
+      ${sql.array(items.map((item) => item.ceiling), "int8")}::bigint[],
+      ${sql.timestamp(requests[0]!.now)}
     )
   `);
+  const byCall = Map.groupBy(found, (row) => row.call);
+  return requests.map((request, index) => settlementOf(request, byCall.get(index + 1) ?? []));
+}
+
+/** One call's rows of settle_reservation as what became of it. */
+function settlementOf(request: SettlementRequest, rows: readonly z.infer<typeof settleRow>[]): Settlement {
   const [first] = rows;
   if (first === undefined || first.outcome === "not_found") return { kind: "not_found" };
   if (first.outcome === "not_reserved" || first.outcome === "too_much") {

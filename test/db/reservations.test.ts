@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { consumeItemsBatch, type ItemsConsumption } from "../../src/db/consumptions.ts";
-import { deleteSpentReservations, findReservation, settleReservation } from "../../src/db/reservations.ts";
+import { deleteSpentReservations, findReservation, settleReservations, type SettlementRequest } from "../../src/db/reservations.ts";
 import { decideConsumption, lockUsageRow, resetUsageRows } from "../../src/db/usage-counters.ts";
 import { findUsageLevel } from "../../src/db/usage-levels.ts";
 import { reservedAt } from "../../src/domain/quota.ts";
@@ -30,6 +30,8 @@ async function reserve(userId: string, amount: bigint, ceiling = 100n, holdUntil
   return outcome.reservationId!;
 }
 
+const settle = async (request: SettlementRequest) => (await settleReservations(database.pool, [request]))[0]!;
+
 const level = async (userId: string, at = now) => {
   const { used, holds } = await findUsageLevel(database.pool, { userId, metric: "jobs", periodStart }, at);
   return { used, reserved: reservedAt(holds, at) };
@@ -49,13 +51,24 @@ describe("holds and lone increments racing on one row", () => {
   });
 });
 
-describe("settleReservation", () => {
+describe("settleReservations", () => {
+  it("settles a batch in arrival order: a repeat in the same batch answers the first, others settle their own", async () => {
+    const userId = "batch-settler";
+    const [first, second] = [await reserve(userId, 5n), await reserve(userId, 4n)];
+    const commitFirst = { userId, reservationId: first, commit: [{ metric: "jobs", amount: 2n, ceiling: 100n }], now };
+    const settled = await settleReservations(database.pool, [commitFirst, { userId, reservationId: second, commit: null, now }, commitFirst, { userId: "nobody", reservationId: second, commit: null, now }]);
+    expect(settled.map((settlement) => settlement.kind)).toEqual(["settled", "settled", "unchanged", "not_found"]);
+    expect(settled[0]).toMatchObject({ rows: [{ used: 2n, reserved: 4n }] });
+    expect(settled[1]).toMatchObject({ reservation: { state: "released" }, rows: [{ used: 2n, reserved: 0n }] });
+    expect(await level(userId)).toEqual({ used: 2n, reserved: 0n });
+  });
+
   it("commits on the row it held, frees the rest, and answers a repeat unchanged", async () => {
     const userId = "settler";
     const id = await reserve(userId, 8n);
-    const settled = await settleReservation(database.pool, { userId, reservationId: id, commit: [{ metric: "jobs", amount: 3n, ceiling: 100n }], now });
+    const settled = await settle({ userId, reservationId: id, commit: [{ metric: "jobs", amount: 3n, ceiling: 100n }], now });
     expect(settled).toMatchObject({ kind: "settled", rows: [{ used: 3n, reserved: 0n, grantRemaining: null }] });
-    const again = await settleReservation(database.pool, { userId, reservationId: id, commit: [{ metric: "jobs", amount: 3n, ceiling: 100n }], now });
+    const again = await settle({ userId, reservationId: id, commit: [{ metric: "jobs", amount: 3n, ceiling: 100n }], now });
     expect(again).toMatchObject({ kind: "unchanged", usedAfter: [3n], reservation: { state: "committed", items: [{ metric: "jobs", amount: 8n, actual: 3n }] } });
     expect(await level(userId)).toEqual({ used: 3n, reserved: 0n });
   });
@@ -63,15 +76,15 @@ describe("settleReservation", () => {
   it("reports an item not reserved, or more than reserved, before changing anything", async () => {
     const userId = "over-settler";
     const id = await reserve(userId, 2n);
-    expect(await settleReservation(database.pool, { userId, reservationId: id, commit: [{ metric: "jobs", amount: 3n, ceiling: 100n }], now })).toEqual({
+    expect(await settle({ userId, reservationId: id, commit: [{ metric: "jobs", amount: 3n, ceiling: 100n }], now })).toEqual({
       kind: "too_much",
       metric: "jobs",
       reserved: 2n,
     });
-    expect(await settleReservation(database.pool, { userId, reservationId: id, commit: [{ metric: "api_calls", amount: 1n, ceiling: 100n }], now })).toMatchObject({
+    expect(await settle({ userId, reservationId: id, commit: [{ metric: "api_calls", amount: 1n, ceiling: 100n }], now })).toMatchObject({
       kind: "not_reserved",
     });
-    expect(await settleReservation(database.pool, { userId: "someone-else", reservationId: id, commit: null, now })).toEqual({ kind: "not_found" });
+    expect(await settle({ userId: "someone-else", reservationId: id, commit: null, now })).toEqual({ kind: "not_found" });
     expect(await level(userId)).toEqual({ used: 0n, reserved: 2n });
   });
 
@@ -80,7 +93,7 @@ describe("settleReservation", () => {
     const id = await reserve(userId, 4n, 100n, later(1000));
     expect(await level(userId, later(999))).toEqual({ used: 0n, reserved: 4n });
     expect(await level(userId, later(1000))).toEqual({ used: 0n, reserved: 0n });
-    expect(await settleReservation(database.pool, { userId, reservationId: id, commit: [], now: later(1000) })).toMatchObject({
+    expect(await settle({ userId, reservationId: id, commit: [], now: later(1000) })).toMatchObject({
       kind: "unchanged",
       reservation: { state: "expired" },
     });
