@@ -516,8 +516,9 @@ begin
 end;
 $$;
 
--- Commits (p_commit) or releases a held reservation of p_user_id, with the counter rows it holds
--- on locked first (in the order batches lock theirs), then the reservation. A commit counts
+-- Commits (p_commit) or releases a held reservation of p_user_id. The caller holds the locks of
+-- the counter rows it holds on (settle_reservations_batch takes them first, in the order every
+-- batch locks in); the reservation is locked after them. A commit counts
 -- p_amounts of p_metrics (each at most what was reserved for it; metrics left out count 0) on the
 -- rows the reservation held, and is never refused: what the holds took from the allowance and
 -- grants is what it uses, drawing from grants (as far as they go, under p_ceilings) what the
@@ -540,7 +541,6 @@ declare
   i integer;
   taken bigint;
   level bigint;
-  until timestamptz;
   others bigint;
   free bigint;
   available bigint;
@@ -551,7 +551,7 @@ declare
   grantsnow bigint[] := '{}';
   d record;
 begin
-  select * into v from reservations x where x.id = p_reservation_id and x.user_id = p_user_id;
+  select * into v from reservations x where x.id = p_reservation_id and x.user_id = p_user_id for update;
   if not found then
     return query select 'not_found'::text, null::text, null::text, null::timestamptz, null::bigint, null::bigint, null::bigint,
       null::bigint, null::bigint, null::timestamptz, null::timestamptz, null::timestamptz;
@@ -566,12 +566,6 @@ begin
     end if;
   end loop;
 
-  insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
-  select p_user_id, w.m, w.p, 0, p_at from unnest(v.metrics, v.period_starts) as w (m, p)
-  order by w.m collate "C"
-  on conflict (user_id, metric_code, period_start) do update set used = c.used;
-  select * into v from reservations x where x.id = p_reservation_id for update;
-
   if v.state <> 'held' or v.expires_at <= p_at then
     return query select case when v.state <> 'held' then 'settled' else 'expired' end, v.state, v.metrics[n], v.period_starts[n],
       v.amounts[n], (v.actual)[n], (v.used_after)[n], null::bigint, null::bigint, v.created_at, v.expires_at, v.settled_at
@@ -583,9 +577,9 @@ begin
   for j in 1 .. cardinality(v.metrics) loop
     i := array_position(p_metrics, v.metrics[j]);
     taken := case when p_commit and i is not null then p_amounts[i] else 0 end;
-    select c.used, c.held_until into level, until from usage_counters c
+    select c.used, held_on_row(c.user_id, c.metric_code, c.period_start, c.held_until, p_at) into level, others
+    from usage_counters c
     where c.user_id = p_user_id and c.metric_code = v.metrics[j] and c.period_start = v.period_starts[j];
-    others := held_on_row(p_user_id, v.metrics[j], v.period_starts[j], until, p_at);
     grantsnow[j] := null;
     if taken > 0 and p_ceilings[i] < 9007199254740991 and level + others + taken > p_ceilings[i] then
       free := greatest(p_ceilings[i] - level, 0);
