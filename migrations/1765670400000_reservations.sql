@@ -3,7 +3,8 @@
 -- Usage held for work whose cost is known only at its end (docs/api.md, reservations). A held
 -- reservation counts as used for every decision until it is committed, released, or reaches
 -- `expires_at`, when every decision stops counting it with no job run. Items are in the call's
--- order; `used_after` holds each row's count after a commit, for answering it again.
+-- order, each held on the counter row of its metric and period; `used_after` holds each row's
+-- count after a commit, for answering it again.
 create table reservations (
   id uuid primary key default gen_random_uuid(),
   user_id text not null references accounts (user_id),
@@ -22,45 +23,51 @@ create table reservations (
 );
 create index reservations_retention on reservations ((coalesce(settled_at, expires_at)));
 
--- What each held reservation holds on one counter row; removed when it is settled. Decisions sum
--- the unexpired holds of a row, and only while its `held_until` (the latest expiry of its holds)
--- is ahead of them, so rows that never had a reservation cost nothing more.
-create table reservation_holds (
-  reservation_id uuid not null references reservations (id) on delete cascade,
-  user_id text not null,
-  metric_code text not null,
-  period_start timestamptz not null,
-  amount bigint not null check (amount > 0),
-  expires_at timestamptz not null,
-  primary key (user_id, metric_code, period_start, reservation_id)
-);
-alter table usage_counters add column held_until timestamptz;
+-- What the held reservations of a counter row hold, kept on the row so that decisions read it
+-- with the row: `reserved` is exact until `reserved_until`, the earliest expiry among the holds it
+-- counts (null: none). From then on it is summed again from the reservations (row_reserved) and
+-- written back with the next change of the row.
+alter table usage_counters add column reserved bigint not null default 0 check (reserved >= 0);
+alter table usage_counters add column reserved_until timestamptz;
+create index reservations_held on reservations (user_id, expires_at) where state = 'held';
 
 alter table consumption_keys drop constraint consumption_keys_kind_check;
 alter table consumption_keys add constraint consumption_keys_kind_check check (kind in ('consume', 'refund', 'set', 'reserve'));
 
--- What a counter row's unexpired holds hold at p_at (p_held_until: the row's held_until). Called
--- with the row locked, in a statement that began after the lock was granted (see rows_held).
-create function held_on_row(p_user_id text, p_metric text, p_period timestamptz, p_held_until timestamptz, p_at timestamptz)
-returns bigint
+-- What a counter row's held reservations hold at p_at, summed from the reservations, and the
+-- earliest expiry among them: the row's `reserved` and `reserved_until` once one of its holds
+-- has expired.
+create function row_reserved(
+  p_user_id text, p_metric text, p_period timestamptz, p_at timestamptz,
+  out reserved bigint, out reserved_until timestamptz
+)
 language sql stable
 as $$
-  select case when p_held_until is null or p_held_until <= p_at then 0::bigint else (
-    select coalesce(sum(h.amount), 0)::bigint from reservation_holds h
-    where h.user_id = p_user_id and h.metric_code = p_metric and h.period_start = p_period and h.expires_at > p_at
-  ) end
+  select coalesce(sum(i.amount), 0)::bigint, min(r.expires_at)
+  from reservations r
+  cross join lateral unnest(r.metrics, r.amounts, r.period_starts) as i (metric, amount, period_start)
+  where r.user_id = p_user_id and r.state = 'held' and r.expires_at > p_at
+    and i.metric = p_metric and i.period_start = p_period
 $$;
 
--- What the holds of several counter rows hold at p_at, in the order given. Decisions call it in
--- a statement after the one that locked the rows (whose snapshot predates the lock waits): in
--- READ COMMITTED each statement of a plpgsql function reads a fresh snapshot, so it sees the
--- holds of every transaction that held a row's lock before.
-create function rows_held(p_users text[], p_metrics text[], p_periods timestamptz[], p_held_until timestamptz[], p_at timestamptz)
-returns bigint[]
+-- The rows' `reserved` and `reserved_until` at p_at, in the order given: as the rows hold them
+-- until their `reserved_until`, summed again (row_reserved) after. Decisions call it with the
+-- rows locked, in a statement after the one that locked them: that statement's snapshot predates
+-- its lock waits, while in READ COMMITTED each statement of a plpgsql function reads a fresh one
+-- and so sees the reservations of every transaction that held a row's lock before.
+create function rows_reserved(
+  p_users text[], p_metrics text[], p_periods timestamptz[], p_reserved bigint[], p_until timestamptz[], p_at timestamptz,
+  out reserved bigint[], out reserved_until timestamptz[]
+)
 language sql stable
 as $$
-  select array_agg(held_on_row(w.u, w.m, w.p, w.until, p_at) order by w.k)
-  from unnest(p_users, p_metrics, p_periods, p_held_until) with ordinality as w (u, m, p, until, k)
+  select array_agg(coalesce(f.reserved, 0) order by w.k), array_agg(f.reserved_until order by w.k)
+  from unnest(p_users, p_metrics, p_periods, p_reserved, p_until) with ordinality as w (u, m, p, held, until, k)
+  cross join lateral (
+    select w.held as reserved, w.until as reserved_until where w.until is null or w.until > p_at
+    union all
+    select x.reserved, x.reserved_until from row_reserved(w.u, w.m, w.p, p_at) x where w.until <= p_at
+  ) f
 $$;
 
 -- draw_usage_grants with holds: p_claimed units of the active grants are promised to held
@@ -159,16 +166,18 @@ begin
   insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
   values (p_user_id, p_metric, p_period, 0, p_at)
   on conflict (user_id, metric_code, period_start) do update set used = c.used
-  returning c.used, c.held_until into used, until;
-  reserved := held_on_row(p_user_id, p_metric, p_period, until, p_at);
+  returning c.used, c.reserved, c.reserved_until into used, reserved, until;
+  if until <= p_at then
+    select x.reserved, x.reserved_until into reserved, until from row_reserved(p_user_id, p_metric, p_period, p_at) x;
+  end if;
   select * into f from fit_usage(p_user_id, p_metric, used, reserved, p_amount, p_ceiling, true, p_at);
   granted := f.fits;
   grant_remaining := f.grant_remaining;
-  if granted then
-    update usage_counters c set used = greatest(c.used + p_amount, 0), updated_at = p_at
-    where c.user_id = p_user_id and c.metric_code = p_metric and c.period_start = p_period
-    returning c.used into used;
-  end if;
+  update usage_counters c
+  set used = case when granted then greatest(c.used + p_amount, 0) else c.used end, reserved = consume_usage_with_grants.reserved,
+      reserved_until = until, updated_at = p_at
+  where c.user_id = p_user_id and c.metric_code = p_metric and c.period_start = p_period
+  returning c.used into used;
 end;
 $$;
 
@@ -183,7 +192,7 @@ as $$
 declare
   levels bigint[];
   untils timestamptz[];
-  holding boolean;
+  lapsed boolean;
   held bigint[];
   r integer;
   grants_locked boolean := false;
@@ -199,14 +208,16 @@ begin
     select w.u, w.m, w.p, 0, at from unnest(row_users, row_metrics, row_periods) with ordinality as w (u, m, p, k)
     order by w.k
     on conflict (user_id, metric_code, period_start) do update set used = c.used
-    returning c.user_id, c.metric_code, c.period_start, c.used, c.held_until
+    returning c.user_id, c.metric_code, c.period_start, c.used, c.reserved, c.reserved_until
   )
-  select array_agg(l.used order by w.k), array_agg(l.held_until order by w.k), coalesce(bool_or(l.held_until > at), false)
-  into levels, untils, holding
+  select array_agg(l.used order by w.k), array_agg(l.reserved order by w.k), array_agg(l.reserved_until order by w.k),
+    coalesce(bool_or(l.reserved_until <= at), false)
+  into levels, held, untils, lapsed
   from unnest(row_users, row_metrics, row_periods) with ordinality as w (u, m, p, k)
   join locked l on l.user_id = w.u and l.metric_code = w.m and l.period_start = w.p;
-  held := case when holding then rows_held(row_users, row_metrics, row_periods, untils, at)
-    else array_fill(0::bigint, array[cardinality(levels)]) end;
+  if lapsed then
+    select x.reserved, x.reserved_until into held, untils from rows_reserved(row_users, row_metrics, row_periods, held, untils, at) x;
+  end if;
 
   for i in 1 .. cardinality(row_of) loop
     r := row_of[i];
@@ -234,8 +245,8 @@ begin
     return next;
   end loop;
 
-  update usage_counters c set used = w.used, updated_at = at
-  from unnest(row_users, row_metrics, row_periods, levels) as w (u, m, p, used)
+  update usage_counters c set used = w.used, reserved = w.held, reserved_until = w.until, updated_at = at
+  from unnest(row_users, row_metrics, row_periods, levels, held, untils) as w (u, m, p, used, held, until)
   where c.user_id = w.u and c.metric_code = w.m and c.period_start = w.p;
 end;
 $$;
@@ -268,7 +279,7 @@ begin
   insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
   values (p_user_id, p_metric, p_period, 0, p_at)
   on conflict (user_id, metric_code, period_start) do update set used = c.used
-  returning c.used, c.held_until into level, until;
+  returning c.used, c.reserved, c.reserved_until into level, held, until;
 
   insert into idempotency_keys as k (user_id, idempotency_key, metric_code, amount, created_at, expires_at)
   values (p_user_id, p_key, p_metric, p_amount, p_at, p_expires_at)
@@ -290,7 +301,9 @@ begin
     return;
   end if;
 
-  held := held_on_row(p_user_id, p_metric, p_period, until, p_at);
+  if until <= p_at then
+    select x.reserved, x.reserved_until into held, until from row_reserved(p_user_id, p_metric, p_period, p_at) x;
+  end if;
   select * into f from fit_usage(p_user_id, p_metric, level, held, p_amount, p_ceiling, true, p_at);
   if not f.fits then
     delete from idempotency_keys k where k.user_id = p_user_id and k.idempotency_key = p_key;
@@ -300,7 +313,7 @@ begin
   end if;
 
   level := greatest(level + p_amount, 0);
-  update usage_counters c set used = level, updated_at = p_at
+  update usage_counters c set used = level, reserved = held, reserved_until = until, updated_at = p_at
   where c.user_id = p_user_id and c.metric_code = p_metric and c.period_start = p_period;
   update idempotency_keys k set used_after = level, quota_limit = p_limit
   where k.user_id = p_user_id and k.idempotency_key = p_key;
@@ -352,7 +365,8 @@ $$;
 -- a call with a `call_hold_until` holds its items until then instead of counting them. Its items
 -- are decided as a consumption's (all or none), draw nothing, and on success make a reservation
 -- and its holds (`reservation_id`); its key has kind 'reserve', and a replay answers the
--- reservation made under it. Each row's `held_until` moves to the latest hold on it.
+-- reservation made under it. Each row's `reserved` grows by its hold, `reserved_until` moves to
+-- its expiry when that is earlier.
 drop function consume_items_batch(
   text[], text[], timestamptz[], integer[], integer[], bigint[], bigint[], bigint[], text[], text[], timestamptz, timestamptz
 );
@@ -371,7 +385,7 @@ declare
   levels bigint[];
   held bigint[];
   untils timestamptz[];
-  holding boolean;
+  lapsed boolean;
   first_item integer := 1;
   last_item integer;
   r integer;
@@ -397,14 +411,16 @@ begin
     select w.u, w.m, w.p, 0, at from unnest(row_users, row_metrics, row_periods) with ordinality as w (u, m, p, k)
     order by w.k
     on conflict (user_id, metric_code, period_start) do update set used = c.used
-    returning c.user_id, c.metric_code, c.period_start, c.used, c.held_until
+    returning c.user_id, c.metric_code, c.period_start, c.used, c.reserved, c.reserved_until
   )
-  select array_agg(l.used order by w.k), array_agg(l.held_until order by w.k), coalesce(bool_or(l.held_until > at), false)
-  into levels, untils, holding
+  select array_agg(l.used order by w.k), array_agg(l.reserved order by w.k), array_agg(l.reserved_until order by w.k),
+    coalesce(bool_or(l.reserved_until <= at), false)
+  into levels, held, untils, lapsed
   from unnest(row_users, row_metrics, row_periods) with ordinality as w (u, m, p, k)
   join locked l on l.user_id = w.u and l.metric_code = w.m and l.period_start = w.p;
-  held := case when holding then rows_held(row_users, row_metrics, row_periods, untils, at)
-    else array_fill(0::bigint, array[cardinality(levels)]) end;
+  if lapsed then
+    select x.reserved, x.reserved_until into held, untils from rows_reserved(row_users, row_metrics, row_periods, held, untils, at) x;
+  end if;
 
   perform 1 from usage_grants g
   where g.remaining > 0
@@ -477,10 +493,8 @@ begin
         returning id into made;
         for i in first_item .. last_item loop
           r := item_rows[i];
-          insert into reservation_holds (reservation_id, user_id, metric_code, period_start, amount, expires_at)
-          values (made, row_users[r], row_metrics[r], row_periods[r], item_amounts[i], call_hold_until[n]);
           held[r] := held[r] + item_amounts[i];
-          untils[r] := greatest(untils[r], call_hold_until[n]);
+          untils[r] := least(untils[r], call_hold_until[n]);
         end loop;
       elsif all_fit then
         for i in first_item .. last_item loop
@@ -510,8 +524,8 @@ begin
     first_item := last_item + 1;
   end loop;
 
-  update usage_counters x set used = w.used, held_until = w.until, updated_at = at
-  from unnest(row_users, row_metrics, row_periods, levels, untils) as w (u, m, p, used, until)
+  update usage_counters x set used = w.used, reserved = w.held, reserved_until = w.until, updated_at = at
+  from unnest(row_users, row_metrics, row_periods, levels, held, untils) as w (u, m, p, used, held, until)
   where x.user_id = w.u and x.metric_code = w.m and x.period_start = w.p;
 end;
 $$;
@@ -542,6 +556,7 @@ declare
   taken bigint;
   level bigint;
   others bigint;
+  until timestamptz;
   free bigint;
   available bigint;
   draw bigint;
@@ -573,13 +588,20 @@ begin
     return;
   end if;
 
-  delete from reservation_holds h where h.reservation_id = p_reservation_id;
   for j in 1 .. cardinality(v.metrics) loop
     i := array_position(p_metrics, v.metrics[j]);
     taken := case when p_commit and i is not null then p_amounts[i] else 0 end;
-    select c.used, held_on_row(c.user_id, c.metric_code, c.period_start, c.held_until, p_at) into level, others
+    select c.used, c.reserved, c.reserved_until into level, others, until
     from usage_counters c
     where c.user_id = p_user_id and c.metric_code = v.metrics[j] and c.period_start = v.period_starts[j];
+    if until <= p_at then
+      select x.reserved, x.reserved_until into others, until from row_reserved(p_user_id, v.metrics[j], v.period_starts[j], p_at) x;
+    end if;
+    -- The row counts this reservation's hold (it has not expired); the rest is the others'.
+    others := greatest(others - v.amounts[j], 0);
+    if others = 0 then
+      until := null;
+    end if;
     grantsnow[j] := null;
     if taken > 0 and p_ceilings[i] < 9007199254740991 and level + others + taken > p_ceilings[i] then
       free := greatest(p_ceilings[i] - level, 0);
@@ -595,9 +617,7 @@ begin
       end if;
     end if;
     update usage_counters c
-    set used = c.used + taken, updated_at = p_at,
-        held_until = (select max(h.expires_at) from reservation_holds h
-                      where h.user_id = c.user_id and h.metric_code = c.metric_code and h.period_start = c.period_start)
+    set used = c.used + taken, reserved = others, reserved_until = until, updated_at = p_at
     where c.user_id = p_user_id and c.metric_code = v.metrics[j] and c.period_start = v.period_starts[j]
     returning c.used into level;
     counted[j] := taken;
@@ -1083,11 +1103,11 @@ $$;
 
 drop function fit_usage(text, text, bigint, bigint, bigint, bigint, boolean, timestamptz);
 drop function draw_usage_grants(text, text, bigint, bigint, timestamptz);
-drop function rows_held(text[], text[], timestamptz[], timestamptz[], timestamptz);
-drop function held_on_row(text, text, timestamptz, timestamptz, timestamptz);
+drop function rows_reserved(text[], text[], timestamptz[], bigint[], timestamptz[], timestamptz);
+drop function row_reserved(text, text, timestamptz, timestamptz);
 delete from consumption_keys where kind = 'reserve';
 alter table consumption_keys drop constraint consumption_keys_kind_check;
 alter table consumption_keys add constraint consumption_keys_kind_check check (kind in ('consume', 'refund', 'set'));
-alter table usage_counters drop column held_until;
-drop table reservation_holds;
+alter table usage_counters drop column reserved_until;
+alter table usage_counters drop column reserved;
 drop table reservations;

@@ -131,7 +131,7 @@ export async function startService(
       Promise.all([
         deleteExpiredIdempotencyKeys(pool, now),
         deleteExpiredConsumptionKeys(pool, now),
-        deleteSpentReservations(pool, now, new Date(now.getTime() - IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000)),
+        deleteSpentReservations(pool, new Date(now.getTime() - IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000)),
       ]).catch((error: unknown) => logger.warn({ err: error }, "idempotency key and reservation sweep failed"));
     }, IDEMPOTENCY_SWEEP_MS).unref();
     // Answers put scheduled changes in force at their time; this only writes them down.

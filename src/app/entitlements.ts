@@ -17,7 +17,7 @@ import {
   IdempotencyKeyReusedError,
   UnknownResourceError,
 } from "../domain/errors.ts";
-import { fits, QuotaExceededError, quotaOf, replayedQuota, reservedAt, usageCeiling, usageRowOf, type QuotaState, type UsageLevel } from "../domain/quota.ts";
+import { fits, levelStands, QuotaExceededError, quotaOf, replayedQuota, usageCeiling, usageRowOf, type QuotaState, type UsageLevel } from "../domain/quota.ts";
 import { subscriptionInForce, type ScheduledChange, type SubscriptionRecord } from "../domain/subscriptions.ts";
 import { inForce, quotaEntitlement, type AccountTerms } from "../domain/terms.ts";
 
@@ -206,13 +206,18 @@ export class Entitlements {
 
   /**
    * The user's usage of one metric now: from the cache or a coalesced read, outside any call
-   * transaction (a read answered from memory costs the database nothing, deadline or not).
+   * transaction (a read answered from memory costs the database nothing, deadline or not). A
+   * cached level one of whose holds has expired since is read again.
    */
   async quota(userId: string, metric: Metric, current: CurrentPlan, at: Date): Promise<QuotaState> {
     const row = { userId, ...usageRowOf(metric, current, at) };
     const load = () => (this.#usageReads === undefined ? findUsageLevel(this.#pool, row, at) : this.#usageReads.submit(row));
-    const level = await (this.#usage === undefined ? load() : this.#usage.get(userId, usageRowId(row), load));
-    return quotaOf(metric, current, level.used, at, null, reservedAt(level.holds, at));
+    let level = await (this.#usage === undefined ? load() : this.#usage.get(userId, usageRowId(row), load));
+    if (!levelStands(level, at)) {
+      this.#usage?.evict(userId);
+      level = await load();
+    }
+    return quotaOf(metric, current, level.used, at, null, level.reserved);
   }
 
   /** The user's usage of every metric of the plan and of the account's quota overrides, in one query. */
@@ -227,7 +232,7 @@ export class Entitlements {
       metrics.map((metric) => ({ userId, ...usageRowOf(metric, current, at) })),
       at,
     );
-    return metrics.map((metric, index) => quotaOf(metric, current, levels[index]!.used, at, null, reservedAt(levels[index]!.holds, at)));
+    return metrics.map((metric, index) => quotaOf(metric, current, levels[index]!.used, at, null, levels[index]!.reserved));
   }
 
   async checkQuota(userId: string, metric: Metric, amount: bigint) {

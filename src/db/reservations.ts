@@ -59,7 +59,7 @@ export type SettlementRequest = {
   readonly now: Date;
 };
 
-const heldRowsRow = z.object({ user_id: z.string(), metrics: z.array(z.string()), period_starts: z.array(z.number()) });
+const heldRowsRow = z.object({ id: z.string(), user_id: z.string(), metrics: z.array(z.string()), period_starts: z.array(z.number()) });
 
 /**
  * Commits and releases that arrived together, in one statement (the settle_reservations_batch
@@ -69,12 +69,12 @@ const heldRowsRow = z.object({ user_id: z.string(), metrics: z.array(z.string())
  */
 export async function settleReservations(db: CommonQueryMethods, requests: readonly SettlementRequest[]): Promise<Settlement[]> {
   const held = await db.any(sql.prepared("reservation_rows", heldRowsRow)`
-    select r.user_id, r.metrics, array(select extract(epoch from p) * 1000 from unnest(r.period_starts) as p)::float8[] as period_starts
+    select r.id, r.user_id, r.metrics, array(select extract(epoch from p) * 1000 from unnest(r.period_starts) as p)::float8[] as period_starts
     from reservations r
-    join unnest(${sql.array(requests.map((request) => request.userId), "text")}::text[], ${sql.array(requests.map((request) => request.reservationId), "uuid")}::uuid[])
-      as wanted (user_id, id) on r.user_id = wanted.user_id and r.id = wanted.id
+    where r.id = any(${sql.array(requests.map((request) => request.reservationId), "uuid")}::uuid[])
   `);
-  const { rows } = lockOrder(held.flatMap((row) => row.metrics.map((metric, index) => ({ userId: row.user_id, metric, periodStart: new Date(row.period_starts[index]!) }))));
+  const owned = held.filter((row) => requests.some((request) => request.reservationId === row.id && request.userId === row.user_id));
+  const { rows } = lockOrder(owned.flatMap((row) => row.metrics.map((metric, index) => ({ userId: row.user_id, metric, periodStart: new Date(row.period_starts[index]!) }))));
   const items = requests.flatMap((request, index) => (request.commit ?? []).map((item) => ({ ...item, call: index + 1 })));
   const found = await db.any(sql.prepared("reservation_settle_batch", settleRow.extend({ call: z.number() }))`
     select call, outcome, state, metric, period_start, amount, actual, used, reserved, grant_remaining, created_at, expires_at, settled_at
@@ -152,11 +152,8 @@ export async function findReservation(db: CommonQueryMethods, userId: string, id
   };
 }
 
-/**
- * Deletes the holds of reservations that expired (answers stopped counting them at expiry; this
- * only keeps rows' reads short) and reservations settled or expired before `retainedFrom`.
- */
-export async function deleteSpentReservations(db: CommonQueryMethods, now: Date, retainedFrom: Date): Promise<void> {
-  await db.query(sql.unsafe`delete from reservation_holds where expires_at <= ${sql.timestamp(now)}`);
-  await db.query(sql.unsafe`delete from reservations where coalesce(settled_at, expires_at) < ${sql.timestamp(retainedFrom)}`);
+/** Deletes reservations settled or expired before `retainedFrom`. */
+export async function deleteSpentReservations(db: CommonQueryMethods, retainedFrom: Date): Promise<number> {
+  const result = await db.query(sql.unsafe`delete from reservations where coalesce(settled_at, expires_at) < ${sql.timestamp(retainedFrom)}`);
+  return result.rowCount;
 }

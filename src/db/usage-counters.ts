@@ -2,7 +2,7 @@ import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 const usedRow = z.object({ used: z.bigint() });
 const levelRow = z.object({ used: z.bigint(), reserved: z.bigint() });
-const lockedRow = z.object({ used: z.bigint(), may_hold: z.boolean() });
+const lockedRow = z.object({ used: z.bigint(), reserved: z.bigint(), lapsed: z.boolean().nullable() });
 const reservedRow = z.object({ reserved: z.bigint() });
 const totalByMetricRow = z.object({ metric_code: z.string(), total: z.bigint() });
 
@@ -40,12 +40,12 @@ export type Consumption = UsageRowKey & {
 export type RowLevel = { readonly used: bigint; readonly reserved: bigint };
 
 /**
- * One atomic check-and-consume on a row without active reservations: adds the amount if it fits
- * under the ceiling and returns the new amount, or returns null and changes nothing. The row lock
- * taken by the upsert serializes racing calls, and the ceiling is checked against the locked,
- * latest row, so N racing calls against a limit L grant exactly L units. A row whose holds may
- * still be active is left to consume_usage_with_grants: this one statement's snapshot predates
- * its lock wait, so it could not see holds made meanwhile. Also records the account on first sight.
+ * One atomic check-and-consume: adds the amount if it fits under the ceiling, with what the row's
+ * reservations hold counted as used, and returns the new amount, or returns null and changes
+ * nothing. The row lock taken by the upsert serializes racing calls, and the ceiling is checked
+ * against the locked, latest row, so N racing calls against a limit L grant exactly L units. A row
+ * one of whose holds has expired is left to consume_usage_with_grants, which sums them again. Also
+ * records the account on first sight.
  */
 export async function consumeUsage(db: CommonQueryMethods, consumption: Consumption): Promise<RowLevel | null> {
   const { userId, metric, periodStart, amount, ceiling, now } = consumption;
@@ -59,9 +59,9 @@ export async function consumeUsage(db: CommonQueryMethods, consumption: Consumpt
     where ${amount}::bigint <= ${ceiling}::bigint
     on conflict (user_id, metric_code, period_start) do update
       set used = greatest(c.used + ${amount}::bigint, 0), updated_at = excluded.updated_at
-      where (c.held_until is null or c.held_until <= ${sql.timestamp(now)})
-        and (${amount}::bigint <= 0 or c.used + ${amount}::bigint <= ${ceiling}::bigint)
-    returning c.used, 0::bigint as reserved
+      where (c.reserved_until is null or c.reserved_until > ${sql.timestamp(now)})
+        and (${amount}::bigint <= 0 or c.used + c.reserved + ${amount}::bigint <= ${ceiling}::bigint)
+    returning c.used, c.reserved
   `);
 }
 
@@ -95,18 +95,18 @@ export async function decideConsumption(db: CommonQueryMethods, consumption: Con
 
 /**
  * Locks a counter row (made at 0 if new) until the transaction ends; returns its amount and what
- * its reservations hold at `now` (read after the lock is granted, so holds made meanwhile count).
+ * its reservations hold at `now` (summed again, after the lock, when one of them has expired).
  */
 export async function lockUsageRow(tx: CommonQueryMethods, row: UsageRowKey, now: Date): Promise<RowLevel> {
   const locked = await tx.one(sql.type(lockedRow)`
     insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
     values (${row.userId}, ${row.metric}, ${sql.timestamp(row.periodStart)}, 0, ${sql.timestamp(now)})
     on conflict (user_id, metric_code, period_start) do update set used = c.used
-    returning c.used, c.held_until is not null and c.held_until > ${sql.timestamp(now)} as may_hold
+    returning c.used, c.reserved, c.reserved_until <= ${sql.timestamp(now)} as lapsed
   `);
-  if (!locked.may_hold) return { used: locked.used, reserved: 0n };
+  if (locked.lapsed !== true) return { used: locked.used, reserved: locked.reserved };
   const reserved = await tx.oneFirst(sql.type(reservedRow)`
-    select held_on_row(${row.userId}, ${row.metric}, ${sql.timestamp(row.periodStart)}, 'infinity', ${sql.timestamp(now)}) as reserved
+    select reserved from row_reserved(${row.userId}, ${row.metric}, ${sql.timestamp(row.periodStart)}, ${sql.timestamp(now)})
   `);
   return { used: locked.used, reserved };
 }
@@ -121,8 +121,8 @@ export async function setUsageRow(tx: CommonQueryMethods, row: UsageRowKey, used
 }
 
 /**
- * Sets rows of one user back to zero: deletes them, or sets them to 0 where reservations have
- * held on them (the row keeps track of its holds).
+ * Sets rows of one user back to zero: deletes them, or sets their count to 0 where reservations
+ * hold on them (the row keeps what they hold).
  */
 export async function resetUsageRows(db: CommonQueryMethods, userId: string, rows: readonly PeriodRow[]): Promise<void> {
   await db.query(sql.unsafe`
@@ -130,12 +130,12 @@ export async function resetUsageRows(db: CommonQueryMethods, userId: string, row
       update usage_counters c set used = 0
       from ${wantedRows(rows)}
       where c.user_id = ${userId} and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
-        and c.held_until is not null
+        and c.reserved_until is not null
     )
     delete from usage_counters c
     using ${wantedRows(rows)}
     where c.user_id = ${userId} and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
-      and c.held_until is null
+      and c.reserved_until is null
   `);
 }
 

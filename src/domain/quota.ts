@@ -34,20 +34,15 @@ export type QuotaTerms = {
   readonly anchor?: Date | null;
 };
 
-/** Units a reservation holds on a usage row until `expiresAt`. */
-export type Hold = { readonly amount: bigint; readonly expiresAt: Date };
+/**
+ * A usage row as read: its count, and what its held reservations hold, which stands until
+ * `reservedUntil` (the earliest expiry among them; null when none holds anything).
+ */
+export type UsageLevel = { readonly used: bigint; readonly reserved: bigint; readonly reservedUntil: Date | null };
 
-/** A usage row as read: its count and the holds on it (expired ones included: they are weighed when answering). */
-export type UsageLevel = { readonly used: bigint; readonly holds: readonly Hold[] };
-
-/** A row never written, or one without holds. */
-export const NO_HOLDS: readonly Hold[] = Object.freeze([]);
-
-/** What a row's holds hold at `at`: an expired hold holds nothing, with no job having run. */
-export function reservedAt(holds: readonly Hold[], at: Date): bigint {
-  let reserved = 0n;
-  for (const hold of holds) if (hold.expiresAt.getTime() > at.getTime()) reserved += hold.amount;
-  return reserved;
+/** Whether a level read earlier still says what is reserved at `at`: none of its holds has expired since. */
+export function levelStands(level: UsageLevel, at: Date): boolean {
+  return level.reservedUntil === null || at.getTime() < level.reservedUntil.getTime();
 }
 
 /** One amount that did not fit: the quota it met, and what was asked. */

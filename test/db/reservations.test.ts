@@ -3,7 +3,6 @@ import { consumeItemsBatch, type ItemsConsumption } from "../../src/db/consumpti
 import { deleteSpentReservations, findReservation, settleReservations, type SettlementRequest } from "../../src/db/reservations.ts";
 import { decideConsumption, lockUsageRow, resetUsageRows } from "../../src/db/usage-counters.ts";
 import { findUsageLevel } from "../../src/db/usage-levels.ts";
-import { reservedAt } from "../../src/domain/quota.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 
 let database: TestDatabase;
@@ -33,8 +32,8 @@ async function reserve(userId: string, amount: bigint, ceiling = 100n, holdUntil
 const settle = async (request: SettlementRequest) => (await settleReservations(database.pool, [request]))[0]!;
 
 const level = async (userId: string, at = now) => {
-  const { used, holds } = await findUsageLevel(database.pool, { userId, metric: "jobs", periodStart }, at);
-  return { used, reserved: reservedAt(holds, at) };
+  const { used, reserved } = await findUsageLevel(database.pool, { userId, metric: "jobs", periodStart }, at);
+  return { used, reserved };
 };
 
 describe("holds and lone increments racing on one row", () => {
@@ -112,15 +111,28 @@ describe("rows with holds", () => {
     expect(await level(userId)).toEqual({ used: 0n, reserved: 5n });
   });
 
-  it("deleteSpentReservations drops expired holds and reservations settled or expired before the retention", async () => {
+  it("deleteSpentReservations drops reservations settled or expired before the retention, and nothing else", async () => {
     const userId = "spent";
     const expired = await reserve(userId, 1n, 100n, later(1000));
     const held = await reserve(userId, 2n, 100n, later(86_400_000));
-    await deleteSpentReservations(database.pool, later(2000), now);
-    expect(await findReservation(database.pool, userId, expired, later(2000))).toMatchObject({ state: "expired" });
     expect(await level(userId, later(2000))).toEqual({ used: 0n, reserved: 2n });
-    await deleteSpentReservations(database.pool, later(2000), later(1500));
+    await deleteSpentReservations(database.pool, now);
+    expect(await findReservation(database.pool, userId, expired, later(2000))).toMatchObject({ state: "expired" });
+    await deleteSpentReservations(database.pool, later(1500));
     expect(await findReservation(database.pool, userId, expired, later(2000))).toBeUndefined();
     expect(await findReservation(database.pool, userId, held, later(2000))).toMatchObject({ state: "held" });
+    expect(await level(userId, later(2000))).toEqual({ used: 0n, reserved: 2n });
+  });
+
+  it("a row's reserved stands until its earliest hold expires, then is summed again from the reservations", async () => {
+    const userId = "lapsing";
+    await reserve(userId, 3n, 100n, later(1000));
+    await reserve(userId, 4n, 100n, later(5000));
+    expect(await findUsageLevel(database.pool, { userId, metric: "jobs", periodStart }, now)).toEqual({ used: 0n, reserved: 7n, reservedUntil: later(1000) });
+    expect(await findUsageLevel(database.pool, { userId, metric: "jobs", periodStart }, later(1000))).toEqual({ used: 0n, reserved: 4n, reservedUntil: later(5000) });
+    // A decision after the first expiry writes the sum back: 100 - 4 held leaves 96.
+    expect(await decideConsumption(database.pool, { userId, metric: "jobs", periodStart, amount: 96n, ceiling: 100n, now: later(1000) })).toMatchObject({ granted: true, reserved: 4n });
+    expect(await decideConsumption(database.pool, { userId, metric: "jobs", periodStart, amount: 1n, ceiling: 100n, now: later(1000) })).toMatchObject({ granted: false });
+    expect(await findUsageLevel(database.pool, { userId, metric: "jobs", periodStart }, later(5000))).toEqual({ used: 96n, reserved: 0n, reservedUntil: null });
   });
 });

@@ -47,7 +47,7 @@ describe("findUsageLevels", () => {
       { userId: "read-a", metric: "api_calls", periodStart },
     ], clock.now());
     expect(levels.map((level) => level.used)).toEqual([5n, 0n, 3n, 0n]);
-    expect(levels.every((level) => level.holds.length === 0)).toBe(true);
+    expect(levels.every((level) => level.reserved === 0n && level.reservedUntil === null)).toBe(true);
   });
 });
 
