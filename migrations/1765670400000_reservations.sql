@@ -516,10 +516,9 @@ begin
         delete from consumption_keys x where x.user_id = call_users[n] and x.idempotency_key = call_keys[n];
       end if;
 
-      for i in first_item .. last_item loop
-        return query select n, i - first_item + 1, case when all_fit then 'granted' else 'refused' end, item_fits[i],
-          levels[item_rows[i]], grants[i], held[item_rows[i]], made, null::text, null::bigint, null::bigint, null::timestamptz;
-      end loop;
+      return query select n, i - first_item + 1, case when all_fit then 'granted' else 'refused' end, item_fits[i],
+        levels[item_rows[i]], grants[i], held[item_rows[i]], made, null::text, null::bigint, null::bigint, null::timestamptz
+        from generate_series(first_item, last_item) as i;
     end if;
     first_item := last_item + 1;
   end loop;
@@ -640,12 +639,12 @@ $$;
 -- of IncrementUsage): the counter rows of every reservation of the batch (passed in key order, as
 -- the other batch functions take theirs) and then the grants of every (user, metric) are locked
 -- first, so batches never deadlock one another; then each call is settled in arrival order by
--- settle_reservation (the `call` column numbers them from 1). `item_calls` says whose each of the
--- commit items is.
+-- settle_reservation (the `call` column numbers them from 1). A commit's items are
+-- item_*[call_first_items[n]:call_last_items[n]] (an empty range for a release).
 create function settle_reservations_batch(
   row_users text[], row_metrics text[], row_periods timestamptz[],
-  call_users text[], call_ids uuid[], call_commits boolean[],
-  item_calls integer[], item_metrics text[], item_amounts bigint[], item_ceilings bigint[], at timestamptz
+  call_users text[], call_ids uuid[], call_commits boolean[], call_first_items integer[], call_last_items integer[],
+  item_metrics text[], item_amounts bigint[], item_ceilings bigint[], at timestamptz
 ) returns table (
   call integer, outcome text, state text, metric text, period_start timestamptz, amount bigint, actual bigint, used bigint,
   reserved bigint, grant_remaining bigint, created_at timestamptz, expires_at timestamptz, settled_at timestamptz
@@ -670,9 +669,9 @@ begin
     return query
       select n, s.* from settle_reservation(
         call_users[n], call_ids[n], call_commits[n],
-        array(select item_metrics[i] from generate_series(1, cardinality(item_calls)) as i where item_calls[i] = n order by i)::text[],
-        array(select item_amounts[i] from generate_series(1, cardinality(item_calls)) as i where item_calls[i] = n order by i)::bigint[],
-        array(select item_ceilings[i] from generate_series(1, cardinality(item_calls)) as i where item_calls[i] = n order by i)::bigint[],
+        coalesce(item_metrics[call_first_items[n]:call_last_items[n]], '{}'),
+        coalesce(item_amounts[call_first_items[n]:call_last_items[n]], '{}'),
+        coalesce(item_ceilings[call_first_items[n]:call_last_items[n]], '{}'),
         at
       ) s;
   end loop;
@@ -684,7 +683,7 @@ drop function draw_usage_grants(text, text, bigint, timestamptz);
 -- Down Migration
 
 drop function settle_reservations_batch(
-  text[], text[], timestamptz[], text[], uuid[], boolean[], integer[], text[], bigint[], bigint[], timestamptz
+  text[], text[], timestamptz[], text[], uuid[], boolean[], integer[], integer[], text[], bigint[], bigint[], timestamptz
 );
 drop function settle_reservation(text, uuid, boolean, text[], bigint[], bigint[], timestamptz);
 drop function consume_items_batch(
