@@ -77,7 +77,12 @@ export async function settleReservations(db: CommonQueryMethods, requests: reado
   const { rows } = lockOrder(owned.flatMap((row) => row.metrics.map((metric, index) => ({ userId: row.user_id, metric, periodStart: new Date(row.period_starts[index]!) }))));
   const items = requests.flatMap((request) => request.commit ?? []);
   // Each call's items are items[first..last] (1-based; last = first - 1 when it has none).
-  const lasts = requests.map((_, index) => requests.slice(0, index + 1).reduce((sum, request) => sum + (request.commit?.length ?? 0), 0));
+  let end = 0;
+  const ranges = requests.map((request) => {
+    const first = end + 1;
+    end += request.commit?.length ?? 0;
+    return { first, last: end };
+  });
   const found = await db.any(sql.prepared("reservation_settle_batch", settleRow.extend({ call: z.number() }))`
     select call, outcome, state, metric, period_start, amount, actual, used, reserved, grant_remaining, created_at, expires_at, settled_at
     from settle_reservations_batch(
@@ -85,8 +90,8 @@ export async function settleReservations(db: CommonQueryMethods, requests: reado
       ${sql.array(requests.map((request) => request.userId), "text")}::text[],
       ${sql.array(requests.map((request) => request.reservationId), "uuid")}::uuid[],
       ${sql.array(requests.map((request) => request.commit !== null), "bool")}::boolean[],
-      ${sql.array(requests.map((request, index) => lasts[index]! - (request.commit?.length ?? 0) + 1), "int4")}::integer[],
-      ${sql.array(lasts, "int4")}::integer[],
+      ${sql.array(ranges.map((range) => range.first), "int4")}::integer[],
+      ${sql.array(ranges.map((range) => range.last), "int4")}::integer[],
       ${sql.array(items.map((item) => item.metric), "text")}::text[],
       ${sql.array(items.map((item) => item.amount), "int8")}::bigint[],
       ${sql.array(items.map((item) => item.ceiling), "int8")}::bigint[],
