@@ -18,10 +18,13 @@ create table reservations (
   state text not null default 'held' check (state in ('held', 'committed', 'released')),
   settled_at timestamptz,
   actual bigint[],
-  used_after bigint[],
-  unique (user_id, idempotency_key)
+  used_after bigint[]
 );
-create index reservations_retention on reservations ((coalesce(settled_at, expires_at)));
+-- A commit or release changes no indexed column, so it updates the row in place (HOT). Retention
+-- goes by `expires_at`: a reservation is settled, if at all, before it.
+create unique index reservations_key on reservations (user_id, idempotency_key) where idempotency_key is not null;
+create index reservations_by_user on reservations (user_id, expires_at);
+create index reservations_expiry on reservations (expires_at);
 
 -- What the held reservations of a counter row hold, kept on the row so that decisions read it
 -- with the row: `reserved` is exact until `reserved_until`, the earliest expiry among the holds it
@@ -29,7 +32,6 @@ create index reservations_retention on reservations ((coalesce(settled_at, expir
 -- written back with the next change of the row.
 alter table usage_counters add column reserved bigint not null default 0 check (reserved >= 0);
 alter table usage_counters add column reserved_until timestamptz;
-create index reservations_held on reservations (user_id, expires_at) where state = 'held';
 
 alter table consumption_keys drop constraint consumption_keys_kind_check;
 alter table consumption_keys add constraint consumption_keys_kind_check check (kind in ('consume', 'refund', 'set', 'reserve'));

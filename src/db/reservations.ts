@@ -160,8 +160,8 @@ export async function findReservation(db: CommonQueryMethods, userId: string, id
   };
 }
 
-/** Deletes reservations settled or expired before `retainedFrom`. */
+/** Deletes reservations that expired before `retainedFrom` (any settlement came before expiry). */
 export async function deleteSpentReservations(db: CommonQueryMethods, retainedFrom: Date): Promise<number> {
-  const result = await db.query(sql.unsafe`delete from reservations where coalesce(settled_at, expires_at) < ${sql.timestamp(retainedFrom)}`);
+  const result = await db.query(sql.unsafe`delete from reservations where expires_at < ${sql.timestamp(retainedFrom)}`);
   return result.rowCount;
 }

@@ -111,7 +111,7 @@ describe("rows with holds", () => {
     expect(await level(userId)).toEqual({ used: 0n, reserved: 5n });
   });
 
-  it("deleteSpentReservations drops reservations settled or expired before the retention, and nothing else", async () => {
+  it("deleteSpentReservations drops reservations that expired before the retention (settled or not), and nothing else", async () => {
     const userId = "spent";
     const expired = await reserve(userId, 1n, 100n, later(1000));
     const held = await reserve(userId, 2n, 100n, later(86_400_000));
