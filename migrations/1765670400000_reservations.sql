@@ -638,13 +638,13 @@ end;
 $$;
 
 -- Commits and releases that arrive together, in one statement and one commit (the group commit
--- of IncrementUsage): the counter rows of every reservation of the batch (passed in key order, as
--- the other batch functions take theirs) and then the grants of every (user, metric) are locked
--- first, so batches never deadlock one another; then each call is settled in arrival order by
--- settle_reservation (the `call` column numbers them from 1). A commit's items are
+-- of IncrementUsage). The counter rows that the batch's reservations hold on are locked first,
+-- in the order every batch locks its rows in (src/db/usage-counters.ts lockOrder: user, metric
+-- and period, strings in "C" order), then the grants of every (user, metric), so batches never
+-- deadlock one another; then each call is settled in arrival order by settle_reservation (the
+-- `call` column numbers them from 1). A commit's items are
 -- item_*[call_first_items[n]:call_last_items[n]] (an empty range for a release).
 create function settle_reservations_batch(
-  row_users text[], row_metrics text[], row_periods timestamptz[],
   call_users text[], call_ids uuid[], call_commits boolean[], call_first_items integer[], call_last_items integer[],
   item_metrics text[], item_amounts bigint[], item_ceilings bigint[], at timestamptz
 ) returns table (
@@ -655,15 +655,32 @@ language plpgsql
 set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
+declare
+  held_users text[];
+  held_metrics text[];
+  held_periods timestamptz[];
 begin
-  insert into usage_counters as c (user_id, metric_code, period_start, used, updated_at)
-  select w.u, w.m, w.p, 0, at from unnest(row_users, row_metrics, row_periods) with ordinality as w (u, m, p, k)
+  select array_agg(x.u order by x.u collate "C", x.m collate "C", x.p), array_agg(x.m order by x.u collate "C", x.m collate "C", x.p),
+    array_agg(x.p order by x.u collate "C", x.m collate "C", x.p)
+  into held_users, held_metrics, held_periods
+  from (
+    select distinct r.user_id as u, i.m, i.p
+    from reservations r
+    join unnest(call_users, call_ids) as w (u, id) on r.id = w.id and r.user_id = w.u
+    cross join lateral unnest(r.metrics, r.period_starts) as i (m, p)
+    where r.id = any(call_ids)
+  ) x;
+
+  -- The rows exist: each reservation made its own.
+  perform 1 from usage_counters c
+  join unnest(held_users, held_metrics, held_periods) with ordinality as w (u, m, p, k)
+    on c.user_id = w.u and c.metric_code = w.m and c.period_start = w.p
   order by w.k
-  on conflict (user_id, metric_code, period_start) do update set used = c.used;
+  for update of c;
 
   perform 1 from usage_grants g
   where g.remaining > 0
-    and (g.user_id, g.metric_code) in (select distinct u, m from unnest(row_users, row_metrics) as w (u, m))
+    and (g.user_id, g.metric_code) in (select distinct u, m from unnest(held_users, held_metrics) as w (u, m))
   order by g.id
   for update;
 
@@ -684,9 +701,7 @@ drop function draw_usage_grants(text, text, bigint, timestamptz);
 
 -- Down Migration
 
-drop function settle_reservations_batch(
-  text[], text[], timestamptz[], text[], uuid[], boolean[], integer[], integer[], text[], bigint[], bigint[], timestamptz
-);
+drop function settle_reservations_batch(text[], uuid[], boolean[], integer[], integer[], text[], bigint[], bigint[], timestamptz);
 drop function settle_reservation(text, uuid, boolean, text[], bigint[], bigint[], timestamptz);
 drop function consume_items_batch(
   text[], text[], timestamptz[], integer[], integer[], bigint[], bigint[], bigint[], text[], text[], timestamptz[], timestamptz, timestamptz

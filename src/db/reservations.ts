@@ -1,7 +1,6 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 import { timestampColumn } from "./columns.ts";
-import { lockOrder, rowArrays } from "./usage-counters.ts";
 
 /** What a reservation is, as of a moment: held until `expiresAt`, then expired unless settled. */
 export type ReservationState = "held" | "committed" | "released" | "expired";
@@ -59,22 +58,12 @@ export type SettlementRequest = {
   readonly now: Date;
 };
 
-const heldRowsRow = z.object({ id: z.string(), user_id: z.string(), metrics: z.array(z.string()), period_starts: z.array(z.number()) });
-
 /**
  * Commits and releases that arrived together, in one statement (the settle_reservations_batch
- * function), which decides everything under the rows' locks. The rows each reservation holds on
- * are read first (they never change), to lock them all in the one order every batch locks in.
- * Settlements in the order given.
+ * function), which locks the rows the reservations hold on and decides everything under those
+ * locks. Settlements in the order given.
  */
 export async function settleReservations(db: CommonQueryMethods, requests: readonly SettlementRequest[]): Promise<Settlement[]> {
-  const held = await db.any(sql.prepared("reservation_rows", heldRowsRow)`
-    select r.id, r.user_id, r.metrics, array(select extract(epoch from p) * 1000 from unnest(r.period_starts) as p)::float8[] as period_starts
-    from reservations r
-    where r.id = any(${sql.array(requests.map((request) => request.reservationId), "uuid")}::uuid[])
-  `);
-  const owned = held.filter((row) => requests.some((request) => request.reservationId === row.id && request.userId === row.user_id));
-  const { rows } = lockOrder(owned.flatMap((row) => row.metrics.map((metric, index) => ({ userId: row.user_id, metric, periodStart: new Date(row.period_starts[index]!) }))));
   const items = requests.flatMap((request) => request.commit ?? []);
   // Each call's items are items[first..last] (1-based; last = first - 1 when it has none).
   let end = 0;
@@ -86,7 +75,6 @@ export async function settleReservations(db: CommonQueryMethods, requests: reado
   const found = await db.any(sql.prepared("reservation_settle_batch", settleRow.extend({ call: z.number() }))`
     select call, outcome, state, metric, period_start, amount, actual, used, reserved, grant_remaining, created_at, expires_at, settled_at
     from settle_reservations_batch(
-      ${rowArrays(rows)},
       ${sql.array(requests.map((request) => request.userId), "text")}::text[],
       ${sql.array(requests.map((request) => request.reservationId), "uuid")}::uuid[],
       ${sql.array(requests.map((request) => request.commit !== null), "bool")}::boolean[],

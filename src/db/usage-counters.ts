@@ -193,14 +193,32 @@ export function inArrivalOrder<R extends { readonly ordinal: number }, O>(rows: 
 
 /**
  * The distinct rows of a batch in the one order every batch locks its rows in (so batches never
- * deadlock one another), and each row's 1-based position in it.
+ * deadlock one another), and each row's 1-based position in it. The order is PostgreSQL's
+ * `order by user_id collate "C", metric_code collate "C", period_start`, which
+ * settle_reservations_batch locks in: strings by code point, as UTF-8 bytes compare.
  */
 export function lockOrder(batch: readonly UsageRowKey[]): { rows: UsageRowKey[]; positionOf: (row: UsageRowKey) => number } {
-  const rows = [...new Map(batch.map((row) => [usageRowId(row), row])).entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([, row]) => row);
+  const rows = [...new Map(batch.map((row) => [usageRowId(row), row])).values()].sort(
+    (a, b) => byCodePoints(a.userId, b.userId) || byCodePoints(a.metric, b.metric) || a.periodStart.getTime() - b.periodStart.getTime(),
+  );
   const position = new Map(rows.map((row, index) => [usageRowId(row), index + 1]));
   return { rows, positionOf: (row) => position.get(usageRowId(row))! };
+}
+
+/** Strings compared by code point (UTF-16 units order surrogate pairs below U+E000..U+FFFF; UTF-8 does not). */
+function byCodePoints(a: string, b: string): number {
+  if (a === b) return 0;
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Only a surrogate against a unit of U+E000..U+FFFF compares otherwise as code points.
+    const surrogate = (unit: number) => unit >= 0xd800 && unit <= 0xdfff;
+    if (surrogate(x) !== surrogate(y) && Math.max(x, y) >= 0xe000) return surrogate(x) ? 1 : -1;
+    return x - y;
+  }
+  return a.length - b.length;
 }
 
 /** Rows as the three array arguments (users, metrics, periods) of the batch functions. */

@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { CatalogSource } from "../../src/app/catalog-source.ts";
-import { consumeUsage } from "../../src/db/usage-counters.ts";
+import { consumeUsage, lockOrder } from "../../src/db/usage-counters.ts";
+import { sql } from "slonik";
+import { z } from "zod";
 import { findUsageLevel, findUsageLevels } from "../../src/db/usage-levels.ts";
 import { Entitlements } from "../../src/app/entitlements.ts";
 import { createLogger } from "../../src/platform/logger.ts";
@@ -73,5 +75,24 @@ describe("keyed increments", () => {
     );
     expect(settled.filter((result) => result.status === "fulfilled")).toHaveLength(10);
     expect((await findUsageLevel(database.pool, { userId: "distinct-keys", metric: "jobs", periodStart }, clock.now())).used).toBe(10n);
+  });
+});
+
+describe("lockOrder", () => {
+  it("orders rows as PostgreSQL orders them in \"C\" collation, so SQL that locks by itself locks in the same order", async () => {
+    const users = ["b", "a", "ab", "a\u00e9", "a\uffff", "a\u{1f600}", "A", "a z"];
+    const periods = [new Date("2026-04-01T00:00:00Z"), new Date("1970-01-01T00:00:00Z"), new Date("2026-10-01T00:00:00Z")];
+    const rows = users.flatMap((userId) => periods.flatMap((periodStart) => ["jobs", "api_calls"].map((metric) => ({ userId, metric, periodStart }))));
+    const ordered = lockOrder(rows).rows.map((row) => `${row.userId}|${row.metric}|${row.periodStart.toISOString()}`);
+    const byPostgres = await database.pool.anyFirst(sql.type(z.object({ key: z.string() }))`
+      select w.u || '|' || w.m || '|' || to_char(w.p at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as key
+      from unnest(
+        ${sql.array(rows.map((row) => row.userId), "text")}::text[],
+        ${sql.array(rows.map((row) => row.metric), "text")}::text[],
+        ${sql.array(rows.map((row) => row.periodStart.toISOString()), "timestamptz")}::timestamptz[]
+      ) as w (u, m, p)
+      order by w.u collate "C", w.m collate "C", w.p
+    `);
+    expect(ordered).toEqual(byPostgres);
   });
 });
