@@ -20,10 +20,11 @@ create table reservations (
   actual bigint[],
   used_after bigint[]
 );
--- A commit or release changes no indexed column, so it updates the row in place (HOT). Retention
--- goes by `expires_at`: a reservation is settled, if at all, before it.
+-- A user's held reservations by expiry: what a row's holds hold is summed again from them, and
+-- the earliest expiry found, without reading settled ones. Retention goes by `expires_at`: a
+-- reservation is settled, if at all, before it.
 create unique index reservations_key on reservations (user_id, idempotency_key) where idempotency_key is not null;
-create index reservations_by_user on reservations (user_id, expires_at);
+create index reservations_held on reservations (user_id, expires_at) where state = 'held';
 create index reservations_expiry on reservations (expires_at);
 
 -- What the held reservations of a counter row hold, kept on the row so that decisions read it
@@ -598,10 +599,15 @@ begin
     if until <= p_at then
       select x.reserved, x.reserved_until into others, until from row_reserved(p_user_id, v.metrics[j], v.period_starts[j], p_at) x;
     end if;
-    -- The row counts this reservation's hold (it has not expired); the rest is the others'.
+    -- The row counts this reservation's hold (it has not expired); the rest is the others'. When
+    -- it was the earliest to expire, the user's next held expiry (of any row: never later than
+    -- this row's) is when the row's sum must be taken again.
     others := greatest(others - v.amounts[j], 0);
     if others = 0 then
       until := null;
+    elsif until >= v.expires_at then
+      select coalesce(min(x.expires_at), p_at) into until from reservations x
+      where x.user_id = p_user_id and x.state = 'held' and x.expires_at > p_at and x.id <> p_reservation_id;
     end if;
     grantsnow[j] := null;
     if taken > 0 and p_ceilings[i] < 9007199254740991 and level + others + taken > p_ceilings[i] then

@@ -1,4 +1,6 @@
+import { sql } from "slonik";
 import { beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { consumeItemsBatch, type ItemsConsumption } from "../../src/db/consumptions.ts";
 import { deleteSpentReservations, findReservation, settleReservations, type SettlementRequest } from "../../src/db/reservations.ts";
 import { decideConsumption, lockUsageRow, resetUsageRows } from "../../src/db/usage-counters.ts";
@@ -122,6 +124,17 @@ describe("rows with holds", () => {
     expect(await findReservation(database.pool, userId, expired, later(2000))).toBeUndefined();
     expect(await findReservation(database.pool, userId, held, later(2000))).toMatchObject({ state: "held" });
     expect(await level(userId, later(2000))).toEqual({ used: 0n, reserved: 2n });
+  });
+
+  it("settling the hold that expires first moves the row's reserved_until to the next held expiry", async () => {
+    const userId = "next-expiry";
+    const first = await reserve(userId, 3n, 100n, later(1000));
+    await reserve(userId, 4n, 100n, later(5000));
+    await settle({ userId, reservationId: first, commit: [{ metric: "jobs", amount: 1n, ceiling: 100n }], now });
+    const row = await database.pool.one(sql.type(z.object({ reserved: z.bigint(), reserved_until: z.number() }))`
+      select reserved, reserved_until from usage_counters where user_id = ${userId}
+    `);
+    expect(row).toEqual({ reserved: 4n, reserved_until: later(5000).getTime() });
   });
 
   it("a row's reserved stands until its earliest hold expires, then is summed again from the reservations", async () => {
