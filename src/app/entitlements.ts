@@ -11,12 +11,7 @@ import { decideConsumption, usageRowId, type ConsumptionDecisionAmounts, type Us
 import { findUsageLevel, findUsageLevels } from "../db/usage-levels.ts";
 import { Coalescer } from "../db/coalescer.ts";
 import type { Metric, Plan } from "../domain/catalog.ts";
-import {
-  AccountSuspendedError,
-  FailedPreconditionError,
-  IdempotencyKeyReusedError,
-  UnknownResourceError,
-} from "../domain/errors.ts";
+import { AccountSuspendedError, FailedPreconditionError, IdempotencyKeyReusedError, UnknownResourceError } from "../domain/errors.ts";
 import { fits, levelStands, QuotaExceededError, quotaOf, replayedQuota, usageCeiling, usageRowOf, type QuotaState, type UsageLevel } from "../domain/quota.ts";
 import { subscriptionInForce, type ScheduledChange, type SubscriptionRecord } from "../domain/subscriptions.ts";
 import { inForce, quotaEntitlement, type AccountTerms } from "../domain/terms.ts";
