@@ -11,7 +11,7 @@ import type { ChildProcess } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createEntitlementClient, type EntitlementClient } from "../src/client.ts";
+import { createEntitlementClient, type EntitlementClient } from "../clients/node/src/index.ts";
 import { freePort } from "../src/db/embedded.ts";
 import { benchDatabaseServer, freshDatabase, rssMb, serviceArgs, startProcess, table } from "./support.ts";
 

@@ -6,7 +6,7 @@
  * pair by ratio. Calls/s counts RPCs answered (two per pair); the target is half of
  * IncrementUsage's calls/s.
  */
-import { createEntitlementClient, type EntitlementClient } from "../src/client.ts";
+import { createEntitlementClient, type EntitlementClient } from "../clients/node/src/index.ts";
 import { cpuSeconds, percentile, seconds, table, type Result } from "./support.ts";
 
 const USERS = 8;

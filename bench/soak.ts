@@ -7,7 +7,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "slonik";
 import { z } from "zod";
-import { createEntitlementClient } from "../src/client.ts";
+import { createEntitlementClient } from "../clients/node/src/index.ts";
 import { composeService } from "../src/compose.ts";
 import { loadConfig } from "../src/config.ts";
 import { migrate } from "../src/db/migrate.ts";

@@ -5,7 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createEntitlementClient } from "../../src/client.ts";
+import { createEntitlementClient } from "../../clients/node/src/index.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { spawnService } from "../support/process.ts";
 import { SERVICE_TOKEN } from "../support/service.ts";

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Client } from "@connectrpc/connect";
 import type { Plan } from "../../gen/entitlements/v1/plan_pb.js";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
-import { createEntitlementClient } from "../../src/client.ts";
+import { createEntitlementClient } from "../../clients/node/src/index.ts";
 import { seedCatalog } from "../../src/db/seed.ts";
 import type { CatalogDefinition } from "../../src/domain/catalog.ts";
 import { defaultCatalog } from "../support/catalog.ts";

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createEntitlementClient, quotaFailureOf, ReservationState } from "../../src/client.ts";
+import { createEntitlementClient, quotaFailureOf, ReservationState } from "../../clients/node/src/index.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { SERVICE_TOKEN } from "../support/service.ts";
 

@@ -7,7 +7,7 @@ import { createDatabasePool } from "../../src/db/pool.ts";
 import { seedCatalog } from "../../src/db/seed.ts";
 import { defaultCatalog } from "../support/catalog.ts";
 import { createLogger } from "../../src/platform/logger.ts";
-import { createEntitlementClient } from "../../src/client.ts";
+import { createEntitlementClient } from "../../clients/node/src/index.ts";
 import type { HealthMonitor } from "../../src/app/health-monitor.ts";
 import { listenAll, type Listener } from "../../src/transport/listeners.ts";
 import { startRestartablePostgres, terminateConnections, type RestartablePostgres } from "../support/faults.ts";

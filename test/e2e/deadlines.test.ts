@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { requestTimeoutMs } from "../../src/transport/call-lifecycle.ts";
-import { createEntitlementClient } from "../../src/client.ts";
+import { createEntitlementClient } from "../../clients/node/src/index.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { SERVICE_TOKEN } from "../support/service.ts";
 

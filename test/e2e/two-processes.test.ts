@@ -3,7 +3,7 @@ import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { sql } from "slonik";
 import { z } from "zod";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
-import { createEntitlementClient } from "../../src/client.ts";
+import { createEntitlementClient } from "../../clients/node/src/index.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { spawnService } from "../support/process.ts";
 import { composeTestService, JWT_SECRET, SERVICE_TOKEN, userToken } from "../support/service.ts";

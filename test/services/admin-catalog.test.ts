@@ -7,7 +7,7 @@ import type { Catalog } from "../../gen/entitlements/v1/catalog_pb.js";
 import { BillingInterval, ResetPeriod } from "../../gen/entitlements/v1/plan_pb.js";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { createEntitlementClient } from "../../src/client.ts";
+import { createEntitlementClient } from "../../clients/node/src/index.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { bearer, SERVICE_TOKEN, userToken } from "../support/service.ts";
 

@@ -8,7 +8,7 @@ import { EntitlementService } from "../../gen/entitlements/v1/entitlement_servic
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { sql } from "slonik";
 import { startTestServer, type TestServer } from "../support/server.ts";
-import { createEntitlementClient } from "../../src/client.ts";
+import { createEntitlementClient } from "../../clients/node/src/index.ts";
 import { bearer, SERVICE_TOKEN, userToken } from "../support/service.ts";
 
 let server: TestServer;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DatabasePool } from "slonik";
-import { createEntitlementClient } from "../../src/client.ts";
+import { createEntitlementClient } from "../../clients/node/src/index.ts";
 import { createDatabasePool } from "../../src/db/pool.ts";
 import { systemClock } from "../../src/domain/clock.ts";
 import { listenAll, type Listener } from "../../src/transport/listeners.ts";
