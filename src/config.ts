@@ -1,7 +1,8 @@
 import { z } from "zod";
 import type { ServiceToken } from "./auth/gates.ts";
 
-const port = z.coerce.number().int().min(0).max(65535);
+const PORT_MESSAGE = "must be a port number from 0 to 65535 (0: any free port)";
+const port = z.coerce.number({ error: PORT_MESSAGE }).int({ error: PORT_MESSAGE }).min(0, { error: PORT_MESSAGE }).max(65535, { error: PORT_MESSAGE });
 
 /** `name=` before a token names its callers in audit events (`service:name`); a token may contain `=` itself. */
 const NAMED_TOKEN = /^([a-z][a-z0-9_-]{0,31})=(.+)$/;
@@ -132,9 +133,12 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const parsed = configSchema.safeParse(env);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (issue) => `  ${issue.path.join(".") || "environment"}: ${issue.message}`,
-    );
+    const problems = parsed.error.issues.map((issue) => {
+      const name = issue.path.join(".");
+      // The value as given, unless it may hold a secret.
+      const given = env[name] !== undefined && !/SECRET|TOKEN|URL|PASSWORD/.test(name) ? ` (got ${JSON.stringify(env[name])})` : "";
+      return `  ${name || "environment"}: ${issue.message}${given}`;
+    });
     throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
   }
   const values = parsed.data;

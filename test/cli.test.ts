@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import net from "node:net";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -28,6 +29,23 @@ describe("the CLI", () => {
     const failure = await entitlements(["plans"], { GRPC_PORT: "not-a-port" }).catch((e: unknown) => e);
     expect(failure).toMatchObject({ code: 1 });
     expect((failure as { stderr: string }).stderr).toContain("GRPC_PORT");
+  });
+
+  it("names the variable and the value of a bad port, and the setting of a port in use", async () => {
+    const bad = await entitlements(["plans"], { HTTP_PORT: "abc" }).catch((e: unknown) => e);
+    expect((bad as { stderr: string }).stderr).toContain('HTTP_PORT: must be a port number from 0 to 65535 (0: any free port) (got "abc")');
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const failure = await entitlements(["serve"], { ...database.env, HOST: "127.0.0.1", GRPC_PORT: "0", HTTP_PORT: String(port) }).catch((e: unknown) => e);
+      expect(failure).toMatchObject({ code: 1 });
+      expect((failure as { stderr: string }).stderr.trim()).toBe(
+        `cannot listen on 127.0.0.1:${port} (HTTP_PORT): the address is in use: another process listens there. Set HTTP_PORT to a free port (0: any).`,
+      );
+    } finally {
+      taken.close();
+    }
   });
 
   it("exits 1 on an unknown command, with the usage", async () => {

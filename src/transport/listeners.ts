@@ -41,6 +41,20 @@ export type Listener = {
   close(): Promise<void>;
 };
 
+/** A port the service could not listen on, named by the setting that chose it. */
+export class ListenError extends Error {
+  override name = "ListenError";
+  constructor(setting: string, host: string, port: number, cause: unknown) {
+    const reason = String((cause as Error | undefined)?.message ?? cause);
+    const why = /EADDRINUSE/.test(reason)
+      ? "the address is in use: another process listens there"
+      : /EACCES/.test(reason)
+        ? "permission denied: ports below 1024 need privileges"
+        : reason;
+    super(`cannot listen on ${hostInAddress(host)}:${port} (${setting}): ${why}. Set ${setting} to a free port (0: any).`, { cause });
+  }
+}
+
 function listen(server: http.Server | https.Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -109,12 +123,12 @@ export async function listenAll(served: ServedCalls, options: ListenOptions): Pr
   const close = () => Promise.all([closeGrpc(), closeGracefully(httpServer, shutdownTimeoutMs)]).then(() => undefined);
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(`${hostInAddress(options.host)}:${options.grpcPort}`, grpcCredentials(options.tls), (error, port) =>
-      error ? reject(error) : resolve(port),
+      error ? reject(new ListenError("GRPC_PORT", options.host, options.grpcPort, error)) : resolve(port),
     ),
   );
   const httpPort = await listen(httpServer, options.httpPort, options.host).catch(async (error: unknown) => {
     await close();
-    throw error;
+    throw new ListenError("HTTP_PORT", options.host, options.httpPort, error);
   });
   return { grpcPort, httpPort, close };
 }
