@@ -31,7 +31,7 @@ Commands:
   catalog apply <file>     apply it in one transaction (a new version of each plan it changes)
                            [--dry-run: print the changes only]
   catalog export           the database's catalog as a catalog file
-  token <user_id>   mint a development JWT for a user  [--ttl <seconds>, default 3600]
+  token <user_id>   mint a development JWT for a user  [--ttl=<seconds>, default 3600] [--email <address>]
   admin grant <user_id>    make a user a superadmin (audited, actor "cli")
   admin revoke <user_id>   withdraw a user's superadmin rights
 
@@ -39,27 +39,33 @@ Configuration comes from the environment (see docs/configuration.md). Without DA
 uses the embedded PostgreSQL under DATA_DIR (default .data).`;
 
 function printExamples(service: RunningService, config: Config): void {
-  const token = service.devServiceToken ?? "<one of SERVICE_TOKENS>";
+  const token = service.devServiceToken ?? (config.serviceTokens.length > 0 ? "<one of SERVICE_TOKENS>" : undefined);
+  const authorization = token === undefined ? "" : `-H 'authorization: Bearer ${token}' `;
   const host = `${config.tls === undefined ? "http" : "https"}://${hostInAddress(config.host)}`;
   const body = `'{"userId":"alice"}'`;
+  const database = service.embeddedDatabaseUrl === undefined ? undefined : new URL(service.embeddedDatabaseUrl);
+  const userTokens = service.mintsUserTokens
+    ? `Public HTTP/JSON API (user JWTs from \`npm run -s cli -- token <user_id>\`):
+  curl -s ${host}:${service.httpPort}/v1/subscription/plans
+  curl -s -H "authorization: Bearer $(npm run -s cli -- token alice)" ${host}:${service.httpPort}/v1/subscription/me
+  curl -s -H "authorization: Bearer $(npm run -s cli -- token alice)" ${host}:${service.httpPort}/v1/subscription/usage`
+    : `Public HTTP/JSON API: ${config.jwtJwksUrl === undefined ? "no user token is accepted (set JWT_SECRET or JWT_JWKS_URL)" : "user tokens come from your identity provider (JWT_JWKS_URL)"}
+  curl -s ${host}:${service.httpPort}/v1/subscription/plans`;
   process.stderr.write(`
 Entitlement service ready.
   gRPC (HTTP/2):                        ${host}:${service.grpcPort}
   Connect, gRPC-Web, /v1 (HTTP/1.1):    ${host}:${service.httpPort}
-  Service token:                        ${token}
-
+  Service token:                        ${token ?? "none needed from this loopback host (SERVICE_TOKENS is not set)"}
+${database === undefined ? "" : `  Embedded PostgreSQL:                  ${database.host} (data in ${config.dataDir}/postgres; EMBEDDED_PG_PORT sets the port)\n    psql '${database.href}'\n`}
 Try it:
   npx buf curl --protocol grpc ${config.tls === undefined ? "--http2-prior-knowledge " : ""}--schema proto \\
-    -H 'authorization: Bearer ${token}' -d ${body} \\
+    ${authorization}-d ${body} \\
     ${host}:${service.grpcPort}/entitlements.v1.EntitlementService/GetPlan
 
-  curl -s -H 'content-type: application/json' -H 'authorization: Bearer ${token}' \\
+  curl -s -H 'content-type: application/json' ${authorization}\\
     -d ${body} ${host}:${service.httpPort}/entitlements.v1.EntitlementService/GetPlan
 
-Public HTTP/JSON API (user JWTs from \`npm run -s cli -- token <user_id>\`):
-  curl -s ${host}:${service.httpPort}/v1/subscription/plans
-  curl -s -H "authorization: Bearer $(npm run -s cli -- token alice)" ${host}:${service.httpPort}/v1/subscription/me
-  curl -s -H "authorization: Bearer $(npm run -s cli -- token alice)" ${host}:${service.httpPort}/v1/subscription/usage
+${userTokens}
 
 `);
 }
@@ -98,7 +104,7 @@ async function withDatabase(
   const directory = `${config.dataDir}/postgres`;
   const running = await runningEmbeddedPostgres(directory, secrets.postgresPassword);
   if (running !== undefined) return work(embeddedDatabase(running));
-  const embedded = await startEmbeddedPostgres(directory, secrets.postgresPassword, logger);
+  const embedded = await startEmbeddedPostgres(directory, secrets.postgresPassword, logger, config.embeddedPgPort);
   try {
     await work(embeddedDatabase(embedded.databaseUrl));
   } finally {
@@ -119,10 +125,14 @@ async function withPool(database: DatabaseAddress, work: (pool: DatabasePool) =>
  * Migrations, then the default catalog: into an empty database only, as at start, unless `seed`
  * asks for it explicitly. Both idempotent.
  */
-async function prepare(database: DatabaseAddress, logger: Logger, seed: "if empty" | "always" = "if empty"): Promise<void> {
+async function prepare(database: DatabaseAddress, logger: Logger, seed: "if empty" | "always" = "if empty"): Promise<string[]> {
   await migrate(database.sessionUrl, logger);
   const catalog = await loadDefaultCatalog();
-  await withPool(database, (pool) => seedCatalog(pool, catalog, { onlyIfEmpty: seed === "if empty" }));
+  let published: string[] = [];
+  await withPool(database, async (pool) => {
+    published = await seedCatalog(pool, catalog, { onlyIfEmpty: seed === "if empty" });
+  });
+  return published;
 }
 
 
@@ -141,18 +151,24 @@ async function printPlans(pool: DatabasePool): Promise<void> {
 }
 
 async function mintToken(config: Config, args: readonly string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    allowPositionals: true,
-    options: { ttl: { type: "string", default: "3600" } },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], allowPositionals: true, options: { ttl: { type: "string", default: "3600" }, email: { type: "string" } } });
+  } catch (error) {
+    throw new UsageError(`token: ${(error as Error).message}`);
+  }
+  const { values, positionals } = parsed;
   const [user] = positionals;
   const ttl = Number(values.ttl);
   if (user === undefined || !Number.isInteger(ttl) || ttl <= 0) {
-    throw new UsageError("token needs a user id and an optional positive --ttl in seconds");
+    throw new UsageError("token needs a user id and an optional positive --ttl in seconds (--ttl=3600)");
   }
-  const secret = config.jwtSecret ?? (await loadDevSecrets(config.dataDir)).jwtSecret;
-  let jwt = new SignJWT({})
+  // The secret the service verifies with: JWT_SECRET, or the development one only on the embedded database.
+  const secret = config.jwtSecret ?? (config.databaseUrl === undefined ? (await loadDevSecrets(config.dataDir)).jwtSecret : undefined);
+  if (secret === undefined) {
+    throw new ConfigError("token: JWT_SECRET is not set, and with DATABASE_URL the service has no development secret: it accepts no token this command could mint. Set JWT_SECRET, as the service's.");
+  }
+  let jwt = new SignJWT(values.email === undefined ? {} : { email: values.email })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(validUserId(user))
     .setIssuedAt()
@@ -188,9 +204,15 @@ async function main(argv: readonly string[]): Promise<void> {
     case "serve":
       return serve(config, logger);
     case "migrate":
-      return withDatabase(config, logger, (database) => migrate(database.sessionUrl, logger));
+      return withDatabase(config, logger, async (database) => {
+        const applied = await migrate(database.sessionUrl, logger);
+        process.stdout.write(applied.length === 0 ? "no pending migrations: the database is current\n" : `applied ${applied.length} migrations: ${applied.join(", ")}\n`);
+      });
     case "seed":
-      return withDatabase(config, logger, (database) => prepare(database, logger, "always"));
+      return withDatabase(config, logger, async (database) => {
+        const published = await prepare(database, logger, "always");
+        process.stdout.write(published.length === 0 ? "catalog unchanged: every plan matches the default catalog\n" : `published ${published.join(", ")}\n`);
+      });
     case "plans":
       return withDatabase(config, logger, async (database) => {
         await prepare(database, logger);

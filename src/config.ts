@@ -61,6 +61,7 @@ const configSchema = z.object({
   JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   DATA_DIR: z.string().min(1).default(".data"),
+  EMBEDDED_PG_PORT: port.optional(),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(1000).default(10),
   DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(10).max(600_000).default(5000),
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(10).max(60_000).default(2000),
@@ -96,6 +97,8 @@ export type Config = {
   readonly jwtClockToleranceSeconds: number;
   readonly logLevel: z.infer<typeof configSchema>["LOG_LEVEL"];
   readonly dataDir: string;
+  /** The embedded PostgreSQL's port (loopback); absent: a free one. */
+  readonly embeddedPgPort: number | undefined;
   /** A catalog file (docs/catalog.md) applied at start; absent: the default catalog, into an empty database only. */
   readonly catalogFile: string | undefined;
   readonly databasePoolSize: number;
@@ -167,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     jwtClockToleranceSeconds: values.JWT_CLOCK_TOLERANCE_SECONDS,
     logLevel: values.LOG_LEVEL,
     dataDir: values.DATA_DIR,
+    embeddedPgPort: values.EMBEDDED_PG_PORT,
     databasePoolSize: values.DATABASE_POOL_SIZE,
     databaseStatementTimeoutMs: values.DATABASE_STATEMENT_TIMEOUT_MS,
     databaseConnectTimeoutMs: values.DATABASE_CONNECT_TIMEOUT_MS,

@@ -27,6 +27,10 @@ export type RunningService = Listener & {
   readonly databaseUrl: string;
   /** The service token to show a developer on the embedded default. */
   readonly devServiceToken: string | undefined;
+  /** The embedded PostgreSQL's URL (with its password), when the service started one. */
+  readonly embeddedDatabaseUrl: string | undefined;
+  /** Whether `entitlements token` mints user tokens this service accepts (it verifies with a secret the CLI knows). */
+  readonly mintsUserTokens: boolean;
   close(): Promise<void>;
 };
 
@@ -65,7 +69,7 @@ export async function startService(
   if (database === undefined) {
     const secrets = await loadDevSecrets(config.dataDir);
     jwtSecret ??= secrets.jwtSecret;
-    embedded = await startEmbeddedPostgres(`${config.dataDir}/postgres`, secrets.postgresPassword, logger);
+    embedded = await startEmbeddedPostgres(`${config.dataDir}/postgres`, secrets.postgresPassword, logger, config.embeddedPgPort);
     database = embeddedDatabase(embedded.databaseUrl);
     if (serviceTokens.length === 0) {
       serviceTokens = [{ name: "dev", token: secrets.serviceToken }];
@@ -146,6 +150,8 @@ export async function startService(
       ...listener,
       databaseUrl: database.url,
       devServiceToken,
+      embeddedDatabaseUrl: embedded?.databaseUrl,
+      mintsUserTokens: jwtSecret !== undefined,
       close: async () => {
         // Health turns NOT_SERVING first, so balancers stop sending while in-flight calls drain.
         health.shutdown();

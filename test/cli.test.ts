@@ -38,7 +38,8 @@ describe("the CLI", () => {
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
     const port = (taken.address() as net.AddressInfo).port;
     try {
-      const failure = await entitlements(["serve"], { ...database.env, HOST: "127.0.0.1", GRPC_PORT: "0", HTTP_PORT: String(port) }).catch((e: unknown) => e);
+      const own = await createTestDatabase({ empty: true });
+      const failure = await entitlements(["serve"], { ...own.env, HOST: "127.0.0.1", GRPC_PORT: "0", HTTP_PORT: String(port) }).catch((e: unknown) => e);
       expect(failure).toMatchObject({ code: 1 });
       expect((failure as { stderr: string }).stderr.trim()).toBe(
         `cannot listen on 127.0.0.1:${port} (HTTP_PORT): the address is in use: another process listens there. Set HTTP_PORT to a free port (0: any).`,
@@ -69,9 +70,11 @@ describe("the CLI", () => {
     ]);
   });
 
-  it("migrates, seeds and prints the catalog", async () => {
-    await entitlements(["migrate"], database.env);
-    await entitlements(["seed"], database.env);
+  it("migrates, seeds and prints the catalog, saying what each step did", async () => {
+    expect((await entitlements(["migrate"], database.env)).stdout).toMatch(/^applied \d+ migrations: 1764547200000_initial-schema, /);
+    expect((await entitlements(["migrate"], database.env)).stdout).toBe("no pending migrations: the database is current\n");
+    expect((await entitlements(["seed"], database.env)).stdout).toMatch(/^published (\w+ v1, )+\w+ v1\n$/);
+    expect((await entitlements(["seed"], database.env)).stdout).toBe("catalog unchanged: every plan matches the default catalog\n");
     const { stdout } = await entitlements(["plans"], database.env);
     expect(stdout).toContain("free (Free): USD 0.00/month");
     expect(stdout).toContain("pro (Pro): USD 19.99/month");
@@ -96,5 +99,24 @@ describe("the CLI", () => {
     expect(protectedHeader.alg).toBe("HS256");
     expect(payload.sub).toBe("alice");
     expect(payload.exp! - payload.iat!).toBe(120);
+  });
+
+  it("refuses a bad --ttl without a stack, and takes --email", async () => {
+    const negative = await entitlements(["token", "alice", "--ttl", "-1"], { JWT_SECRET }).catch((e: unknown) => e);
+    expect(negative).toMatchObject({ code: 1 });
+    expect((negative as { stderr: string }).stderr).toMatch(/^token: Option '--ttl' argument is ambiguous/);
+    expect((negative as { stderr: string }).stderr).not.toContain("    at ");
+    const zero = await entitlements(["token", "alice", "--ttl=0"], { JWT_SECRET }).catch((e: unknown) => e);
+    expect((zero as { stderr: string }).stderr).toContain("positive --ttl");
+    const { stdout } = await entitlements(["token", "alice", "--email", "alice@example.com"], { JWT_SECRET });
+    expect((await jwtVerify(stdout.trim(), new TextEncoder().encode(JWT_SECRET))).payload.email).toBe("alice@example.com");
+  });
+
+  it("mints no token the service would refuse: with DATABASE_URL and no JWT_SECRET it says why", async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: "postgres://nobody@127.0.0.1:1/none" };
+    delete env.JWT_SECRET;
+    const failure = await run(process.execPath, [cli, "token", "alice"], { env: { ...env, LOG_LEVEL: "silent" } }).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ code: 1 });
+    expect((failure as { stderr: string }).stderr).toContain("JWT_SECRET is not set");
   });
 });

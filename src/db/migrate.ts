@@ -4,9 +4,9 @@ import { packagePath } from "../platform/package-files.ts";
 
 /**
  * Applies pending migrations. An advisory lock makes replicas that start together wait for each
- * other instead of racing; all pending migrations apply in one transaction.
+ * other instead of racing; all pending migrations apply in one transaction. Returns their names.
  */
-export async function migrate(databaseUrl: string, logger: Logger): Promise<void> {
+export async function migrate(databaseUrl: string, logger: Logger): Promise<string[]> {
   const applied = await runner({
     databaseUrl,
     dir: packagePath("migrations"),
@@ -22,7 +22,7 @@ export async function migrate(databaseUrl: string, logger: Logger): Promise<void
       error: (message: string) => logger.error(message),
     },
   });
-  if (applied.length > 0) {
-    logger.info({ migrations: applied.map((migration) => migration.name) }, "applied migrations");
-  }
+  const names = applied.map((migration) => migration.name);
+  if (names.length > 0) logger.info({ migrations: names }, "applied migrations");
+  return names;
 }

@@ -59,7 +59,8 @@ async function conflicts(db: CommonQueryMethods, catalog: CatalogDefinition): Pr
  * Idempotent: a second run writes no row. Replicas that apply together take turns (a transaction
  * lock), so each change is published once. A change the database cannot take fails with
  * CatalogConflictError and writes nothing. With `onlyIfEmpty`, a database that has any plan is
- * left as it is (the default catalog at start never undoes a team's own).
+ * left as it is (the default catalog at start never undoes a team's own). Returns the plan
+ * versions it published ("pro v2"), none when nothing changed.
  */
 export async function seedCatalog(
   pool: DatabasePool,
@@ -70,8 +71,9 @@ export async function seedCatalog(
     /** Runs in the same transaction once the catalog is written (an audit event). */
     readonly record?: (tx: CommonQueryMethods) => Promise<void>;
   } = {},
-): Promise<void> {
+): Promise<string[]> {
   const at = options.at ?? new Date();
+  const published: string[] = [];
   await pool.transaction(async (tx) => {
     await tx.query(sql.unsafe`select pg_advisory_xact_lock(${CATALOG_LOCK})`);
     if (options.onlyIfEmpty === true && (await tx.exists(sql.unsafe`select 1 from plans`))) return;
@@ -85,6 +87,7 @@ export async function seedCatalog(
       await ensurePlan(tx, terms.code);
       if (current !== undefined && sameTerms(current, terms)) continue;
       await insertPlanVersion(tx, terms, (current?.version ?? 0) + 1, at);
+      published.push(`${terms.code} v${(current?.version ?? 0) + 1}`);
     }
     await setDefaultPlan(tx, catalog.defaultPlan);
     await archivePlansOtherThan(tx, catalog.plans.map((plan) => plan.code), at);
@@ -93,4 +96,5 @@ export async function seedCatalog(
     await options.record?.(tx);
     await notifyCatalogChanged(tx);
   });
+  return published;
 }

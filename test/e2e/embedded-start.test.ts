@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { GrpcTestClient } from "../support/grpc-client.ts";
@@ -25,10 +26,20 @@ async function devServiceToken(): Promise<string> {
 }
 
 describe("the embedded default", () => {
-  it("prints ready-to-paste examples with a service token", async () => {
+  it("prints ready-to-paste examples with a service token, and where the embedded PostgreSQL listens", async () => {
     expect(service.output()).toContain(`Service token:                        ${await devServiceToken()}`);
     expect(service.output()).toContain("buf curl");
     expect(service.output()).toContain("curl -s");
+    expect(service.output()).toContain("npm run -s cli -- token alice");
+    const psql = /psql '(postgres:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\/postgres)'/.exec(service.output());
+    expect(psql, service.output()).not.toBeNull();
+    const database = new pg.Client({ connectionString: psql![1]! });
+    await database.connect();
+    try {
+      expect((await database.query("select count(*) > 0 as seeded from plans")).rows).toEqual([{ seeded: true }]);
+    } finally {
+      await database.end();
+    }
   });
 
   it("answers GetPlan with the free plan through grpc-js", async () => {
