@@ -2,6 +2,7 @@ import type { DescMethod, Message } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "../../platform/logger.ts";
+import { requestIdOf } from "../call-lifecycle.ts";
 import { toConnectError } from "../interceptors/error-mapping.ts";
 import type { MethodCalls } from "../method-calls.ts";
 import type { NodeRequest, NodeResponse } from "../node-http.ts";
@@ -101,6 +102,12 @@ export function createTranscodingHandler(options: TranscodingOptions) {
       if (response.headersSent) {
         response.destroy();
         return;
+      }
+      // Refused before any call began (no route, wrong method, a body out of bounds): the answer
+      // still carries a request id, as every answer does.
+      if (!response.hasHeader("x-request-id")) {
+        const given = request.headers["x-request-id"];
+        response.setHeader("x-request-id", requestIdOf(typeof given === "string" ? given : undefined));
       }
       if (error instanceof HttpError) {
         sendError(response, error);

@@ -147,16 +147,18 @@ describe("bad requests", () => {
     ["a malformed bool", "/v1/echo/x?loud=maybe", 400],
     ["a field the path already binds", "/v1/echo/x?name=y", 400],
     ["an unknown path", "/v1/nowhere", 404],
-  ])("refuses %s", async (_, url, status) => {
+  ])("refuses %s, with a request id", async (_, url, status) => {
     const response = await fetch(`${baseUrl}${url}`);
     expect(response.status).toBe(status);
+    expect(response.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
     expect(await response.json()).toMatchObject({ code: expect.any(String), message: expect.any(String), details: [] });
   });
 
-  it("answers a wrong method with 405 and Allow", async () => {
-    const response = await fetch(`${baseUrl}/v1/echo/x`, { method: "DELETE" });
+  it("answers a wrong method with 405 and Allow, echoing the caller's request id", async () => {
+    const response = await fetch(`${baseUrl}/v1/echo/x`, { method: "DELETE", headers: { "x-request-id": "trace-405" } });
     expect(response.status).toBe(405);
     expect(response.headers.get("allow")).toBe("GET, HEAD");
+    expect(response.headers.get("x-request-id")).toBe("trace-405");
   });
 
   it("refuses bodies over 1 MiB with 413", async () => {
