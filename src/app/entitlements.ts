@@ -230,11 +230,13 @@ export class Entitlements {
     return metrics.map((metric, index) => quotaOf(metric, current, levels[index]!.used, at, null, levels[index]!.reserved));
   }
 
-  async checkQuota(userId: string, metric: Metric, amount: bigint) {
+  /** Whether `amount` fits now, and if not why: the account is suspended, or the quota is short. */
+  async checkQuota(userId: string, metric: Metric, amount: bigint): Promise<{ denial: "suspended" | "quota" | undefined; quota: QuotaState }> {
     const now = this.now();
     const current = await this.currentPlan(userId, now);
     const quota = await this.quota(userId, metric, current, now);
-    return { allowed: !current.suspended && fits(quota.used, amount, quota.limit, quota.grantRemaining, quota.reserved), quota };
+    const fitting = fits(quota.used, amount, quota.limit, quota.grantRemaining, quota.reserved);
+    return { denial: current.suspended ? "suspended" : fitting ? undefined : "quota", quota };
   }
 
   /**

@@ -83,8 +83,8 @@ export class EntitlementServiceImpl extends AccountTermsMethods implements Servi
     const userId = validate.userId(request.userId);
     const metric = this.#entitlements.metric(validate.catalogName(request.metric, "metric"));
     const amount = checkAmount(metric, request.amount);
-    const { allowed, quota } = await this.#entitlements.checkQuota(userId, metric, amount);
-    return quotaCheckAnswer(allowed, quota);
+    const { denial, quota } = await this.#entitlements.checkQuota(userId, metric, amount);
+    return quotaCheckAnswer(denial, quota);
   }
 
   async incrementUsage(request: IncrementUsageRequest) {

@@ -12,6 +12,7 @@ import { QuotaStatusSchema, type QuotaStatus } from "../../gen/entitlements/v1/u
 import { AccountSchema, AccountStatus, type Account } from "../../gen/entitlements/v1/account_pb.js";
 import {
   CheckQuotaResponseSchema,
+  DenialReason,
   HasFeatureResponseSchema,
   type CheckQuotaResponse,
   type HasFeatureResponse,
@@ -161,15 +162,16 @@ const QUOTA_CHECK_ANSWERS_MAX = 4096;
 
 /**
  * CheckQuota's answer: shared by every check that finds the same quota state (metric, amount
- * used, limit, period, grants, reservations) with the same outcome, as checks of users at the same usage do, so it is
- * built and encoded once rather than per call.
+ * used, limit, period, grants, reservations) with the same outcome, as checks of users at the
+ * same usage do, so it is built and encoded once rather than per call.
  */
-export function quotaCheckAnswer(allowed: boolean, quota: QuotaState): CheckQuotaResponse {
-  const key = `${allowed}\u0000${quota.metric}\u0000${quota.used}\u0000${quota.limit}\u0000${quota.period?.start.getTime()}\u0000${quota.period?.end.getTime()}\u0000${quota.limitSource}\u0000${quota.grantRemaining}\u0000${quota.reserved}`;
+export function quotaCheckAnswer(denial: "suspended" | "quota" | undefined, quota: QuotaState): CheckQuotaResponse {
+  const key = `${denial}\u0000${quota.metric}\u0000${quota.used}\u0000${quota.limit}\u0000${quota.period?.start.getTime()}\u0000${quota.period?.end.getTime()}\u0000${quota.limitSource}\u0000${quota.grantRemaining}\u0000${quota.reserved}`;
   let answer = quotaCheckAnswers.get(key);
   if (answer === undefined) {
     if (quotaCheckAnswers.size >= QUOTA_CHECK_ANSWERS_MAX) quotaCheckAnswers.clear();
-    answer = share(create(CheckQuotaResponseSchema, { allowed, quota: quotaStatusMessage(quota) }));
+    const denialReason = denial === undefined ? DenialReason.UNSPECIFIED : denial === "suspended" ? DenialReason.SUSPENDED : DenialReason.QUOTA;
+    answer = share(create(CheckQuotaResponseSchema, { allowed: denial === undefined, quota: quotaStatusMessage(quota), denialReason }));
     quotaCheckAnswers.set(key, answer);
   }
   return answer;

@@ -4,7 +4,7 @@ import { Code, ConnectError, createClient, type Client } from "@connectrpc/conne
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AccountStatus } from "../../gen/entitlements/v1/account_pb.js";
 import { AdminService } from "../../gen/entitlements/v1/admin_service_pb.js";
-import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import { DenialReason, EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { sql } from "slonik";
 import { startTestServer, type TestServer } from "../support/server.ts";
@@ -96,7 +96,7 @@ describe("suspension", () => {
     expect(suspended.account).toMatchObject({ userId, status: AccountStatus.SUSPENDED, suspendedReason: "chargeback" });
 
     expect(await entitlements.hasFeature({ userId, feature: "api_access" })).toMatchObject({ enabled: false });
-    expect((await entitlements.checkQuota({ userId, metric: "jobs" })).allowed).toBe(false);
+    expect(await entitlements.checkQuota({ userId, metric: "jobs" })).toMatchObject({ allowed: false, denialReason: DenialReason.SUSPENDED });
     expect((await entitlements.getPlan({ userId })).accountStatus).toBe(AccountStatus.SUSPENDED);
     for (const call of [
       () => entitlements.incrementUsage({ userId, metric: "jobs", amount: 1n }),

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { sql } from "slonik";
 import { z } from "zod";
+import { DenialReason } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { ResetPeriod } from "../../gen/entitlements/v1/plan_pb.js";
 import { SubscriptionStatus } from "../../gen/entitlements/v1/subscription_pb.js";
 import { seedCatalog } from "../../src/db/seed.ts";
@@ -160,8 +161,8 @@ describe("CheckQuota", () => {
   it("decides used + amount against the limit without consuming", async () => {
     const userId = "check";
     await service.client.incrementUsage({ userId, metric: "jobs", amount: 8n });
-    expect((await service.client.checkQuota({ userId, metric: "jobs", amount: 2n })).allowed).toBe(true);
-    expect((await service.client.checkQuota({ userId, metric: "jobs", amount: 3n })).allowed).toBe(false);
+    expect(await service.client.checkQuota({ userId, metric: "jobs", amount: 2n })).toMatchObject({ allowed: true, denialReason: DenialReason.UNSPECIFIED });
+    expect(await service.client.checkQuota({ userId, metric: "jobs", amount: 3n })).toMatchObject({ allowed: false, denialReason: DenialReason.QUOTA });
     const again = await service.client.checkQuota({ userId, metric: "jobs", amount: 2n });
     expect(again.quota).toMatchObject({ metric: "jobs", used: 8n, limit: 10n, remaining: 2n });
   });

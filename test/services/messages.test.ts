@@ -82,26 +82,28 @@ describe("quotaCheckAnswer", () => {
   const storage = defaultMetrics.find((metric) => metric.resetPeriod === "never")!;
 
   it("shares one frozen answer among checks that find the same state with the same outcome", () => {
-    const answer = quotaCheckAnswer(true, quotaState(jobs, 10n, 3n, now));
-    expect(quotaCheckAnswer(true, quotaState(jobs, 10n, 3n, new Date("2026-06-20T00:00:00Z")))).toBe(answer);
+    const answer = quotaCheckAnswer(undefined, quotaState(jobs, 10n, 3n, now));
+    expect(quotaCheckAnswer(undefined, quotaState(jobs, 10n, 3n, new Date("2026-06-20T00:00:00Z")))).toBe(answer);
     expect(isSharedAnswer(answer)).toBe(true);
     expect(Object.isFrozen(answer)).toBe(true);
     expect(answer).toMatchObject({ allowed: true, quota: { metric: "jobs", used: 3n, limit: 10n, remaining: 7n } });
     expect(answer.quota?.periodStart?.seconds).toBe(BigInt(Date.parse("2026-06-01T00:00:00Z") / 1000));
   });
 
-  it("answers anew whatever differs: outcome, amount used, limit, period, metric", () => {
-    const answer = quotaCheckAnswer(true, quotaState(jobs, 10n, 3n, now));
+  it("answers anew whatever differs: outcome and its reason, amount used, limit, period, metric", () => {
+    const answer = quotaCheckAnswer(undefined, quotaState(jobs, 10n, 3n, now));
     const others = [
-      quotaCheckAnswer(false, quotaState(jobs, 10n, 3n, now)),
-      quotaCheckAnswer(true, quotaState(jobs, 10n, 4n, now)),
-      quotaCheckAnswer(true, quotaState(jobs, 11n, 3n, now)),
-      quotaCheckAnswer(true, quotaState(jobs, null, 3n, now)),
-      quotaCheckAnswer(true, quotaState(jobs, 10n, 3n, new Date("2026-07-01T00:00:00Z"))),
-      quotaCheckAnswer(true, quotaState(storage, 10n, 3n, now)),
+      quotaCheckAnswer("quota", quotaState(jobs, 10n, 3n, now)),
+      quotaCheckAnswer("suspended", quotaState(jobs, 10n, 3n, now)),
+      quotaCheckAnswer(undefined, quotaState(jobs, 10n, 4n, now)),
+      quotaCheckAnswer(undefined, quotaState(jobs, 11n, 3n, now)),
+      quotaCheckAnswer(undefined, quotaState(jobs, null, 3n, now)),
+      quotaCheckAnswer(undefined, quotaState(jobs, 10n, 3n, new Date("2026-07-01T00:00:00Z"))),
+      quotaCheckAnswer(undefined, quotaState(storage, 10n, 3n, now)),
     ];
     expect(new Set([answer, ...others]).size).toBe(others.length + 1);
     expect(others.map((other) => [other.allowed, other.quota?.metric, other.quota?.used, other.quota?.limit])).toEqual([
+      [false, "jobs", 3n, 10n],
       [false, "jobs", 3n, 10n],
       [true, "jobs", 4n, 10n],
       [true, "jobs", 3n, 11n],
@@ -112,7 +114,7 @@ describe("quotaCheckAnswer", () => {
   });
 
   it("stays right past its bound", () => {
-    for (let used = 0n; used < 5000n; used++) quotaCheckAnswer(true, quotaState(jobs, null, used, now));
-    expect(quotaCheckAnswer(true, quotaState(jobs, null, 1n, now))).toMatchObject({ allowed: true, quota: { used: 1n } });
+    for (let used = 0n; used < 5000n; used++) quotaCheckAnswer(undefined, quotaState(jobs, null, used, now));
+    expect(quotaCheckAnswer(undefined, quotaState(jobs, null, 1n, now))).toMatchObject({ allowed: true, quota: { used: 1n } });
   });
 });

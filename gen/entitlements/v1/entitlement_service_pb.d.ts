@@ -2,7 +2,7 @@
 // @generated from file entitlements/v1/entitlement_service.proto (package entitlements.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Plan } from "./plan_pb.js";
 import type { ScheduledChange, Subscription } from "./subscription_pb.js";
@@ -181,7 +181,7 @@ export declare const CheckQuotaRequestSchema: GenMessage<CheckQuotaRequest>;
 export declare type CheckQuotaResponse = Message<"entitlements.v1.CheckQuotaResponse"> & {
   /**
    * True when used + amount fits the limit (always true for unlimited metrics and for
-   * amounts that lower a gauge).
+   * amounts that lower a gauge) and the account is not suspended.
    *
    * @generated from field: bool allowed = 1;
    */
@@ -193,6 +193,13 @@ export declare type CheckQuotaResponse = Message<"entitlements.v1.CheckQuotaResp
    * @generated from field: entitlements.v1.QuotaStatus quota = 2;
    */
   quota?: QuotaStatus | undefined;
+
+  /**
+   * Why `allowed` is false; unspecified when it is true.
+   *
+   * @generated from field: entitlements.v1.DenialReason denial_reason = 3;
+   */
+  denialReason: DenialReason;
 };
 
 /**
@@ -1456,6 +1463,39 @@ export declare type GetReservationResponse = Message<"entitlements.v1.GetReserva
  * Use `create(GetReservationResponseSchema)` to create a new message.
  */
 export declare const GetReservationResponseSchema: GenMessage<GetReservationResponse>;
+
+/**
+ * Why a check denies.
+ *
+ * @generated from enum entitlements.v1.DenialReason
+ */
+export enum DenialReason {
+  /**
+   * Not denied.
+   *
+   * @generated from enum value: DENIAL_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The account is suspended: everything is denied, whatever the quota shows.
+   *
+   * @generated from enum value: DENIAL_REASON_SUSPENDED = 1;
+   */
+  SUSPENDED = 1,
+
+  /**
+   * The amount does not fit what is left of the quota (allowance, grants, reservations).
+   *
+   * @generated from enum value: DENIAL_REASON_QUOTA = 2;
+   */
+  QUOTA = 2,
+}
+
+/**
+ * Describes the enum entitlements.v1.DenialReason.
+ */
+export declare const DenialReasonSchema: GenEnum<DenialReason>;
 
 /**
  * Entitlements for backend services: which plan a user is on, which features they may use, and
