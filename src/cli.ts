@@ -79,7 +79,10 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     stopping = true;
     logger.info({ signal }, "shutting down");
     service.close().then(
-      () => process.exit(0),
+      () => {
+        logger.info({ signal }, "stopped");
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, "shutdown failed");
         process.exit(1);

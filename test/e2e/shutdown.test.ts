@@ -14,7 +14,7 @@ let service: ServiceProcess;
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  service = await spawnService({ ...database.env, SERVICE_TOKENS: SERVICE_TOKEN, SHUTDOWN_TIMEOUT_MS: "5000" });
+  service = await spawnService({ ...database.env, SERVICE_TOKENS: SERVICE_TOKEN, SHUTDOWN_TIMEOUT_MS: "5000", LOG_LEVEL: "info" });
 }, 60_000);
 
 describe("SIGTERM", () => {
@@ -45,5 +45,8 @@ describe("SIGTERM", () => {
       sql.type(z.object({ used: z.bigint() }))`select used from usage_counters where user_id = 'draining'`,
     );
     expect(used ?? 0n).toBe(BigInt(served));
+    // The last line an operator reads: it stopped, and on which signal.
+    const lastLine = JSON.parse(service.output().trim().split("\n").at(-1)!) as { msg: string; signal: string };
+    expect(lastLine).toMatchObject({ msg: "stopped", signal: "SIGTERM" });
   });
 });
