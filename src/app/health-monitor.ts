@@ -1,6 +1,7 @@
 import { EventEmitter, on } from "node:events";
 import { sql, type CommonQueryMethods } from "slonik";
 import type { Logger } from "../platform/logger.ts";
+import { OutageLog } from "../platform/outage-log.ts";
 
 /** Whether the service can do its work: it needs its database, and it stops at shutdown. */
 export type Serving = "serving" | "not_serving";
@@ -19,12 +20,14 @@ export class HealthMonitor {
   readonly #events = new EventEmitter();
   readonly #db: CommonQueryMethods;
   readonly #logger: Logger;
+  readonly #outages: OutageLog;
 
   /** `services`: the names health answers for, besides "" (the whole server). */
   constructor(db: CommonQueryMethods, services: readonly string[], logger: Logger) {
     this.#db = db;
     this.services = ["", ...services];
     this.#logger = logger;
+    this.#outages = new OutageLog(logger, { down: "database unreachable", stillDown: "database still unreachable", back: "database reachable again" });
     this.#events.setMaxListeners(0);
   }
 
@@ -38,9 +41,12 @@ export class HealthMonitor {
 
   async probe(): Promise<void> {
     const reachable = await this.#db.query(sql.unsafe`select 1`).then(
-      () => true,
+      () => {
+        this.#outages.up();
+        return true;
+      },
       (error: unknown) => {
-        this.#logger.warn({ err: error }, "database health probe failed");
+        this.#outages.down(error);
         return false;
       },
     );

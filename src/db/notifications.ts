@@ -1,6 +1,7 @@
 import pg from "pg";
 import { sql, type CommonQueryMethods } from "slonik";
 import type { Logger } from "../platform/logger.ts";
+import { OutageLog } from "../platform/outage-log.ts";
 
 /** The channel that tells every replica an account's standing (plan, status, sessions) changed. */
 export const ACCOUNT_CHANNEL = "entitlements_account";
@@ -33,12 +34,17 @@ export class NotificationListener {
   #retry: NodeJS.Timeout | undefined;
   readonly #databaseUrl: string;
   readonly #handlers: NotificationHandlers;
-  readonly #logger: Logger;
+  /** Reconnections are retried every 500 ms: logged once per outage, not per attempt. */
+  readonly #outages: OutageLog;
 
   constructor(databaseUrl: string, handlers: NotificationHandlers, logger: Logger) {
     this.#databaseUrl = databaseUrl;
     this.#handlers = handlers;
-    this.#logger = logger;
+    this.#outages = new OutageLog(logger, {
+      down: "lost the notification connection; reconnecting (caching is off until it is back)",
+      stillDown: "still not listening for changes",
+      back: "listening for changes again",
+    });
   }
 
   async start(): Promise<void> {
@@ -55,7 +61,7 @@ export class NotificationListener {
       client.on("error", () => {});
       void client.end().catch(() => {});
       if (this.#stopped) return;
-      this.#logger.warn({ err: error }, "lost the notification connection; reconnecting");
+      this.#outages.down(error ?? new Error("the connection ended"));
       this.#retry = setTimeout(() => void this.start().catch(() => {}), 500).unref();
     };
     client.on("error", lost);
@@ -70,6 +76,7 @@ export class NotificationListener {
       throw error;
     }
     this.#client = client;
+    this.#outages.up();
     this.#handlers.onListening(true);
   }
 
