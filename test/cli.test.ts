@@ -84,6 +84,8 @@ describe("the CLI", () => {
   it("grants and revokes superadmin rights, audited", async () => {
     const env = database.env;
     expect((await entitlements(["admin", "grant", "first-admin"], env)).stdout).toContain("first-admin is now a superadmin");
+    // Granted again: nothing changes, nothing more is audited.
+    expect((await entitlements(["admin", "grant", "first-admin"], env)).stdout).toContain("first-admin is now a superadmin");
     expect((await entitlements(["admin", "revoke", "first-admin"], env)).stdout).toContain("first-admin is no longer a superadmin");
     const actions = await database.pool.anyFirst(sql.type(z.object({ action: z.string() }))`
       select action from audit_events where target_user_id = 'first-admin' and actor_id = 'cli' order by id

@@ -12,6 +12,8 @@ export type AccountChange = {
   readonly userId: string;
   readonly action: string;
   readonly reason: string;
+  /** What the change touched, for the audit event (AuditEvent.details). */
+  readonly details?: Readonly<Record<string, string>>;
   readonly at: Date;
   /** Records a user never seen first (terms may be set before a user's first call); otherwise an unknown account is not_found. */
   readonly createAccount?: boolean;
@@ -36,7 +38,14 @@ export async function changeAccount<T>(
     }
     const applied = await apply(tx, account);
     if (applied.changed) {
-      await recordAuditEvent(tx, { actorId: change.actor, action: change.action, targetUserId: change.userId, reason: change.reason, at: change.at });
+      await recordAuditEvent(tx, {
+        actorId: change.actor,
+        action: change.action,
+        targetUserId: change.userId,
+        reason: change.reason,
+        ...(change.details === undefined ? {} : { details: change.details }),
+        at: change.at,
+      });
       await entitlements.announceChange(tx, change.userId);
     }
     return applied;

@@ -3,7 +3,6 @@ import type { Clock } from "../domain/clock.ts";
 import { queriesOf } from "../db/call-transaction.ts";
 import {
   countAccounts,
-  ensureAccount,
   findAccount,
   listAccounts,
   setAccountStatus,
@@ -123,8 +122,8 @@ export class Administration {
     return this.#change(actor, userId, "account.reactivate", "", (tx) => setAccountStatus(tx, userId, "active", null));
   }
 
-  /** Sets the user's counters of the current period back to zero: all, or one. */
-  async resetUsage(actor: Actor, userId: string, metric: Metric | undefined): Promise<readonly QuotaState[]> {
+  /** Sets the user's counters of the current period back to zero: all, or one; `reason` is audited. */
+  async resetUsage(actor: Actor, userId: string, metric: Metric | undefined, reason = ""): Promise<readonly QuotaState[]> {
     if (metric !== undefined && isGauge(metric)) {
       throw new InvalidArgumentError([
         { field: "metric", description: `"${metric.code}" is a gauge (a level in use), not a counter: it cannot be reset` },
@@ -133,13 +132,8 @@ export class Administration {
     const now = this.#clock.now();
     const counters = metric === undefined ? this.#entitlements.catalog.metrics.filter((m) => !isGauge(m)) : [metric];
     const current = await this.#entitlements.currentPlan(userId, now);
-    await this.#change(actor, userId, "usage.reset", counters.map((m) => m.code).join(","), async (tx) => {
-      await resetUsageRows(
-        tx,
-        userId,
-        counters.map((counter) => usageRowOf(counter, current, now)),
-      );
-    });
+    const details = { metrics: counters.map((m) => m.code).join(",") };
+    await this.#change(actor, userId, "usage.reset", reason, (tx) => resetUsageRows(tx, userId, counters.map((counter) => usageRowOf(counter, current, now))), details);
     return this.#entitlements.quotas(userId, current, now);
   }
 
@@ -150,11 +144,12 @@ export class Administration {
     return validAfter;
   }
 
-  /** Grants or withdraws superadmin rights; the account is created if the user is new. */
+  /** Grants or withdraws superadmin rights (audited only when they change); the account is created if the user is new. */
   async setSuperadmin(actor: Actor, userId: string, isSuperadmin: boolean): Promise<AccountRecord> {
-    await ensureAccount(this.#db, userId, this.#clock.now());
-    return this.#change(actor, userId, isSuperadmin ? "superadmin.grant" : "superadmin.revoke", "", (tx) =>
-      setSuperadmin(tx, userId, isSuperadmin),
+    const at = this.#clock.now();
+    const change = { actor, userId, action: isSuperadmin ? "superadmin.grant" : "superadmin.revoke", reason: "", at, createAccount: true };
+    return changeAccount(this.#db, this.#entitlements, change, async (tx, account) =>
+      account.isSuperadmin === isSuperadmin ? { result: account, changed: false } : { result: await setSuperadmin(tx, userId, isSuperadmin), changed: true },
     );
   }
 
@@ -210,8 +205,16 @@ export class Administration {
   }
 
   /** Runs a change under the account's lock, with its audit event, in one transaction. */
-  #change<T>(actor: Actor, userId: string, action: string, reason: string, change: (tx: DatabaseTransactionConnection) => Promise<T>): Promise<T> {
+  #change<T>(
+    actor: Actor,
+    userId: string,
+    action: string,
+    reason: string,
+    change: (tx: DatabaseTransactionConnection) => Promise<T>,
+    details?: Readonly<Record<string, string>>,
+  ): Promise<T> {
     const at = this.#clock.now();
-    return changeAccount(this.#db, this.#entitlements, { actor, userId, action, reason, at }, async (tx) => ({ result: await change(tx), changed: true }));
+    const audited = { actor, userId, action, reason, at, ...(details === undefined ? {} : { details }) };
+    return changeAccount(this.#db, this.#entitlements, audited, async (tx) => ({ result: await change(tx), changed: true }));
   }
 }

@@ -8,6 +8,8 @@ export type AuditEventRecord = {
   readonly action: string;
   readonly targetUserId: string;
   readonly reason: string;
+  /** What the action touched (the metrics a usage reset set back to zero); empty for most. */
+  readonly details: Readonly<Record<string, string>>;
   readonly at: Date;
 };
 
@@ -18,6 +20,7 @@ const auditEventRow = z
     action: z.string(),
     target_user_id: z.string(),
     reason: z.string(),
+    details: z.record(z.string(), z.string()),
     at: timestampColumn,
   })
   .transform(
@@ -27,6 +30,7 @@ const auditEventRow = z
       action: row.action,
       targetUserId: row.target_user_id,
       reason: row.reason,
+      details: row.details,
       at: row.at,
     }),
   );
@@ -34,11 +38,11 @@ const auditEventRow = z
 /** Records an action; run it in the transaction of the change it records. */
 export async function recordAuditEvent(
   db: CommonQueryMethods,
-  event: Omit<AuditEventRecord, "id">,
+  event: Omit<AuditEventRecord, "id" | "details"> & { readonly details?: Readonly<Record<string, string>> },
 ): Promise<void> {
   await db.query(sql.unsafe`
-    insert into audit_events (actor_id, action, target_user_id, reason, at)
-    values (${event.actorId}, ${event.action}, ${event.targetUserId}, ${event.reason}, ${sql.timestamp(event.at)})
+    insert into audit_events (actor_id, action, target_user_id, reason, details, at)
+    values (${event.actorId}, ${event.action}, ${event.targetUserId}, ${event.reason}, ${sql.jsonb(event.details ?? {})}, ${sql.timestamp(event.at)})
   `);
 }
 
@@ -51,7 +55,7 @@ export async function listAuditEvents(
   if (filter.targetUserId !== undefined) conditions.push(sql.fragment`target_user_id = ${filter.targetUserId}`);
   if (filter.beforeId !== undefined) conditions.push(sql.fragment`id < ${filter.beforeId}`);
   return db.any(sql.type(auditEventRow)`
-    select id, actor_id, action, target_user_id, reason, at from audit_events
+    select id, actor_id, action, target_user_id, reason, details, at from audit_events
     where ${sql.join(conditions, sql.fragment` and `)}
     order by id desc
     limit ${filter.limit}

@@ -105,7 +105,8 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
   async resetUsage(request: ResetUsageRequest, context: HandlerContext) {
     const userId = validate.userId(request.userId);
     const metric = request.metric === "" ? undefined : this.#entitlements.metric(validate.catalogName(request.metric, "metric"));
-    const quotas = await this.#administration.resetUsage(callerOf(context), userId, metric);
+    const reason = request.reason === "" ? "" : validate.freeText(request.reason, "reason", 1000);
+    const quotas = await this.#administration.resetUsage(callerOf(context), userId, metric, reason);
     return { quotas: quotas.map(quotaStatusMessage) };
   }
 
@@ -133,6 +134,7 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
         targetUserId: event.targetUserId,
         reason: event.reason,
         at: timestampFromDate(event.at),
+        details: event.details,
       })),
       nextPageToken: page.nextPageToken,
     };

@@ -311,7 +311,7 @@ describe("the audit trail", () => {
     await entitlements.incrementUsage({ userId, metric: "jobs", amount: 1n });
     await admin.suspendAccount({ userId, reason: "first" });
     await admin.reactivateAccount({ userId });
-    await admin.resetUsage({ userId, metric: "jobs" });
+    await admin.resetUsage({ userId, metric: "jobs", reason: "billing dispute" });
     await admin.revokeSessions({ userId });
     const first = await admin.listAuditEvents({ userId, pageSize: 3 });
     expect(first.events.map((event) => [event.action, event.actorId, event.targetUserId])).toEqual([
@@ -319,6 +319,8 @@ describe("the audit trail", () => {
       ["usage.reset", "root", userId],
       ["account.reactivate", "root", userId],
     ]);
+    // The reason is the admin's; what was reset is a detail of the action.
+    expect(first.events[1]).toMatchObject({ reason: "billing dispute", details: { metrics: "jobs" } });
     const second = await admin.listAuditEvents({ userId, pageSize: 3, pageToken: first.nextPageToken });
     expect(second.events.map((event) => [event.action, event.reason])).toEqual([["account.suspend", "first"]]);
     expect(second.nextPageToken).toBe("");

@@ -462,6 +462,13 @@ export declare type ResetUsageRequest = Message<"entitlements.v1.ResetUsageReque
    * @generated from field: string metric = 2;
    */
   metric: string;
+
+  /**
+   * Why, for the audit trail (AuditEvent.reason), up to 1000 characters; may be empty.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
 };
 
 /**
@@ -735,7 +742,7 @@ export declare type AuditEvent = Message<"entitlements.v1.AuditEvent"> & {
   targetUserId: string;
 
   /**
-   * The reason given, or details of the action.
+   * The reason given (for catalog changes: the changes, one a line).
    *
    * @generated from field: string reason = 4;
    */
@@ -747,6 +754,13 @@ export declare type AuditEvent = Message<"entitlements.v1.AuditEvent"> & {
    * @generated from field: google.protobuf.Timestamp at = 5;
    */
   at?: Timestamp | undefined;
+
+  /**
+   * What the action touched, such as `metrics` for usage.reset ("jobs,api_calls"); empty for most.
+   *
+   * @generated from field: map<string, string> details = 6;
+   */
+  details: { [key: string]: string };
 };
 
 /**
