@@ -361,6 +361,13 @@ describe("over HTTP under /v1/admin", () => {
 
     const suspend = await fetch(`${server.httpUrl}/v1/admin/accounts/page-20:suspend`, { method: "POST", headers, body: JSON.stringify({ reason: "via http" }) });
     expect(((await suspend.json()) as { account: { status: string } }).account.status).toBe("ACCOUNT_STATUS_SUSPENDED");
+    // An enum in the query: its full name, or the short one in any case.
+    for (const status of ["ACCOUNT_STATUS_SUSPENDED", "suspended", "Suspended"]) {
+      const suspended = await fetch(`${server.httpUrl}/v1/admin/accounts?query=page-&status=${status}`, { headers });
+      expect(suspended.status, status).toBe(200);
+      expect(((await suspended.json()) as { accounts: { userId: string }[] }).accounts.map((account) => account.userId)).toEqual(["page-20"]);
+    }
+    expect((await fetch(`${server.httpUrl}/v1/admin/accounts?status=frozen`, { headers })).status).toBe(400);
     const reactivate = await fetch(`${server.httpUrl}/v1/admin/accounts/page-20:reactivate`, { method: "POST", headers, body: "{}" });
     expect(reactivate.status).toBe(200);
 

@@ -1,4 +1,4 @@
-import { fromJson, ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { fromJson, ScalarType, type DescEnum, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { NodeRequest } from "../node-http.ts";
 import { findField, isJsonObject, type TranscodingRoute } from "./bindings.ts";
@@ -15,8 +15,21 @@ function jsonScalar(field: DescField, value: string, parameter: string): JsonVal
     if (value === "true" || value === "false") return value === "true";
     throw new HttpError(400, "invalid_argument", `"${parameter}" must be true or false`);
   }
+  if (kind === "enum" && field.enum !== undefined) return enumName(field.enum, value);
   // proto3 JSON takes numbers, enums, bytes, well-known types and strings as strings.
   return value;
+}
+
+/**
+ * An enum value from the URL: its full name (`ACCOUNT_STATUS_SUSPENDED`), or the short name a
+ * person types (`suspended`, any case), which is the full name without the enum's prefix.
+ */
+function enumName(desc: DescEnum, value: string): string {
+  if (desc.values.some((known) => known.name === value)) return value;
+  const zero = desc.values.find((known) => known.number === 0)?.name ?? "";
+  const prefix = zero.endsWith("_UNSPECIFIED") ? zero.slice(0, -"UNSPECIFIED".length) : "";
+  const full = `${prefix}${value.toUpperCase()}`;
+  return desc.values.some((known) => known.name === full) ? full : value;
 }
 
 /** Sets `fieldPath` (dot-separated) of a request JSON object from a URL value. */
