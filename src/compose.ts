@@ -10,9 +10,12 @@ import { TermsAdministration } from "./app/terms-administration.ts";
 import { PlanChanges } from "./app/plan-changes.ts";
 import { UsageChanges } from "./app/usage-changes.ts";
 import { Reservations } from "./app/reservations.ts";
+import { ChangeFeed } from "./app/change-feed.ts";
+import { EntitlementWatches } from "./app/entitlement-watches.ts";
 import { createUserTokenVerifier, type UserTokenVerifier } from "./auth/user-tokens.ts";
 import type { Config } from "./config.ts";
 import { CallTransactions } from "./db/call-transaction.ts";
+import { NotificationListener } from "./db/notifications.ts";
 import { IncrementBatcher } from "./db/increment-batcher.ts";
 import type { AccountStanding } from "./db/accounts.ts";
 import { systemClock, type Clock } from "./domain/clock.ts";
@@ -22,6 +25,9 @@ import { Metrics } from "./platform/metrics.ts";
 import { PUBLIC_METHODS, SERVED_SERVICES, serviceRegistrations } from "./services/registrations.ts";
 import { deadlineInterceptor } from "./transport/interceptors/deadline.ts";
 import type { ServedCalls } from "./transport/listeners.ts";
+
+/** How often the change feed looks for events without being told of them (a lost notification). */
+const FEED_POLL_MS = 1000;
 
 /** The settings the service's parts are built from. */
 export type ServiceSettings = Pick<
@@ -37,6 +43,9 @@ export type ServiceSettings = Pick<
   | "standingCacheSize"
   | "usageCacheTtlMs"
   | "usageCacheSize"
+  | "watchMaxStreams"
+  | "watchHeartbeatMs"
+  | "watchMaxBacklog"
 >;
 
 /** What the service is built with besides its settings and pool; each has a default but the logger. */
@@ -62,6 +71,8 @@ export type ComposedService = {
   readonly metrics: Metrics;
   /** Account standings cached per replica, trusted only while change notifications arrive. */
   readonly standings: ReplicaCache<AccountStanding> | undefined;
+  /** This replica's view of the change feed: start it to serve watches; close it to end them. */
+  readonly feed: ChangeFeed;
   /** What the listeners (and the in-memory test transport) serve. */
   readonly served: ServedCalls;
 };
@@ -91,6 +102,8 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
   const terms = new TermsAdministration(pool, entitlements, clock);
   const planChanges = new PlanChanges(pool, entitlements, clock);
   const signIns = new SignIns(pool, entitlements, clock);
+  const feed = new ChangeFeed(pool, logger, { maxWatches: settings.watchMaxStreams, pollMs: FEED_POLL_MS });
+  const watches = new EntitlementWatches(pool, feed, entitlements, { heartbeatMs: settings.watchHeartbeatMs, maxBacklog: settings.watchMaxBacklog });
   const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
   const verifyUserToken =
     parts.verifyUserToken ??
@@ -109,6 +122,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     planChanges,
     usageChanges,
     reservations,
+    watches,
     signIns,
     health,
     serviceTokens: settings.serviceTokens,
@@ -124,6 +138,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     health,
     metrics,
     standings,
+    feed,
     served: {
       registrations,
       publicMethods: PUBLIC_METHODS,
@@ -133,4 +148,30 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
       databaseDeadlines: deadlineInterceptor(new CallTransactions(pool), settings.databaseStatementTimeoutMs),
     },
   };
+}
+
+/**
+ * The listener that brings changes made through any replica to this one: account changes evict
+ * its caches, catalog changes reload the catalog, events move the change feed.
+ */
+export function changeListener(service: ComposedService, databaseUrl: string, logger: Logger): NotificationListener {
+  const { entitlements, catalog, standings, feed } = service;
+  return new NotificationListener(
+    databaseUrl,
+    {
+      onAccountChanged: (userId) => entitlements.forget(userId),
+      onCatalogChanged: () => void catalog.refresh().catch((error: unknown) => logger.warn({ err: error }, "catalog refresh failed")),
+      onEventRecorded: () => feed.sequence(),
+      onFeedAdvanced: (head) => feed.read(head),
+      onListening: (listening) => {
+        standings?.setEnabled(listening);
+        // Back from an outage: what was told meanwhile is read now, not on the next tick.
+        if (listening) {
+          feed.sequence();
+          feed.read();
+        }
+      },
+    },
+    logger,
+  );
 }

@@ -72,6 +72,10 @@ const configSchema = z.object({
   USAGE_CACHE_SIZE: z.coerce.number().int().min(0).max(10_000_000).default(100_000),
   MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+  WATCH_MAX_STREAMS: z.coerce.number().int().min(0).max(1_000_000).default(1000),
+  WATCH_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
+  WATCH_MAX_BACKLOG: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
+  EVENT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(35),
   TLS_CERT: optionalString,
   TLS_KEY: optionalString,
   TLS_CLIENT_CA: optionalString,
@@ -124,6 +128,14 @@ export type Config = {
   readonly maxMessageBytes: number;
   /** How long SIGTERM waits for in-flight calls before closing their connections. */
   readonly shutdownTimeoutMs: number;
+  /** Open WatchEntitlements streams this replica serves at once; beyond, resource_exhausted. */
+  readonly watchMaxStreams: number;
+  /** How often a quiet watch gets a heartbeat. */
+  readonly watchHeartbeatMs: number;
+  /** Events waiting for a slow watcher beyond which its stream is ended with resource_exhausted. */
+  readonly watchMaxBacklog: number;
+  /** How long change feed events are kept (a watch resumes, a webhook is retried, within it). */
+  readonly eventRetentionDays: number;
   /** PEM file paths: TLS on both ports; with a client CA, callers need a certificate it signed. */
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string | undefined } | undefined;
 };
@@ -181,6 +193,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     usageCacheTtlMs: values.USAGE_CACHE_TTL_MS,
     usageCacheSize: values.USAGE_CACHE_SIZE,
     shutdownTimeoutMs: values.SHUTDOWN_TIMEOUT_MS,
+    watchMaxStreams: values.WATCH_MAX_STREAMS,
+    watchHeartbeatMs: values.WATCH_HEARTBEAT_MS,
+    watchMaxBacklog: values.WATCH_MAX_BACKLOG,
+    eventRetentionDays: values.EVENT_RETENTION_DAYS,
     tls:
       values.TLS_CERT === undefined || values.TLS_KEY === undefined
         ? undefined

@@ -1,14 +1,14 @@
 import type { Config } from "./config.ts";
-import { composeService } from "./compose.ts";
+import { changeListener, composeService } from "./compose.ts";
 import { loadCatalogFile, loadDefaultCatalog } from "./app/catalog-file.ts";
 import { isLoopbackHost } from "./auth/gates.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
 import { deleteExpiredIdempotencyKeys } from "./db/idempotency-keys.ts";
 import { deleteExpiredConsumptionKeys } from "./db/consumption-keys.ts";
 import { deleteSpentReservations } from "./db/reservations.ts";
+import { deleteOldEvents } from "./db/entitlement-events.ts";
 import { IDEMPOTENCY_KEY_RETENTION_DAYS } from "./app/entitlements.ts";
 import { migrate } from "./db/migrate.ts";
-import { NotificationListener } from "./db/notifications.ts";
 import { createDatabasePool, isPooled, poolOptionsFor, statementTimeoutOf, type DatabaseAddress } from "./db/pool.ts";
 import type { DatabasePool } from "slonik";
 import { seedCatalog } from "./db/seed.ts";
@@ -103,18 +103,12 @@ export async function startService(
     // default catalog goes into an empty database only, so a team's own catalog stays as it is.
     if (config.catalogFile !== undefined) await seedCatalog(pool, await loadCatalogFile(config.catalogFile));
     else await seedCatalog(pool, await loadDefaultCatalog(), { onlyIfEmpty: true });
-    const { catalog, entitlements, planChanges, standings, health, served } = await composeService({ ...config, serviceTokens, jwtSecret }, pool, { logger, clock, metrics });
+    const composed = await composeService({ ...config, serviceTokens, jwtSecret }, pool, { logger, clock, metrics });
+    const { catalog, planChanges, health, feed, served } = composed;
     catalog.startRefreshing();
-    // Changes made through any replica reach this one's caches as notifications.
-    const notifications = new NotificationListener(
-      database.sessionUrl,
-      {
-        onAccountChanged: (userId) => entitlements.forget(userId),
-        onCatalogChanged: () => void catalog.refresh().catch((error: unknown) => logger.warn({ err: error }, "catalog refresh failed")),
-        onListening: (listening) => standings?.setEnabled(listening),
-      },
-      logger,
-    );
+    // Changes made through any replica reach this one's caches and feed as notifications.
+    const notifications = changeListener(composed, database.sessionUrl, logger);
+    await feed.start();
     await notifications.start().catch((error: unknown) => logger.warn({ err: error }, "not listening for changes yet; caching is off"));
     health.startProbing();
     const listener = await listenAll(
@@ -136,7 +130,8 @@ export async function startService(
         deleteExpiredIdempotencyKeys(pool, now),
         deleteExpiredConsumptionKeys(pool, now),
         deleteSpentReservations(pool, new Date(now.getTime() - IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000)),
-      ]).catch((error: unknown) => logger.warn({ err: error }, "idempotency key and reservation sweep failed"));
+        deleteOldEvents(pool, new Date(now.getTime() - config.eventRetentionDays * 86_400_000)),
+      ]).catch((error: unknown) => logger.warn({ err: error }, "idempotency key, reservation and event sweep failed"));
     }, IDEMPOTENCY_SWEEP_MS).unref();
     // Answers put scheduled changes in force at their time; this only writes them down.
     const scheduled = setInterval(() => {
@@ -155,6 +150,8 @@ export async function startService(
       close: async () => {
         // Health turns NOT_SERVING first, so balancers stop sending while in-flight calls drain.
         health.shutdown();
+        // Watches never end by themselves: they end at once, and their clients resume elsewhere.
+        feed.close();
         clearInterval(sweep);
         clearInterval(scheduled);
         catalog.stopRefreshing();

@@ -4,6 +4,7 @@ import { recordAuditEvent } from "../db/audit-events.ts";
 import type { AccountRecord } from "../domain/accounts.ts";
 import { UnknownResourceError } from "../domain/errors.ts";
 import type { Entitlements } from "./entitlements.ts";
+import { announceChange, eventOfAction } from "./change-events.ts";
 
 /** An audited change to one account. */
 export type AccountChange = {
@@ -20,15 +21,18 @@ export type AccountChange = {
 };
 
 /**
- * Runs a change under the account's lock, with its audit event and the notification that evicts
- * the account on every replica, in one transaction. `apply` returns what it changed, or
+ * Runs a change under the account's lock, with its audit event, the notification that evicts
+ * the account on every replica and its change feed event (change-events.ts), in one transaction. `apply` returns what it changed, or
  * `unchanged` (then nothing is audited or announced) with the result.
  */
 export async function changeAccount<T>(
   db: CommonQueryMethods,
   entitlements: Entitlements,
   change: AccountChange,
-  apply: (tx: DatabaseTransactionConnection, account: AccountRecord) => Promise<{ readonly result: T; readonly changed: boolean }>,
+  apply: (
+    tx: DatabaseTransactionConnection,
+    account: AccountRecord,
+  ) => Promise<{ readonly result: T; readonly changed: boolean; /** Audited, but what the user is entitled to is as it was: no feed event. */ readonly entitlementsUnchanged?: boolean }>,
 ): Promise<T> {
   const { result, changed } = await db.transaction(async (tx) => {
     if (change.createAccount === true) await ensureAccount(tx, change.userId, change.at);
@@ -46,7 +50,9 @@ export async function changeAccount<T>(
         ...(change.details === undefined ? {} : { details: change.details }),
         at: change.at,
       });
-      await entitlements.announceChange(tx, change.userId);
+      const type = applied.entitlementsUnchanged === true ? undefined : eventOfAction(change.action);
+      const details = change.details;
+      await announceChange(tx, entitlements, change.userId, type === undefined ? undefined : { type, at: change.at, ...(details === undefined ? {} : { details }) });
     }
     return applied;
   });

@@ -115,11 +115,21 @@ export class Administration {
     if (actor === userId) {
       throw new FailedPreconditionError("superadmins cannot suspend their own account");
     }
-    return this.#change(actor, userId, "account.suspend", reason, (tx) => setAccountStatus(tx, userId, "suspended", reason));
+    // Suspending again records the new reason; the user was denied everything already.
+    const change = { actor, userId, action: "account.suspend", reason, at: this.#clock.now() };
+    return changeAccount(this.#db, this.#entitlements, change, async (tx, account) => ({
+      result: await setAccountStatus(tx, userId, "suspended", reason),
+      changed: true,
+      entitlementsUnchanged: account.status === "suspended",
+    }));
   }
 
+  /** Reactivating an active account changes nothing: nothing is audited. */
   async reactivate(actor: Actor, userId: string): Promise<AccountRecord> {
-    return this.#change(actor, userId, "account.reactivate", "", (tx) => setAccountStatus(tx, userId, "active", null));
+    const change = { actor, userId, action: "account.reactivate", reason: "", at: this.#clock.now() };
+    return changeAccount(this.#db, this.#entitlements, change, async (tx, account) =>
+      account.status === "active" ? { result: account, changed: false } : { result: await setAccountStatus(tx, userId, "active", null), changed: true },
+    );
   }
 
   /** Sets the user's counters of the current period back to zero: all, or one; `reason` is audited. */

@@ -11,6 +11,7 @@ import { catalogChanges } from "../domain/catalog-changes.ts";
 import { cheapestFirst, latestVersions, type CatalogDefinition, type Feature, type Metric, type Plan } from "../domain/catalog.ts";
 import type { Clock } from "../domain/clock.ts";
 import { FailedPreconditionError, UnknownResourceError } from "../domain/errors.ts";
+import { announceChange } from "./change-events.ts";
 import type { Entitlements } from "./entitlements.ts";
 
 /** The catalog as the database holds it: each plan at its latest version, archived ones too. */
@@ -94,7 +95,8 @@ export class CatalogAdministration {
     const moved = await this.#pool.transaction(async (tx) => {
       const { userIds, latest } = await moveToLatestVersion(tx, { planCode, fromVersion, at, dryRun });
       if (dryRun || userIds.length === 0) return userIds;
-      for (const userId of userIds) await this.#entitlements.announceChange(tx, userId);
+      const event = { type: "entitlements.plan_version_migrated", at, details: { plan_code: planCode, version: String(latest) } } as const;
+      for (const userId of userIds) await announceChange(tx, this.#entitlements, userId, event);
       const from = fromVersion === undefined ? "every older version" : `version ${fromVersion}`;
       await this.#audit(tx, actor, "plan.migrate_subscribers", `${planCode}: ${userIds.length} from ${from} to version ${latest}`, at);
       return userIds;

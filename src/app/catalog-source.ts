@@ -46,8 +46,16 @@ export class CatalogSource {
     return this.#catalog;
   }
 
-  /** Reads the catalog again; calls made while a read is under way share it. */
-  refresh(): Promise<void> {
+  /**
+   * Reads the catalog again; calls made while a read is under way share it. Inside a transaction
+   * (where the pool may not be used), through that transaction's `db`.
+   */
+  refresh(db?: CommonQueryMethods): Promise<void> {
+    if (db !== undefined) {
+      return loadCatalog(db).then((catalog) => {
+        this.#catalog = catalog;
+      });
+    }
     this.#refreshing ??= loadCatalog(this.#db)
       .then((catalog) => {
         this.#catalog = catalog;

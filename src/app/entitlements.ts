@@ -5,7 +5,6 @@ import type { ReplicaCache } from "./replica-cache.ts";
 import { afterCallCommit, callDeadline, queriesOf } from "../db/call-transaction.ts";
 import type { IncrementBatcher } from "../db/increment-batcher.ts";
 import { findAccountStanding, type AccountStanding } from "../db/accounts.ts";
-import { notifyAccountChanged } from "../db/notifications.ts";
 import { consumeUsageOnce, type IdempotentIncrement } from "../db/idempotency-keys.ts";
 import { decideConsumption, usageRowId, type ConsumptionDecisionAmounts, type UsageRowKey } from "../db/usage-counters.ts";
 import { findUsageLevel, findUsageLevels } from "../db/usage-levels.ts";
@@ -13,23 +12,18 @@ import { Coalescer } from "../db/coalescer.ts";
 import type { Metric, Plan } from "../domain/catalog.ts";
 import { AccountSuspendedError, FailedPreconditionError, IdempotencyKeyReusedError, UnknownResourceError } from "../domain/errors.ts";
 import { fits, levelStands, QuotaExceededError, quotaOf, replayedQuota, usageCeiling, usageRowOf, type QuotaState, type UsageLevel } from "../domain/quota.ts";
-import { subscriptionInForce, type ScheduledChange, type SubscriptionRecord } from "../domain/subscriptions.ts";
-import { inForce, quotaEntitlement, type AccountTerms } from "../domain/terms.ts";
+import { subscriptionInForce, type SubscriptionRecord } from "../domain/subscriptions.ts";
+import { inForce, quotaEntitlement } from "../domain/terms.ts";
+import type { PlanStanding } from "../domain/entitlement-view.ts";
 
 /** How long an idempotency key is remembered. */
 export const IDEMPOTENCY_KEY_RETENTION_DAYS = 35;
 
-/** The plan a user is on now; `subscription` is absent on the default free plan. */
-export type CurrentPlan = {
-  readonly plan: Plan;
-  readonly subscription: SubscriptionRecord | undefined;
-  /** A suspended account is denied everything, whatever its plan. */
-  readonly suspended: boolean;
-  /** A plan change pending (not yet due). */
-  readonly scheduledChange: ScheduledChange | undefined;
-  /** Overrides that beat the plan, and grants on top of it (each weighed at its own expiry). */
-  readonly terms: AccountTerms;
-};
+/**
+ * The plan a user is on now (`subscription` absent on the default free plan), whether the account
+ * is suspended, the pending change, and the overrides and grants weighed at their own expiry.
+ */
+export type CurrentPlan = PlanStanding;
 
 export type Increment = {
   readonly userId: string;
@@ -101,15 +95,6 @@ export class Entitlements {
   }
 
   /**
-   * Records, in the transaction changing the account, that its standing changed: every replica
-   * evicts it (and the user's cached usage) when the transaction commits; `forget` evicts them
-   * here at once.
-   */
-  async announceChange(db: CommonQueryMethods, userId: string): Promise<void> {
-    await notifyAccountChanged(db, userId);
-  }
-
-  /**
    * Usage of the account changed here: its cached usage is evicted once the change commits,
    * before its caller hears of it; with grants drawn, its standing too (the draw told the other
    * replicas).
@@ -159,15 +144,18 @@ export class Entitlements {
    * The plan at the version a subscription started on. A version published a moment ago by
    * another replica may not be in this one's catalog yet: it reads the catalog again for it.
    */
-  subscribedPlan(subscription: SubscriptionRecord): Promise<Plan | undefined> {
-    return this.planAt(subscription.planCode, subscription.planVersion);
+  subscribedPlan(subscription: SubscriptionRecord, db?: CommonQueryMethods): Promise<Plan | undefined> {
+    return this.planAt(subscription.planCode, subscription.planVersion, db);
   }
 
-  /** A plan at one of its versions, reading the catalog again for one this replica has not seen yet. */
-  async planAt(code: string, version: number): Promise<Plan | undefined> {
+  /**
+   * A plan at one of its versions, reading the catalog again for one this replica has not seen
+   * yet (through `db` inside a transaction).
+   */
+  async planAt(code: string, version: number, db?: CommonQueryMethods): Promise<Plan | undefined> {
     const known = this.catalog.planVersion(code, version);
     if (known !== undefined) return known;
-    await this.#catalog.refresh();
+    await this.#catalog.refresh(db);
     return this.catalog.planVersion(code, version);
   }
 
@@ -181,7 +169,11 @@ export class Entitlements {
    * change that came due, a trial, the subscription (domain/subscriptions.ts subscriptionInForce).
    */
   async currentPlan(userId: string, at: Date): Promise<CurrentPlan> {
-    const standing = await this.standing(userId);
+    return this.planOf(userId, await this.standing(userId), at);
+  }
+
+  /** The plan `standing` puts the account on at `at` (see currentPlan); inside a transaction, pass its `db`. */
+  async planOf(userId: string, standing: AccountStanding, at: Date, db?: CommonQueryMethods): Promise<CurrentPlan> {
     const suspended = standing.status === "suspended";
     const { terms } = standing;
     const pending = standing.scheduledChange;
@@ -193,7 +185,7 @@ export class Entitlements {
     const plan =
       subscription === null
         ? undefined
-        : (this.catalog.planVersion(subscription.planCode, subscription.planVersion) ?? (await this.subscribedPlan(subscription)));
+        : (this.catalog.planVersion(subscription.planCode, subscription.planVersion) ?? (await this.subscribedPlan(subscription, db)));
     return plan === undefined || subscription === null
       ? { plan: this.catalog.defaultPlan, subscription: undefined, suspended, terms, scheduledChange }
       : { plan, subscription, suspended, terms, scheduledChange };

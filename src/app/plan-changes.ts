@@ -20,6 +20,7 @@ import {
 } from "../domain/subscriptions.ts";
 import { futureExpiry } from "../domain/terms.ts";
 import { changeAccount } from "./account-changes.ts";
+import { announceChange } from "./change-events.ts";
 import type { Entitlements } from "./entitlements.ts";
 
 /** When a scheduled change takes effect: at the end of the billing period, or at a set time. */
@@ -151,7 +152,7 @@ export class PlanChanges {
     }
     const reason = `${due.planCode} from ${due.effectiveAt.toISOString()}`;
     await recordAuditEvent(tx, { actorId: due.createdBy, action: "plan_change.apply", targetUserId: userId, reason, at });
-    await this.#entitlements.announceChange(tx, userId);
+    await announceChange(tx, this.#entitlements, userId, { type: "entitlements.plan_changed", at, details: { cause: "scheduled_change", effective_at: due.effectiveAt.toISOString() } });
     return true;
   }
 

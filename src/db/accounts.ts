@@ -80,6 +80,8 @@ export async function findAccount(db: CommonQueryMethods, userId: string): Promi
 export type AccountStanding = PlanCommitments & {
   readonly status: AccountStatus;
   readonly tokensValidAfter: Date | null;
+  /** How many change feed events the account has had (0 for a user never seen). */
+  readonly revision: bigint;
   /** Overrides and grants in force when it was read; each still lapses at its own expiry. */
   readonly terms: AccountTerms;
 };
@@ -88,6 +90,7 @@ const standingRow = z
   .object({
     status: z.enum(["active", "suspended"]).nullable(),
     tokens_valid_after: timestampColumn.nullable(),
+    revision: z.bigint().nullable(),
     plan_code: z.string().nullable(),
     plan_version: z.number().nullable(),
     started_at: timestampColumn.nullable(),
@@ -108,7 +111,7 @@ const standingRow = z
  */
 export async function findAccountStanding(db: CommonQueryMethods, userId: string, at: Date): Promise<AccountStanding> {
   const row = await db.one(sql.prepared("account_standing", standingRow)`
-    select a.status, a.tokens_valid_after, s.plan_code, s.plan_version, s.started_at, s.expires_at,
+    select a.status, a.tokens_valid_after, a.revision, s.plan_code, s.plan_version, s.started_at, s.expires_at,
       trial.plan_code as trial_plan, trial.plan_version as trial_version, trial.started_at as trial_started_at, trial.ends_at as trial_ends_at,
       change.plan_code as change_plan, change.effective_at as change_effective_at,
       ${overridesInForce(at)} as overrides, ${grantsInForce(at)} as grants
@@ -122,6 +125,7 @@ export async function findAccountStanding(db: CommonQueryMethods, userId: string
   return {
     status: row.status ?? "active",
     tokensValidAfter: row.tokens_valid_after,
+    revision: row.revision ?? 0n,
     subscription:
       row.plan_code === null || row.plan_version === null || row.started_at === null
         ? null

@@ -7,6 +7,10 @@ import { OutageLog } from "../platform/outage-log.ts";
 export const ACCOUNT_CHANNEL = "entitlements_account";
 /** The channel that tells every replica the plan catalog changed. */
 export const CATALOG_CHANNEL = "entitlements_catalog";
+/** Told when a change feed event is committed, not yet sequenced (record_entitlement_event). */
+export const OUTBOX_CHANNEL = "entitlements_outbox";
+/** Told the feed's new head when events are sequenced (sequence_entitlement_events). */
+export const FEED_CHANNEL = "entitlements_feed";
 
 /** Tells every replica, when the surrounding transaction commits, that the account changed. */
 export async function notifyAccountChanged(db: CommonQueryMethods, userId: string): Promise<void> {
@@ -20,12 +24,16 @@ export async function notifyCatalogChanged(db: CommonQueryMethods): Promise<void
 export type NotificationHandlers = {
   readonly onAccountChanged: (userId: string) => void;
   readonly onCatalogChanged: () => void;
+  /** An event was committed: sequence it. */
+  readonly onEventRecorded?: () => void;
+  /** The feed's head moved to the position given. */
+  readonly onFeedAdvanced?: (head: bigint) => void;
   /** Listening started or stopped; while it is stopped, notifications may be missed. */
   readonly onListening: (listening: boolean) => void;
 };
 
 /**
- * A connection of its own that LISTENs to both channels, and reconnects after losing the
+ * A connection of its own that LISTENs to the channels above, and reconnects after losing the
  * database (telling `onListening`, so caches stop trusting themselves meanwhile).
  */
 export class NotificationListener {
@@ -52,6 +60,8 @@ export class NotificationListener {
     client.on("notification", (message) => {
       if (message.channel === ACCOUNT_CHANNEL && message.payload !== undefined) this.#handlers.onAccountChanged(message.payload);
       if (message.channel === CATALOG_CHANNEL) this.#handlers.onCatalogChanged();
+      if (message.channel === OUTBOX_CHANNEL) this.#handlers.onEventRecorded?.();
+      if (message.channel === FEED_CHANNEL && message.payload !== undefined && /^[0-9]+$/.test(message.payload)) this.#handlers.onFeedAdvanced?.(BigInt(message.payload));
     });
     const lost = (error?: Error) => {
       if (this.#client !== client) return;
@@ -70,6 +80,8 @@ export class NotificationListener {
       await client.connect();
       await client.query(`listen ${ACCOUNT_CHANNEL}`);
       await client.query(`listen ${CATALOG_CHANNEL}`);
+      await client.query(`listen ${OUTBOX_CHANNEL}`);
+      await client.query(`listen ${FEED_CHANNEL}`);
     } catch (error) {
       this.#client = client;
       lost(error as Error);

@@ -61,3 +61,18 @@ export class PermissionDeniedError extends EntitlementError {
 export class FailedPreconditionError extends EntitlementError {
   override name = "FailedPreconditionError";
 }
+
+/** A position asked for lies outside what is kept (older than retention, or not reached yet). */
+export class OutOfRangeError extends EntitlementError {
+  override name = "OutOfRangeError";
+}
+
+/** A bound of this replica is reached (open watches, a watcher's backlog): retry later, or elsewhere. */
+export class CapacityError extends EntitlementError {
+  override name = "CapacityError";
+}
+
+/** This replica is going away: retry on another one. */
+export class ShuttingDownError extends EntitlementError {
+  override name = "ShuttingDownError";
+}

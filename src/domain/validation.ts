@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "./errors.ts";
+import { MAX_WATCHED_USERS } from "./entitlement-events.ts";
 
 export const MAX_USER_ID_LENGTH = 128;
 export const MAX_NAME_LENGTH = 64;
@@ -151,4 +152,20 @@ export function usageItems(
     }
     return { metric, amount: item.amount };
   });
+}
+
+/** The users of one watch: 1 to MAX_WATCHED_USERS valid ids; one given twice counts once. */
+export function watchedUsers(values: readonly string[], field = "user_ids"): string[] {
+  const distinct = [...new Set(values)];
+  if (distinct.length === 0 || distinct.length > MAX_WATCHED_USERS) {
+    throw new InvalidArgumentError([{ field, description: `must hold 1 to ${MAX_WATCHED_USERS} user ids (got ${distinct.length})` }]);
+  }
+  values.forEach((value, index) => userId(value, `${field}[${index}]`));
+  return distinct;
+}
+
+/** A position of the change feed: 0 (its start) or more. */
+export function feedPosition(value: bigint, field: string): bigint {
+  if (value < 0n) throw new InvalidArgumentError([{ field, description: "must be 0 or more" }]);
+  return value;
 }

@@ -17,6 +17,7 @@ import {
   type CommitReservationRequest,
   type ReleaseReservationRequest,
   type GetReservationRequest,
+  type WatchEntitlementsRequest,
 } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import * as validate from "../domain/validation.ts";
 import { checkAmount, incrementAmount, MAX_USAGE } from "../domain/quota.ts";
@@ -28,6 +29,8 @@ import { AccountTermsMethods, type AccountTermsParts } from "./account-terms-met
 import type { PlanChanges } from "../app/plan-changes.ts";
 import type { UsageChanges } from "../app/usage-changes.ts";
 import type { Reservations } from "../app/reservations.ts";
+import type { EntitlementWatches } from "../app/entitlement-watches.ts";
+import { watchResponse } from "./event-messages.ts";
 import { reservationMessage } from "./reservation-messages.ts";
 import { callerOf } from "../auth/gates.ts";
 import type { HandlerContext } from "@connectrpc/connect";
@@ -55,9 +58,11 @@ export class EntitlementServiceImpl extends AccountTermsMethods implements Servi
   readonly #changes: PlanChanges;
   readonly #usageChanges: UsageChanges;
   readonly #reservations: Reservations;
+  readonly #watches: EntitlementWatches;
 
-  constructor(parts: AccountTermsParts) {
+  constructor(parts: AccountTermsParts & { readonly watches: EntitlementWatches }) {
     super(parts);
+    this.#watches = parts.watches;
     this.#entitlements = parts.entitlements;
     this.#changes = parts.planChanges;
     this.#usageChanges = parts.usageChanges;
@@ -163,5 +168,14 @@ export class EntitlementServiceImpl extends AccountTermsMethods implements Servi
     const now = this.#entitlements.now();
     const quotas = await this.#entitlements.quotas(userId, await this.#entitlements.currentPlan(userId, now), now);
     return { quotas: quotas.map(quotaStatusMessage) };
+  }
+
+  async *watchEntitlements(request: WatchEntitlementsRequest, context: HandlerContext) {
+    const userIds = validate.watchedUsers(request.userIds);
+    const from = request.fromPosition === undefined ? undefined : validate.feedPosition(request.fromPosition, "from_position");
+    const planAt = (code: string, version: number) => this.#entitlements.planAt(code, version);
+    for await (const item of this.#watches.watch(userIds, from, context.signal)) {
+      yield await watchResponse(item, planAt, this.#entitlements.now());
+    }
   }
 }

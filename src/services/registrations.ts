@@ -14,6 +14,7 @@ import type { TermsAdministration } from "../app/terms-administration.ts";
 import type { PlanChanges } from "../app/plan-changes.ts";
 import type { UsageChanges } from "../app/usage-changes.ts";
 import type { Reservations } from "../app/reservations.ts";
+import type { EntitlementWatches } from "../app/entitlement-watches.ts";
 import { ACCOUNT_TERMS_METHODS } from "./account-terms-methods.ts";
 import { serviceOrSuperadminGate, serviceTokenGate, superadminGate, userTokenGate, type ServiceToken } from "../auth/gates.ts";
 import type { UserTokenVerifier } from "../auth/user-tokens.ts";
@@ -46,6 +47,7 @@ export type ServiceDependencies = {
   readonly planChanges: PlanChanges;
   readonly usageChanges: UsageChanges;
   readonly reservations: Reservations;
+  readonly watches: EntitlementWatches;
   readonly signIns: SignIns;
   readonly health: HealthMonitor;
   readonly serviceTokens: readonly ServiceToken[];
@@ -55,7 +57,7 @@ export type ServiceDependencies = {
 
 /** Every RPC service and the credential each one requires. */
 export function serviceRegistrations(deps: ServiceDependencies): ServiceRegistration[] {
-  const { entitlements, administration, catalogs, terms, planChanges, usageChanges, reservations, signIns, verifyUserToken, logger } = deps;
+  const { entitlements, administration, catalogs, terms, planChanges, usageChanges, reservations, watches, signIns, verifyUserToken, logger } = deps;
   const reflection = new ReflectionIndex(SERVED_SERVICES);
   const userGate = (publicMethods: readonly DescMethod[]) =>
     userTokenGate({ verify: verifyUserToken, admit: (user) => signIns.admit(user), publicMethods, logger });
@@ -63,7 +65,7 @@ export function serviceRegistrations(deps: ServiceDependencies): ServiceRegistra
   return [
     {
       service: EntitlementService,
-      implementation: new EntitlementServiceImpl({ entitlements, terms, planChanges, usageChanges, reservations }),
+      implementation: new EntitlementServiceImpl({ entitlements, terms, planChanges, usageChanges, reservations, watches }),
       requestGate: serviceOrSuperadminGate(serviceTokenGate(deps.serviceTokens), adminGate, ACCOUNT_TERMS_METHODS),
     },
     { service: SubscriptionService, implementation: new SubscriptionServiceImpl(entitlements, terms), requestGate: userGate(PUBLIC_SUBSCRIPTION_METHODS) },

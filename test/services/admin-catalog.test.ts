@@ -9,6 +9,7 @@ import { EntitlementService } from "../../gen/entitlements/v1/entitlement_servic
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { createEntitlementClient } from "../../clients/node/src/index.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { feedEventsOf } from "../support/feed-events.ts";
 import { bearer, SERVICE_TOKEN, userToken } from "../support/service.ts";
 
 /** AdminService's catalog RPCs: GetCatalog, ApplyCatalog, ListPlanVersions, MigrateSubscribers. */
@@ -103,7 +104,10 @@ describe("the catalog RPCs", () => {
     expect(after.plan?.version).toBe(3);
     expect(after.subscription).toMatchObject({ planVersion: 3, expiresAt: expiry });
     expect((await entitlements.checkQuota({ userId: "on-v2", metric: "jobs" })).quota?.limit).toBe(900n);
+    // One change feed event for the move (none for the dry run), and none for a move of nobody.
+    expect(await feedEventsOf(server.pool, "on-v2")).toEqual(["1 entitlements.plan_changed", "2 entitlements.plan_version_migrated"]);
     expect((await admin.migrateSubscribers({ planCode: "pro", fromVersion: 2 })).migrated).toBe(0n);
+    expect(await feedEventsOf(server.pool, "on-v2")).toHaveLength(2);
     const unknown = await failureOf(admin.listPlanVersions({ planCode: "nope" }));
     expect(unknown.code).toBe(Code.NotFound);
   });

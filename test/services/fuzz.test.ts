@@ -28,15 +28,30 @@ beforeAll(async () => {
 // A call that hangs until its deadline is a fault too.
 const SERVER_FAULTS = new Set([Code.Internal, Code.Unknown, Code.Unimplemented, Code.DataLoss, Code.DeadlineExceeded]);
 
+/** A unary call's answer; a stream's first message (then the stream is cancelled). */
+async function answerOf(call: (request: unknown, options: unknown) => Promise<unknown> | AsyncIterable<unknown>, request: unknown, headers: Headers): Promise<void> {
+  const abort = new AbortController();
+  const answer = call(request, { headers, timeoutMs: 20_000, signal: abort.signal });
+  if (answer instanceof Promise) {
+    await answer;
+    return;
+  }
+  try {
+    for await (const _ of answer) break;
+  } finally {
+    abort.abort();
+  }
+}
+
 describe.each([EntitlementService, SubscriptionService, AdminService])("$typeName", (service) => {
   it.each(service.methods.map((method) => [method.name, method] as const))("%s answers any request without a server fault", async (_, method) => {
     const transport = createConnectTransport({ baseUrl: server.httpUrl, httpVersion: "1.1", useBinaryFormat: true });
-    const client = createClient(service, transport) as unknown as Record<string, (request: unknown, options: unknown) => Promise<unknown>>;
+    const client = createClient(service, transport) as unknown as Record<string, (request: unknown, options: unknown) => Promise<unknown> | AsyncIterable<unknown>>;
     const headers = new Headers({ authorization: `Bearer ${credentials.get(service)}` });
     await fc.assert(
       fc.asyncProperty(messageArbitrary(method.input), async (init) => {
         const request = create(method.input, init as never);
-        const outcome = await client[method.localName]!(request, { headers, timeoutMs: 20_000 }).then(
+        const outcome = await answerOf(client[method.localName]!, request, headers).then(
           () => undefined,
           (error: unknown) => ConnectError.from(error),
         );

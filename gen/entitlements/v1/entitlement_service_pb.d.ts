@@ -10,6 +10,7 @@ import type { AccountStatus } from "./account_pb.js";
 import type { EntitlementSource, Grant, Override } from "./terms_pb.js";
 import type { QuotaStatus, Reservation, UsageItem } from "./usage_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { EntitlementEvent, UserEntitlements } from "./events_pb.js";
 
 /**
  * Describes the file entitlements/v1/entitlement_service.proto.
@@ -1465,6 +1466,141 @@ export declare type GetReservationResponse = Message<"entitlements.v1.GetReserva
 export declare const GetReservationResponseSchema: GenMessage<GetReservationResponse>;
 
 /**
+ * Request of WatchEntitlements.
+ *
+ * @generated from message entitlements.v1.WatchEntitlementsRequest
+ */
+export declare type WatchEntitlementsRequest = Message<"entitlements.v1.WatchEntitlementsRequest"> & {
+  /**
+   * The users to follow: 1 to 1000 distinct user ids.
+   *
+   * @generated from field: repeated string user_ids = 1;
+   */
+  userIds: string[];
+
+  /**
+   * Resume after this feed position (of an event or heartbeat received before): no snapshots,
+   * the events after it first. OUT_OF_RANGE when the feed no longer keeps events that old
+   * (docs/events.md: retention), or when it lies past the feed's last position.
+   *
+   * @generated from field: optional int64 from_position = 2;
+   */
+  fromPosition?: bigint | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.WatchEntitlementsRequest.
+ * Use `create(WatchEntitlementsRequestSchema)` to create a new message.
+ */
+export declare const WatchEntitlementsRequestSchema: GenMessage<WatchEntitlementsRequest>;
+
+/**
+ * One message of a WatchEntitlements stream.
+ *
+ * @generated from message entitlements.v1.WatchEntitlementsResponse
+ */
+export declare type WatchEntitlementsResponse = Message<"entitlements.v1.WatchEntitlementsResponse"> & {
+  /**
+   * What it carries.
+   *
+   * @generated from oneof entitlements.v1.WatchEntitlementsResponse.kind
+   */
+  kind: {
+    /**
+     * A user's entitlements as they stand: one per user when the watch starts without
+     * `from_position`, before any event.
+     *
+     * @generated from field: entitlements.v1.Snapshot snapshot = 1;
+     */
+    value: Snapshot;
+    case: "snapshot";
+  } | {
+    /**
+     * A change to one of the users.
+     *
+     * @generated from field: entitlements.v1.EntitlementEvent event = 2;
+     */
+    value: EntitlementEvent;
+    case: "event";
+  } | {
+    /**
+     * Sent every 15 s: the stream is alive.
+     *
+     * @generated from field: entitlements.v1.Heartbeat heartbeat = 3;
+     */
+    value: Heartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message entitlements.v1.WatchEntitlementsResponse.
+ * Use `create(WatchEntitlementsResponseSchema)` to create a new message.
+ */
+export declare const WatchEntitlementsResponseSchema: GenMessage<WatchEntitlementsResponse>;
+
+/**
+ * A user's entitlements as a watch found them when it started.
+ *
+ * @generated from message entitlements.v1.Snapshot
+ */
+export declare type Snapshot = Message<"entitlements.v1.Snapshot"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * What they are entitled to.
+   *
+   * @generated from field: entitlements.v1.UserEntitlements entitlements = 2;
+   */
+  entitlements?: UserEntitlements | undefined;
+
+  /**
+   * The account's revision: events up to it are in this snapshot and are not sent.
+   *
+   * @generated from field: int64 revision = 3;
+   */
+  revision: bigint;
+
+  /**
+   * The feed position the snapshot is current to: every event up to it is in it.
+   *
+   * @generated from field: int64 position = 4;
+   */
+  position: bigint;
+};
+
+/**
+ * Describes the message entitlements.v1.Snapshot.
+ * Use `create(SnapshotSchema)` to create a new message.
+ */
+export declare const SnapshotSchema: GenMessage<Snapshot>;
+
+/**
+ * A sign of life on a quiet stream.
+ *
+ * @generated from message entitlements.v1.Heartbeat
+ */
+export declare type Heartbeat = Message<"entitlements.v1.Heartbeat"> & {
+  /**
+   * Every event of the watched users up to this feed position has been sent: resume from it.
+   *
+   * @generated from field: int64 position = 1;
+   */
+  position: bigint;
+};
+
+/**
+ * Describes the message entitlements.v1.Heartbeat.
+ * Use `create(HeartbeatSchema)` to create a new message.
+ */
+export declare const HeartbeatSchema: GenMessage<Heartbeat>;
+
+/**
  * Why a check denies.
  *
  * @generated from enum entitlements.v1.DenialReason
@@ -1768,6 +1904,20 @@ export declare const EntitlementService: GenService<{
     methodKind: "unary";
     input: typeof GetReservationRequestSchema;
     output: typeof GetReservationResponseSchema;
+  },
+  /**
+   * Follows users' entitlements as they change (docs/events.md): a snapshot of each user, then
+   * every event about them as it commits, in order, until the caller cancels; or, with
+   * `from_position`, the events after that position, then live ones, with no gap. A heartbeat
+   * comes every 15 s. When a replica shuts down the stream ends with UNAVAILABLE: resume
+   * elsewhere from the last position received.
+   *
+   * @generated from rpc entitlements.v1.EntitlementService.WatchEntitlements
+   */
+  watchEntitlements: {
+    methodKind: "server_streaming";
+    input: typeof WatchEntitlementsRequestSchema;
+    output: typeof WatchEntitlementsResponseSchema;
   },
 }>;
 

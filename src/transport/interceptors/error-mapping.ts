@@ -13,7 +13,10 @@ import {
 } from "../../../gen/google/rpc/error_details_pb.js";
 import {
   AccountSuspendedError,
+  CapacityError,
   EntitlementError,
+  OutOfRangeError,
+  ShuttingDownError,
   FailedPreconditionError,
   PermissionDeniedError,
   IdempotencyKeyReusedError,
@@ -97,6 +100,15 @@ export function entitlementErrorToConnect(error: EntitlementError): ConnectError
   if (error instanceof FailedPreconditionError) {
     return new ConnectError(error.message, Code.FailedPrecondition);
   }
+  if (error instanceof OutOfRangeError) {
+    return new ConnectError(error.message, Code.OutOfRange);
+  }
+  if (error instanceof CapacityError) {
+    return new ConnectError(error.message, Code.ResourceExhausted);
+  }
+  if (error instanceof ShuttingDownError) {
+    return new ConnectError(error.message, Code.Unavailable);
+  }
   return new ConnectError(error.message, Code.Internal);
 }
 
@@ -145,10 +157,20 @@ export function toConnectError(error: unknown, logger: Logger): ConnectError {
   return new ConnectError("internal error", Code.Internal);
 }
 
+/** The messages of a response stream, with an error that ends it mapped as any other. */
+async function* mappingErrors<T>(messages: AsyncIterable<T>, logger: Logger): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw toConnectError(error, logger);
+  }
+}
+
 export function errorMappingInterceptor(logger: Logger): Interceptor {
   return (next) => async (request) => {
     try {
-      return await next(request);
+      const response = await next(request);
+      return response.stream ? { ...response, message: mappingErrors(response.message, logger) } : response;
     } catch (error) {
       throw toConnectError(error, logger);
     }
