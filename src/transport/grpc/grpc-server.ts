@@ -151,7 +151,9 @@ function handlerFor(calls: MethodCalls, logger: Logger): grpc.UntypedHandleCall 
       },
       (error: unknown) => {
         const connectError = toConnectError(error, logger);
-        grpcCall.destroy(Object.assign(new Error(connectError.rawMessage), serviceError(connectError, context.responseTrailer)));
+        // An "error" event is how grpc-js streams end with a status (destroy would send none and
+        // leave the call open until the client gives up).
+        grpcCall.emit("error", Object.assign(new Error(connectError.rawMessage), serviceError(connectError, context.responseTrailer)));
         call.finish(connectError);
       },
     );
