@@ -7,7 +7,7 @@ import { deleteExpiredIdempotencyKeys } from "./db/idempotency-keys.ts";
 import { deleteExpiredConsumptionKeys } from "./db/consumption-keys.ts";
 import { deleteSpentReservations } from "./db/reservations.ts";
 import { deleteOldEvents } from "./db/entitlement-events.ts";
-import { IDEMPOTENCY_KEY_RETENTION_DAYS } from "./app/entitlements.ts";
+import { IDEMPOTENCY_KEY_RETENTION_DAYS } from "./app/increments.ts";
 import { migrate } from "./db/migrate.ts";
 import { createDatabasePool, isPooled, poolOptionsFor, statementTimeoutOf, type DatabaseAddress } from "./db/pool.ts";
 import type { DatabasePool } from "slonik";

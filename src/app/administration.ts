@@ -23,7 +23,8 @@ import { currentUsageRow } from "../domain/periods.ts";
 import { usageRowOf, type QuotaState } from "../domain/quota.ts";
 import type { SubscriptionRecord } from "../domain/subscriptions.ts";
 import { userId as validUserId } from "../domain/validation.ts";
-import type { CurrentPlan, Entitlements } from "./entitlements.ts";
+import type { CurrentPlan } from "./current-plan.ts";
+import type { Entitlements } from "./entitlements.ts";
 import { changeAccount } from "./account-changes.ts";
 
 /** Who performs an administrative action: a superadmin's user id, or "cli". */

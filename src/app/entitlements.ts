@@ -2,39 +2,25 @@ import type { CommonQueryMethods, DatabasePool } from "slonik";
 import type { CatalogSource } from "./catalog-source.ts";
 import type { Clock } from "../domain/clock.ts";
 import type { ReplicaCache } from "./replica-cache.ts";
-import { afterCallCommit, callDeadline, queriesOf } from "../db/call-transaction.ts";
+import { afterCallCommit, queriesOf } from "../db/call-transaction.ts";
 import type { IncrementBatcher } from "../db/increment-batcher.ts";
 import { findAccountStanding, type AccountStanding } from "../db/accounts.ts";
-import { consumeUsageOnce, type IdempotentIncrement } from "../db/idempotency-keys.ts";
-import { decideConsumption, usageRowId, type ConsumptionDecisionAmounts, type UsageRowKey } from "../db/usage-counters.ts";
+import { usageRowId, type UsageRowKey } from "../db/usage-counters.ts";
 import { findUsageLevel, findUsageLevels } from "../db/usage-levels.ts";
 import { Coalescer } from "../db/coalescer.ts";
 import type { Metric, Plan } from "../domain/catalog.ts";
-import { AccountSuspendedError, FailedPreconditionError, IdempotencyKeyReusedError, UnknownResourceError } from "../domain/errors.ts";
-import { fits, levelStands, QuotaExceededError, quotaOf, replayedQuota, usageCeiling, usageRowOf, type QuotaState, type UsageLevel } from "../domain/quota.ts";
+import { AccountSuspendedError, FailedPreconditionError, UnknownResourceError } from "../domain/errors.ts";
+import { fits, levelStands, quotaOf, usageRowOf, type QuotaState, type UsageLevel } from "../domain/quota.ts";
 import { subscriptionInForce, type SubscriptionRecord } from "../domain/subscriptions.ts";
-import { inForce, quotaEntitlement } from "../domain/terms.ts";
-import type { PlanStanding } from "../domain/entitlement-view.ts";
+import { inForce } from "../domain/terms.ts";
+import type { CurrentPlan } from "./current-plan.ts";
+import { decideIncrement, type Increment, type IncrementResult } from "./increments.ts";
 
-/** How long an idempotency key is remembered. */
-export const IDEMPOTENCY_KEY_RETENTION_DAYS = 35;
-
-/**
- * The plan a user is on now (`subscription` absent on the default free plan), whether the account
- * is suspended, the pending change, and the overrides and grants weighed at their own expiry.
- */
-export type CurrentPlan = PlanStanding;
-
-export type Increment = {
-  readonly userId: string;
-  readonly metric: Metric;
-  readonly amount: bigint;
-  readonly idempotencyKey: string | undefined;
-};
-
-export type IncrementResult = {
+export type QuotaCheck = {
+  readonly denial: "suspended" | "quota" | undefined;
   readonly quota: QuotaState;
-  readonly replayed: boolean;
+  readonly revision: bigint;
+  readonly asOf: Date;
 };
 
 /**
@@ -89,9 +75,14 @@ export class Entitlements {
    * Read through the pool, outside any call transaction: a load the cache shares between calls
    * must not end with one caller's deadline, nor hold that call's connection while it waits.
    */
-  async standing(userId: string): Promise<AccountStanding> {
+  async standing(userId: string, minRevision?: bigint): Promise<AccountStanding> {
     const load = () => findAccountStanding(this.#pool, userId, this.now());
-    return this.#standings === undefined ? load() : this.#standings.get(userId, "", load);
+    if (this.#standings === undefined) return load();
+    const cached = await this.#standings.get(userId, "", load);
+    if (minRevision === undefined || cached.revision >= minRevision) return cached;
+    // Older than the caller has seen (a change through another replica not yet announced here).
+    this.forget(userId);
+    return this.#standings.get(userId, "", load);
   }
 
   /**
@@ -168,8 +159,8 @@ export class Entitlements {
    * The plan the account is on at `at`, decided as of then with no job having run: a scheduled
    * change that came due, a trial, the subscription (domain/subscriptions.ts subscriptionInForce).
    */
-  async currentPlan(userId: string, at: Date): Promise<CurrentPlan> {
-    return this.planOf(userId, await this.standing(userId), at);
+  async currentPlan(userId: string, at: Date, minRevision?: bigint): Promise<CurrentPlan> {
+    return this.planOf(userId, await this.standing(userId, minRevision), at);
   }
 
   /** The plan `standing` puts the account on at `at` (see currentPlan); inside a transaction, pass its `db`. */
@@ -187,24 +178,30 @@ export class Entitlements {
         ? undefined
         : (this.catalog.planVersion(subscription.planCode, subscription.planVersion) ?? (await this.subscribedPlan(subscription, db)));
     return plan === undefined || subscription === null
-      ? { plan: this.catalog.defaultPlan, subscription: undefined, suspended, terms, scheduledChange }
-      : { plan, subscription, suspended, terms, scheduledChange };
+      ? { plan: this.catalog.defaultPlan, subscription: undefined, suspended, terms, scheduledChange, standing }
+      : { plan, subscription, suspended, terms, scheduledChange, standing };
   }
 
   /**
    * The user's usage of one metric now: from the cache or a coalesced read, outside any call
    * transaction (a read answered from memory costs the database nothing, deadline or not). A
-   * cached level one of whose holds has expired since is read again.
+   * cached level one of whose holds has expired since is read again; `readThrough` skips the cache.
    */
   async quota(userId: string, metric: Metric, current: CurrentPlan, at: Date): Promise<QuotaState> {
+    const level = await this.#level(userId, metric, current, at, false);
+    return quotaOf(metric, current, level.used, at, null, level.reserved);
+  }
+
+  async #level(userId: string, metric: Metric, current: CurrentPlan, at: Date, readThrough: boolean): Promise<UsageLevel> {
     const row = { userId, ...usageRowOf(metric, current, at) };
     const load = () => (this.#usageReads === undefined ? findUsageLevel(this.#pool, row, at) : this.#usageReads.submit(row));
+    if (readThrough) this.#usage?.evict(userId);
     let level = await (this.#usage === undefined ? load() : this.#usage.get(userId, usageRowId(row), load));
     if (!levelStands(level, at)) {
       this.#usage?.evict(userId);
       level = await load();
     }
-    return quotaOf(metric, current, level.used, at, null, level.reserved);
+    return level;
   }
 
   /** The user's usage of every metric of the plan and of the account's quota overrides, in one query. */
@@ -222,13 +219,21 @@ export class Entitlements {
     return metrics.map((metric, index) => quotaOf(metric, current, levels[index]!.used, at, null, levels[index]!.reserved));
   }
 
-  /** Whether `amount` fits now, and if not why: the account is suspended, or the quota is short. */
-  async checkQuota(userId: string, metric: Metric, amount: bigint): Promise<{ denial: "suspended" | "quota" | undefined; quota: QuotaState }> {
+  /**
+   * Whether `amount` fits now, and if not why: the account is suspended, or the quota is short;
+   * with the account's revision, and when the oldest of what decided it was read. With
+   * `minRevision`, the standing is at least that fresh and usage is read through (increments
+   * raise no revision, so a caller demanding its own writes gets them all).
+   */
+  async checkQuota(userId: string, metric: Metric, amount: bigint, minRevision?: bigint): Promise<QuotaCheck> {
     const now = this.now();
-    const current = await this.currentPlan(userId, now);
-    const quota = await this.quota(userId, metric, current, now);
+    const current = await this.currentPlan(userId, now, minRevision);
+    const level = await this.#level(userId, metric, current, now, minRevision !== undefined);
+    const quota = quotaOf(metric, current, level.used, now, null, level.reserved);
     const fitting = fits(quota.used, amount, quota.limit, quota.grantRemaining, quota.reserved);
-    return { denial: current.suspended ? "suspended" : fitting ? undefined : "quota", quota };
+    const { revision, readAt } = current.standing;
+    const asOf = readAt.getTime() <= level.readAt.getTime() ? readAt : level.readAt;
+    return { denial: current.suspended ? "suspended" : fitting ? undefined : "quota", quota, revision, asOf };
   }
 
   /**
@@ -247,44 +252,6 @@ export class Entitlements {
     if (current.suspended) {
       throw new AccountSuspendedError(increment.userId);
     }
-    const { limit } = quotaEntitlement(current.plan, current.terms, increment.metric.code, now);
-    const consumption = {
-      userId: increment.userId,
-      ...usageRowOf(increment.metric, current, now),
-      amount: increment.amount,
-      ceiling: usageCeiling(limit),
-      now,
-    };
-    const key = increment.idempotencyKey;
-    let outcome: { readonly kind: "granted" | "refused" } & ConsumptionDecisionAmounts;
-    if (key !== undefined) {
-      const expiresAt = new Date(now.getTime() + IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000);
-      const keyed = { ...consumption, key, limit, expiresAt };
-      const once = this.#batcher === undefined ? await consumeUsageOnce(this.#db, keyed) : await this.#batcher.submitKeyed(keyed, callDeadline());
-      if (once.kind === "replayed") {
-        return { result: { quota: this.#replay(increment, key, once.first, current), replayed: true }, drewGrants: false };
-      }
-      outcome = once;
-    } else {
-      // With the batcher, group commit (bounded by the caller's deadline when it set one).
-      const { granted, ...amounts } = await (this.#batcher === undefined
-        ? decideConsumption(this.#db, consumption)
-        : this.#batcher.submit(consumption, callDeadline()));
-      outcome = { kind: granted ? "granted" : "refused", ...amounts };
-    }
-    const quota = quotaOf(increment.metric, current, outcome.used, now, outcome.grantRemaining, outcome.reserved);
-    if (outcome.kind === "refused") {
-      throw new QuotaExceededError(increment.userId, [{ quota, requested: increment.amount }]);
-    }
-    return { result: { quota, replayed: false }, drewGrants: outcome.grantRemaining !== null };
-  }
-
-  /** The first result under a key: its usage and limit, with the grants the account holds now. */
-  #replay(increment: Increment, key: string, first: IdempotentIncrement, current: CurrentPlan): QuotaState {
-    if (first.metric !== increment.metric.code || first.amount !== increment.amount) {
-      throw new IdempotencyKeyReusedError(key);
-    }
-    return replayedQuota(increment.metric, current, first, this.now());
+    return decideIncrement({ db: this.#db, batcher: this.#batcher }, increment, current, now);
   }
 }
-

@@ -11,7 +11,9 @@ import { AccountSuspendedError, FailedPreconditionError, IdempotencyKeyReusedErr
 import { QuotaExceededError, quotaOf, replayedQuota, usageCeiling, usageRowOf, type QuotaState } from "../domain/quota.ts";
 import { quotaEntitlement } from "../domain/terms.ts";
 import { changeAccount } from "./account-changes.ts";
-import { IDEMPOTENCY_KEY_RETENTION_DAYS, type CurrentPlan, type Entitlements } from "./entitlements.ts";
+import type { CurrentPlan } from "./current-plan.ts";
+import type { Entitlements } from "./entitlements.ts";
+import { IDEMPOTENCY_KEY_RETENTION_DAYS } from "./increments.ts";
 
 /** A refund or level this call decided, or the first call's under its key. */
 type Decided = { readonly kind: "counted"; readonly used: bigint; readonly reserved: bigint } | { readonly kind: "held"; readonly first: RememberedCall };

@@ -82,6 +82,8 @@ export type AccountStanding = PlanCommitments & {
   readonly tokensValidAfter: Date | null;
   /** How many change feed events the account has had (0 for a user never seen). */
   readonly revision: bigint;
+  /** When it was read from the database (an answer's as_of). */
+  readonly readAt: Date;
   /** Overrides and grants in force when it was read; each still lapses at its own expiry. */
   readonly terms: AccountTerms;
 };
@@ -126,6 +128,7 @@ export async function findAccountStanding(db: CommonQueryMethods, userId: string
     status: row.status ?? "active",
     tokensValidAfter: row.tokens_valid_after,
     revision: row.revision ?? 0n,
+    readAt: at,
     subscription:
       row.plan_code === null || row.plan_version === null || row.started_at === null
         ? null

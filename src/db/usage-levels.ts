@@ -34,10 +34,10 @@ export async function findUsageLevels(db: CommonQueryMethods, rows: readonly Usa
   const levels = new Map(
     found.map((row) => [
       usageRowId({ userId: row.user_id, metric: row.metric_code, periodStart: new Date(row.period_start) }),
-      { used: row.used, reserved: row.reserved, reservedUntil: row.reserved_until },
+      { used: row.used, reserved: row.reserved, reservedUntil: row.reserved_until, readAt: at },
     ]),
   );
-  return rows.map((row) => levels.get(usageRowId(row)) ?? ZERO);
+  return rows.map((row) => levels.get(usageRowId(row)) ?? { used: 0n, reserved: 0n, reservedUntil: null, readAt: at });
 }
 
 /** One row's level (findUsageLevels). */
@@ -45,5 +45,3 @@ export async function findUsageLevel(db: CommonQueryMethods, row: UsageRowKey, a
   const [level] = await findUsageLevels(db, [row], at);
   return level!;
 }
-
-const ZERO: UsageLevel = Object.freeze({ used: 0n, reserved: 0n, reservedUntil: null });

@@ -38,7 +38,13 @@ export type QuotaTerms = {
  * A usage row as read: its count, and what its held reservations hold, which stands until
  * `reservedUntil` (the earliest expiry among them; null when none holds anything).
  */
-export type UsageLevel = { readonly used: bigint; readonly reserved: bigint; readonly reservedUntil: Date | null };
+export type UsageLevel = {
+  readonly used: bigint;
+  readonly reserved: bigint;
+  readonly reservedUntil: Date | null;
+  /** When it was read from the database (an answer's as_of). */
+  readonly readAt: Date;
+};
 
 /** Whether a level read earlier still says what is reserved at `at`: none of its holds has expired since. */
 export function levelStands(level: UsageLevel, at: Date): boolean {

@@ -164,8 +164,13 @@ export function watchedUsers(values: readonly string[], field = "user_ids"): str
   return distinct;
 }
 
-/** A position of the change feed: 0 (its start) or more. */
+/** A position of the change feed (or an account revision): 0 or more. */
 export function feedPosition(value: bigint, field: string): bigint {
   if (value < 0n) throw new InvalidArgumentError([{ field, description: "must be 0 or more" }]);
   return value;
+}
+
+/** An optional min_revision: 0 or more when given. */
+export function minRevision(value: bigint | undefined, field = "min_revision"): bigint | undefined {
+  return value === undefined ? undefined : feedPosition(value, field);
 }

@@ -27,6 +27,7 @@ import { futureExpiry } from "../domain/terms.ts";
 import * as validate from "../domain/validation.ts";
 import { grantMessage, overrideMessage } from "./terms-messages.ts";
 import { planMessage, quotaStatusMessage, scheduledChangeMessage, subscriptionMessage } from "./messages.ts";
+import { withFreshness } from "./fresh-answers.ts";
 
 /** The EntitlementService RPCs of per-account terms: overrides and usage grants. */
 export type AccountTermsRpcs = Pick<
@@ -83,38 +84,46 @@ export class AccountTermsMethods implements AccountTermsRpcs {
   }
 
   async setFeatureOverride(request: SetFeatureOverrideRequest, context: HandlerContext) {
-    const override = await this.#terms.setOverride(callerOf(context), {
-      userId: validate.userId(request.userId),
-      kind: "feature",
-      target: validate.catalogName(request.feature, "feature"),
-      enabled: request.enabled,
-      expiresAt: this.#expiry(request.expiresAt),
-      reason: auditReason(request.reason),
+    const userId = validate.userId(request.userId);
+    return withFreshness(this.#entitlements, userId, undefined, async () => {
+      const override = await this.#terms.setOverride(callerOf(context), {
+        userId,
+        kind: "feature",
+        target: validate.catalogName(request.feature, "feature"),
+        enabled: request.enabled,
+        expiresAt: this.#expiry(request.expiresAt),
+        reason: auditReason(request.reason),
+      });
+      return { override: overrideMessage(override) };
     });
-    return { override: overrideMessage(override) };
   }
 
   async setQuotaOverride(request: SetQuotaOverrideRequest, context: HandlerContext) {
-    const override = await this.#terms.setOverride(callerOf(context), {
-      userId: validate.userId(request.userId),
-      kind: "quota",
-      target: validate.catalogName(request.metric, "metric"),
-      limit: request.limit === undefined ? null : validate.unitsBetween(request.limit, 0n, MAX_USAGE, "limit"),
-      expiresAt: this.#expiry(request.expiresAt),
-      reason: auditReason(request.reason),
+    const userId = validate.userId(request.userId);
+    return withFreshness(this.#entitlements, userId, undefined, async () => {
+      const override = await this.#terms.setOverride(callerOf(context), {
+        userId,
+        kind: "quota",
+        target: validate.catalogName(request.metric, "metric"),
+        limit: request.limit === undefined ? null : validate.unitsBetween(request.limit, 0n, MAX_USAGE, "limit"),
+        expiresAt: this.#expiry(request.expiresAt),
+        reason: auditReason(request.reason),
+      });
+      return { override: overrideMessage(override) };
     });
-    return { override: overrideMessage(override) };
   }
 
   async clearOverride(request: ClearOverrideRequest, context: HandlerContext) {
     const userId = validate.userId(request.userId);
-    const { target } = request;
-    if (target.case === undefined) {
-      throw new InvalidArgumentError([{ field: "target", description: "must name a feature or a metric" }]);
-    }
-    const kind = target.case === "feature" ? "feature" : "quota";
-    const cleared = await this.#terms.clearOverride(callerOf(context), userId, kind, validate.catalogName(target.value, target.case));
-    return { cleared: cleared === null ? undefined : overrideMessage(cleared) };
+    return withFreshness(this.#entitlements, userId, undefined, async () => {
+      const { target } = request;
+      if (target.case === undefined) {
+        throw new InvalidArgumentError([{ field: "target", description: "must name a feature or a metric" }]);
+      }
+      const kind = target.case === "feature" ? "feature" : "quota";
+      const cleared = await this.#terms.clearOverride(callerOf(context), userId, kind, validate.catalogName(target.value, target.case));
+      return { cleared: cleared === null ? undefined : overrideMessage(cleared) };
+    });
   }
 
   async listOverrides(request: ListOverridesRequest) {
@@ -123,15 +132,18 @@ export class AccountTermsMethods implements AccountTermsRpcs {
   }
 
   async grantUsage(request: GrantUsageRequest, context: HandlerContext) {
-    const { grant, replayed } = await this.#terms.grantUsage(callerOf(context), {
-      userId: validate.userId(request.userId),
-      metric: validate.catalogName(request.metric, "metric"),
-      amount: validate.unitsBetween(request.amount, 1n, MAX_USAGE, "amount"),
-      expiresAt: this.#expiry(request.expiresAt),
-      idempotencyKey: validate.requiredIdempotencyKey(request.idempotencyKey),
-      reason: auditReason(request.reason),
+    const userId = validate.userId(request.userId);
+    return withFreshness(this.#entitlements, userId, undefined, async () => {
+      const { grant, replayed } = await this.#terms.grantUsage(callerOf(context), {
+        userId,
+        metric: validate.catalogName(request.metric, "metric"),
+        amount: validate.unitsBetween(request.amount, 1n, MAX_USAGE, "amount"),
+        expiresAt: this.#expiry(request.expiresAt),
+        idempotencyKey: validate.requiredIdempotencyKey(request.idempotencyKey),
+        reason: auditReason(request.reason),
+      });
+      return { grant: grantMessage(grant), replayed };
     });
-    return { grant: grantMessage(grant), replayed };
   }
 
   async listGrants(request: ListGrantsRequest) {
@@ -141,44 +153,56 @@ export class AccountTermsMethods implements AccountTermsRpcs {
 
   async revokeGrant(request: RevokeGrantRequest, context: HandlerContext) {
     const userId = validate.userId(request.userId);
-    const grant = await this.#terms.revokeGrant(callerOf(context), userId, validate.uuid(request.grantId, "grant_id"));
-    return { grant: grantMessage(grant) };
+    return withFreshness(this.#entitlements, userId, undefined, async () => {
+      const grant = await this.#terms.revokeGrant(callerOf(context), userId, validate.uuid(request.grantId, "grant_id"));
+      return { grant: grantMessage(grant) };
+    });
   }
 
   async startTrial(request: StartTrialRequest, context: HandlerContext) {
     const userId = validate.userId(request.userId);
-    const plan = this.#entitlements.plan(validate.catalogName(request.planCode, "plan_code"));
-    const trial = await this.#planChanges.startTrial(callerOf(context), userId, plan, request.days);
-    const tried = (await this.#entitlements.subscribedPlan(trial)) ?? plan;
-    return { subscription: subscriptionMessage(trial, trial.startedAt, tried.interval), plan: planMessage(tried) };
+    return withFreshness(this.#entitlements, userId, undefined, async () => {
+      const plan = this.#entitlements.plan(validate.catalogName(request.planCode, "plan_code"));
+      const trial = await this.#planChanges.startTrial(callerOf(context), userId, plan, request.days);
+      const tried = (await this.#entitlements.subscribedPlan(trial)) ?? plan;
+      return { subscription: subscriptionMessage(trial, trial.startedAt, tried.interval), plan: planMessage(tried) };
+    });
   }
 
   async schedulePlanChange(request: SchedulePlanChangeRequest, context: HandlerContext) {
     const userId = validate.userId(request.userId);
-    const plan = this.#entitlements.plan(validate.catalogName(request.planCode, "plan_code"));
-    const { when } = request;
-    if (when.case === undefined || (when.case === "atPeriodEnd" && !when.value)) {
-      throw new InvalidArgumentError([{ field: "when", description: "must be at_period_end: true or a time `at`" }]);
-    }
-    const time = when.case === "at" ? { at: timestampDate(when.value) } : ({ atPeriodEnd: true } as const);
-    const scheduled = await this.#planChanges.schedule(callerOf(context), userId, plan, time);
-    return { scheduledChange: scheduledChangeMessage(scheduled) };
+    return withFreshness(this.#entitlements, userId, undefined, async () => {
+      const plan = this.#entitlements.plan(validate.catalogName(request.planCode, "plan_code"));
+      const { when } = request;
+      if (when.case === undefined || (when.case === "atPeriodEnd" && !when.value)) {
+        throw new InvalidArgumentError([{ field: "when", description: "must be at_period_end: true or a time `at`" }]);
+      }
+      const time = when.case === "at" ? { at: timestampDate(when.value) } : ({ atPeriodEnd: true } as const);
+      const scheduled = await this.#planChanges.schedule(callerOf(context), userId, plan, time);
+      return { scheduledChange: scheduledChangeMessage(scheduled) };
+    });
   }
 
   async cancelScheduledChange(request: CancelScheduledChangeRequest, context: HandlerContext) {
-    const cancelled = await this.#planChanges.cancelScheduled(callerOf(context), validate.userId(request.userId));
-    return { cancelled: cancelled === null ? undefined : scheduledChangeMessage(cancelled) };
+    const userId = validate.userId(request.userId);
+    return withFreshness(this.#entitlements, userId, undefined, async () => {
+      const cancelled = await this.#planChanges.cancelScheduled(callerOf(context), userId);
+      return { cancelled: cancelled === null ? undefined : scheduledChangeMessage(cancelled) };
+    });
   }
 
   async refundUsage(request: RefundUsageRequest, context: HandlerContext) {
-    const { result, replayed } = await this.#usageChanges.refund(callerOf(context), {
-      userId: validate.userId(request.userId),
-      metric: this.#entitlements.metric(validate.catalogName(request.metric, "metric")),
-      amount: validate.unitsBetween(request.amount, 1n, MAX_USAGE, "amount"),
-      key: validate.requiredIdempotencyKey(request.idempotencyKey),
-      reason: auditReason(request.reason),
+    const userId = validate.userId(request.userId);
+    return withFreshness(this.#entitlements, userId, undefined, async () => {
+      const { result, replayed } = await this.#usageChanges.refund(callerOf(context), {
+        userId,
+        metric: this.#entitlements.metric(validate.catalogName(request.metric, "metric")),
+        amount: validate.unitsBetween(request.amount, 1n, MAX_USAGE, "amount"),
+        key: validate.requiredIdempotencyKey(request.idempotencyKey),
+        reason: auditReason(request.reason),
+      });
+      return { quota: quotaStatusMessage(result), replayed };
     });
-    return { quota: quotaStatusMessage(result), replayed };
   }
 
   #expiry(expiresAt: Timestamp | undefined): Date | null {

@@ -1,7 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
-  GetPlanResponseSchema,
   ListPlansResponseSchema,
   type ListPlansRequest,
   type CheckQuotaRequest,
@@ -34,19 +33,9 @@ import { watchResponse } from "./event-messages.ts";
 import { reservationMessage } from "./reservation-messages.ts";
 import { callerOf } from "../auth/gates.ts";
 import type { HandlerContext } from "@connectrpc/connect";
-import {
-  catalogAnswer,
-  currentPlanAnswer,
-  featureAnswer,
-  planMessage,
-  quotaCheckAnswer,
-  quotaStatusMessage,
-  subscriptionMessage,
-  type CatalogInit,
-  type CurrentPlanInit,
-} from "./messages.ts";
+import { catalogAnswer, planMessage, quotaStatusMessage, subscriptionMessage, type CatalogInit } from "./messages.ts";
+import { featureAnswer, freshness, getPlanAnswer, quotaCheckAnswer, withFreshness } from "./fresh-answers.ts";
 
-const getPlanResponse = (init: CurrentPlanInit) => create(GetPlanResponseSchema, init);
 const listPlansResponse = (init: CatalogInit) => create(ListPlansResponseSchema, init);
 
 /**
@@ -72,24 +61,23 @@ export class EntitlementServiceImpl extends AccountTermsMethods implements Servi
   async getPlan(request: GetPlanRequest) {
     const userId = validate.userId(request.userId);
     const now = this.#entitlements.now();
-    return currentPlanAnswer(await this.#entitlements.currentPlan(userId, now), now, getPlanResponse);
+    return getPlanAnswer(await this.#entitlements.currentPlan(userId, now, validate.minRevision(request.minRevision)), now);
   }
 
   async hasFeature(request: HasFeatureRequest) {
     const userId = validate.userId(request.userId);
     const feature = validate.catalogName(request.feature, "feature");
     const now = this.#entitlements.now();
-    const { plan, suspended, terms } = await this.#entitlements.currentPlan(userId, now);
-    const { enabled, source } = featureEntitlement(plan, terms, feature, now);
-    return featureAnswer(plan, !suspended && enabled, source);
+    const current = await this.#entitlements.currentPlan(userId, now, validate.minRevision(request.minRevision));
+    const { enabled, source } = featureEntitlement(current.plan, current.terms, feature, now);
+    return featureAnswer(current, current.plan, !current.suspended && enabled, source);
   }
 
   async checkQuota(request: CheckQuotaRequest) {
     const userId = validate.userId(request.userId);
     const metric = this.#entitlements.metric(validate.catalogName(request.metric, "metric"));
     const amount = checkAmount(metric, request.amount);
-    const { denial, quota } = await this.#entitlements.checkQuota(userId, metric, amount);
-    return quotaCheckAnswer(denial, quota);
+    return quotaCheckAnswer(await this.#entitlements.checkQuota(userId, metric, amount, validate.minRevision(request.minRevision)));
   }
 
   async incrementUsage(request: IncrementUsageRequest) {
@@ -97,20 +85,24 @@ export class EntitlementServiceImpl extends AccountTermsMethods implements Servi
     const metric = this.#entitlements.metric(validate.catalogName(request.metric, "metric"));
     const amount = incrementAmount(metric, request.amount);
     const idempotencyKey = validate.idempotencyKey(request.idempotencyKey);
-    const { quota, replayed } = await this.#entitlements.increment({ userId, metric, amount, idempotencyKey });
-    return { quota: quotaStatusMessage(quota), replayed };
+    return withFreshness(this.#entitlements, userId, validate.minRevision(request.minRevision), async () => {
+      const { quota, replayed } = await this.#entitlements.increment({ userId, metric, amount, idempotencyKey });
+      return { quota: quotaStatusMessage(quota), replayed };
+    });
   }
 
   async upgradePlan(request: UpgradePlanRequest, context: HandlerContext) {
     const userId = validate.userId(request.userId);
     const plan = this.#entitlements.plan(validate.catalogName(request.planCode, "plan_code"));
-    const subscription = await this.#changes.changePlan(callerOf(context), userId, plan, request.durationDays);
-    // The version it was subscribed to: the database's latest, which may be newer than `plan`.
-    const subscribed = (await this.#entitlements.subscribedPlan(subscription)) ?? plan;
-    return {
-      subscription: subscriptionMessage(subscription, subscription.startedAt, subscribed.interval),
-      plan: planMessage(subscribed),
-    };
+    return withFreshness(this.#entitlements, userId, undefined, async () => {
+      const subscription = await this.#changes.changePlan(callerOf(context), userId, plan, request.durationDays);
+      // The version it was subscribed to: the database's latest, which may be newer than `plan`.
+      const subscribed = (await this.#entitlements.subscribedPlan(subscription)) ?? plan;
+      return {
+        subscription: subscriptionMessage(subscription, subscription.startedAt, subscribed.interval),
+        plan: planMessage(subscribed),
+      };
+    });
   }
 
   async listPlans(request: ListPlansRequest) {
@@ -119,30 +111,42 @@ export class EntitlementServiceImpl extends AccountTermsMethods implements Servi
 
   async consumeUsage(request: ConsumeUsageRequest) {
     const userId = validate.userId(request.userId);
-    const { result, replayed } = await this.#usageChanges.consume(userId, this.#items(request.items, "items", 1n), validate.idempotencyKey(request.idempotencyKey));
-    return { quotas: result.map(quotaStatusMessage), replayed };
+    const items = this.#items(request.items, "items", 1n);
+    const key = validate.idempotencyKey(request.idempotencyKey);
+    return withFreshness(this.#entitlements, userId, validate.minRevision(request.minRevision), async () => {
+      const { result, replayed } = await this.#usageChanges.consume(userId, items, key);
+      return { quotas: result.map(quotaStatusMessage), replayed };
+    });
   }
 
   async reserveUsage(request: ReserveUsageRequest) {
     const userId = validate.userId(request.userId);
     const items = this.#items(request.items, "items", 1n);
     const ttlSeconds = Number(validate.unitsBetween(BigInt(request.ttlSeconds), 1n, BigInt(MAX_RESERVATION_SECONDS), "ttl_seconds"));
-    const { result, replayed } = await this.#reservations.reserve(userId, items, ttlSeconds, validate.idempotencyKey(request.idempotencyKey));
-    return { reservation: reservationMessage(result.reservation), quotas: result.quotas.map(quotaStatusMessage), replayed };
+    const key = validate.idempotencyKey(request.idempotencyKey);
+    return withFreshness(this.#entitlements, userId, validate.minRevision(request.minRevision), async () => {
+      const { result, replayed } = await this.#reservations.reserve(userId, items, ttlSeconds, key);
+      return { reservation: reservationMessage(result.reservation), quotas: result.quotas.map(quotaStatusMessage), replayed };
+    });
   }
 
   async commitReservation(request: CommitReservationRequest) {
     const userId = validate.userId(request.userId);
     const id = validate.uuid(request.reservationId, "reservation_id");
     const actual = request.actual.length === 0 ? [] : this.#items(request.actual, "actual", 0n);
-    const { result, replayed } = await this.#reservations.commit(userId, id, actual);
-    return { reservation: reservationMessage(result.reservation), quotas: result.quotas.map(quotaStatusMessage), replayed };
+    return withFreshness(this.#entitlements, userId, undefined, async () => {
+      const { result, replayed } = await this.#reservations.commit(userId, id, actual);
+      return { reservation: reservationMessage(result.reservation), quotas: result.quotas.map(quotaStatusMessage), replayed };
+    });
   }
 
   async releaseReservation(request: ReleaseReservationRequest) {
     const userId = validate.userId(request.userId);
-    const { result, replayed } = await this.#reservations.release(userId, validate.uuid(request.reservationId, "reservation_id"));
-    return { reservation: reservationMessage(result), replayed };
+    const id = validate.uuid(request.reservationId, "reservation_id");
+    return withFreshness(this.#entitlements, userId, undefined, async () => {
+      const { result, replayed } = await this.#reservations.release(userId, id);
+      return { reservation: reservationMessage(result), replayed };
+    });
   }
 
   async getReservation(request: GetReservationRequest) {
@@ -159,15 +163,20 @@ export class EntitlementServiceImpl extends AccountTermsMethods implements Servi
     const userId = validate.userId(request.userId);
     const metric = this.#entitlements.metric(validate.catalogName(request.metric, "metric"));
     const value = validate.unitsBetween(request.value, 0n, MAX_USAGE, "value");
-    const { result, replayed } = await this.#usageChanges.setLevel(userId, metric, value, validate.idempotencyKey(request.idempotencyKey));
-    return { quota: quotaStatusMessage(result), replayed };
+    const key = validate.idempotencyKey(request.idempotencyKey);
+    return withFreshness(this.#entitlements, userId, validate.minRevision(request.minRevision), async () => {
+      const { result, replayed } = await this.#usageChanges.setLevel(userId, metric, value, key);
+      return { quota: quotaStatusMessage(result), replayed };
+    });
   }
 
   async getUsage(request: GetUsageRequest) {
     const userId = validate.userId(request.userId);
     const now = this.#entitlements.now();
-    const quotas = await this.#entitlements.quotas(userId, await this.#entitlements.currentPlan(userId, now), now);
-    return { quotas: quotas.map(quotaStatusMessage) };
+    const current = await this.#entitlements.currentPlan(userId, now, validate.minRevision(request.minRevision));
+    // Usage is read now, through the call's transaction: the standing is the older of the two.
+    const quotas = await this.#entitlements.quotas(userId, current, now);
+    return { quotas: quotas.map(quotaStatusMessage), ...freshness(current.standing) };
   }
 
   async *watchEntitlements(request: WatchEntitlementsRequest, context: HandlerContext) {

@@ -10,21 +10,13 @@ import {
 } from "../../gen/entitlements/v1/subscription_pb.js";
 import { QuotaStatusSchema, type QuotaStatus } from "../../gen/entitlements/v1/usage_pb.js";
 import { AccountSchema, AccountStatus, type Account } from "../../gen/entitlements/v1/account_pb.js";
-import {
-  CheckQuotaResponseSchema,
-  DenialReason,
-  HasFeatureResponseSchema,
-  type CheckQuotaResponse,
-  type HasFeatureResponse,
-} from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import type { AccountRecord } from "../domain/accounts.ts";
 import type { BillingInterval as BillingIntervalName, Catalog, Plan, ResetPeriod as DomainResetPeriod } from "../domain/catalog.ts";
 import { billingPeriodContaining } from "../domain/periods.ts";
-import type { CurrentPlan } from "../app/entitlements.ts";
+import type { CurrentPlan } from "../app/current-plan.ts";
 import type { QuotaState } from "../domain/quota.ts";
 import { memoized, share } from "../transport/shared-answers.ts";
 import { subscriptionStatus, type ScheduledChange, type SubscriptionRecord } from "../domain/subscriptions.ts";
-import type { EntitlementSource as EntitlementSourceName } from "../domain/terms.ts";
 import { ENTITLEMENT_SOURCES } from "./terms-messages.ts";
 
 /** Conversions from domain values to the messages of the contract. */
@@ -145,36 +137,6 @@ export function currentPlanAnswer<M extends Message>(current: CurrentPlan, at: D
   if (current.subscription !== undefined || current.scheduledChange !== undefined) return response(currentPlanMessages(current, at));
   const answers = current.suspended ? suspendedPlanAnswers : activePlanAnswers;
   return sharedAnswer(answers, current.plan, response, () => response(currentPlanMessages(current, at)));
-}
-
-const featureAnswers: Answers = new WeakMap();
-
-/** HasFeature's answer on a plan: one shared answer per plan, outcome and source. */
-export function featureAnswer(plan: Plan, enabled: boolean, source: EntitlementSourceName): HasFeatureResponse {
-  return sharedAnswer(featureAnswers, plan, (enabled ? 1 : 0) + (source === "override" ? 2 : 0), () =>
-    create(HasFeatureResponseSchema, { enabled, planCode: plan.code, source: ENTITLEMENT_SOURCES[source] }),
-  );
-}
-
-/** CheckQuota answers by what they say; cleared when full, as each is cheap to make again. */
-const quotaCheckAnswers = new Map<string, CheckQuotaResponse>();
-const QUOTA_CHECK_ANSWERS_MAX = 4096;
-
-/**
- * CheckQuota's answer: shared by every check that finds the same quota state (metric, amount
- * used, limit, period, grants, reservations) with the same outcome, as checks of users at the
- * same usage do, so it is built and encoded once rather than per call.
- */
-export function quotaCheckAnswer(denial: "suspended" | "quota" | undefined, quota: QuotaState): CheckQuotaResponse {
-  const key = `${denial}\u0000${quota.metric}\u0000${quota.used}\u0000${quota.limit}\u0000${quota.period?.start.getTime()}\u0000${quota.period?.end.getTime()}\u0000${quota.limitSource}\u0000${quota.grantRemaining}\u0000${quota.reserved}`;
-  let answer = quotaCheckAnswers.get(key);
-  if (answer === undefined) {
-    if (quotaCheckAnswers.size >= QUOTA_CHECK_ANSWERS_MAX) quotaCheckAnswers.clear();
-    const denialReason = denial === undefined ? DenialReason.UNSPECIFIED : denial === "suspended" ? DenialReason.SUSPENDED : DenialReason.QUOTA;
-    answer = share(create(CheckQuotaResponseSchema, { allowed: denial === undefined, quota: quotaStatusMessage(quota), denialReason }));
-    quotaCheckAnswers.set(key, answer);
-  }
-  return answer;
 }
 
 /**

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { AccountStanding } from "../../src/db/accounts.ts";
 import { ReplicaCache } from "../../src/app/replica-cache.ts";
 
-const active: AccountStanding = { status: "active", tokensValidAfter: null, revision: 0n, subscription: null, trial: null, scheduledChange: null, terms: NO_TERMS };
+const active: AccountStanding = { status: "active", tokensValidAfter: null, revision: 0n, readAt: new Date(0), subscription: null, trial: null, scheduledChange: null, terms: NO_TERMS };
 const suspended: AccountStanding = { ...active, status: "suspended" };
 
 function cache(now = { t: 0 }) {

@@ -141,11 +141,11 @@ describe("rows with holds", () => {
     const userId = "lapsing";
     await reserve(userId, 3n, 100n, later(1000));
     await reserve(userId, 4n, 100n, later(5000));
-    expect(await findUsageLevel(database.pool, { userId, metric: "jobs", periodStart }, now)).toEqual({ used: 0n, reserved: 7n, reservedUntil: later(1000) });
-    expect(await findUsageLevel(database.pool, { userId, metric: "jobs", periodStart }, later(1000))).toEqual({ used: 0n, reserved: 4n, reservedUntil: later(5000) });
+    expect(await findUsageLevel(database.pool, { userId, metric: "jobs", periodStart }, now)).toEqual({ used: 0n, reserved: 7n, reservedUntil: later(1000), readAt: now });
+    expect(await findUsageLevel(database.pool, { userId, metric: "jobs", periodStart }, later(1000))).toEqual({ used: 0n, reserved: 4n, reservedUntil: later(5000), readAt: later(1000) });
     // A decision after the first expiry writes the sum back: 100 - 4 held leaves 96.
     expect(await decideConsumption(database.pool, { userId, metric: "jobs", periodStart, amount: 96n, ceiling: 100n, now: later(1000) })).toMatchObject({ granted: true, reserved: 4n });
     expect(await decideConsumption(database.pool, { userId, metric: "jobs", periodStart, amount: 1n, ceiling: 100n, now: later(1000) })).toMatchObject({ granted: false });
-    expect(await findUsageLevel(database.pool, { userId, metric: "jobs", periodStart }, later(5000))).toEqual({ used: 96n, reserved: 0n, reservedUntil: null });
+    expect(await findUsageLevel(database.pool, { userId, metric: "jobs", periodStart }, later(5000))).toEqual({ used: 96n, reserved: 0n, reservedUntil: null, readAt: later(5000) });
   });
 });

@@ -7,9 +7,9 @@ import type { Message } from "@bufbuild/protobuf";
 import type { Plan } from "./plan_pb.js";
 import type { ScheduledChange, Subscription } from "./subscription_pb.js";
 import type { AccountStatus } from "./account_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { EntitlementSource, Grant, Override } from "./terms_pb.js";
 import type { QuotaStatus, Reservation, UsageItem } from "./usage_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { EntitlementEvent, UserEntitlements } from "./events_pb.js";
 
 /**
@@ -29,6 +29,15 @@ export declare type GetPlanRequest = Message<"entitlements.v1.GetPlanRequest"> &
    * @generated from field: string user_id = 1;
    */
   userId: string;
+
+  /**
+   * An answer at least this fresh: a replica whose cached account is older reads it afresh
+   * (usage is then read afresh too). Take it from the `revision` of an earlier answer,
+   * possibly through another replica: read-your-writes across replicas.
+   *
+   * @generated from field: optional int64 min_revision = 2;
+   */
+  minRevision?: bigint | undefined;
 };
 
 /**
@@ -70,6 +79,23 @@ export declare type GetPlanResponse = Message<"entitlements.v1.GetPlanResponse">
    * @generated from field: entitlements.v1.ScheduledChange scheduled_change = 4;
    */
   scheduledChange?: ScheduledChange | undefined;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 5;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 6;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -97,6 +123,15 @@ export declare type HasFeatureRequest = Message<"entitlements.v1.HasFeatureReque
    * @generated from field: string feature = 2;
    */
   feature: string;
+
+  /**
+   * An answer at least this fresh: a replica whose cached account is older reads it afresh
+   * (usage is then read afresh too). Take it from the `revision` of an earlier answer,
+   * possibly through another replica: read-your-writes across replicas.
+   *
+   * @generated from field: optional int64 min_revision = 3;
+   */
+  minRevision?: bigint | undefined;
 };
 
 /**
@@ -132,6 +167,23 @@ export declare type HasFeatureResponse = Message<"entitlements.v1.HasFeatureResp
    * @generated from field: entitlements.v1.EntitlementSource source = 3;
    */
   source: EntitlementSource;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 4;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 5;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -166,6 +218,15 @@ export declare type CheckQuotaRequest = Message<"entitlements.v1.CheckQuotaReque
    * @generated from field: int64 amount = 3;
    */
   amount: bigint;
+
+  /**
+   * An answer at least this fresh: a replica whose cached account is older reads it afresh
+   * (usage is then read afresh too). Take it from the `revision` of an earlier answer,
+   * possibly through another replica: read-your-writes across replicas.
+   *
+   * @generated from field: optional int64 min_revision = 4;
+   */
+  minRevision?: bigint | undefined;
 };
 
 /**
@@ -201,6 +262,23 @@ export declare type CheckQuotaResponse = Message<"entitlements.v1.CheckQuotaResp
    * @generated from field: entitlements.v1.DenialReason denial_reason = 3;
    */
   denialReason: DenialReason;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 4;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 5;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -245,6 +323,15 @@ export declare type IncrementUsageRequest = Message<"entitlements.v1.IncrementUs
    * @generated from field: string idempotency_key = 4;
    */
   idempotencyKey: string;
+
+  /**
+   * An answer at least this fresh: a replica whose cached account is older reads it afresh
+   * (usage is then read afresh too). Take it from the `revision` of an earlier answer,
+   * possibly through another replica: read-your-writes across replicas.
+   *
+   * @generated from field: optional int64 min_revision = 5;
+   */
+  minRevision?: bigint | undefined;
 };
 
 /**
@@ -272,6 +359,23 @@ export declare type IncrementUsageResponse = Message<"entitlements.v1.IncrementU
    * @generated from field: bool replayed = 2;
    */
   replayed: boolean;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 3;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 4;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -335,6 +439,23 @@ export declare type UpgradePlanResponse = Message<"entitlements.v1.UpgradePlanRe
    * @generated from field: entitlements.v1.Plan plan = 2;
    */
   plan?: Plan | undefined;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 3;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 4;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -396,6 +517,15 @@ export declare type GetUsageRequest = Message<"entitlements.v1.GetUsageRequest">
    * @generated from field: string user_id = 1;
    */
   userId: string;
+
+  /**
+   * An answer at least this fresh: a replica whose cached account is older reads it afresh
+   * (usage is then read afresh too). Take it from the `revision` of an earlier answer,
+   * possibly through another replica: read-your-writes across replicas.
+   *
+   * @generated from field: optional int64 min_revision = 2;
+   */
+  minRevision?: bigint | undefined;
 };
 
 /**
@@ -416,6 +546,23 @@ export declare type GetUsageResponse = Message<"entitlements.v1.GetUsageResponse
    * @generated from field: repeated entitlements.v1.QuotaStatus quotas = 1;
    */
   quotas: QuotaStatus[];
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 3;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -484,6 +631,23 @@ export declare type SetFeatureOverrideResponse = Message<"entitlements.v1.SetFea
    * @generated from field: entitlements.v1.Override override = 1;
    */
   override?: Override | undefined;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 3;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -552,6 +716,23 @@ export declare type SetQuotaOverrideResponse = Message<"entitlements.v1.SetQuota
    * @generated from field: entitlements.v1.Override override = 1;
    */
   override?: Override | undefined;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 3;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -615,6 +796,23 @@ export declare type ClearOverrideResponse = Message<"entitlements.v1.ClearOverri
    * @generated from field: entitlements.v1.Override cleared = 1;
    */
   cleared?: Override | undefined;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 3;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -738,6 +936,23 @@ export declare type GrantUsageResponse = Message<"entitlements.v1.GrantUsageResp
    * @generated from field: bool replayed = 2;
    */
   replayed: boolean;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 3;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 4;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -832,6 +1047,23 @@ export declare type RevokeGrantResponse = Message<"entitlements.v1.RevokeGrantRe
    * @generated from field: entitlements.v1.Grant grant = 1;
    */
   grant?: Grant | undefined;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 3;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -893,6 +1125,23 @@ export declare type StartTrialResponse = Message<"entitlements.v1.StartTrialResp
    * @generated from field: entitlements.v1.Plan plan = 2;
    */
   plan?: Plan | undefined;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 3;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 4;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -963,6 +1212,23 @@ export declare type SchedulePlanChangeResponse = Message<"entitlements.v1.Schedu
    * @generated from field: entitlements.v1.ScheduledChange scheduled_change = 1;
    */
   scheduledChange?: ScheduledChange | undefined;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 3;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -1003,6 +1269,23 @@ export declare type CancelScheduledChangeResponse = Message<"entitlements.v1.Can
    * @generated from field: entitlements.v1.ScheduledChange cancelled = 1;
    */
   cancelled?: ScheduledChange | undefined;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 3;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -1040,6 +1323,15 @@ export declare type ConsumeUsageRequest = Message<"entitlements.v1.ConsumeUsageR
    * @generated from field: string idempotency_key = 3;
    */
   idempotencyKey: string;
+
+  /**
+   * An answer at least this fresh: a replica whose cached account is older reads it afresh
+   * (usage is then read afresh too). Take it from the `revision` of an earlier answer,
+   * possibly through another replica: read-your-writes across replicas.
+   *
+   * @generated from field: optional int64 min_revision = 4;
+   */
+  minRevision?: bigint | undefined;
 };
 
 /**
@@ -1067,6 +1359,23 @@ export declare type ConsumeUsageResponse = Message<"entitlements.v1.ConsumeUsage
    * @generated from field: bool replayed = 2;
    */
   replayed: boolean;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 3;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 4;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -1142,6 +1451,23 @@ export declare type RefundUsageResponse = Message<"entitlements.v1.RefundUsageRe
    * @generated from field: bool replayed = 2;
    */
   replayed: boolean;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 3;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 4;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -1183,6 +1509,15 @@ export declare type SetUsageRequest = Message<"entitlements.v1.SetUsageRequest">
    * @generated from field: string idempotency_key = 4;
    */
   idempotencyKey: string;
+
+  /**
+   * An answer at least this fresh: a replica whose cached account is older reads it afresh
+   * (usage is then read afresh too). Take it from the `revision` of an earlier answer,
+   * possibly through another replica: read-your-writes across replicas.
+   *
+   * @generated from field: optional int64 min_revision = 5;
+   */
+  minRevision?: bigint | undefined;
 };
 
 /**
@@ -1210,6 +1545,23 @@ export declare type SetUsageResponse = Message<"entitlements.v1.SetUsageResponse
    * @generated from field: bool replayed = 2;
    */
   replayed: boolean;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 3;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 4;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -1251,6 +1603,15 @@ export declare type ReserveUsageRequest = Message<"entitlements.v1.ReserveUsageR
    * @generated from field: string idempotency_key = 4;
    */
   idempotencyKey: string;
+
+  /**
+   * An answer at least this fresh: a replica whose cached account is older reads it afresh
+   * (usage is then read afresh too). Take it from the `revision` of an earlier answer,
+   * possibly through another replica: read-your-writes across replicas.
+   *
+   * @generated from field: optional int64 min_revision = 5;
+   */
+  minRevision?: bigint | undefined;
 };
 
 /**
@@ -1286,6 +1647,23 @@ export declare type ReserveUsageResponse = Message<"entitlements.v1.ReserveUsage
    * @generated from field: bool replayed = 3;
    */
   replayed: boolean;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 4;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 5;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -1356,6 +1734,23 @@ export declare type CommitReservationResponse = Message<"entitlements.v1.CommitR
    * @generated from field: bool replayed = 3;
    */
   replayed: boolean;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 4;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 5;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
@@ -1410,6 +1805,23 @@ export declare type ReleaseReservationResponse = Message<"entitlements.v1.Releas
    * @generated from field: bool replayed = 2;
    */
   replayed: boolean;
+
+  /**
+   * The account's revision this answer reflects: how many change feed events the account has
+   * had (docs/events.md). Pass it as `min_revision` to a read through any replica to see this
+   * state or a newer one.
+   *
+   * @generated from field: int64 revision = 3;
+   */
+  revision: bigint;
+
+  /**
+   * When what this answer was decided from was read from the database: the account's standing
+   * (and, for usage, the counters), from a replica's cache or read through now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 4;
+   */
+  asOf?: Timestamp | undefined;
 };
 
 /**
