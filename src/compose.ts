@@ -11,6 +11,7 @@ import { PlanChanges } from "./app/plan-changes.ts";
 import { UsageChanges } from "./app/usage-changes.ts";
 import { Reservations } from "./app/reservations.ts";
 import { ChangeFeed } from "./app/change-feed.ts";
+import { Lapses } from "./app/lapses.ts";
 import { EntitlementWatches } from "./app/entitlement-watches.ts";
 import { createUserTokenVerifier, type UserTokenVerifier } from "./auth/user-tokens.ts";
 import type { Config } from "./config.ts";
@@ -71,6 +72,8 @@ export type ComposedService = {
   readonly metrics: Metrics;
   /** Account standings cached per replica, trusted only while change notifications arrive. */
   readonly standings: ReplicaCache<AccountStanding> | undefined;
+  /** The sweep that gives the change feed the events of trials, overrides, grants and subscriptions that ended. */
+  readonly lapses: Lapses;
   /** This replica's view of the change feed: start it to serve watches; close it to end them. */
   readonly feed: ChangeFeed;
   /** What the listeners (and the in-memory test transport) serve. */
@@ -138,6 +141,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     health,
     metrics,
     standings,
+    lapses: new Lapses(pool, entitlements, clock),
     feed,
     served: {
       registrations,

@@ -20,8 +20,8 @@ import { listenAll, type Listener } from "./transport/listeners.ts";
 import { readTlsMaterial } from "./transport/tls.ts";
 
 const IDEMPOTENCY_SWEEP_MS = 60 * 60 * 1000;
-/** How often due plan changes are written down (answers never wait for it). */
-const SCHEDULED_CHANGE_SWEEP_MS = 30 * 1000;
+/** How often due plan changes are written down and expiries announced (answers never wait for either). */
+const TIMED_CHANGE_SWEEP_MS = 5 * 1000;
 
 export type RunningService = Listener & {
   readonly databaseUrl: string;
@@ -104,7 +104,7 @@ export async function startService(
     if (config.catalogFile !== undefined) await seedCatalog(pool, await loadCatalogFile(config.catalogFile));
     else await seedCatalog(pool, await loadDefaultCatalog(), { onlyIfEmpty: true });
     const composed = await composeService({ ...config, serviceTokens, jwtSecret }, pool, { logger, clock, metrics });
-    const { catalog, planChanges, health, feed, served } = composed;
+    const { catalog, planChanges, lapses, health, feed, served } = composed;
     catalog.startRefreshing();
     // Changes made through any replica reach this one's caches and feed as notifications.
     const notifications = changeListener(composed, database.sessionUrl, logger);
@@ -133,10 +133,12 @@ export async function startService(
         deleteOldEvents(pool, new Date(now.getTime() - config.eventRetentionDays * 86_400_000)),
       ]).catch((error: unknown) => logger.warn({ err: error }, "idempotency key, reservation and event sweep failed"));
     }, IDEMPOTENCY_SWEEP_MS).unref();
-    // Answers put scheduled changes in force at their time; this only writes them down.
+    // Answers put scheduled changes and expiries in force at their time; this writes down the
+    // changes that came due and gives the change feed their events.
     const scheduled = setInterval(() => {
       planChanges.writeDownDueChanges().catch((error: unknown) => logger.warn({ err: error }, "writing down due plan changes failed"));
-    }, SCHEDULED_CHANGE_SWEEP_MS).unref();
+      lapses.announceDue().catch((error: unknown) => logger.warn({ err: error }, "announcing expiries failed"));
+    }, TIMED_CHANGE_SWEEP_MS).unref();
     logger.info(
       { host: config.host, grpcPort: listener.grpcPort, httpPort: listener.httpPort, embedded: embedded !== undefined },
       "entitlement service listening",

@@ -37,7 +37,8 @@ export async function upsertOverride(db: CommonQueryMethods, override: OverrideR
     )
     on conflict (user_id, kind, target) do update
       set enabled = excluded.enabled, quota_limit = excluded.quota_limit, expires_at = excluded.expires_at,
-          reason = excluded.reason, created_by = excluded.created_by, created_at = excluded.created_at
+          reason = excluded.reason, created_by = excluded.created_by, created_at = excluded.created_at,
+          lapse_announced = false
     returning ${OVERRIDE_COLUMNS}
   `);
 }

@@ -12,6 +12,7 @@ export const ENTITLEMENT_EVENT_TYPES = [
   "entitlements.grant_added",
   "entitlements.grant_revoked",
   "entitlements.grant_expired",
+  "entitlements.subscription_expired",
   "account.suspended",
   "account.reactivated",
   "usage.reset",

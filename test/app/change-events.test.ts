@@ -75,3 +75,47 @@ describe("each committed change gives exactly one change feed event", () => {
     expect(await eventsOf(userId)).toEqual(["1 account.suspended", "2 account.reactivated", "3 usage.reset"]);
   });
 });
+
+describe("what ends at its own time gives its event when the sweep finds it due, once", () => {
+  it("a trial, an override, a grant (unless spent or revoked first) and a subscription", async () => {
+    const userId = "ev-lapses";
+    const at = (iso: string) => ({ seconds: BigInt(Date.parse(iso) / 1000), nanos: 0 });
+    await client().startTrial({ userId, planCode: "pro", days: 1 });
+    await client().setFeatureOverride({ userId, feature: "sso", enabled: true, reason: "pilot", expiresAt: at("2026-03-15T18:00:00Z") });
+    await client().grantUsage({ userId, metric: "jobs", amount: 5n, reason: "goodwill", idempotencyKey: "lapse-1", expiresAt: at("2026-03-15T20:00:00Z") });
+    const revoked = await client().grantUsage({ userId, metric: "jobs", amount: 5n, reason: "goodwill", idempotencyKey: "lapse-2", expiresAt: at("2026-03-15T20:00:00Z") });
+    await client().revokeGrant({ userId, grantId: revoked.grant!.id });
+    const other = "ev-lapses-sub";
+    await client().upgradePlan({ userId: other, planCode: "pro", durationDays: 2 });
+    const before = await eventsOf(userId);
+    expect(await service.lapses.announceDue()).toBe(0);
+
+    clock.set("2026-03-15T19:00:00Z");
+    expect(await service.lapses.announceDue()).toBe(1);
+    clock.set("2026-03-16T12:00:01Z");
+    expect(await service.lapses.announceDue()).toBe(2);
+    expect(await service.lapses.announceDue()).toBe(0);
+    expect((await eventsOf(userId)).slice(before.length)).toEqual([
+      "6 entitlements.override_expired",
+      "7 entitlements.grant_expired",
+      "8 entitlements.trial_ended",
+    ]);
+    clock.set("2026-03-17T12:00:01Z");
+    expect(await service.lapses.announceDue()).toBe(1);
+    expect(await eventsOf(other)).toEqual(["1 entitlements.plan_changed", "2 entitlements.subscription_expired"]);
+    clock.set("2026-03-15T12:00:00Z");
+  });
+
+  it("an override set again with a later expiry before the first one came due gives no event for the first", async () => {
+    const userId = "ev-reset-override";
+    const at = (iso: string) => ({ seconds: BigInt(Date.parse(iso) / 1000), nanos: 0 });
+    await client().setFeatureOverride({ userId, feature: "sso", enabled: true, reason: "pilot", expiresAt: at("2026-03-15T13:00:00Z") });
+    await client().setFeatureOverride({ userId, feature: "sso", enabled: true, reason: "longer", expiresAt: at("2026-03-15T15:00:00Z") });
+    clock.set("2026-03-15T14:00:00Z");
+    expect(await service.lapses.announceDue()).toBe(0);
+    clock.set("2026-03-15T15:00:01Z");
+    expect(await service.lapses.announceDue()).toBe(1);
+    expect(await eventsOf(userId)).toEqual(["1 entitlements.override_set", "2 entitlements.override_set", "3 entitlements.override_expired"]);
+    clock.set("2026-03-15T12:00:00Z");
+  });
+});

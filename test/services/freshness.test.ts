@@ -20,7 +20,8 @@ beforeAll(async () => {
   const settings = { ...TEST_SETTINGS, standingCacheSize: 1000, standingCacheTtlMs: 600_000 };
   const replicas = await Promise.all([0, 1].map(() => composeService(settings, database.pool, { clock, logger: createLogger("silent") })));
   for (const replica of replicas) replica.standings?.setEnabled(true);
-  [a, b] = replicas.map((replica) => inMemoryClient(replica.served));
+  a = inMemoryClient(replicas[0]!.served);
+  b = inMemoryClient(replicas[1]!.served);
 });
 
 const seconds = (at: string) => BigInt(Date.parse(at) / 1000);
