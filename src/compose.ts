@@ -12,6 +12,7 @@ import { UsageChanges } from "./app/usage-changes.ts";
 import { Reservations } from "./app/reservations.ts";
 import { ChangeFeed } from "./app/change-feed.ts";
 import { Lapses } from "./app/lapses.ts";
+import { UsageAlerts } from "./app/usage-alerts.ts";
 import { EntitlementWatches } from "./app/entitlement-watches.ts";
 import { createUserTokenVerifier, type UserTokenVerifier } from "./auth/user-tokens.ts";
 import type { Config } from "./config.ts";
@@ -20,7 +21,7 @@ import { NotificationListener } from "./db/notifications.ts";
 import { IncrementBatcher } from "./db/increment-batcher.ts";
 import type { AccountStanding } from "./db/accounts.ts";
 import { systemClock, type Clock } from "./domain/clock.ts";
-import type { UsageLevel } from "./domain/quota.ts";
+import type { QuotaState, UsageLevel } from "./domain/quota.ts";
 import type { Logger } from "./platform/logger.ts";
 import { Metrics } from "./platform/metrics.ts";
 import { PUBLIC_METHODS, SERVED_SERVICES, serviceRegistrations } from "./services/registrations.ts";
@@ -97,7 +98,14 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
       ? new ReplicaCache<UsageLevel>({ ttlMs: settings.usageCacheTtlMs, maxEntries: settings.usageCacheSize, enabled: true })
       : undefined;
   const batcher = new IncrementBatcher(pool);
-  const entitlements = new Entitlements(pool, catalog, clock, { standings, usage, batcher, coalesceReads: true });
+  // Alerts need the entitlements that tell them of usage: bound once both exist.
+  let alerts: UsageAlerts | undefined;
+  const usageWatcher = {
+    raised: (userId: string, quotas: readonly QuotaState[]) => alerts?.raised(userId, quotas),
+    forgotten: (userId: string) => alerts?.forgotten(userId),
+  };
+  const entitlements = new Entitlements(pool, catalog, clock, { standings, usage, batcher, coalesceReads: true, usageWatcher });
+  alerts = new UsageAlerts(pool, entitlements, logger);
   const usageChanges = new UsageChanges(pool, entitlements, clock, batcher);
   const reservations = new Reservations(pool, entitlements, usageChanges, clock, batcher);
   const administration = new Administration(pool, entitlements, clock);

@@ -33,6 +33,11 @@ const metricSchema = z
     reset: z.enum(RESET_PERIODS, { error: `must be one of ${RESET_PERIODS.map((period) => `"${period}"`).join(", ")}` }),
     reset_anchor: z.enum(["calendar", "subscription"], { error: 'must be "calendar" or "subscription"' }).default("calendar"),
     description,
+    alert_thresholds: z
+      .array(z.number().int("must be whole percentages").min(1, "must be from 1 to 100").max(100, "must be from 1 to 100"))
+      .max(10, "must be at most 10")
+      .refine((thresholds) => new Set(thresholds).size === thresholds.length, "must not repeat a percentage")
+      .optional(),
   })
   .refine((metric) => metric.reset_anchor === "calendar" || metric.reset === "month" || metric.reset === "year", {
     path: ["reset_anchor"],
@@ -110,6 +115,7 @@ function toDefinition(document: CatalogDocument): CatalogDefinition {
       resetPeriod: metric.reset,
       description: metric.description,
       ...(metric.reset_anchor === "subscription" ? { resetAnchor: "subscription" as const } : {}),
+      ...(metric.alert_thresholds === undefined || metric.alert_thresholds.length === 0 ? {} : { alertThresholds: [...metric.alert_thresholds].sort((a, b) => a - b) }),
     })),
     features: Object.entries(document.features).map(([featureCode, feature]) => ({ code: featureCode, description: feature.description })),
     plans: Object.entries(document.plans).map(([planCode, plan]) => ({
@@ -134,7 +140,12 @@ export function catalogYaml(catalog: CatalogDefinition): string {
     metrics: Object.fromEntries(
       catalog.metrics.map((metric) => [
         metric.code,
-        { reset: metric.resetPeriod, ...(metric.resetAnchor === "subscription" ? { reset_anchor: "subscription" } : {}), description: metric.description },
+        {
+          reset: metric.resetPeriod,
+          ...(metric.resetAnchor === "subscription" ? { reset_anchor: "subscription" } : {}),
+          description: metric.description,
+          ...(metric.alertThresholds === undefined ? {} : { alert_thresholds: [...metric.alertThresholds] }),
+        },
       ]),
     ),
     features: Object.fromEntries(catalog.features.map((feature) => [feature.code, { description: feature.description }])),

@@ -16,6 +16,14 @@ import { inForce } from "../domain/terms.ts";
 import type { CurrentPlan } from "./current-plan.ts";
 import { decideIncrement, type Increment, type IncrementResult } from "./increments.ts";
 
+/** What follows usage as it is written (usage alerts). */
+export type UsageWatcher = {
+  /** A change that raised usage committed, leaving the rows `quotas`. */
+  raised(userId: string, quotas: readonly QuotaState[]): void;
+  /** The account changed (a usage reset, say): what was known of it is stale. */
+  forgotten(userId: string): void;
+};
+
 export type QuotaCheck = {
   readonly denial: "suspended" | "quota" | undefined;
   readonly quota: QuotaState;
@@ -41,6 +49,7 @@ export class Entitlements {
   /** Usage rows (count and holds) for CheckQuota, grouped by user; this replica's changes evict them. */
   readonly #usage: ReplicaCache<UsageLevel> | undefined;
   readonly #batcher: IncrementBatcher | undefined;
+  readonly #usageWatcher: UsageWatcher | undefined;
   /** Usage reads through the pool that arrive together go in one query. */
   readonly #usageReads: Coalescer<UsageRowKey, UsageLevel> | undefined;
 
@@ -58,6 +67,8 @@ export class Entitlements {
       readonly usage?: ReplicaCache<UsageLevel>;
       readonly batcher?: IncrementBatcher;
       readonly coalesceReads?: boolean;
+      /** Told of committed changes that raised usage, and of accounts read afresh (usage alerts). */
+      readonly usageWatcher?: UsageWatcher;
     } = {},
   ) {
     this.#pool = pool;
@@ -66,6 +77,7 @@ export class Entitlements {
     this.#standings = options.standings;
     this.#usage = options.usage;
     this.#batcher = options.batcher;
+    this.#usageWatcher = options.usageWatcher;
     this.#usageReads = options.coalesceReads === true ? new Coalescer((rows) => findUsageLevels(pool, rows, clock.now())) : undefined;
   }
 
@@ -88,16 +100,21 @@ export class Entitlements {
   /**
    * Usage of the account changed here: its cached usage is evicted once the change commits,
    * before its caller hears of it; with grants drawn, its standing too (the draw told the other
-   * replicas).
+   * replicas). A change that raised usage passes the rows it left (`raised`), for usage alerts.
    */
-  usageChanged(userId: string, drewGrants: boolean): void {
-    afterCallCommit(() => (drewGrants ? this.forget(userId) : this.#usage?.evict(userId)));
+  usageChanged(userId: string, drewGrants: boolean, raised: readonly QuotaState[] = []): void {
+    afterCallCommit(() => {
+      if (drewGrants) this.forget(userId);
+      else this.#usage?.evict(userId);
+      if (raised.length > 0) this.#usageWatcher?.raised(userId, raised);
+    });
   }
 
   /** The account changed (committed here, or announced by another replica): read it afresh. */
   forget(userId: string): void {
     this.#standings?.evict(userId);
     this.#usage?.evict(userId);
+    this.#usageWatcher?.forgotten(userId);
   }
 
   get catalog() {
@@ -242,7 +259,7 @@ export class Entitlements {
    */
   async increment(increment: Increment): Promise<IncrementResult> {
     const { result, drewGrants } = await this.#increment(increment);
-    this.usageChanged(increment.userId, drewGrants);
+    this.usageChanged(increment.userId, drewGrants, result.replayed ? [] : [result.quota]);
     return result;
   }
 

@@ -101,10 +101,10 @@ export class Reservations {
       }
       case "settled": {
         const { reservation, rows } = settlement;
-        this.#entitlements.usageChanged(userId, rows.some((row) => row.grantRemaining !== null));
         const quotas = reservation.items.map((item, index) =>
           quotaOf(this.#entitlements.metric(item.metric), current, rows[index]!.used, now, rows[index]!.grantRemaining, rows[index]!.reserved),
         );
+        this.#entitlements.usageChanged(userId, rows.some((row) => row.grantRemaining !== null), quotas);
         return { result: { reservation, quotas }, replayed: false };
       }
     }

@@ -56,8 +56,9 @@ export class UsageChanges {
       const result = outcome.first.map((first, index) => replayedQuota(items[index]!.metric, current, { ...first, createdAt: outcome.createdAt }, now));
       return { result, replayed: true };
     }
-    this.#entitlements.usageChanged(userId, outcome.kind === "granted" && outcome.items.some((item) => item.grantRemaining !== null));
     const quotas = outcome.items.map((item, index) => quotaOf(items[index]!.metric, current, item.used, now, item.grantRemaining, item.reserved));
+    const granted = outcome.kind === "granted";
+    this.#entitlements.usageChanged(userId, granted && outcome.items.some((item) => item.grantRemaining !== null), granted ? quotas : []);
     if (outcome.kind === "refused") throw itemsRefused(userId, outcome.items, quotas, items);
     return { result: quotas, replayed: false };
   }

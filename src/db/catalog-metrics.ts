@@ -1,6 +1,6 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
-import { RESET_PERIODS, type Metric } from "../domain/catalog.ts";
+import { alertThresholdsOf, DEFAULT_ALERT_THRESHOLDS, RESET_PERIODS, sameThresholds, type Metric } from "../domain/catalog.ts";
 
 const metricRow = z
   .object({
@@ -8,30 +8,33 @@ const metricRow = z
     reset_period: z.enum(RESET_PERIODS),
     reset_anchor: z.enum(["calendar", "subscription"]),
     description: z.string(),
+    alert_thresholds: z.array(z.number()),
   })
   .transform((row): Metric => ({
     code: row.code,
     resetPeriod: row.reset_period,
     description: row.description,
     ...(row.reset_anchor === "subscription" ? { resetAnchor: row.reset_anchor } : {}),
+    ...(sameThresholds(row.alert_thresholds, DEFAULT_ALERT_THRESHOLDS) ? {} : { alertThresholds: row.alert_thresholds }),
   }));
 
 /** The metrics the catalog lists now (not archived). */
 export async function findAllMetrics(db: CommonQueryMethods): Promise<readonly Metric[]> {
   return db.any(sql.type(metricRow)`
-    select code, reset_period, reset_anchor, description from metrics where archived_at is null order by code
+    select code, reset_period, reset_anchor, description, alert_thresholds from metrics where archived_at is null order by code
   `);
 }
 
 /** Inserts or updates a metric, listed again if it was archived; writes nothing when it is already as given. */
 export async function upsertMetric(db: CommonQueryMethods, metric: Metric): Promise<void> {
   await db.query(sql.unsafe`
-    insert into metrics (code, reset_period, reset_anchor, description)
-    values (${metric.code}, ${metric.resetPeriod}, ${metric.resetAnchor ?? "calendar"}, ${metric.description})
+    insert into metrics (code, reset_period, reset_anchor, description, alert_thresholds)
+    values (${metric.code}, ${metric.resetPeriod}, ${metric.resetAnchor ?? "calendar"}, ${metric.description}, ${sql.array(alertThresholdsOf(metric), "int4")})
     on conflict (code) do update
-      set reset_period = excluded.reset_period, reset_anchor = excluded.reset_anchor, description = excluded.description, archived_at = null
-      where (metrics.reset_period, metrics.reset_anchor, metrics.description, metrics.archived_at)
-        is distinct from (excluded.reset_period, excluded.reset_anchor, excluded.description, null)
+      set reset_period = excluded.reset_period, reset_anchor = excluded.reset_anchor, description = excluded.description,
+          alert_thresholds = excluded.alert_thresholds, archived_at = null
+      where (metrics.reset_period, metrics.reset_anchor, metrics.description, metrics.alert_thresholds, metrics.archived_at)
+        is distinct from (excluded.reset_period, excluded.reset_anchor, excluded.description, excluded.alert_thresholds, null)
   `);
 }
 

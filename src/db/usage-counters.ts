@@ -127,7 +127,7 @@ export async function setUsageRow(tx: CommonQueryMethods, row: UsageRowKey, used
 export async function resetUsageRows(db: CommonQueryMethods, userId: string, rows: readonly PeriodRow[]): Promise<void> {
   await db.query(sql.unsafe`
     with kept as (
-      update usage_counters c set used = 0
+      update usage_counters c set used = 0, alerted_percent = 0
       from ${wantedRows(rows)}
       where c.user_id = ${userId} and c.metric_code = wanted.metric_code and c.period_start = wanted.period_start
         and c.reserved_until is not null

@@ -1,4 +1,4 @@
-import type { CatalogDefinition, PlanDefinition } from "./catalog.ts";
+import { alertThresholdsOf, sameThresholds, type CatalogDefinition, type PlanDefinition } from "./catalog.ts";
 
 /**
  * What applying `after` over `before` (the catalog the database holds; undefined when it holds
@@ -15,6 +15,7 @@ export function catalogChanges(before: CatalogDefinition | undefined, after: Cat
         ? []
         : [`reset_anchor ${was.resetAnchor ?? "calendar"} -> ${now.resetAnchor ?? "calendar"}`]),
       ...(was.description === now.description ? [] : ["description"]),
+      ...(sameThresholds(alertThresholdsOf(was), alertThresholdsOf(now)) ? [] : [`alert_thresholds [${alertThresholdsOf(was).join(", ")}] -> [${alertThresholdsOf(now).join(", ")}]`]),
     ]),
     ...entryChanges("features", before?.features ?? [], after.features, (was, now) => (was.description === now.description ? [] : ["description"])),
   );

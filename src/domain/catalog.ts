@@ -19,7 +19,22 @@ export type Metric = {
   readonly description: string;
   /** Absent: "calendar". */
   readonly resetAnchor?: ResetAnchor;
+  /** Percentages of the period's allowance whose crossing is announced (usage.threshold_crossed); absent: DEFAULT_ALERT_THRESHOLDS. */
+  readonly alertThresholds?: readonly number[];
 };
+
+/** The thresholds of a metric that names none: 80% and 100% of the allowance. */
+export const DEFAULT_ALERT_THRESHOLDS: readonly number[] = Object.freeze([80, 100]);
+
+/** Whether two lists of thresholds are the same. */
+export function sameThresholds(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((threshold, index) => threshold === b[index]);
+}
+
+/** A metric's alert thresholds, ascending. */
+export function alertThresholdsOf(metric: Metric): readonly number[] {
+  return metric.alertThresholds ?? DEFAULT_ALERT_THRESHOLDS;
+}
 
 export type Quota = {
   readonly metric: string;

@@ -189,3 +189,12 @@ export function incrementAmount(metric: Metric, amount: bigint): bigint {
 export function checkAmount(metric: Metric, amount: bigint): bigint {
   return amount === 0n ? 1n : incrementAmount(metric, amount);
 }
+
+/**
+ * The thresholds (percentages of `limit`, ascending) that `used` has reached: none under no limit
+ * (unlimited) or a limit of 0 (nothing to be a share of).
+ */
+export function thresholdsReached(thresholds: readonly number[], used: bigint, limit: bigint | null): number[] {
+  if (limit === null || limit <= 0n) return [];
+  return thresholds.filter((threshold) => used * 100n >= BigInt(threshold) * limit);
+}

@@ -4,7 +4,7 @@ import { CatalogSchema, ResetAnchor, type Catalog, type CatalogChange, CatalogCh
 import { BillingInterval, ResetPeriod } from "../../gen/entitlements/v1/plan_pb.js";
 import { catalogOfDocument, InvalidCatalogError } from "../app/catalog-file.ts";
 import type { CatalogView, PlanVersionView } from "../app/catalog-administration.ts";
-import type { CatalogDefinition, ResetPeriod as DomainResetPeriod } from "../domain/catalog.ts";
+import { alertThresholdsOf, type CatalogDefinition, type ResetPeriod as DomainResetPeriod } from "../domain/catalog.ts";
 import { InvalidArgumentError } from "../domain/errors.ts";
 import { planMessage } from "./messages.ts";
 
@@ -26,6 +26,7 @@ export function catalogMessage(view: CatalogView): Catalog {
       reset: RESET_PERIODS[metric.resetPeriod],
       description: metric.description,
       resetAnchor: metric.resetAnchor === "subscription" ? ResetAnchor.SUBSCRIPTION : ResetAnchor.CALENDAR,
+      alertThresholds: [...alertThresholdsOf(metric)],
     })),
     features: view.features.map((feature) => ({ code: feature.code, description: feature.description })),
     plans: view.plans.map(({ plan, archived }) => ({ plan: planMessage(plan), archived })),
@@ -64,7 +65,12 @@ export function catalogOfMessage(message: Catalog): CatalogDefinition {
     metrics: Object.fromEntries(
       message.metrics.map((metric) => [
         metric.code,
-        { reset: RESET_NAMES[metric.reset], ...(metric.resetAnchor === ResetAnchor.SUBSCRIPTION ? { reset_anchor: "subscription" } : {}), description: metric.description },
+        {
+          reset: RESET_NAMES[metric.reset],
+          ...(metric.resetAnchor === ResetAnchor.SUBSCRIPTION ? { reset_anchor: "subscription" } : {}),
+          description: metric.description,
+          ...(metric.alertThresholds.length === 0 ? {} : { alert_thresholds: metric.alertThresholds }),
+        },
       ]),
     ),
     features: Object.fromEntries(message.features.map((feature) => [feature.code, { description: feature.description }])),

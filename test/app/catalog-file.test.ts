@@ -114,6 +114,19 @@ describe("a catalog file", () => {
     ]);
   });
 
+  it("takes a metric's alert thresholds in any order, and refuses ones that are not whole percentages or repeat", () => {
+    const alerting = VALID.replace("jobs:       { reset: month,", "jobs:       { reset: month, alert_thresholds: [100, 50, 80],");
+    const catalog = parseCatalog(alerting, { source: "test.yaml", format: "yaml" });
+    expect(catalog.metrics.find((metric) => metric.code === "jobs")?.alertThresholds).toEqual([50, 80, 100]);
+    expect(parseCatalog(catalogYaml(catalog), { source: "export.yaml", format: "yaml" })).toEqual(catalog);
+    expect(problemsOf(alerting.replace("[100, 50, 80]", "[0, 80, 150, 2.5]"))).toEqual([
+      "metrics.jobs.alert_thresholds[0]: must be from 1 to 100",
+      "metrics.jobs.alert_thresholds[2]: must be from 1 to 100",
+      "metrics.jobs.alert_thresholds[3]: must be whole percentages",
+    ]);
+    expect(problemsOf(alerting.replace("[100, 50, 80]", "[80, 80]"))).toEqual(["metrics.jobs.alert_thresholds: must not repeat a percentage"]);
+  });
+
   it("names a file that cannot be read", async () => {
     await expect(loadCatalogFile("/nonexistent/catalog.yaml")).rejects.toMatchObject({ problems: [{ path: "", message: "cannot read /nonexistent/catalog.yaml (ENOENT)" }] });
   });

@@ -65,10 +65,11 @@ describe("freshness", () => {
 
   it("an increment with min_revision is decided on a standing at least that fresh", async () => {
     const userId = "f-limit";
-    await b.incrementUsage({ userId, metric: "jobs", amount: 10n });
+    // Under the free plan's first alert threshold (80% of 10), so that b hears of nothing.
+    await b.incrementUsage({ userId, metric: "jobs", amount: 7n });
     const upgraded = await a.upgradePlan({ userId, planCode: "pro" });
-    expect((await refusal(b.incrementUsage({ userId, metric: "jobs", amount: 1n }))).code).toBe(Code.ResourceExhausted);
-    const granted = await b.incrementUsage({ userId, metric: "jobs", amount: 1n, minRevision: upgraded.revision });
+    expect((await refusal(b.incrementUsage({ userId, metric: "jobs", amount: 4n }))).code).toBe(Code.ResourceExhausted);
+    const granted = await b.incrementUsage({ userId, metric: "jobs", amount: 4n, minRevision: upgraded.revision });
     expect(granted).toMatchObject({ quota: { used: 11n, limit: 500n }, revision: 1n });
   });
 

@@ -88,6 +88,14 @@ export declare type CatalogMetric = Message<"entitlements.v1.CatalogMetric"> & {
    * @generated from field: entitlements.v1.ResetAnchor reset_anchor = 4;
    */
   resetAnchor: ResetAnchor;
+
+  /**
+   * Percentages of the period's allowance (1 to 100, at most 10) whose crossing gives a
+   * `usage.threshold_crossed` event, once per period (docs/events.md). Empty: 80 and 100.
+   *
+   * @generated from field: repeated int32 alert_thresholds = 5;
+   */
+  alertThresholds: number[];
 };
 
 /**
