@@ -13,6 +13,9 @@ import { Reservations } from "./app/reservations.ts";
 import { ChangeFeed } from "./app/change-feed.ts";
 import { Lapses } from "./app/lapses.ts";
 import { UsageAlerts } from "./app/usage-alerts.ts";
+import { WebhookDispatcher } from "./app/webhook-dispatcher.ts";
+import { WebhookEndpoints } from "./app/webhook-endpoints.ts";
+import { webhookPayload } from "./services/event-messages.ts";
 import { EntitlementWatches } from "./app/entitlement-watches.ts";
 import { createUserTokenVerifier, type UserTokenVerifier } from "./auth/user-tokens.ts";
 import type { Config } from "./config.ts";
@@ -48,6 +51,9 @@ export type ServiceSettings = Pick<
   | "watchMaxStreams"
   | "watchHeartbeatMs"
   | "watchMaxBacklog"
+  | "webhookRetryDelaysMs"
+  | "webhookRetryForMs"
+  | "webhookTimeoutMs"
 >;
 
 /** What the service is built with besides its settings and pool; each has a default but the logger. */
@@ -75,6 +81,10 @@ export type ComposedService = {
   readonly standings: ReplicaCache<AccountStanding> | undefined;
   /** The sweep that gives the change feed the events of trials, overrides, grants and subscriptions that ended. */
   readonly lapses: Lapses;
+  /** Webhook endpoints, as admins and WEBHOOK_URLS keep them. */
+  readonly webhookEndpoints: WebhookEndpoints;
+  /** POSTs events to the endpoints: start it to deliver, stop it at shutdown. */
+  readonly webhooks: WebhookDispatcher;
   /** This replica's view of the change feed: start it to serve watches; close it to end them. */
   readonly feed: ChangeFeed;
   /** What the listeners (and the in-memory test transport) serve. */
@@ -114,6 +124,15 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
   const planChanges = new PlanChanges(pool, entitlements, clock);
   const signIns = new SignIns(pool, entitlements, clock);
   const feed = new ChangeFeed(pool, logger, { maxWatches: settings.watchMaxStreams, pollMs: FEED_POLL_MS });
+  const webhookEndpoints = new WebhookEndpoints(pool, clock);
+  const planAt = (code: string, version: number) => entitlements.planAt(code, version);
+  const webhooks = new WebhookDispatcher(
+    pool,
+    clock,
+    logger,
+    { retryDelaysMs: settings.webhookRetryDelaysMs, retryForMs: settings.webhookRetryForMs, timeoutMs: settings.webhookTimeoutMs },
+    (event) => webhookPayload(event, planAt),
+  );
   const watches = new EntitlementWatches(pool, feed, entitlements, { heartbeatMs: settings.watchHeartbeatMs, maxBacklog: settings.watchMaxBacklog });
   const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
   const verifyUserToken =
@@ -134,6 +153,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     usageChanges,
     reservations,
     watches,
+    webhooks: webhookEndpoints,
     signIns,
     health,
     serviceTokens: settings.serviceTokens,
@@ -151,6 +171,8 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     standings,
     lapses: new Lapses(pool, entitlements, clock),
     feed,
+    webhookEndpoints,
+    webhooks,
     served: {
       registrations,
       publicMethods: PUBLIC_METHODS,
@@ -167,14 +189,17 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
  * its caches, catalog changes reload the catalog, events move the change feed.
  */
 export function changeListener(service: ComposedService, databaseUrl: string, logger: Logger): NotificationListener {
-  const { entitlements, catalog, standings, feed } = service;
+  const { entitlements, catalog, standings, feed, webhooks } = service;
   return new NotificationListener(
     databaseUrl,
     {
       onAccountChanged: (userId) => entitlements.forget(userId),
       onCatalogChanged: () => void catalog.refresh().catch((error: unknown) => logger.warn({ err: error }, "catalog refresh failed")),
       onEventRecorded: () => feed.sequence(),
-      onFeedAdvanced: (head) => feed.read(head),
+      onFeedAdvanced: (head) => {
+        feed.read(head);
+        webhooks.wake();
+      },
       onListening: (listening) => {
         standings?.setEnabled(listening);
         // Back from an outage: what was told meanwhile is read now, not on the next tick.

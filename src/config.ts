@@ -27,6 +27,22 @@ const tokenList = z
       .transform((tokens) => tokens.map((token): ServiceToken => ({ name: token.name, token: token.token }))),
   );
 
+const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+const DURATION_MESSAGE = "must be a duration such as 500ms, 5s, 30m or 24h";
+/** A duration such as `5s` or `30m`, in ms. */
+const duration = z
+  .string()
+  .regex(/^[0-9]{1,9}(ms|s|m|h)$/, DURATION_MESSAGE)
+  .transform((text) => {
+    const [, amount, unit] = /^([0-9]+)(ms|s|m|h)$/.exec(text)!;
+    return Number(amount) * DURATION_UNITS_MS[unit as keyof typeof DURATION_UNITS_MS];
+  });
+const urlList = z
+  .string()
+  .default("")
+  .transform((value) => value.split(",").map((entry) => entry.trim()).filter((entry) => entry !== ""))
+  .pipe(z.array(z.url({ protocol: /^https?$/, error: "each must be an http or https URL" })));
+
 const optionalString = z
   .string()
   .optional()
@@ -76,6 +92,15 @@ const configSchema = z.object({
   WATCH_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
   WATCH_MAX_BACKLOG: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
   EVENT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(35),
+  WEBHOOK_URLS: urlList,
+  WEBHOOK_SECRET: optionalString.pipe(z.string().regex(/^whsec_[A-Za-z0-9+/]{32,}={0,2}$/, "must be whsec_ and at least 24 bytes in base64").optional()),
+  WEBHOOK_RETRY_DELAYS: z
+    .string()
+    .default("1s,5s,30s,5m,30m,1h")
+    .transform((value) => value.split(",").map((entry) => entry.trim()))
+    .pipe(z.array(duration).min(1)),
+  WEBHOOK_RETRY_FOR: z.string().default("24h").pipe(duration),
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   TLS_CERT: optionalString,
   TLS_KEY: optionalString,
   TLS_CLIENT_CA: optionalString,
@@ -136,6 +161,16 @@ export type Config = {
   readonly watchMaxBacklog: number;
   /** How long change feed events are kept (a watch resumes, a webhook is retried, within it). */
   readonly eventRetentionDays: number;
+  /** Endpoints every event is POSTed to, besides those admins make (docs/events.md: webhooks). */
+  readonly webhookUrls: readonly string[];
+  /** The Standard Webhooks secret (whsec_...) signing what goes to `webhookUrls`. */
+  readonly webhookSecret: string | undefined;
+  /** Waits after each failed delivery attempt; the last one repeats. */
+  readonly webhookRetryDelaysMs: readonly number[];
+  /** How long after its first attempt a delivery is retried before it is given up. */
+  readonly webhookRetryForMs: number;
+  /** How long an endpoint has to answer 2xx. */
+  readonly webhookTimeoutMs: number;
   /** PEM file paths: TLS on both ports; with a client CA, callers need a certificate it signed. */
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string | undefined } | undefined;
 };
@@ -162,6 +197,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   }
   if (values.DATABASE_SESSION_URL !== undefined && values.DATABASE_URL === undefined) {
     throw new ConfigError("invalid configuration:\n  DATABASE_SESSION_URL: needs DATABASE_URL");
+  }
+  if (values.WEBHOOK_URLS.length > 0 && values.WEBHOOK_SECRET === undefined) {
+    throw new ConfigError("invalid configuration:\n  WEBHOOK_SECRET: needed with WEBHOOK_URLS, to sign what is sent (whsec_ and 24 or more random bytes in base64)");
   }
   if (values.TLS_CLIENT_CA !== undefined && values.TLS_CERT === undefined) {
     throw new ConfigError("invalid configuration:\n  TLS_CLIENT_CA: needs TLS_CERT and TLS_KEY");
@@ -197,6 +235,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     watchHeartbeatMs: values.WATCH_HEARTBEAT_MS,
     watchMaxBacklog: values.WATCH_MAX_BACKLOG,
     eventRetentionDays: values.EVENT_RETENTION_DAYS,
+    webhookUrls: values.WEBHOOK_URLS,
+    webhookSecret: values.WEBHOOK_SECRET,
+    webhookRetryDelaysMs: values.WEBHOOK_RETRY_DELAYS,
+    webhookRetryForMs: values.WEBHOOK_RETRY_FOR,
+    webhookTimeoutMs: values.WEBHOOK_TIMEOUT_MS,
     tls:
       values.TLS_CERT === undefined || values.TLS_KEY === undefined
         ? undefined

@@ -7,6 +7,7 @@ import { deleteExpiredIdempotencyKeys } from "./db/idempotency-keys.ts";
 import { deleteExpiredConsumptionKeys } from "./db/consumption-keys.ts";
 import { deleteSpentReservations } from "./db/reservations.ts";
 import { deleteOldEvents } from "./db/entitlement-events.ts";
+import { deleteSettledDeliveries } from "./db/webhook-deliveries.ts";
 import { IDEMPOTENCY_KEY_RETENTION_DAYS } from "./app/increments.ts";
 import { migrate } from "./db/migrate.ts";
 import { createDatabasePool, isPooled, poolOptionsFor, statementTimeoutOf, type DatabaseAddress } from "./db/pool.ts";
@@ -104,11 +105,13 @@ export async function startService(
     if (config.catalogFile !== undefined) await seedCatalog(pool, await loadCatalogFile(config.catalogFile));
     else await seedCatalog(pool, await loadDefaultCatalog(), { onlyIfEmpty: true });
     const composed = await composeService({ ...config, serviceTokens, jwtSecret }, pool, { logger, clock, metrics });
-    const { catalog, planChanges, lapses, health, feed, served } = composed;
+    const { catalog, planChanges, lapses, health, feed, webhooks, served } = composed;
     catalog.startRefreshing();
     // Changes made through any replica reach this one's caches and feed as notifications.
     const notifications = changeListener(composed, database.sessionUrl, logger);
     await feed.start();
+    if (config.webhookUrls.length > 0) await composed.webhookEndpoints.configure(config.webhookUrls, config.webhookSecret!);
+    webhooks.start();
     await notifications.start().catch((error: unknown) => logger.warn({ err: error }, "not listening for changes yet; caching is off"));
     health.startProbing();
     const listener = await listenAll(
@@ -131,6 +134,7 @@ export async function startService(
         deleteExpiredConsumptionKeys(pool, now),
         deleteSpentReservations(pool, new Date(now.getTime() - IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000)),
         deleteOldEvents(pool, new Date(now.getTime() - config.eventRetentionDays * 86_400_000)),
+        deleteSettledDeliveries(pool, new Date(now.getTime() - config.eventRetentionDays * 86_400_000)),
       ]).catch((error: unknown) => logger.warn({ err: error }, "idempotency key, reservation and event sweep failed"));
     }, IDEMPOTENCY_SWEEP_MS).unref();
     // Answers put scheduled changes and expiries in force at their time; this writes down the
@@ -154,6 +158,7 @@ export async function startService(
         health.shutdown();
         // Watches never end by themselves: they end at once, and their clients resume elsewhere.
         feed.close();
+        webhooks.stop();
         clearInterval(sweep);
         clearInterval(scheduled);
         catalog.stopRefreshing();

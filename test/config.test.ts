@@ -80,6 +80,17 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ HTTP_PORT: "70000" })).toThrow(/HTTP_PORT/);
   });
 
+  it("reads the change feed's and webhooks' settings, durations with their units", () => {
+    const secret = `whsec_${Buffer.alloc(32, 1).toString("base64")}`;
+    expect(loadConfig({})).toMatchObject({ watchMaxStreams: 1000, eventRetentionDays: 35, webhookUrls: [], webhookRetryDelaysMs: [1000, 5000, 30_000, 300_000, 1_800_000, 3_600_000], webhookRetryForMs: 86_400_000, webhookTimeoutMs: 10_000 });
+    const config = loadConfig({ WEBHOOK_URLS: " https://a.example/h , http://b.example/h", WEBHOOK_SECRET: secret, WEBHOOK_RETRY_DELAYS: "500ms,2m", WEBHOOK_RETRY_FOR: "1h" });
+    expect(config).toMatchObject({ webhookUrls: ["https://a.example/h", "http://b.example/h"], webhookSecret: secret, webhookRetryDelaysMs: [500, 120_000], webhookRetryForMs: 3_600_000 });
+    expect(() => loadConfig({ WEBHOOK_URLS: "https://a.example/h" })).toThrow("WEBHOOK_SECRET: needed with WEBHOOK_URLS");
+    expect(() => loadConfig({ WEBHOOK_URLS: "ftp://a.example/h", WEBHOOK_SECRET: secret })).toThrow("WEBHOOK_URLS");
+    expect(() => loadConfig({ WEBHOOK_RETRY_DELAYS: "1s,soon" })).toThrow("must be a duration such as 500ms, 5s, 30m or 24h");
+    expect(() => loadConfig({ WEBHOOK_SECRET: "hunter2" })).toThrow("WEBHOOK_SECRET: must be whsec_");
+  });
+
   it("takes TLS files together, the client CA only with them", () => {
     expect(loadConfig({ TLS_CERT: "c.pem", TLS_KEY: "k.pem", TLS_CLIENT_CA: "ca.pem" }).tls).toEqual({
       certFile: "c.pem",

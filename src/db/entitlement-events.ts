@@ -149,3 +149,12 @@ export async function deleteOldEvents(db: CommonQueryMethods, before: Date): Pro
     if (deleted < EVENT_DELETE_BATCH) return total;
   }
 }
+
+/** The events at these positions (those still kept), by position. */
+export async function entitlementEventsAt(db: CommonQueryMethods, positions: readonly bigint[]): Promise<Map<bigint, EntitlementEventRecord>> {
+  const rows = await db.any(sql.type(eventRow)`
+    select id, position, type, user_id, revision, occurred_at, entitlements, details from entitlement_events
+    where position = any(${sql.array(positions.map(String), "int8")})
+  `);
+  return new Map(rows.map((row) => [row.position, row]));
+}

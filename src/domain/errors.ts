@@ -14,13 +14,16 @@ export class InvalidArgumentError extends EntitlementError {
   }
 }
 
+/** What can be looked for by name and not found. */
+export type ResourceType = "plan" | "metric" | "account" | "grant" | "reservation" | "webhook endpoint";
+
 /** A named plan or metric does not exist in the catalog. */
 export class UnknownResourceError extends EntitlementError {
   override name = "UnknownResourceError";
-  readonly resourceType: "plan" | "metric" | "account" | "grant" | "reservation";
+  readonly resourceType: ResourceType;
   readonly resourceName: string;
 
-  constructor(resourceType: "plan" | "metric" | "account" | "grant" | "reservation", resourceName: string) {
+  constructor(resourceType: ResourceType, resourceName: string) {
     super(`unknown ${resourceType} "${resourceName}"`);
     this.resourceType = resourceType;
     this.resourceName = resourceName;

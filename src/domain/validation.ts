@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from "./errors.ts";
-import { MAX_WATCHED_USERS } from "./entitlement-events.ts";
+import { ENTITLEMENT_EVENT_TYPES, MAX_WATCHED_USERS, type EntitlementEventType } from "./entitlement-events.ts";
 
 export const MAX_USER_ID_LENGTH = 128;
 export const MAX_NAME_LENGTH = 64;
@@ -173,4 +173,30 @@ export function feedPosition(value: bigint, field: string): bigint {
 /** An optional min_revision: 0 or more when given. */
 export function minRevision(value: bigint | undefined, field = "min_revision"): bigint | undefined {
   return value === undefined ? undefined : feedPosition(value, field);
+}
+
+/** Longest webhook URL accepted. */
+export const MAX_WEBHOOK_URL_LENGTH = 2048;
+
+/** A webhook endpoint's URL: absolute, http or https. */
+export function webhookUrl(value: string, field = "url"): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (value.length > MAX_WEBHOOK_URL_LENGTH || url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    throw new InvalidArgumentError([{ field, description: `must be an absolute http or https URL of at most ${MAX_WEBHOOK_URL_LENGTH} characters` }]);
+  }
+  return value;
+}
+
+/** Event types of the change feed (docs/events.md), each once. */
+export function eventTypes(values: readonly string[], field = "event_types"): EntitlementEventType[] {
+  const known = new Set<string>(ENTITLEMENT_EVENT_TYPES);
+  values.forEach((value, index) => {
+    if (!known.has(value)) throw new InvalidArgumentError([{ field: `${field}[${index}]`, description: `is not an event type (docs/events.md): "${value.slice(0, 64)}"` }]);
+  });
+  return [...new Set(values)] as EntitlementEventType[];
 }

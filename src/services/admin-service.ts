@@ -16,6 +16,8 @@ import type {
 } from "../../gen/entitlements/v1/admin_service_pb.js";
 import type { Administration } from "../app/administration.ts";
 import type { CatalogAdministration } from "../app/catalog-administration.ts";
+import type { WebhookEndpoints } from "../app/webhook-endpoints.ts";
+import { WebhookMethods } from "./webhook-methods.ts";
 import { InvalidArgumentError } from "../domain/errors.ts";
 import { catalogChangeMessage, catalogMessage, catalogOfMessage, planVersionMessage } from "./catalog-messages.ts";
 import { callerOf } from "../auth/gates.ts";
@@ -33,13 +35,14 @@ const STATUS_FILTERS = {
 } as const;
 
 /** entitlements.v1.AdminService: superadmins only (checked by its request gate). */
-export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
+export class AdminServiceImpl extends WebhookMethods implements ServiceImpl<typeof AdminService> {
   readonly #administration: Administration;
   readonly #entitlements: Entitlements;
 
   readonly #catalogs: CatalogAdministration;
 
-  constructor(administration: Administration, entitlements: Entitlements, catalogs: CatalogAdministration) {
+  constructor(administration: Administration, entitlements: Entitlements, catalogs: CatalogAdministration, webhooks: WebhookEndpoints) {
+    super(webhooks);
     this.#administration = administration;
     this.#entitlements = entitlements;
     this.#catalogs = catalogs;

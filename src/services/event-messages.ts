@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AccountStatus } from "../../gen/entitlements/v1/account_pb.js";
 import { EntitlementEventSchema, UserEntitlementsSchema, type EntitlementEvent, type UserEntitlements } from "../../gen/entitlements/v1/events_pb.js";
@@ -66,4 +66,13 @@ export async function watchResponse(item: WatchItem, planAt: PlanLookup, at: Dat
     case "heartbeat":
       return create(WatchEntitlementsResponseSchema, { kind: { case: "heartbeat", value: { position: item.position } } });
   }
+}
+
+/**
+ * A webhook's body for the event: the Standard Webhooks envelope (`type`, `timestamp`), its
+ * `data` the event as the contract's JSON.
+ */
+export async function webhookPayload(event: EntitlementEventRecord, planAt: PlanLookup): Promise<string> {
+  const data = toJson(EntitlementEventSchema, await entitlementEventMessage(event, planAt));
+  return JSON.stringify({ type: event.type, timestamp: event.occurredAt.toISOString(), data });
 }

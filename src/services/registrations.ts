@@ -15,6 +15,7 @@ import type { PlanChanges } from "../app/plan-changes.ts";
 import type { UsageChanges } from "../app/usage-changes.ts";
 import type { Reservations } from "../app/reservations.ts";
 import type { EntitlementWatches } from "../app/entitlement-watches.ts";
+import type { WebhookEndpoints } from "../app/webhook-endpoints.ts";
 import { ACCOUNT_TERMS_METHODS } from "./account-terms-methods.ts";
 import { serviceOrSuperadminGate, serviceTokenGate, superadminGate, userTokenGate, type ServiceToken } from "../auth/gates.ts";
 import type { UserTokenVerifier } from "../auth/user-tokens.ts";
@@ -48,6 +49,7 @@ export type ServiceDependencies = {
   readonly usageChanges: UsageChanges;
   readonly reservations: Reservations;
   readonly watches: EntitlementWatches;
+  readonly webhooks: WebhookEndpoints;
   readonly signIns: SignIns;
   readonly health: HealthMonitor;
   readonly serviceTokens: readonly ServiceToken[];
@@ -71,7 +73,7 @@ export function serviceRegistrations(deps: ServiceDependencies): ServiceRegistra
     { service: SubscriptionService, implementation: new SubscriptionServiceImpl(entitlements, terms), requestGate: userGate(PUBLIC_SUBSCRIPTION_METHODS) },
     {
       service: AdminService,
-      implementation: new AdminServiceImpl(administration, entitlements, catalogs),
+      implementation: new AdminServiceImpl(administration, entitlements, catalogs, deps.webhooks),
       requestGate: adminGate,
     },
     // Health and reflection answer without credentials, as load balancers and tools expect.

@@ -11,6 +11,7 @@ import type { ScheduledChange, Subscription } from "./subscription_pb.js";
 import type { QuotaStatus } from "./usage_pb.js";
 import type { Grant, Override } from "./terms_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { WebhookDelivery, WebhookEndpoint } from "./webhooks_pb.js";
 
 /**
  * Describes the file entitlements/v1/admin_service.proto.
@@ -770,6 +771,195 @@ export declare type AuditEvent = Message<"entitlements.v1.AuditEvent"> & {
 export declare const AuditEventSchema: GenMessage<AuditEvent>;
 
 /**
+ * Request of CreateWebhookEndpoint.
+ *
+ * @generated from message entitlements.v1.CreateWebhookEndpointRequest
+ */
+export declare type CreateWebhookEndpointRequest = Message<"entitlements.v1.CreateWebhookEndpointRequest"> & {
+  /**
+   * An http or https URL, at most 2048 characters.
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * Event types to send (docs/events.md); empty: every type.
+   *
+   * @generated from field: repeated string event_types = 2;
+   */
+  eventTypes: string[];
+};
+
+/**
+ * Describes the message entitlements.v1.CreateWebhookEndpointRequest.
+ * Use `create(CreateWebhookEndpointRequestSchema)` to create a new message.
+ */
+export declare const CreateWebhookEndpointRequestSchema: GenMessage<CreateWebhookEndpointRequest>;
+
+/**
+ * Response of CreateWebhookEndpoint.
+ *
+ * @generated from message entitlements.v1.CreateWebhookEndpointResponse
+ */
+export declare type CreateWebhookEndpointResponse = Message<"entitlements.v1.CreateWebhookEndpointResponse"> & {
+  /**
+   * The endpoint made.
+   *
+   * @generated from field: entitlements.v1.WebhookEndpoint endpoint = 1;
+   */
+  endpoint?: WebhookEndpoint | undefined;
+
+  /**
+   * Its signing secret (`whsec_...`), for the receiver's Standard Webhooks verifier. Shown once.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message entitlements.v1.CreateWebhookEndpointResponse.
+ * Use `create(CreateWebhookEndpointResponseSchema)` to create a new message.
+ */
+export declare const CreateWebhookEndpointResponseSchema: GenMessage<CreateWebhookEndpointResponse>;
+
+/**
+ * Request of ListWebhookEndpoints.
+ *
+ * @generated from message entitlements.v1.ListWebhookEndpointsRequest
+ */
+export declare type ListWebhookEndpointsRequest = Message<"entitlements.v1.ListWebhookEndpointsRequest"> & {
+};
+
+/**
+ * Describes the message entitlements.v1.ListWebhookEndpointsRequest.
+ * Use `create(ListWebhookEndpointsRequestSchema)` to create a new message.
+ */
+export declare const ListWebhookEndpointsRequestSchema: GenMessage<ListWebhookEndpointsRequest>;
+
+/**
+ * Response of ListWebhookEndpoints.
+ *
+ * @generated from message entitlements.v1.ListWebhookEndpointsResponse
+ */
+export declare type ListWebhookEndpointsResponse = Message<"entitlements.v1.ListWebhookEndpointsResponse"> & {
+  /**
+   * Every endpoint, oldest first.
+   *
+   * @generated from field: repeated entitlements.v1.WebhookEndpoint endpoints = 1;
+   */
+  endpoints: WebhookEndpoint[];
+};
+
+/**
+ * Describes the message entitlements.v1.ListWebhookEndpointsResponse.
+ * Use `create(ListWebhookEndpointsResponseSchema)` to create a new message.
+ */
+export declare const ListWebhookEndpointsResponseSchema: GenMessage<ListWebhookEndpointsResponse>;
+
+/**
+ * Request of DeleteWebhookEndpoint.
+ *
+ * @generated from message entitlements.v1.DeleteWebhookEndpointRequest
+ */
+export declare type DeleteWebhookEndpointRequest = Message<"entitlements.v1.DeleteWebhookEndpointRequest"> & {
+  /**
+   * The endpoint's id.
+   *
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+};
+
+/**
+ * Describes the message entitlements.v1.DeleteWebhookEndpointRequest.
+ * Use `create(DeleteWebhookEndpointRequestSchema)` to create a new message.
+ */
+export declare const DeleteWebhookEndpointRequestSchema: GenMessage<DeleteWebhookEndpointRequest>;
+
+/**
+ * Response of DeleteWebhookEndpoint.
+ *
+ * @generated from message entitlements.v1.DeleteWebhookEndpointResponse
+ */
+export declare type DeleteWebhookEndpointResponse = Message<"entitlements.v1.DeleteWebhookEndpointResponse"> & {
+  /**
+   * The endpoint removed; absent when there was none (deleting twice is no error).
+   *
+   * @generated from field: entitlements.v1.WebhookEndpoint endpoint = 1;
+   */
+  endpoint?: WebhookEndpoint | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.DeleteWebhookEndpointResponse.
+ * Use `create(DeleteWebhookEndpointResponseSchema)` to create a new message.
+ */
+export declare const DeleteWebhookEndpointResponseSchema: GenMessage<DeleteWebhookEndpointResponse>;
+
+/**
+ * Request of ListWebhookDeliveries.
+ *
+ * @generated from message entitlements.v1.ListWebhookDeliveriesRequest
+ */
+export declare type ListWebhookDeliveriesRequest = Message<"entitlements.v1.ListWebhookDeliveriesRequest"> & {
+  /**
+   * The endpoint's id.
+   *
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * At most this many (1 to 100; 0 means 50).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message entitlements.v1.ListWebhookDeliveriesRequest.
+ * Use `create(ListWebhookDeliveriesRequestSchema)` to create a new message.
+ */
+export declare const ListWebhookDeliveriesRequestSchema: GenMessage<ListWebhookDeliveriesRequest>;
+
+/**
+ * Response of ListWebhookDeliveries.
+ *
+ * @generated from message entitlements.v1.ListWebhookDeliveriesResponse
+ */
+export declare type ListWebhookDeliveriesResponse = Message<"entitlements.v1.ListWebhookDeliveriesResponse"> & {
+  /**
+   * Newest event first.
+   *
+   * @generated from field: repeated entitlements.v1.WebhookDelivery deliveries = 1;
+   */
+  deliveries: WebhookDelivery[];
+
+  /**
+   * Token of the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message entitlements.v1.ListWebhookDeliveriesResponse.
+ * Use `create(ListWebhookDeliveriesResponseSchema)` to create a new message.
+ */
+export declare const ListWebhookDeliveriesResponseSchema: GenMessage<ListWebhookDeliveriesResponse>;
+
+/**
  * Administration for superadmins: find users, see their subscription and usage, suspend and
  * reactivate accounts, clear rate limits, revoke sessions, platform statistics and the audit
  * trail. Every call needs the user JWT of a superadmin account (granted with
@@ -901,6 +1091,49 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof MigrateSubscribersRequestSchema;
     output: typeof MigrateSubscribersResponseSchema;
+  },
+  /**
+   * Adds an endpoint that every event committed from now on (of `event_types`, or every type) is
+   * POSTed to, signed by the Standard Webhooks scheme with the secret it answers: the only time
+   * the secret is shown.
+   *
+   * @generated from rpc entitlements.v1.AdminService.CreateWebhookEndpoint
+   */
+  createWebhookEndpoint: {
+    methodKind: "unary";
+    input: typeof CreateWebhookEndpointRequestSchema;
+    output: typeof CreateWebhookEndpointResponseSchema;
+  },
+  /**
+   * Every webhook endpoint, oldest first (secrets are never shown again).
+   *
+   * @generated from rpc entitlements.v1.AdminService.ListWebhookEndpoints
+   */
+  listWebhookEndpoints: {
+    methodKind: "unary";
+    input: typeof ListWebhookEndpointsRequestSchema;
+    output: typeof ListWebhookEndpointsResponseSchema;
+  },
+  /**
+   * Removes an endpoint with its pending deliveries. One declared by WEBHOOK_URLS is
+   * FAILED_PRECONDITION: remove it there.
+   *
+   * @generated from rpc entitlements.v1.AdminService.DeleteWebhookEndpoint
+   */
+  deleteWebhookEndpoint: {
+    methodKind: "unary";
+    input: typeof DeleteWebhookEndpointRequestSchema;
+    output: typeof DeleteWebhookEndpointResponseSchema;
+  },
+  /**
+   * An endpoint's deliveries, newest event first: attempts, last status, state.
+   *
+   * @generated from rpc entitlements.v1.AdminService.ListWebhookDeliveries
+   */
+  listWebhookDeliveries: {
+    methodKind: "unary";
+    input: typeof ListWebhookDeliveriesRequestSchema;
+    output: typeof ListWebhookDeliveriesResponseSchema;
   },
 }>;
 

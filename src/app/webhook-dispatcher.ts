@@ -1,0 +1,147 @@
+import { AsyncResource } from "node:async_hooks";
+import type { DatabasePool } from "slonik";
+import { Webhook } from "standardwebhooks";
+import { entitlementEventsAt, type EntitlementEventRecord } from "../db/entitlement-events.ts";
+import { claimDueDeliveries, recordAttempt, type AttemptOutcome, type ClaimedDelivery } from "../db/webhook-deliveries.ts";
+import type { Clock } from "../domain/clock.ts";
+import type { Logger } from "../platform/logger.ts";
+
+export type WebhookSettings = {
+  /** Waits after each failed attempt; the last one repeats. */
+  readonly retryDelaysMs: readonly number[];
+  /** How long after its first attempt a delivery is retried before it is given up. */
+  readonly retryForMs: number;
+  /** How long an endpoint has to answer with a 2xx. */
+  readonly timeoutMs: number;
+};
+
+/** The body POSTed for an event (the contract's JSON, in the Standard Webhooks envelope). */
+export type WebhookPayload = (event: EntitlementEventRecord) => Promise<string>;
+
+/** Deliveries attempted at once per replica. */
+const CONCURRENT_ATTEMPTS = 32;
+/** How often due retries are looked for without being told of new events. */
+const POLL_MS = 1000;
+
+/**
+ * POSTs each event to the endpoints that take its type, signed by the Standard Webhooks scheme
+ * (the `standardwebhooks` package), at least once, in order per account and endpoint; a failed
+ * attempt is retried on the schedule of `settings`, then given up. Every replica runs one: they
+ * lease deliveries from the database, so each attempt is made by one of them. Nothing here is on
+ * a call's path.
+ */
+export class WebhookDispatcher {
+  readonly #pool: DatabasePool;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #settings: WebhookSettings;
+  readonly #payloadOf: WebhookPayload;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #tick: NodeJS.Timeout | undefined;
+  #stopped = false;
+  /** Runs deliveries outside the context of whatever woke the dispatcher (a call, a transaction). */
+  readonly #detached = AsyncResource.bind((work: () => Promise<void>) => work());
+
+  constructor(pool: DatabasePool, clock: Clock, logger: Logger, settings: WebhookSettings, payloadOf: WebhookPayload) {
+    this.#pool = pool;
+    this.#clock = clock;
+    this.#logger = logger;
+    this.#settings = settings;
+    this.#payloadOf = payloadOf;
+  }
+
+  start(): void {
+    this.#tick ??= setInterval(() => this.wake(), POLL_MS).unref();
+  }
+
+  /** New events (or a retry's time) may be due: attempt what is. */
+  wake(): void {
+    if (this.#stopped) return;
+    this.#again = true;
+    this.#running ??= this.#detached(async () => {
+      try {
+        while (this.#again && !this.#stopped) {
+          this.#again = false;
+          await this.deliverDue();
+        }
+      } catch (error) {
+        this.#logger.warn({ err: error }, "webhook deliveries failed; retrying on the next tick");
+      } finally {
+        this.#running = undefined;
+      }
+    });
+  }
+
+  /** Attempts every delivery due now, a batch at a time; returns how many attempts it made. */
+  async deliverDue(): Promise<number> {
+    let attempted = 0;
+    for (;;) {
+      const at = this.#clock.now();
+      const leaseUntil = new Date(at.getTime() + this.#settings.timeoutMs + 5000);
+      const claimed = await claimDueDeliveries(this.#pool, at, leaseUntil, CONCURRENT_ATTEMPTS);
+      if (claimed.length === 0) return attempted;
+      const events = await entitlementEventsAt(this.#pool, claimed.map((delivery) => delivery.position));
+      await Promise.all(claimed.map((delivery) => this.#attempt(delivery, events.get(delivery.position))));
+      attempted += claimed.length;
+    }
+  }
+
+  async #attempt(delivery: ClaimedDelivery, event: EntitlementEventRecord | undefined): Promise<void> {
+    let outcome: AttemptOutcome;
+    if (event === undefined) {
+      outcome = { status: null, error: "the event is no longer kept (EVENT_RETENTION_DAYS)", delivered: false, retryAt: null };
+    } else {
+      const { status, error } = await this.#post(delivery, event);
+      const delivered = status !== null && status >= 200 && status < 300;
+      outcome = { status, error: delivered ? null : (error ?? `answered ${status}`), delivered, retryAt: delivered ? null : this.#retryAt(delivery) };
+    }
+    await recordAttempt(this.#pool, delivery, outcome, this.#clock.now());
+  }
+
+  async #post(delivery: ClaimedDelivery, event: EntitlementEventRecord): Promise<{ status: number | null; error: string | null }> {
+    try {
+      const body = await this.#payloadOf(event);
+      // Signed as sent: receivers check the timestamp against their own clocks.
+      const sentAt = new Date();
+      const response = await fetch(delivery.url, {
+        method: "POST",
+        body,
+        redirect: "manual",
+        signal: AbortSignal.timeout(this.#settings.timeoutMs),
+        headers: {
+          "content-type": "application/json",
+          "user-agent": "entitlement-service-webhooks",
+          "webhook-id": event.id,
+          "webhook-timestamp": String(Math.floor(sentAt.getTime() / 1000)),
+          "webhook-signature": new Webhook(delivery.secret).sign(event.id, sentAt, body),
+        },
+      });
+      await response.body?.cancel().catch(() => {});
+      return { status: response.status, error: null };
+    } catch (error) {
+      const reason = error instanceof Error && error.name === "TimeoutError" ? `no answer within ${this.#settings.timeoutMs} ms` : describe(error);
+      return { status: null, error: reason };
+    }
+  }
+
+  /** When to try a failed delivery again: null once its retries have run out. */
+  #retryAt(delivery: ClaimedDelivery): Date | null {
+    const delays = this.#settings.retryDelaysMs;
+    const delay = delays[Math.min(delivery.attempts, delays.length) - 1] ?? 0;
+    const retryAt = this.#clock.now().getTime() + delay;
+    return retryAt - delivery.firstAttemptAt.getTime() > this.#settings.retryForMs ? null : new Date(retryAt);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearInterval(this.#tick);
+  }
+}
+
+/** A failed request's cause as a line: fetch wraps the socket's error in `cause`. */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
+  return `${error.message}${cause}`.slice(0, 500);
+}

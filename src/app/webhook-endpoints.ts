@@ -1,0 +1,90 @@
+import { randomBytes } from "node:crypto";
+import type { CommonQueryMethods, DatabasePool } from "slonik";
+import { recordAuditEvent } from "../db/audit-events.ts";
+import { queriesOf } from "../db/call-transaction.ts";
+import { listWebhookDeliveries, type WebhookDeliveryRecord } from "../db/webhook-deliveries.ts";
+import {
+  deleteWebhookEndpoint,
+  findWebhookEndpoint,
+  insertWebhookEndpoint,
+  listWebhookEndpoints,
+  syncConfiguredEndpoints,
+  type WebhookEndpointRecord,
+} from "../db/webhook-endpoints.ts";
+import type { Clock } from "../domain/clock.ts";
+import type { EntitlementEventType } from "../domain/entitlement-events.ts";
+import { FailedPreconditionError, InvalidArgumentError, UnknownResourceError } from "../domain/errors.ts";
+import { decodePageToken, pageOf } from "../domain/pagination.ts";
+
+/** A new signing secret in the Standard Webhooks form: `whsec_` and 32 random bytes in base64. */
+export function newWebhookSecret(): string {
+  return `whsec_${randomBytes(32).toString("base64")}`;
+}
+
+/** The webhook endpoints admins keep (AdminService) and WEBHOOK_URLS declares. */
+export class WebhookEndpoints {
+  readonly #pool: DatabasePool;
+  readonly #clock: Clock;
+
+  get #db(): CommonQueryMethods {
+    return queriesOf(this.#pool);
+  }
+
+  constructor(pool: DatabasePool, clock: Clock) {
+    this.#pool = pool;
+    this.#clock = clock;
+  }
+
+  /** Adds an endpoint; its secret is answered here and never again. */
+  async create(actor: string, url: string, eventTypes: readonly EntitlementEventType[]): Promise<{ endpoint: WebhookEndpointRecord; secret: string }> {
+    const secret = newWebhookSecret();
+    const at = this.#clock.now();
+    const endpoint = await this.#db.transaction(async (tx) => {
+      const made = await insertWebhookEndpoint(tx, { url, eventTypes, secret, at });
+      await recordAuditEvent(tx, { actorId: actor, action: "webhook.create", targetUserId: "", reason: url, details: { endpoint_id: made.id, event_types: eventTypes.join(",") }, at });
+      return made;
+    });
+    return { endpoint, secret };
+  }
+
+  list(): Promise<readonly WebhookEndpointRecord[]> {
+    return listWebhookEndpoints(this.#db);
+  }
+
+  /** Removes an endpoint made through the API; null when there was none. */
+  async delete(actor: string, id: string): Promise<WebhookEndpointRecord | null> {
+    const at = this.#clock.now();
+    return this.#db.transaction(async (tx) => {
+      const endpoint = await findWebhookEndpoint(tx, id);
+      if (endpoint === null) return null;
+      if (endpoint.fromConfiguration) {
+        throw new FailedPreconditionError(`webhook endpoint ${id} is declared by WEBHOOK_URLS: remove it there`);
+      }
+      await deleteWebhookEndpoint(tx, id);
+      await recordAuditEvent(tx, { actorId: actor, action: "webhook.delete", targetUserId: "", reason: endpoint.url, details: { endpoint_id: id }, at });
+      return endpoint;
+    });
+  }
+
+  /** An endpoint's deliveries, newest first, a page at a time. */
+  async deliveries(filter: { readonly endpointId: string; readonly pageSize: number; readonly pageToken: string }): Promise<{ deliveries: readonly WebhookDeliveryRecord[]; nextPageToken: string }> {
+    if ((await findWebhookEndpoint(this.#db, filter.endpointId)) === null) throw new UnknownResourceError("webhook endpoint", filter.endpointId);
+    const filters = [filter.endpointId];
+    const before = decodePageToken(filter.pageToken, filters);
+    if (before !== undefined && !/^[0-9]+$/.test(before)) {
+      throw new InvalidArgumentError([{ field: "page_token", description: "is not a token of this query" }]);
+    }
+    const rows = await listWebhookDeliveries(this.#db, {
+      endpointId: filter.endpointId,
+      beforePosition: before === undefined ? undefined : BigInt(before),
+      limit: filter.pageSize + 1,
+    });
+    const page = pageOf(rows, filter.pageSize, (delivery) => String(delivery.position), filters);
+    return { deliveries: page.items, nextPageToken: page.nextPageToken };
+  }
+
+  /** Makes the endpoints WEBHOOK_URLS declares exactly `urls`, signed with `secret`. */
+  configure(urls: readonly string[], secret: string): Promise<void> {
+    return syncConfiguredEndpoints(this.#pool, urls, secret, this.#clock.now());
+  }
+}

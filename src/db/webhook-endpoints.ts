@@ -1,0 +1,62 @@
+import { sql, type CommonQueryMethods } from "slonik";
+import { z } from "zod";
+import { timestampColumn } from "./columns.ts";
+
+/** Where change feed events are POSTed; the signing secret is read only to sign. */
+export type WebhookEndpointRecord = {
+  readonly id: string;
+  readonly url: string;
+  /** Empty: every type. */
+  readonly eventTypes: readonly string[];
+  /** Declared by WEBHOOK_URLS at start rather than by an admin. */
+  readonly fromConfiguration: boolean;
+  readonly createdAt: Date;
+};
+
+const ENDPOINT_COLUMNS = sql.fragment`id, url, event_types, source, created_at`;
+
+const endpointRow = z
+  .object({ id: z.string(), url: z.string(), event_types: z.array(z.string()), source: z.enum(["api", "env"]), created_at: timestampColumn })
+  .transform(
+    (row): WebhookEndpointRecord => ({ id: row.id, url: row.url, eventTypes: row.event_types, fromConfiguration: row.source === "env", createdAt: row.created_at }),
+  );
+
+export async function insertWebhookEndpoint(
+  db: CommonQueryMethods,
+  endpoint: { readonly url: string; readonly eventTypes: readonly string[]; readonly secret: string; readonly at: Date },
+): Promise<WebhookEndpointRecord> {
+  return db.one(sql.type(endpointRow)`
+    insert into webhook_endpoints (url, event_types, secret, created_at)
+    values (${endpoint.url}, ${sql.array(endpoint.eventTypes, "text")}, ${endpoint.secret}, ${sql.timestamp(endpoint.at)})
+    returning ${ENDPOINT_COLUMNS}
+  `);
+}
+
+/** Every endpoint, oldest first. */
+export async function listWebhookEndpoints(db: CommonQueryMethods): Promise<readonly WebhookEndpointRecord[]> {
+  return db.any(sql.type(endpointRow)`select ${ENDPOINT_COLUMNS} from webhook_endpoints order by created_at, id`);
+}
+
+/** Deletes an endpoint and its pending deliveries; the endpoint, or null when there was none. */
+export async function deleteWebhookEndpoint(db: CommonQueryMethods, id: string): Promise<WebhookEndpointRecord | null> {
+  return db.maybeOne(sql.type(endpointRow)`delete from webhook_endpoints where id = ${id} returning ${ENDPOINT_COLUMNS}`);
+}
+
+export async function findWebhookEndpoint(db: CommonQueryMethods, id: string): Promise<WebhookEndpointRecord | null> {
+  return db.maybeOne(sql.type(endpointRow)`select ${ENDPOINT_COLUMNS} from webhook_endpoints where id = ${id}`);
+}
+
+/**
+ * Makes the endpoints declared at start exactly `urls`, each signed with `secret`: new ones are
+ * added, ones no longer declared deleted, kept ones take the secret given.
+ */
+export async function syncConfiguredEndpoints(db: CommonQueryMethods, urls: readonly string[], secret: string, at: Date): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.query(sql.unsafe`delete from webhook_endpoints where source = 'env' and url <> all(${sql.array(urls, "text")})`);
+    await tx.query(sql.unsafe`
+      insert into webhook_endpoints (url, event_types, secret, source, created_at)
+      select url, '{}', ${secret}, 'env', ${sql.timestamp(at)} from unnest(${sql.array(urls, "text")}) as declared (url)
+      on conflict (url) where source = 'env' do update set secret = excluded.secret
+    `);
+  });
+}

@@ -1,0 +1,78 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type {
+  AdminService,
+  CreateWebhookEndpointRequest,
+  DeleteWebhookEndpointRequest,
+  ListWebhookDeliveriesRequest,
+} from "../../gen/entitlements/v1/admin_service_pb.js";
+import { WebhookDeliverySchema, WebhookDeliveryState, WebhookEndpointSchema, type WebhookDelivery, type WebhookEndpoint } from "../../gen/entitlements/v1/webhooks_pb.js";
+import type { WebhookEndpoints } from "../app/webhook-endpoints.ts";
+import { callerOf } from "../auth/gates.ts";
+import type { WebhookDeliveryRecord } from "../db/webhook-deliveries.ts";
+import type { WebhookEndpointRecord } from "../db/webhook-endpoints.ts";
+import { pageSize } from "../domain/pagination.ts";
+import * as validate from "../domain/validation.ts";
+
+export function webhookEndpointMessage(endpoint: WebhookEndpointRecord): WebhookEndpoint {
+  return create(WebhookEndpointSchema, {
+    id: endpoint.id,
+    url: endpoint.url,
+    eventTypes: [...endpoint.eventTypes],
+    createdAt: timestampFromDate(endpoint.createdAt),
+    fromConfiguration: endpoint.fromConfiguration,
+  });
+}
+
+export function webhookDeliveryMessage(delivery: WebhookDeliveryRecord): WebhookDelivery {
+  const state =
+    delivery.deliveredAt !== null ? WebhookDeliveryState.DELIVERED : delivery.abandonedAt !== null ? WebhookDeliveryState.FAILED : WebhookDeliveryState.PENDING;
+  return create(WebhookDeliverySchema, {
+    endpointId: delivery.endpointId,
+    eventId: delivery.eventId,
+    position: delivery.position,
+    eventType: delivery.eventType,
+    userId: delivery.userId,
+    state,
+    attempts: delivery.attempts,
+    lastAttemptAt: delivery.lastAttemptAt === null ? undefined : timestampFromDate(delivery.lastAttemptAt),
+    lastStatus: delivery.lastStatus ?? 0,
+    lastError: delivery.lastError ?? "",
+    nextAttemptAt: state === WebhookDeliveryState.PENDING ? timestampFromDate(delivery.nextAttemptAt) : undefined,
+    deliveredAt: delivery.deliveredAt === null ? undefined : timestampFromDate(delivery.deliveredAt),
+  });
+}
+
+/** The AdminService RPCs of webhook endpoints. */
+export type WebhookRpcs = Pick<ServiceImpl<typeof AdminService>, "createWebhookEndpoint" | "listWebhookEndpoints" | "deleteWebhookEndpoint" | "listWebhookDeliveries">;
+
+/** Validates, delegates to WebhookEndpoints with the caller as actor, converts. */
+export class WebhookMethods implements WebhookRpcs {
+  readonly #webhooks: WebhookEndpoints;
+
+  constructor(webhooks: WebhookEndpoints) {
+    this.#webhooks = webhooks;
+  }
+
+  async createWebhookEndpoint(request: CreateWebhookEndpointRequest, context: HandlerContext) {
+    const url = validate.webhookUrl(request.url);
+    const { endpoint, secret } = await this.#webhooks.create(callerOf(context), url, validate.eventTypes(request.eventTypes));
+    return { endpoint: webhookEndpointMessage(endpoint), secret };
+  }
+
+  async listWebhookEndpoints() {
+    return { endpoints: (await this.#webhooks.list()).map(webhookEndpointMessage) };
+  }
+
+  async deleteWebhookEndpoint(request: DeleteWebhookEndpointRequest, context: HandlerContext) {
+    const deleted = await this.#webhooks.delete(callerOf(context), validate.uuid(request.endpointId, "endpoint_id"));
+    return { endpoint: deleted === null ? undefined : webhookEndpointMessage(deleted) };
+  }
+
+  async listWebhookDeliveries(request: ListWebhookDeliveriesRequest) {
+    const endpointId = validate.uuid(request.endpointId, "endpoint_id");
+    const { deliveries, nextPageToken } = await this.#webhooks.deliveries({ endpointId, pageSize: Math.min(pageSize(request.pageSize), 100), pageToken: request.pageToken });
+    return { deliveries: deliveries.map(webhookDeliveryMessage), nextPageToken };
+  }
+}

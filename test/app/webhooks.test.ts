@@ -1,0 +1,108 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { composeService, type ComposedService } from "../../src/compose.ts";
+import { sequenceEntitlementEvents } from "../../src/db/entitlement-events.ts";
+import { createLogger } from "../../src/platform/logger.ts";
+import { TestClock } from "../support/clock.ts";
+import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { inMemoryClient, TEST_SETTINGS } from "../support/service.ts";
+import { startWebhookReceiver } from "../support/webhook-receiver.ts";
+
+let database: TestDatabase;
+let service: ComposedService;
+const clock = new TestClock("2026-03-15T12:00:00Z");
+const client = () => inMemoryClient(service.served);
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const settings = { ...TEST_SETTINGS, webhookRetryDelaysMs: [1000, 5000, 60_000], webhookRetryForMs: 10 * 60_000, webhookTimeoutMs: 300 };
+  service = await composeService(settings, database.pool, { clock, logger: createLogger("silent") });
+});
+
+/** Gives the committed events their positions (and deliveries), then attempts what is due. */
+async function deliver(): Promise<number> {
+  while ((await sequenceEntitlementEvents(database.pool, 1000)) > 0);
+  return service.webhooks.deliverDue();
+}
+
+const deliveriesOf = async (endpointId: string) =>
+  (await service.webhookEndpoints.deliveries({ endpointId, pageSize: 100, pageToken: "" })).deliveries;
+
+describe("webhooks", () => {
+  it("POST each event of the endpoint's types, signed so the library's verifier accepts it", async () => {
+    const receiver = await startWebhookReceiver();
+    const { endpoint, secret } = await service.webhookEndpoints.create("root", receiver.url, ["entitlements.plan_changed"]);
+    receiver.useSecret(secret);
+    expect(secret).toMatch(/^whsec_/);
+    await client().upgradePlan({ userId: "hook-ann", planCode: "pro" });
+    await client().setFeatureOverride({ userId: "hook-ann", feature: "sso", enabled: true, reason: "pilot" });
+    expect(await deliver()).toBe(1);
+    expect(receiver.received).toHaveLength(1);
+    const [post] = receiver.received;
+    expect(post?.verified).toBe(true);
+    expect(post?.body).toMatchObject({ type: "entitlements.plan_changed", data: { type: "entitlements.plan_changed", userId: "hook-ann", revision: "1" } });
+    expect(post?.id).toBe(post?.body.data.id);
+    expect((post?.body.data.entitlements as { plan: { code: string } }).plan.code).toBe("pro");
+    expect(await deliveriesOf(endpoint.id)).toMatchObject([{ eventType: "entitlements.plan_changed", attempts: 1, lastStatus: 200 }]);
+    await service.webhookEndpoints.delete("root", endpoint.id);
+  });
+
+  it("retry a failed delivery on the schedule, and send an account's events in order meanwhile", async () => {
+    const receiver = await startWebhookReceiver({ answer: (index) => (index < 2 ? 503 : 200) });
+    const { endpoint, secret } = await service.webhookEndpoints.create("root", receiver.url, []);
+    receiver.useSecret(secret);
+    await client().upgradePlan({ userId: "hook-bob", planCode: "pro" });
+    await client().upgradePlan({ userId: "hook-bob", planCode: "enterprise" });
+    expect(await deliver()).toBe(1);
+    // The second event waits for the first: an account's events go out in order.
+    expect(await deliver()).toBe(0);
+    clock.advance(1000);
+    expect(await deliver()).toBe(1);
+    clock.advance(4000);
+    expect(await deliver()).toBe(0);
+    clock.advance(1000);
+    expect(await deliver()).toBe(2);
+    expect(receiver.received.map((post) => [post.status, (post.body.data as { revision: string }).revision])).toEqual([
+      [503, "1"],
+      [503, "1"],
+      [200, "1"],
+      [200, "2"],
+    ]);
+    const deliveries = await deliveriesOf(endpoint.id);
+    expect(deliveries.map((delivery) => [delivery.attempts, delivery.lastStatus, delivery.deliveredAt !== null])).toEqual([
+      [1, 200, true],
+      [3, 200, true],
+    ]);
+    await service.webhookEndpoints.delete("root", endpoint.id);
+  });
+
+  it("give a delivery up once its retries run out, saying why the last attempt failed", async () => {
+    const receiver = await startWebhookReceiver({ answer: () => new Promise((resolve) => setTimeout(() => resolve(200), 1000)) });
+    const { endpoint } = await service.webhookEndpoints.create("root", receiver.url, ["account.suspended"]);
+    await client().getPlan({ userId: "hook-carl" });
+    await client().incrementUsage({ userId: "hook-carl", metric: "api_calls", amount: 1n });
+    await service.administration.suspend("root", "hook-carl", "fraud");
+    let attempts = 0;
+    for (let round = 0; round < 20 && (await deliveriesOf(endpoint.id))[0]?.abandonedAt == null; round++) {
+      attempts += await deliver();
+      clock.advance(60_000);
+    }
+    const [delivery] = await deliveriesOf(endpoint.id);
+    expect(delivery).toMatchObject({ lastStatus: null, lastError: "no answer within 300 ms", deliveredAt: null });
+    expect(delivery?.abandonedAt).not.toBeNull();
+    // 1 s, 5 s, then every minute, for 10 minutes after the first attempt.
+    expect(attempts).toBe(delivery?.attempts);
+    expect(attempts).toBeGreaterThanOrEqual(10);
+    expect(attempts).toBeLessThanOrEqual(13);
+    await service.webhookEndpoints.delete("root", endpoint.id);
+  });
+
+  it("declared by WEBHOOK_URLS are kept in step with it, and cannot be deleted through the API", async () => {
+    const secret = `whsec_${Buffer.alloc(32, 7).toString("base64")}`;
+    await service.webhookEndpoints.configure(["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"], secret);
+    await service.webhookEndpoints.configure(["http://127.0.0.1:9/b", "http://127.0.0.1:9/c"], secret);
+    const declared = (await service.webhookEndpoints.list()).filter((endpoint) => endpoint.fromConfiguration);
+    expect(declared.map((endpoint) => endpoint.url).sort()).toEqual(["http://127.0.0.1:9/b", "http://127.0.0.1:9/c"]);
+    await expect(service.webhookEndpoints.delete("root", declared[0]!.id)).rejects.toThrow(/WEBHOOK_URLS/);
+    await service.webhookEndpoints.configure([], secret);
+  });
+});

@@ -1,0 +1,63 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { Code, createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { toJson } from "@bufbuild/protobuf";
+import { AdminService, ListWebhookEndpointsResponseSchema } from "../../gen/entitlements/v1/admin_service_pb.js";
+import { refusal } from "../support/refusals.ts";
+import { startTestServer, type TestServer } from "../support/server.ts";
+import { bearer, userToken } from "../support/service.ts";
+
+let server: TestServer;
+let admin: Client<typeof AdminService>;
+let rootToken: string;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  await server.administration.setSuperadmin("cli", "root", true);
+  rootToken = await userToken("root", { expiresIn: "1h" });
+  admin = createClient(AdminService, createConnectTransport({ baseUrl: server.httpUrl, httpVersion: "1.1", interceptors: [bearer(rootToken)] }));
+});
+
+describe("AdminService webhook endpoints", () => {
+  it("are made with a secret shown once, listed without it, and deleted (twice is no error)", async () => {
+    const made = await admin.createWebhookEndpoint({ url: "https://hooks.example.com/entitlements", eventTypes: ["usage.threshold_crossed", "usage.threshold_crossed"] });
+    expect(made.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    expect(made.endpoint).toMatchObject({ url: "https://hooks.example.com/entitlements", eventTypes: ["usage.threshold_crossed"], fromConfiguration: false });
+    const listed = await admin.listWebhookEndpoints({});
+    expect(listed.endpoints.map((endpoint) => endpoint.id)).toContain(made.endpoint!.id);
+    expect(JSON.stringify(toJson(ListWebhookEndpointsResponseSchema, listed))).not.toContain(made.secret);
+    expect((await admin.listWebhookDeliveries({ endpointId: made.endpoint!.id })).deliveries).toEqual([]);
+    expect((await admin.deleteWebhookEndpoint({ endpointId: made.endpoint!.id })).endpoint?.id).toBe(made.endpoint!.id);
+    expect((await admin.deleteWebhookEndpoint({ endpointId: made.endpoint!.id })).endpoint).toBeUndefined();
+  });
+
+  it("refuse what is not an http(s) URL or an event type, naming the field", async () => {
+    for (const url of ["ftp://example.com/x", "not a url", "/relative", `https://example.com/${"x".repeat(2048)}`]) {
+      const error = await refusal(admin.createWebhookEndpoint({ url }));
+      expect([error.code, error.rawMessage]).toEqual([Code.InvalidArgument, expect.stringContaining("url:")]);
+    }
+    const error = await refusal(admin.createWebhookEndpoint({ url: "https://example.com/x", eventTypes: ["entitlements.plan_changed", "plan.bought"] }));
+    expect([error.code, error.rawMessage]).toEqual([Code.InvalidArgument, expect.stringContaining("event_types[1]")]);
+    expect((await refusal(admin.listWebhookDeliveries({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.NotFound);
+    expect((await refusal(admin.deleteWebhookEndpoint({ endpointId: "nope" }))).code).toBe(Code.InvalidArgument);
+  });
+
+  it("are for superadmins only", async () => {
+    const plain = createClient(AdminService, createConnectTransport({ baseUrl: server.httpUrl, httpVersion: "1.1", interceptors: [bearer(await userToken("someone"))] }));
+    expect((await refusal(plain.createWebhookEndpoint({ url: "https://example.com/x" }))).code).toBe(Code.PermissionDenied);
+    expect((await refusal(plain.listWebhookEndpoints({}))).code).toBe(Code.PermissionDenied);
+  });
+
+  it("are served on /v1, deletion included", async () => {
+    const headers = { authorization: `Bearer ${rootToken}`, "content-type": "application/json" };
+    const made = await fetch(`${server.httpUrl}/v1/admin/webhooks`, { method: "POST", headers, body: JSON.stringify({ url: "http://127.0.0.1:9/hook" }) });
+    expect(made.status).toBe(200);
+    const { endpoint } = (await made.json()) as { endpoint: { id: string } };
+    const deliveries = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}/deliveries`, { headers });
+    expect(await deliveries.json()).toEqual({ deliveries: [], nextPageToken: "" });
+    const deleted = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}`, { method: "DELETE", headers });
+    expect(deleted.status).toBe(200);
+    expect((await admin.listWebhookEndpoints({})).endpoints.map((e) => e.id)).not.toContain(endpoint.id);
+  });
+});
+
