@@ -41,7 +41,11 @@ export class EntitlementWatches {
     this.#settings = settings;
   }
 
-  async *watch(userIds: readonly string[], fromPosition: bigint | undefined, signal: AbortSignal): AsyncGenerator<WatchItem> {
+  /**
+   * Snapshots of `userIds` then their events; from `fromPosition`, the events after it, with
+   * snapshots of `snapshotUserIds` (users added to a resumed watch) first.
+   */
+  async *watch(userIds: readonly string[], fromPosition: bigint | undefined, signal: AbortSignal, snapshotUserIds: readonly string[] = []): AsyncGenerator<WatchItem> {
     if (fromPosition !== undefined) await this.#checkPosition(fromPosition);
     const backlog: EntitlementEventRecord[] = [];
     let wake: (() => void) | undefined;
@@ -81,7 +85,13 @@ export class EntitlementWatches {
           yield snapshot;
         }
       } else {
-        yield* this.#catchUp(subscriber, fromPosition);
+        for await (const snapshot of this.#snapshots(snapshotUserIds, this.#feed.head)) {
+          sent.set(snapshot.userId, snapshot.revision);
+          yield snapshot;
+        }
+        for await (const item of this.#catchUp(subscriber, fromPosition)) {
+          if (item.kind !== "event" || item.event.revision > (sent.get(item.event.userId) ?? -1n)) yield item;
+        }
       }
       let heartbeatAt = Date.now() + this.#settings.heartbeatMs;
       for (;;) {

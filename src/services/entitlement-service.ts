@@ -19,6 +19,7 @@ import {
   type WatchEntitlementsRequest,
 } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import * as validate from "../domain/validation.ts";
+import { InvalidArgumentError } from "../domain/errors.ts";
 import { checkAmount, incrementAmount, MAX_USAGE } from "../domain/quota.ts";
 import { MAX_RESERVATION_SECONDS } from "../domain/validation.ts";
 import type { Entitlements } from "../app/entitlements.ts";
@@ -183,7 +184,11 @@ export class EntitlementServiceImpl extends AccountTermsMethods implements Servi
     const userIds = validate.watchedUsers(request.userIds);
     const from = request.fromPosition === undefined ? undefined : validate.feedPosition(request.fromPosition, "from_position");
     const planAt = (code: string, version: number) => this.#entitlements.planAt(code, version);
-    for await (const item of this.#watches.watch(userIds, from, context.signal)) {
+    const watched = new Set(userIds);
+    request.snapshotUserIds.forEach((userId, index) => {
+      if (!watched.has(userId)) throw new InvalidArgumentError([{ field: `snapshot_user_ids[${index}]`, description: "must be one of user_ids" }]);
+    });
+    for await (const item of this.#watches.watch(userIds, from, context.signal, from === undefined ? [] : [...new Set(request.snapshotUserIds)])) {
       yield await watchResponse(item, planAt, this.#entitlements.now());
     }
   }

@@ -35,6 +35,9 @@ describe("WatchEntitlements refuses", () => {
     expect(await watchError(watch(many))).toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringContaining("1 to 1000") });
     expect(await watchError(watch(["ok", ""]))).toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringContaining("user_ids[1]") });
     expect(await watchError(watch(["ok"], -1n))).toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringContaining("from_position") });
+    const stranger = new WatchReader(service.client, { userIds: ["ok"], fromPosition: 0n, snapshotUserIds: ["other"] });
+    readers.push(stranger);
+    expect(await watchError(stranger)).toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringContaining("snapshot_user_ids[0]") });
   });
 
   it("a position past the feed's head, or older than it keeps, as out_of_range", async () => {

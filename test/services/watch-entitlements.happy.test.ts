@@ -94,4 +94,19 @@ describe("WatchEntitlements from a position", () => {
     const resumed = watch(["w-fay"], position);
     expect(await resumed.quietFor(300)).toBe(true);
   });
+
+  it("with snapshot_user_ids, also snapshots users added to the watch, and does not send again what a snapshot holds", async () => {
+    const first = watch(["w-gil"]);
+    await first.next();
+    await service.client.upgradePlan({ userId: "w-gil", planCode: "pro" });
+    const seen = await first.nextEvent();
+    await service.client.upgradePlan({ userId: "w-hal", planCode: "pro" });
+    await service.client.setFeatureOverride({ userId: "w-gil", feature: "sso", enabled: true, reason: "pilot" });
+    const reader = new WatchReader(service.client, { userIds: ["w-gil", "w-hal"], fromPosition: seen.position, snapshotUserIds: ["w-hal"] });
+    readers.push(reader);
+    const snapshot = await reader.next();
+    expect(snapshot.kind.case === "snapshot" && [snapshot.kind.value.userId, snapshot.kind.value.revision, snapshot.kind.value.entitlements?.plan?.code]).toEqual(["w-hal", 1n, "pro"]);
+    expect(await reader.nextEvent()).toMatchObject({ userId: "w-gil", type: "entitlements.override_set", revision: 2n });
+    expect(await reader.quietFor(300)).toBe(true);
+  });
 });

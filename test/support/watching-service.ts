@@ -39,7 +39,7 @@ export class WatchReader {
   /** A read that outlived its timeout: the next read takes its message. */
   #pending: Promise<IteratorResult<WatchEntitlementsResponse>> | undefined;
 
-  constructor(client: Client<typeof EntitlementService>, request: { userIds: string[]; fromPosition?: bigint }) {
+  constructor(client: Client<typeof EntitlementService>, request: { userIds: string[]; fromPosition?: bigint; snapshotUserIds?: string[] }) {
     this.#abort = new AbortController();
     this.#iterator = client.watchEntitlements(request, { signal: this.#abort.signal })[Symbol.asyncIterator]();
   }

@@ -1898,6 +1898,15 @@ export declare type WatchEntitlementsRequest = Message<"entitlements.v1.WatchEnt
    * @generated from field: optional int64 from_position = 2;
    */
   fromPosition?: bigint | undefined;
+
+  /**
+   * With `from_position`: users among `user_ids` to send a snapshot of first all the same (users
+   * a client adds to its watch while resuming it); their events the snapshot holds are not sent
+   * again. Without `from_position` every user gets a snapshot anyway.
+   *
+   * @generated from field: repeated string snapshot_user_ids = 3;
+   */
+  snapshotUserIds: string[];
 };
 
 /**
