@@ -12,6 +12,8 @@ import type { TlsMaterial } from "../../src/transport/tls.ts";
 import { TestClock } from "./clock.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
 import { composeTestService } from "./service.ts";
+import { changeListener } from "../../src/compose.ts";
+import { createLogger } from "../../src/platform/logger.ts";
 
 export type TestServer = TestDatabase & {
   readonly listener: Listener;
@@ -49,6 +51,10 @@ export async function startTestServer(
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.userTokens === undefined ? {} : { verifyUserToken: createUserTokenVerifier(options.userTokens) }),
   });
+  // The change feed runs and hears the database as startService has it (watches, webhooks).
+  await composed.feed.start();
+  const notifications = changeListener(composed, database.sessionUrl, options.logger ?? createLogger("silent"));
+  await notifications.start();
   const listener = await listenAll(composed.served, {
     host: "127.0.0.1",
     grpcPort: 0,
@@ -57,7 +63,11 @@ export async function startTestServer(
     shutdownTimeoutMs: 2000,
     tls: options.tls,
   });
-  afterAll(() => listener.close());
+  afterAll(async () => {
+    composed.feed.close();
+    await listener.close();
+    await notifications.stop();
+  });
   return {
     ...database,
     listener,

@@ -13,6 +13,7 @@ import {
   resourceInfoOf,
   type EntitlementClient,
   type ErrorReason,
+  type LocalEntitlementClient,
 } from "@entitlements/client";
 
 const env = (name: string): string => {
@@ -85,5 +86,22 @@ const invalid = await refusal(client.incrementUsage({ userId, metric: "jobs", am
 check(badRequestOf(invalid)?.fieldViolations[0]?.field === "amount", "BadRequest");
 const unknown = await refusal(client.getReservation({ userId, reservationId: "00000000-0000-4000-8000-000000000000" }));
 check(unknown.code === Code.NotFound && resourceInfoOf(unknown)?.resourceType === "reservation", "ResourceInfo");
+
+// HasFeature and GetPlan from memory, kept current by a watch: a change shows up without a call.
+const local: LocalEntitlementClient = createEntitlementClient({
+  baseUrl: env("BASE_URL"),
+  token: env("TOKEN"),
+  protocol: env("PROTOCOL") === "connect" ? "connect" : "grpc",
+  local: { maxStalenessMs: 5000, maxUsers: 1000 },
+});
+await local.local.follow([userId]);
+check((await local.getPlan({ userId })).plan?.code === "pro", "local GetPlan");
+await client.upgradePlan({ userId, planCode: "enterprise" });
+for (let tries = 0; (await local.getPlan({ userId })).plan?.code !== "enterprise"; tries++) {
+  if (tries > 500) throw new Error("unexpected: the local client never heard of the change");
+  await new Promise((resolve) => setTimeout(resolve, 10));
+}
+check(local.local.size === 1, "local client holds the user");
+local.close();
 
 console.log(`ok: every RPC and error helper over ${env("PROTOCOL")}`);

@@ -1,6 +1,7 @@
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { EntitlementService } from "./gen/entitlements/v1/entitlement_service_pb.js";
+import { LocalEntitlements, type LocalOptions } from "./local-entitlements.ts";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
@@ -17,6 +18,8 @@ export * from "./gen/entitlements/v1/plan_pb.js";
 export * from "./gen/entitlements/v1/subscription_pb.js";
 export * from "./gen/entitlements/v1/terms_pb.js";
 export * from "./gen/entitlements/v1/usage_pb.js";
+export * from "./gen/entitlements/v1/events_pb.js";
+export { LocalEntitlements, MAX_LOCAL_USERS, type LocalOptions } from "./local-entitlements.ts";
 export type { BadRequest, QuotaFailure, ResourceInfo } from "./gen/google/rpc/error_details_pb.js";
 export { Code, ConnectError };
 
@@ -31,9 +34,18 @@ export type EntitlementClientOptions = {
   readonly timeoutMs?: number;
   /** TLS settings (`ca`, `cert`, `key` for mutual TLS) for an https baseUrl. */
   readonly tls?: { readonly ca?: string | Buffer; readonly cert?: string | Buffer; readonly key?: string | Buffer };
+  /**
+   * Answer HasFeature and GetPlan from memory for the users asked about, kept current by a
+   * WatchEntitlements stream (LocalEntitlements). CheckQuota and every write always go to the
+   * service. Call `close()` to end the stream.
+   */
+  readonly local?: LocalOptions;
 };
 
 export type EntitlementClient = Client<typeof EntitlementService>;
+
+/** A client answering HasFeature and GetPlan from memory (`local`): `close()` ends its stream. */
+export type LocalEntitlementClient = EntitlementClient & { readonly local: LocalEntitlements; close(): void };
 
 /**
  * A typed EntitlementService client for Node.js backends:
@@ -41,7 +53,9 @@ export type EntitlementClient = Client<typeof EntitlementService>;
  *   const entitlements = createEntitlementClient({ baseUrl: "http://127.0.0.1:50051", token });
  *   const { allowed } = await entitlements.checkQuota({ userId, metric: "jobs", amount: 1n });
  */
-export function createEntitlementClient(options: EntitlementClientOptions): EntitlementClient {
+export function createEntitlementClient(options: EntitlementClientOptions & { readonly local: LocalOptions }): LocalEntitlementClient;
+export function createEntitlementClient(options: EntitlementClientOptions): EntitlementClient;
+export function createEntitlementClient(options: EntitlementClientOptions): EntitlementClient | LocalEntitlementClient {
   const authorization: Interceptor = (next) => (request) => {
     request.header.set("authorization", `Bearer ${options.token}`);
     return next(request);
@@ -53,7 +67,16 @@ export function createEntitlementClient(options: EntitlementClientOptions): Enti
     ...(options.tls === undefined ? {} : { nodeOptions: { ...options.tls } }),
   };
   const transport = options.protocol === "connect" ? createConnectTransport({ ...common, httpVersion: "1.1" }) : createGrpcTransport(common);
-  return createClient(EntitlementService, transport);
+  const client = createClient(EntitlementService, transport);
+  if (options.local === undefined) return client;
+  const local = new LocalEntitlements(client, options.local);
+  return {
+    ...client,
+    hasFeature: (request, callOptions) => local.hasFeature(request, callOptions),
+    getPlan: (request, callOptions) => local.getPlan(request, callOptions),
+    local,
+    close: () => local.close(),
+  };
 }
 
 /** Every `google.rpc.ErrorInfo.reason` the service sends, in its domain `entitlements.v1`. */
