@@ -124,22 +124,27 @@ export class LocalEntitlements {
   }
 
   hasFeature(request: MessageInitShape<typeof HasFeatureRequestSchema>, options?: CallOptions): Promise<HasFeatureResponse> {
-    const feature = request.feature ?? "";
-    const entry = FEATURE_CODE.test(feature) ? this.#held(request.userId ?? "", request.minRevision) : undefined;
-    if (entry === undefined) return this.#remote.hasFeature(request, options);
-    let answer = entry.featureAnswers.get(feature);
-    if (answer === undefined) {
-      const state = entry.features.get(feature) ?? NOT_GRANTED;
-      answer = create(HasFeatureResponseSchema, {
-        enabled: state.enabled && !entry.suspended,
-        planCode: entry.entitlements.plan?.code ?? "",
-        source: state.source,
-        revision: entry.revision,
-        asOf: this.#asOf,
-      });
-      entry.featureAnswers.set(feature, answer);
+    const entry = this.#held(request.userId ?? "", request.minRevision);
+    if (entry !== undefined) {
+      const feature = request.feature ?? "";
+      // Only well-formed features get an answer here: the service has the error for the others.
+      const answer = entry.featureAnswers.get(feature) ?? (FEATURE_CODE.test(feature) ? this.#featureAnswer(entry, feature) : undefined);
+      if (answer !== undefined) return Promise.resolve(answer);
     }
-    return Promise.resolve(answer);
+    return this.#remote.hasFeature(request, options);
+  }
+
+  #featureAnswer(entry: Entry, feature: string): HasFeatureResponse {
+    const state = entry.features.get(feature) ?? NOT_GRANTED;
+    const answer = create(HasFeatureResponseSchema, {
+      enabled: state.enabled && !entry.suspended,
+      planCode: entry.entitlements.plan?.code ?? "",
+      source: state.source,
+      revision: entry.revision,
+      asOf: this.#asOf,
+    });
+    entry.featureAnswers.set(feature, answer);
+    return answer;
   }
 
   getPlan(request: MessageInitShape<typeof GetPlanRequestSchema>, options?: CallOptions): Promise<GetPlanResponse> {
