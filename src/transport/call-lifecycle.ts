@@ -57,9 +57,20 @@ export function reportCall(logger: Logger, metrics: Metrics, rpc: { readonly ser
   const method = rpc.method.name;
   // The call line holds ids, codes and numbers only: nothing to redact, so no redaction pass.
   const callLog = logger.child({}, { redact: { paths: [] } });
+  // The metric series of each code, found once: prom-client hashes the labels on every lookup.
+  const series = new Map<string, { readonly requests: { inc(): void }; readonly duration: { observe(seconds: number): void } }>();
+  const seriesOf = (code: string) => {
+    let found = series.get(code);
+    if (found === undefined) {
+      found = { requests: metrics.rpcRequests.labels(service, method, code), duration: metrics.rpcDuration.labels(service, method, code) };
+      series.set(code, found);
+    }
+    return found;
+  };
   return ({ requestId, code, durationMs, contextValues }) => {
-    metrics.rpcRequests.inc({ service, method, code });
-    metrics.rpcDuration.observe({ service, method, code }, durationMs / 1000);
+    const { requests, duration } = seriesOf(code);
+    requests.inc();
+    duration.observe(durationMs / 1000);
     const user = contextValues?.get(authenticatedUserKey)?.userId ?? contextValues?.get(requestUserKey);
     callLog.info(
       { request_id: requestId, rpc: `${service}/${method}`, code, duration_ms: Math.round(durationMs * 100) / 100, user_id: user },
