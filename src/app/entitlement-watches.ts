@@ -78,17 +78,13 @@ export class EntitlementWatches {
     try {
       // Events of a user up to the revision already sent are not sent again.
       const sent = new Map<string, bigint>();
-      if (fromPosition === undefined) {
-        const position = subscriber.after;
-        for await (const snapshot of this.#snapshots(userIds, position)) {
-          sent.set(snapshot.userId, snapshot.revision);
-          yield snapshot;
-        }
-      } else {
-        for await (const snapshot of this.#snapshots(snapshotUserIds, this.#feed.head)) {
-          sent.set(snapshot.userId, snapshot.revision);
-          yield snapshot;
-        }
+      // Fresh, every user as of the position the watch started at; resumed, the users added.
+      const snapshotted = fromPosition === undefined ? userIds : snapshotUserIds;
+      for await (const snapshot of this.#snapshots(snapshotted, fromPosition === undefined ? subscriber.after : this.#feed.head)) {
+        sent.set(snapshot.userId, snapshot.revision);
+        yield snapshot;
+      }
+      if (fromPosition !== undefined) {
         for await (const item of this.#catchUp(subscriber, fromPosition)) {
           if (item.kind !== "event" || item.event.revision > (sent.get(item.event.userId) ?? -1n)) yield item;
         }
