@@ -78,6 +78,7 @@ export class EntitlementWatches {
     try {
       // Events of a user up to the revision already sent are not sent again.
       const sent = new Map<string, bigint>();
+      const unsent = (event: EntitlementEventRecord) => event.revision > (sent.get(event.userId) ?? -1n);
       // Fresh, every user as of the position the watch started at; resumed, the users added.
       const snapshotted = fromPosition === undefined ? userIds : snapshotUserIds;
       for await (const snapshot of this.#snapshots(snapshotted, fromPosition === undefined ? subscriber.after : this.#feed.head)) {
@@ -86,7 +87,7 @@ export class EntitlementWatches {
       }
       if (fromPosition !== undefined) {
         for await (const item of this.#catchUp(subscriber, fromPosition)) {
-          if (item.kind !== "event" || item.event.revision > (sent.get(item.event.userId) ?? -1n)) yield item;
+          if (item.kind !== "event" || unsent(item.event)) yield item;
         }
       }
       let heartbeatAt = Date.now() + this.#settings.heartbeatMs;
@@ -95,7 +96,7 @@ export class EntitlementWatches {
         if (ended !== undefined) throw ended;
         const event = backlog.shift();
         if (event !== undefined) {
-          if (event.revision > (sent.get(event.userId) ?? -1n)) {
+          if (unsent(event)) {
             sent.set(event.userId, event.revision);
             yield { kind: "event", event };
           }
