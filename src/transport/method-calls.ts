@@ -1,4 +1,4 @@
-import type { DescMethod, DescService, Message } from "@bufbuild/protobuf";
+import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -7,8 +7,9 @@ import {
   type HandlerContext,
   type Interceptor,
   type MethodImplSpec,
+  type UnaryRequest,
+  type UnaryResponse,
 } from "@connectrpc/connect";
-import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { peerAddressKey } from "../auth/gates.ts";
 import { ParsedHeaders } from "./parsed-headers.ts";
@@ -106,6 +107,55 @@ function startCall(service: DescService, method: DescMethod, start: CallStart, r
   };
 }
 
+/** The call a request belongs to: interceptors that make a new request keep it (a spread copies symbols). */
+const callContext = Symbol("call context");
+type CallRequest = UnaryRequest & { readonly [callContext]: HandlerContext };
+
+/**
+ * A unary method's implementation behind the interceptors, chained once for every call rather
+ * than per call as connect's invokeUnaryImplementation does; each call's request carries its
+ * context, passed to the implementation as it is unless an interceptor changed what it holds.
+ */
+function unaryInvoker(spec: MethodImplSpec & { kind: "unary" }, interceptors: readonly Interceptor[]) {
+  const { method } = spec;
+  const implementation = async (request: UnaryRequest): Promise<UnaryResponse> => {
+    const context = (request as CallRequest)[callContext];
+    const unchanged = request.header === context.requestHeader && request.signal === context.signal && request.contextValues === context.values;
+    const handlerContext = unchanged ? context : { ...context, service: request.service, requestHeader: request.header, signal: request.signal, values: request.contextValues };
+    const output = await spec.impl(request.message, handlerContext);
+    return { stream: false, service: method.parent, method, header: context.responseHeader, trailer: context.responseTrailer, message: create(method.output, output) };
+  };
+  const invoke = interceptors.reduceRight<(request: UnaryRequest) => Promise<UnaryResponse>>(
+    (next, interceptor) => interceptor(next as Parameters<Interceptor>[0]) as typeof next,
+    implementation,
+  );
+  return async (context: HandlerContext, input: Message): Promise<Message> => {
+    const request: CallRequest = {
+      stream: false,
+      service: method.parent,
+      method,
+      requestMethod: context.requestMethod,
+      url: context.url,
+      signal: context.signal,
+      header: context.requestHeader,
+      contextValues: context.values,
+      message: input,
+      [callContext]: context,
+    };
+    const { message, header, trailer } = await invoke(request);
+    copyHeaders(header, context.responseHeader);
+    copyHeaders(trailer, context.responseTrailer);
+    return message;
+  };
+}
+
+/** An interceptor's response headers into the call's (nothing to do when they are the call's). */
+function copyHeaders(from: Headers, to: Headers): void {
+  if (from === to) return;
+  for (const name of [...to.keys()]) to.delete(name);
+  from.forEach((value, name) => to.append(name, value));
+}
+
 /** Every method of the registrations, ready to be served. */
 export function methodCalls(registrations: readonly ServiceRegistration[], options: CallOptions): MethodCalls[] {
   return registrations.flatMap(({ service, implementation, requestGate }) => {
@@ -113,6 +163,7 @@ export function methodCalls(registrations: readonly ServiceRegistration[], optio
     return service.methods.map((method): MethodCalls => {
       const methodSpec = spec.methods[method.localName]!;
       const report = reportCall(options.logger, options.metrics, { service, method });
+      const invoke = methodSpec.kind === "unary" ? unaryInvoker(methodSpec, options.interceptors) : undefined;
       return {
         service,
         method,
@@ -121,9 +172,9 @@ export function methodCalls(registrations: readonly ServiceRegistration[], optio
         interceptors: options.interceptors,
         start: (start) => startCall(service, method, start, report),
         unary: async (call, input) => {
-          if (methodSpec.kind !== "unary") throw new ConnectError(`${method.name} is not unary`, Code.Unimplemented);
+          if (invoke === undefined) throw new ConnectError(`${method.name} is not unary`, Code.Unimplemented);
           await requestGate?.(call.context);
-          return invokeUnaryImplementation(methodSpec, call.context, input(), options.interceptors);
+          return invoke(call.context, input());
         },
       };
     });

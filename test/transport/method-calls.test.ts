@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { EntitlementService, GetPlanRequestSchema } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { peerAddressKey } from "../../src/auth/gates.ts";
@@ -84,5 +84,34 @@ describe("methodCalls", () => {
     expect(seen).toEqual([]);
     const counted = (await metrics.rpcRequests.get()).values.find((value) => value.labels.method === "GetPlan");
     expect(counted).toMatchObject({ value: 1, labels: { code: "unauthenticated" } });
+  });
+
+  it("runs the interceptors in order around the implementation, which sees what they changed", async () => {
+    const order: string[] = [];
+    const tagKey = createContextKey<string | undefined>(undefined);
+    const outer: Interceptor = (next) => async (request) => {
+      order.push("outer");
+      const response = await next({ ...request, contextValues: request.contextValues.set(tagKey, "tagged"), header: new Headers({ "x-seen": "yes" }) });
+      response.trailer.set("x-outer", "1");
+      return response;
+    };
+    const inner: Interceptor = (next) => async (request) => {
+      order.push(`inner ${request.contextValues.get(tagKey)}`);
+      const response = await next(request);
+      return { ...response, header: new Headers({ "x-inner": "2" }) };
+    };
+    const { calls, seen } = getPlanCalls({ interceptors: [outer, inner] });
+    for (let i = 0; i < 2; i++) {
+      const call = calls.start({ protocolName: "grpc", header: {}, peerAddress: undefined, deadlineAt: undefined });
+      const output = await calls.unary(call, input);
+      expect(output).toMatchObject({ plan: { code: "free" } });
+      expect(call.context.responseHeader.get("x-inner")).toBe("2");
+      expect(call.context.responseTrailer.get("x-outer")).toBe("1");
+    }
+    expect(order).toEqual(["outer", "inner tagged", "outer", "inner tagged"]);
+    expect(seen.map((context) => [context.values.get(tagKey), context.requestHeader.get("x-seen"), context.method.name])).toEqual([
+      ["tagged", "yes", "GetPlan"],
+      ["tagged", "yes", "GetPlan"],
+    ]);
   });
 });
