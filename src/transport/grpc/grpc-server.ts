@@ -23,10 +23,14 @@ export type GrpcServerOptions = {
   readonly logger: Logger;
 };
 
+const PEER = /^(?:ipv4:|ipv6:)?\[?([^\]]+?)\]?:\d+$/;
+/** The last peer seen and its address: a connection's calls come one after another. */
+let lastPeer = { peer: "", address: undefined as string | undefined };
+
 /** "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000" → the address. */
 function peerAddress(peer: string): string | undefined {
-  const match = /^(?:ipv4:|ipv6:)?\[?([^\]]+?)\]?:\d+$/.exec(peer);
-  return match?.[1];
+  if (peer !== lastPeer.peer) lastPeer = { peer, address: PEER.exec(peer)?.[1] };
+  return lastPeer.address;
 }
 
 /** Adds headers to grpc-js metadata; grpc-* names belong to the transport. */
@@ -53,7 +57,9 @@ type GrpcCall = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream
 /** Starts the call from what grpc-js tells of it; a "cancelled" before the answer aborts it. */
 function startGrpcCall(calls: MethodCalls, grpcCall: GrpcCall): Call {
   const header: Record<string, string> = {};
-  for (const [name, value] of Object.entries(grpcCall.metadata.getMap())) {
+  const metadata = grpcCall.metadata.getMap();
+  for (const name in metadata) {
+    const value = metadata[name];
     // Binary values are never read by the gates or services.
     if (typeof value === "string") header[name] = value;
   }

@@ -10,11 +10,8 @@ export const requestUserKey = createContextKey<string | undefined>(undefined, { 
  * and quota denials (IncrementUsage refused, CheckQuota not allowed) by metric.
  */
 export function callAttributesInterceptor(metrics: Metrics): Interceptor {
-  return (next) => async (request) => {
-    const message = request.message as { userId?: unknown; metric?: unknown };
-    if (typeof message.userId === "string" && message.userId !== "") {
-      request.contextValues.set(requestUserKey, firstCharacters(message.userId, MAX_USER_ID_LENGTH));
-    }
+  const countingDenials: Interceptor = (next) => async (request) => {
+    const message = request.message as { metric?: unknown };
     const metric = typeof message.metric === "string" ? message.metric.slice(0, 64) : "";
     try {
       const response = await next(request);
@@ -28,6 +25,16 @@ export function callAttributesInterceptor(metrics: Metrics): Interceptor {
       }
       throw error;
     }
+  };
+  return (next) => {
+    const counted = countingDenials(next);
+    return (request) => {
+      const message = request.message as { userId?: unknown };
+      if (typeof message.userId === "string" && message.userId !== "") {
+        request.contextValues.set(requestUserKey, firstCharacters(message.userId, MAX_USER_ID_LENGTH));
+      }
+      return request.method.name === "CheckQuota" || request.method.name === "IncrementUsage" ? counted(request) : next(request);
+    };
   };
 }
 
