@@ -29,6 +29,8 @@ export type QuotaCheck = {
   readonly quota: QuotaState;
   readonly revision: bigint;
   readonly asOf: Date;
+  /** The account standing it was decided on. */
+  readonly standing: AccountStanding;
 };
 
 /**
@@ -250,7 +252,7 @@ export class Entitlements {
     const fitting = fits(quota.used, amount, quota.limit, quota.grantRemaining, quota.reserved);
     const { revision, readAt } = current.standing;
     const asOf = readAt.getTime() <= level.readAt.getTime() ? readAt : level.readAt;
-    return { denial: current.suspended ? "suspended" : fitting ? undefined : "quota", quota, revision, asOf };
+    return { denial: current.suspended ? "suspended" : fitting ? undefined : "quota", quota, revision, asOf, standing: current.standing };
   }
 
   /**

@@ -9,8 +9,21 @@ export type Period = {
 /** Where a gauge keeps its single, never-resetting row. */
 export const GAUGE_PERIOD_START = new Date(0);
 
+/** The last period found of each kind: nearly every call falls in the one before it. */
+const lastPeriods = new Map<ResetPeriod, Period>();
+
 /** The period that contains `at`, or null for a gauge, which has none. */
 export function periodContaining(resetPeriod: ResetPeriod, at: Date): Period | null {
+  if (resetPeriod === "never") return null;
+  const last = lastPeriods.get(resetPeriod);
+  const time = at.getTime();
+  if (last !== undefined && time >= last.start.getTime() && time < last.end.getTime()) return last;
+  const period = calendarPeriod(resetPeriod, at);
+  lastPeriods.set(resetPeriod, period);
+  return period;
+}
+
+function calendarPeriod(resetPeriod: Exclude<ResetPeriod, "never">, at: Date): Period {
   const year = at.getUTCFullYear();
   const month = at.getUTCMonth();
   switch (resetPeriod) {
@@ -27,8 +40,6 @@ export function periodContaining(resetPeriod: ResetPeriod, at: Date): Period | n
       return { start: new Date(Date.UTC(year, month, 1)), end: new Date(Date.UTC(year, month + 1, 1)) };
     case "year":
       return { start: new Date(Date.UTC(year, 0, 1)), end: new Date(Date.UTC(year + 1, 0, 1)) };
-    case "never":
-      return null;
   }
 }
 

@@ -50,25 +50,41 @@ export function featureAnswer(current: CurrentPlan, plan: Plan, enabled: boolean
   ));
 }
 
-/** CheckQuota answers by what they say; cleared when full, as each is cheap to make again. */
-const quotaCheckAnswers = new Map<string, CheckQuotaResponse>();
-const QUOTA_CHECK_ANSWERS_MAX = 4096;
+/** The last check of each metric on a cached standing, and its answer. */
+const quotaCheckAnswers = new WeakMap<AccountStanding, Map<string, { readonly check: QuotaCheck; readonly answer: CheckQuotaResponse }>>();
+
+/** Whether two checks answer the same: outcome, quota state and freshness. */
+function answersAlike(a: QuotaCheck, b: QuotaCheck): boolean {
+  const [x, y] = [a.quota, b.quota];
+  return (
+    a.denial === b.denial &&
+    a.revision === b.revision &&
+    a.asOf.getTime() === b.asOf.getTime() &&
+    x.used === y.used &&
+    x.limit === y.limit &&
+    x.remaining === y.remaining &&
+    x.limitSource === y.limitSource &&
+    x.grantRemaining === y.grantRemaining &&
+    x.reserved === y.reserved &&
+    x.period?.start.getTime() === y.period?.start.getTime() &&
+    x.period?.end.getTime() === y.period?.end.getTime()
+  );
+}
 
 /**
- * CheckQuota's answer: shared by every check that finds the same quota state (metric, amount
- * used, limit, period, grants, reservations), outcome and freshness, as repeated checks of a user
- * answered from the same cached rows do, so it is built and encoded once rather than per call.
+ * CheckQuota's answer: repeated checks of a user answered from the same cached rows find the same
+ * quota state, outcome and freshness, and share the answer made (and encoded) for the first of
+ * them. Kept per standing and metric, compared field by field: no key is built for a call.
  */
 export function quotaCheckAnswer(check: QuotaCheck): CheckQuotaResponse {
+  let byMetric = quotaCheckAnswers.get(check.standing);
+  if (byMetric === undefined) quotaCheckAnswers.set(check.standing, (byMetric = new Map()));
+  const last = byMetric.get(check.quota.metric);
+  if (last !== undefined && answersAlike(last.check, check)) return last.answer;
   const { denial, quota, revision, asOf } = check;
-  const key = `${denial}\u0000${quota.metric}\u0000${quota.used}\u0000${quota.limit}\u0000${quota.period?.start.getTime()}\u0000${quota.period?.end.getTime()}\u0000${quota.limitSource}\u0000${quota.grantRemaining}\u0000${quota.reserved}\u0000${revision}\u0000${asOf.getTime()}`;
-  let answer = quotaCheckAnswers.get(key);
-  if (answer === undefined) {
-    if (quotaCheckAnswers.size >= QUOTA_CHECK_ANSWERS_MAX) quotaCheckAnswers.clear();
-    const denialReason = denial === undefined ? DenialReason.UNSPECIFIED : denial === "suspended" ? DenialReason.SUSPENDED : DenialReason.QUOTA;
-    answer = share(create(CheckQuotaResponseSchema, { allowed: denial === undefined, quota: quotaStatusMessage(quota), denialReason, revision, asOf: timestampFromDate(asOf) }));
-    quotaCheckAnswers.set(key, answer);
-  }
+  const denialReason = denial === undefined ? DenialReason.UNSPECIFIED : denial === "suspended" ? DenialReason.SUSPENDED : DenialReason.QUOTA;
+  const answer = share(create(CheckQuotaResponseSchema, { allowed: denial === undefined, quota: quotaStatusMessage(quota), denialReason, revision, asOf: timestampFromDate(asOf) }));
+  byMetric.set(quota.metric, { check, answer });
   return answer;
 }
 

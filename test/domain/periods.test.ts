@@ -59,6 +59,27 @@ describe("periodContaining", () => {
     expect(periodContaining("year", new Date("2027-01-01T00:00:00Z"))?.start).toEqual(new Date("2027-01-01T00:00:00Z"));
   });
 
+  it("gives the period of each instant, whatever instant of whatever period was asked before", () => {
+    const DAY = 86_400_000;
+    const starts = {
+      day: (at: Date) => Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), at.getUTCDate()),
+      week: (at: Date) => Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), at.getUTCDate()) - ((at.getUTCDay() + 6) % 7) * DAY,
+      month: (at: Date) => Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1),
+      year: (at: Date) => Date.UTC(at.getUTCFullYear(), 0, 1),
+    };
+    fc.assert(
+      fc.property(fc.constantFrom("day", "week", "month", "year" as const), fc.array(instant, { minLength: 1, maxLength: 6 }), (kind, instants) => {
+        for (const at of instants) {
+          const period = periodContaining(kind, at)!;
+          expect(period.start.getTime()).toBe(starts[kind](at));
+          expect(period.end.getTime()).toBe(starts[kind](new Date(period.end.getTime())));
+          expect(at.getTime()).toBeLessThan(period.end.getTime());
+          expect(starts[kind](new Date(period.end.getTime() - 1))).toBe(period.start.getTime());
+        }
+      }),
+    );
+  });
+
   it("gives no period for a gauge", () => {
     expect(periodContaining("never", new Date("2026-07-04T00:00:00Z"))).toBeNull();
     expect(usageRowStart("never", new Date("2026-07-04T00:00:00Z"))).toEqual(GAUGE_PERIOD_START);

@@ -122,7 +122,7 @@ describe("featureAnswer", () => {
 describe("quotaCheckAnswer", () => {
   const jobs = defaultMetrics.find((metric) => metric.code === "jobs")!;
   const storage = defaultMetrics.find((metric) => metric.resetPeriod === "never")!;
-  const check = (denial: "suspended" | "quota" | undefined, quota: ReturnType<typeof quotaState>, revision = 1n, asOf = now) => quotaCheckAnswer({ denial, quota, revision, asOf });
+  const check = (denial: "suspended" | "quota" | undefined, quota: ReturnType<typeof quotaState>, revision = 1n, asOf = now) => quotaCheckAnswer({ denial, quota, revision, asOf, standing });
 
   it("shares one frozen answer among checks that find the same state with the same outcome and freshness", () => {
     const answer = check(undefined, quotaState(jobs, 10n, 3n, now));
@@ -160,8 +160,10 @@ describe("quotaCheckAnswer", () => {
     ]);
   });
 
-  it("stays right past its bound", () => {
-    for (let used = 0n; used < 5000n; used++) check(undefined, quotaState(jobs, null, used, now));
-    expect(check(undefined, quotaState(jobs, null, 1n, now))).toMatchObject({ allowed: true, quota: { used: 1n } });
+  it("answers each check by its own state as usage and outcomes alternate", () => {
+    for (let used = 0n; used < 50n; used++) {
+      expect(check(undefined, quotaState(jobs, null, used, now))).toMatchObject({ allowed: true, quota: { used } });
+      expect(check("quota", quotaState(jobs, 10n, used, now))).toMatchObject({ allowed: false, quota: { used, limit: 10n } });
+    }
   });
 });
