@@ -47,6 +47,19 @@ describe.each(Object.entries(framedTransports))("%s", (_transport, send) => {
   });
 });
 
+describe("a server-streaming method on the gRPC port (grpc-js)", () => {
+  const WATCH = "/entitlements.v1.EntitlementService/WatchEntitlements";
+  const watchRequest = bytes("\x00\x00\x00\x00\x03\x0a\x01u");
+  it.each([
+    ["an empty body", Buffer.alloc(0), /request ended before a complete message/],
+    ["two messages", Buffer.concat([watchRequest, watchRequest]), /request has more than one message/],
+  ])("answers %s with invalid_argument", async (_case, body, message) => {
+    const answer = await http2Post(grpcPort, WATCH, { "content-type": "application/grpc", authorization }, body);
+    expect({ grpcStatus: answer.grpcStatus }).toEqual({ grpcStatus: "3" });
+    expect(answer.grpcMessage).toMatch(message);
+  });
+});
+
 /** A Connect unary request (`application/proto` or `application/json`) and its JSON error. */
 async function connectUnary(path: string, contentType: string, body: Buffer) {
   const answer = await http1Request(httpPort, "POST", path, { "content-type": contentType, authorization }, body);

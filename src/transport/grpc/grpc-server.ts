@@ -7,7 +7,7 @@ import { toConnectError } from "../interceptors/error-mapping.ts";
 import type { Call, MethodCalls } from "../method-calls.ts";
 import type { Logger } from "../../platform/logger.ts";
 import { encodedOnce } from "../shared-answers.ts";
-import { requestFramingInterceptor } from "./request-framing.ts";
+import "./request-framing.ts";
 import { withRequestHeaderRules } from "./request-headers.ts";
 import type { TlsMaterial } from "../tls.ts";
 
@@ -174,7 +174,6 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
     // Channelz (grpc-js's call statistics for its admin service) is not served: its per-call
     // trackers would be pure cost.
     "grpc.enable_channelz": 0,
-    interceptors: [requestFramingInterceptor],
   });
   withRequestHeaderRules(server, options.logger);
   for (const service of new Set(options.methods.map((calls) => calls.service))) {

@@ -5,7 +5,7 @@ import { MAX_REQUEST_HEADER_BYTES } from "../request-headers.ts";
 
 /**
  * The request header rules of the HTTP/1.1 port, on grpc-js's HTTP/2 server, through the options
- * it creates that server with (private: grpc-js takes no such option; the other grpc-js internal
+ * it creates that server with (private: grpc-js takes no such option; a grpc-js internal
  * we touch, held to account by test/e2e/request-headers.test.ts):
  * - a header value with spaces around it is kept, as HTTP/1.1 keeps it (without them), where
  *   Node's HTTP/2 drops the whole header, so a token with a trailing space counted as none;
