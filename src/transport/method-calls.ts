@@ -171,10 +171,15 @@ export function methodCalls(registrations: readonly ServiceRegistration[], optio
         requestGate,
         interceptors: options.interceptors,
         start: (start) => startCall(service, method, start, report),
-        unary: async (call, input) => {
-          if (invoke === undefined) throw new ConnectError(`${method.name} is not unary`, Code.Unimplemented);
-          await requestGate?.(call.context);
-          return invoke(call.context, input());
+        unary: (call, input) => {
+          try {
+            if (invoke === undefined) throw new ConnectError(`${method.name} is not unary`, Code.Unimplemented);
+            // A gate that decides at once (a service token) costs no turn of the microtask queue.
+            const gated = requestGate?.(call.context);
+            return gated === undefined ? invoke(call.context, input()) : gated.then(() => invoke(call.context, input()));
+          } catch (error) {
+            return Promise.reject(error);
+          }
         },
       };
     });
