@@ -27,10 +27,10 @@ export type UsageWatcher = {
 export type QuotaCheck = {
   readonly denial: "suspended" | "quota" | undefined;
   readonly quota: QuotaState;
-  readonly revision: bigint;
-  readonly asOf: Date;
-  /** The account standing it was decided on. */
+  /** The account standing it was decided on (its revision is the answer's). */
   readonly standing: AccountStanding;
+  /** When the older of the standing and the usage was read. */
+  readonly asOf: Date;
 };
 
 /**
@@ -250,9 +250,9 @@ export class Entitlements {
     const level = await this.#level(userId, metric, current, now, minRevision !== undefined);
     const quota = quotaOf(metric, current, level.used, now, null, level.reserved);
     const fitting = fits(quota.used, amount, quota.limit, quota.grantRemaining, quota.reserved);
-    const { revision, readAt } = current.standing;
+    const { readAt } = current.standing;
     const asOf = readAt.getTime() <= level.readAt.getTime() ? readAt : level.readAt;
-    return { denial: current.suspended ? "suspended" : fitting ? undefined : "quota", quota, revision, asOf, standing: current.standing };
+    return { denial: current.suspended ? "suspended" : fitting ? undefined : "quota", quota, standing: current.standing, asOf };
   }
 
   /**

@@ -51,14 +51,14 @@ export function featureAnswer(current: CurrentPlan, plan: Plan, enabled: boolean
 }
 
 /** The last check of each metric on a cached standing, and its answer. */
-const quotaCheckAnswers = new WeakMap<AccountStanding, Map<string, { readonly check: QuotaCheck; readonly answer: CheckQuotaResponse }>>();
+type QuotaCheckSlot = { last?: { readonly check: QuotaCheck; readonly answer: CheckQuotaResponse } };
+const quotaCheckAnswers = new WeakMap<object, Map<unknown, QuotaCheckSlot>>();
 
-/** Whether two checks answer the same: outcome, quota state and freshness. */
+/** Whether two checks on one standing answer the same: outcome, quota state and `asOf`. */
 function answersAlike(a: QuotaCheck, b: QuotaCheck): boolean {
   const [x, y] = [a.quota, b.quota];
   return (
     a.denial === b.denial &&
-    a.revision === b.revision &&
     a.asOf.getTime() === b.asOf.getTime() &&
     x.used === y.used &&
     x.limit === y.limit &&
@@ -77,14 +77,12 @@ function answersAlike(a: QuotaCheck, b: QuotaCheck): boolean {
  * them. Kept per standing and metric, compared field by field: no key is built for a call.
  */
 export function quotaCheckAnswer(check: QuotaCheck): CheckQuotaResponse {
-  let byMetric = quotaCheckAnswers.get(check.standing);
-  if (byMetric === undefined) quotaCheckAnswers.set(check.standing, (byMetric = new Map()));
-  const last = byMetric.get(check.quota.metric);
-  if (last !== undefined && answersAlike(last.check, check)) return last.answer;
-  const { denial, quota, revision, asOf } = check;
+  const slot = memoized<QuotaCheckSlot>(quotaCheckAnswers, check.standing, check.quota.metric, () => ({}));
+  if (slot.last !== undefined && answersAlike(slot.last.check, check)) return slot.last.answer;
+  const { denial, quota, standing, asOf } = check;
   const denialReason = denial === undefined ? DenialReason.UNSPECIFIED : denial === "suspended" ? DenialReason.SUSPENDED : DenialReason.QUOTA;
-  const answer = share(create(CheckQuotaResponseSchema, { allowed: denial === undefined, quota: quotaStatusMessage(quota), denialReason, revision, asOf: timestampFromDate(asOf) }));
-  byMetric.set(quota.metric, { check, answer });
+  const answer = share(create(CheckQuotaResponseSchema, { allowed: denial === undefined, quota: quotaStatusMessage(quota), denialReason, ...freshness(standing, asOf) }));
+  slot.last = { check, answer };
   return answer;
 }
 

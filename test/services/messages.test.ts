@@ -120,9 +120,12 @@ describe("featureAnswer", () => {
 });
 
 describe("quotaCheckAnswer", () => {
+  // One standing object per revision, as a replica's cache holds one per account.
+  const standings = new Map<bigint, AccountStanding>();
+  const standingOf = (revision: bigint) => standings.get(revision) ?? standings.set(revision, standingAt(revision)).get(revision)!;
   const jobs = defaultMetrics.find((metric) => metric.code === "jobs")!;
   const storage = defaultMetrics.find((metric) => metric.resetPeriod === "never")!;
-  const check = (denial: "suspended" | "quota" | undefined, quota: ReturnType<typeof quotaState>, revision = 1n, asOf = now) => quotaCheckAnswer({ denial, quota, revision, asOf, standing });
+  const check = (denial: "suspended" | "quota" | undefined, quota: ReturnType<typeof quotaState>, revision = 1n, asOf = now) => quotaCheckAnswer({ denial, quota, standing: standingOf(revision), asOf });
 
   it("shares one frozen answer among checks that find the same state with the same outcome and freshness", () => {
     const answer = check(undefined, quotaState(jobs, 10n, 3n, now));
