@@ -47,9 +47,11 @@ export class UsageAlerts {
       const metric = this.#entitlements.catalog.metric(quota.metric);
       if (metric === undefined || isGauge(metric) || quota.period === null) continue;
       const reached = thresholdsReached(alertThresholdsOf(metric), quota.used, quota.limit).at(-1);
+      // Most writes reach no threshold: nothing more to work out for them.
+      if (reached === undefined) continue;
       const row = { userId, metric: metric.code, periodStart: quota.period.start };
       const id = `${userId}\u0000${metric.code}\u0000${row.periodStart.getTime()}`;
-      if (reached === undefined || reached <= (this.#announced.get(userId)?.get(id) ?? 0)) continue;
+      if (reached <= (this.#announced.get(userId)?.get(id) ?? 0)) continue;
       if (this.#running.has(id)) {
         this.#running.set(id, true);
         continue;
