@@ -294,7 +294,9 @@ try {
       `pgbench's upsert through node-postgres; its ratio bounds what the service's can be on this machine. The service, ` +
       `the reference servers and the load generator are separate processes on the same ` +
       `${(await import("node:os")).availableParallelism()} cores: the service and each reference server are one Node.js ` +
-      `process, h2load one thread, pgbench one thread (PostgreSQL as configured). IncrementUsage and pgbench spread over ` +
+      `process (the service and the minimal server with npm start's Node flags, ` +
+      `${serviceArgs.filter((arg) => arg.startsWith("--")).join(" ")}; the bare servers with Node's defaults), h2load one ` +
+      `thread, pgbench one thread (PostgreSQL as configured). IncrementUsage and pgbench spread over ` +
       `${INCREMENT_USERS} users' counters. pgbench reports average latency (shown as p50). CPU µs/call is the server ` +
       `process's user + system time over the measurement divided by the calls answered (PostgreSQL's not included).\n\n` +
       table(rows) +
