@@ -2,12 +2,9 @@ import type http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { EntitlementService } from "../../../gen/entitlements/v1/entitlement_service_pb.js";
-import { methodCalls } from "../../../src/transport/method-calls.ts";
-import { createGrpcServer } from "../../../src/transport/grpc/grpc-server.ts";
 import { releaseFinishedStreams } from "../../../src/transport/grpc/finished-streams.ts";
-import { createLogger } from "../../../src/platform/logger.ts";
-import { Metrics } from "../../../src/platform/metrics.ts";
 import { GrpcTestClient } from "../../support/grpc-client.ts";
+import { bindGrpcServer } from "../../support/grpc-server.ts";
 
 /** A finished call's HTTP/2 stream keeps no listener that reaches the call. */
 let server: grpc.Server;
@@ -22,20 +19,13 @@ beforeAll(async () => {
       throw new Error("a failing call");
     },
   };
-  const logger = createLogger("silent");
-  server = createGrpcServer({
-    methods: methodCalls([{ service: EntitlementService, implementation }], { interceptors: [], logger, metrics: new Metrics() }),
-    maxMessageBytes: 1024 * 1024,
-    logger,
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
-  );
+  const bound = await bindGrpcServer(implementation);
+  server = bound.server;
   releaseFinishedStreams(server);
   // The same grpc-js internal the release reads: the test watches the streams it serves.
   http2Server = [...(server as unknown as { http2Servers: Map<http2.Http2Server, unknown> }).http2Servers.keys()][0]!;
   http2Server.on("stream", (stream) => streams.push(stream));
-  client = new GrpcTestClient(EntitlementService, `127.0.0.1:${port}`);
+  client = new GrpcTestClient(EntitlementService, `127.0.0.1:${bound.port}`);
 });
 
 afterAll(() => {

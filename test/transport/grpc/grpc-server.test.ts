@@ -1,11 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { EntitlementService } from "../../../gen/entitlements/v1/entitlement_service_pb.js";
-import { methodCalls } from "../../../src/transport/method-calls.ts";
-import { createGrpcServer } from "../../../src/transport/grpc/grpc-server.ts";
-import { createLogger } from "../../../src/platform/logger.ts";
-import { Metrics } from "../../../src/platform/metrics.ts";
 import { GrpcTestClient } from "../../support/grpc-client.ts";
+import { bindGrpcServer } from "../../support/grpc-server.ts";
 
 /** The grpc-js server answers every call, even one whose response cannot be encoded. */
 let server: grpc.Server;
@@ -17,16 +14,9 @@ beforeAll(async () => {
     getPlan: () => ({ plan: { code: "broken", quotas: [{ metric: "jobs", limit: 2n ** 70n }] } }),
     hasFeature: () => ({ enabled: true, planCode: "free" }),
   };
-  const logger = createLogger("silent");
-  server = createGrpcServer({
-    methods: methodCalls([{ service: EntitlementService, implementation }], { interceptors: [], logger, metrics: new Metrics() }),
-    maxMessageBytes: 1024 * 1024,
-    logger,
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
-  );
-  client = new GrpcTestClient(EntitlementService, `127.0.0.1:${port}`);
+  const bound = await bindGrpcServer(implementation);
+  server = bound.server;
+  client = new GrpcTestClient(EntitlementService, `127.0.0.1:${bound.port}`);
 });
 
 afterAll(() => {
