@@ -17,8 +17,9 @@ function releaseOnClose(stream: http2.ServerHttp2Stream): void {
  * outlive young-generation collections until a full one (their native handles are held weakly,
  * which the scavenger counts as roots), and with them all that their listeners reach: grpc-js's
  * call and ours. Without the listeners less is promoted per call, and more replicas settle where
- * calls die young (docs/performance.md). Call after each bind: it reads grpc-js's HTTP/2 servers, one of the
- * grpc-js internals we touch, held to account by test/transport/grpc/finished-streams.test.ts.
+ * calls die young (docs/performance.md). Call after each bind: it reads grpc-js's HTTP/2 servers,
+ * one of the grpc-js internals we touch, held to account by
+ * test/transport/grpc/finished-streams.test.ts.
  */
 export function releaseFinishedStreams(server: grpc.Server): void {
   const servers = (server as unknown as { http2Servers?: Map<http2.Http2Server, unknown> }).http2Servers;
