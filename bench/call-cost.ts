@@ -7,6 +7,8 @@
  * bench:call-cost. BENCH_CALLS (say "CheckQuota") narrows it, BENCH_CALL_COUNT (default 200000)
  * sets the calls of each method, split over five rounds whose median is shown.
  */
+// V8 set as the CLI sets it for the service.
+import "../src/platform/collector.ts";
 import * as grpc from "@grpc/grpc-js";
 import { create, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { pino } from "pino";

@@ -7,7 +7,9 @@
  * also runs the increment's upsert through node-postgres, the statement pgbench runs. No cache, validation, Connect context, deadline, load shedding or
  * Slonik. Run as its own process, with SERVICE_TOKENS and JWT_SECRET set:
  * node bench/minimal-servers.ts <grpcPort> <httpPort> <databaseUrl>
+ * It keeps its calls young as the service does (V8's pretenuring off, the sessions' stream tables).
  */
+import "../src/platform/collector.ts";
 import http from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { fromBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
@@ -21,6 +23,7 @@ import { Metrics } from "../src/platform/metrics.ts";
 import { reportCall, requestIdOf } from "../src/transport/call-lifecycle.ts";
 import { requestUserKey } from "../src/transport/interceptors/call-attributes.ts";
 import { createUserTokenVerifier } from "../src/auth/user-tokens.ts";
+import { installStreamTables } from "../src/transport/grpc/stream-tables.ts";
 import { constantAnswer, constantMe } from "./constant-answers.ts";
 import { incrementSql } from "./support.ts";
 
@@ -95,6 +98,7 @@ const server = new grpc.Server();
 server.addService(definition, implementation);
 server.bindAsync(`127.0.0.1:${grpcPort}`, grpc.ServerCredentials.createInsecure(), (error, port) => {
   if (error) throw error;
+  installStreamTables(server);
   httpServer.listen(Number(httpPort), "127.0.0.1", () => {
     const address = httpServer.address() as { port: number };
     process.stderr.write(`ready ${port} ${address.port}\n`);

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First, for its effect on V8 before any other module allocates: see the module.
+import "./platform/collector.ts";
 import { inspect, parseArgs } from "node:util";
 import { SignJWT } from "jose";
 import type { DatabasePool } from "slonik";

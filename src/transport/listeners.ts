@@ -7,8 +7,8 @@ import type { HealthMonitor } from "../app/health-monitor.ts";
 import { peerAddressKey } from "../auth/gates.ts";
 import { hostInAddress } from "../platform/addresses.ts";
 import { createNodeHandler } from "./connect/node-handler.ts";
-import { releaseFinishedStreams } from "./grpc/finished-streams.ts";
 import { createGrpcServer, grpcCredentials } from "./grpc/grpc-server.ts";
+import { installStreamTables } from "./grpc/stream-tables.ts";
 import { withOperationsEndpoints } from "./http/operations.ts";
 import { createTranscodingHandler } from "./http/transcoding.ts";
 import { methodCalls } from "./method-calls.ts";
@@ -127,7 +127,7 @@ export async function listenAll(served: ServedCalls, options: ListenOptions): Pr
       error ? reject(new ListenError("GRPC_PORT", options.host, options.grpcPort, error)) : resolve(port),
     ),
   );
-  releaseFinishedStreams(grpcServer);
+  installStreamTables(grpcServer);
   const httpPort = await listen(httpServer, options.httpPort, options.host).catch(async (error: unknown) => {
     await close();
     throw new ListenError("HTTP_PORT", options.host, options.httpPort, error);
