@@ -76,19 +76,20 @@ async function heapSnapshot(service: ChildProcess, directory: string): Promise<M
     await new Promise((resolve) => setTimeout(resolve, 500));
     const written = (await readdir(directory)).find((file) => file.endsWith(".heapsnapshot") && !before.has(file));
     if (written === undefined) continue;
-    // Written in one go: parse once it no longer grows.
+    // Parsed once it is whole: the writer can pause longer than a poll, so a file that stopped
+    // growing may still be cut short.
     const file = path.join(directory, written);
-    let text = await readFile(file, "utf8");
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 500));
-      const again = await readFile(file, "utf8");
-      if (again.length === text.length) break;
-      text = again;
-    }
-    try {
-      return bytesByKind(JSON.parse(text) as Snapshot);
-    } finally {
+      let snapshot: Snapshot;
+      try {
+        snapshot = JSON.parse(await readFile(file, "utf8")) as Snapshot;
+      } catch (error) {
+        if (attempt === 240) throw new Error(`the heap snapshot ${file} is still not whole after two minutes`, { cause: error });
+        continue;
+      }
       await rm(file);
+      return bytesByKind(snapshot);
     }
   }
 }
