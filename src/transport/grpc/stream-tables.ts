@@ -4,11 +4,11 @@ import type * as grpc from "@grpc/grpc-js";
 
 /**
  * A session's open streams by id in a plain object, in place of the Map Node's HTTP/2 core keeps
- * them in. V8 links every table a Map outgrows or shrinks to its successor; a busy session's Map
- * gets a new table every few calls, and once one of them is in the old generation (a full
- * collection puts the current one there) the chain keeps every later table, and every stream
- * they held, alive through young collections until the next full one (docs/performance.md).
- * Node's core uses get, set, delete, size and forEach; an object's hash table has no such link.
+ * them in. A busy session's Map moves to a new table every few calls; V8 allocates each new table
+ * in the generation of the one it replaces and leaves the entries in the old one. Once a full
+ * collection has moved the current table to the old generation, every later one is born there,
+ * and each, dead, keeps the streams it held alive through young collections until the next full
+ * one (docs/performance.md). Node's core uses get, set, delete, size and forEach.
  */
 export class StreamTable<Stream> {
   readonly #byId: Record<number, Stream> = Object.create(null) as Record<number, Stream>;
