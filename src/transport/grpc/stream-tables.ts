@@ -12,14 +12,18 @@ import type * as grpc from "@grpc/grpc-js";
  */
 export class StreamTable<Stream> {
   readonly #byId: Record<number, Stream> = Object.create(null) as Record<number, Stream>;
-  size = 0;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
 
   get(id: number): Stream | undefined {
     return this.#byId[id];
   }
 
   set(id: number, stream: Stream): this {
-    if (this.#byId[id] === undefined) this.size += 1;
+    if (this.#byId[id] === undefined) this.#size += 1;
     this.#byId[id] = stream;
     return this;
   }
@@ -27,7 +31,7 @@ export class StreamTable<Stream> {
   delete(id: number): boolean {
     if (this.#byId[id] === undefined) return false;
     delete this.#byId[id];
-    this.size -= 1;
+    this.#size -= 1;
     return true;
   }
 
