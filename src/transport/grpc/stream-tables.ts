@@ -51,7 +51,7 @@ function sessionState(session: http2.ServerHttp2Session): SessionState | undefin
 }
 
 /** Moves the session's streams to a StreamTable; a Node that keeps them otherwise is left as it is. */
-export function useStreamTable(session: http2.ServerHttp2Session): void {
+function useStreamTable(session: http2.ServerHttp2Session): void {
   const state = sessionState(session);
   if (state === undefined) return;
   const table = new StreamTable<unknown>();
