@@ -18,7 +18,7 @@
  * "ReserveCommit" compares Reserve+Commit pairs with IncrementUsage (reserve-commit.ts).
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { SignJWT } from "jose";
@@ -26,13 +26,11 @@ import { EntitlementService } from "../gen/entitlements/v1/entitlement_service_p
 import { freePort } from "../src/db/embedded.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
-import { ensureAccount } from "../src/db/accounts.ts";
-import { upsertOverride } from "../src/db/overrides.ts";
-import { insertGrant } from "../src/db/usage-grants.ts";
-import type { DatabasePool } from "slonik";
 import { seedCatalog } from "../src/db/seed.ts";
 import { loadDefaultCatalog } from "../src/app/catalog-file.ts";
 import { reserveCommitTable } from "./reserve-commit.ts";
+import { pgbench } from "./pgbench.ts";
+import { CONSUME_USER, giveTerms, INCREMENT_USERS, TERMS_USER, unlimitConsumers } from "./bench-users.ts";
 import { createLogger } from "../src/platform/logger.ts";
 import {
   benchDatabaseServer,
@@ -40,9 +38,7 @@ import {
   freshDatabase,
   grpcBody,
   h2load,
-  incrementSql,
   rssMb,
-  run,
   seconds,
   serviceArgs,
   startProcess,
@@ -57,55 +53,7 @@ const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const DEADLINE = process.env.BENCH_DEADLINE;
 const TOKEN = "bench-service-token-0123456789";
 const JWT_SECRET = "bench-jwt-secret-0123456789-0123456789";
-const INCREMENT_USERS = 8;
 const PGBOUNCER_URL = process.env.BENCH_PGBOUNCER_URL;
-const TERMS_USER = "bench-terms";
-const CONSUME_USER = "bench-consume";
-
-/** No limit on jobs and api_calls for the ConsumeUsage users, so every call counts. */
-async function unlimitConsumers(pool: DatabasePool): Promise<void> {
-  const at = new Date();
-  for (let i = 1; i <= INCREMENT_USERS; i++) {
-    const userId = `${CONSUME_USER}-${i}`;
-    await ensureAccount(pool, userId, at);
-    for (const metric of ["jobs", "api_calls"]) {
-      await upsertOverride(pool, { kind: "quota", target: metric, limit: null, expiresAt: null, userId, reason: "bench", createdBy: "bench", createdAt: at });
-    }
-  }
-}
-
-/** One quota override and two grants for the users of the "with terms" rows, on the metric each uses. */
-async function giveTerms(pool: DatabasePool): Promise<void> {
-  const at = new Date();
-  const expiresAt = new Date(at.getTime() + 86_400_000);
-  const users: [string, string][] = [[TERMS_USER, "jobs"], ...Array.from({ length: INCREMENT_USERS }, (_, i): [string, string] => [`${TERMS_USER}-${i + 1}`, "compute_minutes"])];
-  for (const [userId, metric] of users) {
-    await ensureAccount(pool, userId, at);
-    await upsertOverride(pool, { kind: "quota", target: metric, limit: 10n ** 15n, expiresAt, userId, reason: "bench", createdBy: "bench", createdAt: at });
-    for (const [key, expiry] of [["a", expiresAt], ["b", null]] as const) {
-      await insertGrant(pool, { userId, metric, amount: 1000n, expiresAt: expiry, idempotencyKey: key, reason: "bench", createdBy: "bench", createdAt: at });
-    }
-  }
-}
-
-async function pgbenchBinary(): Promise<string> {
-  const { stdout } = await run("sh", ["-c", "command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | tail -n 1"]);
-  return stdout.trim().split("\n")[0]!;
-}
-
-async function pgbench(databaseUrl: string, clients: number, directory: string): Promise<Result> {
-  const script = path.join(directory, "increment.sql");
-  await writeFile(script, `\\set u random(1, ${INCREMENT_USERS})\n${incrementSql("'bench-inc-' || :u")};\n`);
-  const url = new URL(databaseUrl);
-  const { stdout } = await run(
-    await pgbenchBinary(),
-    ["-n", "-M", "prepared", "-c", String(clients), "-j", "1", "-T", String(seconds), "-f", script, "-r", url.toString()],
-    { env: { ...process.env, PGPASSWORD: decodeURIComponent(url.password) } },
-  );
-  const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1] ?? 0);
-  const average = Number(/latency average = ([\d.]+) ms/.exec(stdout)?.[1] ?? 0);
-  return { rps: tps, p50: average, p99: Number.NaN, failed: Number(/failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0), cpuUsPerCall: Number.NaN };
-}
 
 await ensureTool("h2load", "nghttp2-client");
 const directory = await mkdtemp(path.join(tmpdir(), "entitlements-bench-rpc-"));
@@ -239,16 +187,24 @@ try {
     const failed = measured.failed + minimal.failed;
     if (failed > 0) rows.at(-1)!.push(`(${failed} failed)`);
   };
+  // Every server answers reads for a while before the first row, so that row, too, measures
+  // processes as warm as the later rows do (a service started a second ago is still compiling).
+  for (const [port, pid] of [[grpcPort, service.pid!], [bareGrpcPort, bare.pid!], [minimalGrpcPort, minimal.pid!]] as const) {
+    await h2load({ url: `http://127.0.0.1:${port}/${EntitlementService.typeName}/GetPlan`, bodies: bodies.GetPlan, inFlight: 16, headers: grpcHeaders, directory, serverPid: pid });
+  }
   for (const [name, files] of Object.entries(bodies).filter(([name]) => selected(name))) {
     // ConsumeUsage's target: at least half of IncrementUsage's calls/s (compare the rows).
     const increments = name === "IncrementUsage" || name === "ConsumeUsage";
     for (const inFlight of CONCURRENCY) {
       const path = `/${EntitlementService.typeName}/${name}`;
-      const target = `>= ${increments ? 0.4 : 0.7}x${inFlight === 64 ? `, p99 <= ${increments ? 25 : 10} ms` : ""}`;
+      // Issue 19 raised GetPlan's and CheckQuota's target at 16-64 in flight to 0.85x.
+      const raised = (name === "GetPlan" || name === "CheckQuota") && inFlight >= 16;
+      const ratioTarget = increments ? 0.4 : raised ? 0.85 : 0.7;
+      const target = `>= ${ratioTarget}x${inFlight === 64 ? `, p99 <= ${increments ? 25 : 10} ms` : ""}`;
       const grpcLoad = (port: number, pid: number) => () =>
         h2load({ url: `http://127.0.0.1:${port}${path}`, bodies: inFlight === 1 ? files.slice(0, 1) : files, inFlight, headers: grpcHeaders, directory, serverPid: pid });
       const limit = increments
-        ? () => pgbench(databaseUrl, inFlight, directory)
+        ? () => pgbench(databaseUrl, inFlight, INCREMENT_USERS, directory)
         : () => h2load({ url: `http://127.0.0.1:${bareGrpcPort}${path}`, bodies: files, inFlight, headers: grpcHeaders, directory, serverPid: bare.pid! });
       const limitName = increments ? "pgbench upsert" : "bare grpc-js";
       const minimalLoad = grpcLoad(minimalGrpcPort, minimal.pid!);
@@ -289,7 +245,8 @@ try {
     : "";
   process.stdout.write(
     `RPC benchmark: each row is the median (by the service's ratio) of ${REPEAT} triples of measurements (service, limit, ` +
-      `minimal server), ${seconds} s each after 1 s of warm-up. The minimal server (minimal-servers.ts) does only what every call ` +
+      `minimal server), ${seconds} s each after 1 s of warm-up; before the first row each server answered ${seconds + 1} s of ` +
+      `GetPlan at 16 in flight. The minimal server (minimal-servers.ts) does only what every call ` +
       `must: it checks the credential, sends a request id, writes the log line and metrics and, for IncrementUsage, runs ` +
       `pgbench's upsert through node-postgres; its ratio bounds what the service's can be on this machine. The service, ` +
       `the reference servers and the load generator are separate processes on the same ` +
