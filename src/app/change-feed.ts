@@ -1,6 +1,7 @@
 import type { DatabasePool } from "slonik";
 import { entitlementEventsAfter, feedBounds, sequenceEntitlementEvents, type EntitlementEventRecord } from "../db/entitlement-events.ts";
 import { CapacityError, ShuttingDownError } from "../domain/errors.ts";
+import { CoalescedRun } from "../platform/coalesced-run.ts";
 import type { Logger } from "../platform/logger.ts";
 
 /** Events read (or sequenced) per query. */
@@ -26,24 +27,45 @@ export type FeedSubscriber = {
  */
 export class ChangeFeed {
   readonly #pool: DatabasePool;
-  readonly #logger: Logger;
   readonly #maxWatches: number;
   readonly #pollMs: number;
   readonly #subscribers = new Map<string, Set<FeedSubscriber>>();
   #watches = 0;
   #head = 0n;
-  #sequencing: Promise<void> | undefined;
-  #sequenceAgain = false;
-  #reading: Promise<void> | undefined;
-  #readAgain = false;
+  readonly #sequencing: CoalescedRun;
+  readonly #reading: CoalescedRun;
   #tick: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(pool: DatabasePool, logger: Logger, options: { readonly maxWatches: number; readonly pollMs: number }) {
     this.#pool = pool;
-    this.#logger = logger;
     this.#maxWatches = options.maxWatches;
     this.#pollMs = options.pollMs;
+    const failed = (error: unknown) => logger.warn({ err: error }, "change feed: reading or sequencing events failed; retrying on the next tick");
+    const stopped = () => this.#closed;
+    this.#sequencing = new CoalescedRun({
+      pass: async () => {
+        for (;;) {
+          const given = await sequenceEntitlementEvents(this.#pool, FEED_BATCH);
+          // What this replica sequenced it reads at once, without waiting for the feed's notification.
+          if (given > 0) this.read();
+          if (given < FEED_BATCH || this.#closed) return;
+        }
+      },
+      failed,
+      stopped,
+    });
+    this.#reading = new CoalescedRun({
+      pass: async () => {
+        for (;;) {
+          const events = await entitlementEventsAfter(this.#pool, { after: this.#head, through: BigInt(Number.MAX_SAFE_INTEGER), limit: FEED_BATCH });
+          for (const event of events) this.#dispatch(event);
+          if (events.length < FEED_BATCH || this.#closed) return;
+        }
+      },
+      failed,
+      stopped,
+    });
   }
 
   /** Starts at the feed's head (what came before is read by the watches that ask for it). */
@@ -66,49 +88,13 @@ export class ChangeFeed {
 
   /** An event was written somewhere: give it its position (once any sequencing under way ends). */
   sequence(): void {
-    this.#sequenceAgain = true;
-    this.#sequencing ??= this.#repeat(
-      () => this.#sequenceAgain,
-      async () => {
-        this.#sequenceAgain = false;
-        for (;;) {
-          const given = await sequenceEntitlementEvents(this.#pool, FEED_BATCH);
-          // What this replica sequenced it reads at once, without waiting for the feed's notification.
-          if (given > 0) this.read();
-          if (given < FEED_BATCH || this.#closed) return;
-        }
-      },
-      () => (this.#sequencing = undefined),
-    );
+    this.#sequencing.request();
   }
 
   /** The feed moved (to `head`, when known): read and hand out what lies past this replica's head. */
   read(head?: bigint): void {
     if (head !== undefined && head <= this.#head) return;
-    this.#readAgain = true;
-    this.#reading ??= this.#repeat(
-      () => this.#readAgain,
-      async () => {
-        this.#readAgain = false;
-        for (;;) {
-          const events = await entitlementEventsAfter(this.#pool, { after: this.#head, through: BigInt(Number.MAX_SAFE_INTEGER), limit: FEED_BATCH });
-          for (const event of events) this.#dispatch(event);
-          if (events.length < FEED_BATCH || this.#closed) return;
-        }
-      },
-      () => (this.#reading = undefined),
-    );
-  }
-
-  /** Runs `step` while `again` says so; a failure is logged, and the next tick tries again. */
-  async #repeat(again: () => boolean, step: () => Promise<void>, done: () => void): Promise<void> {
-    try {
-      while (again() && !this.#closed) await step();
-    } catch (error) {
-      this.#logger.warn({ err: error }, "change feed: reading or sequencing events failed; retrying on the next tick");
-    } finally {
-      done();
-    }
+    this.#reading.request();
   }
 
   #dispatch(event: EntitlementEventRecord): void {

@@ -1,9 +1,9 @@
-import { AsyncResource } from "node:async_hooks";
 import type { DatabasePool } from "slonik";
 import { Webhook } from "standardwebhooks";
 import { entitlementEventsAt, type EntitlementEventRecord } from "../db/entitlement-events.ts";
 import { claimDueDeliveries, recordAttempt, type AttemptOutcome, type ClaimedDelivery } from "../db/webhook-deliveries.ts";
 import type { Clock } from "../domain/clock.ts";
+import { CoalescedRun } from "../platform/coalesced-run.ts";
 import type { Logger } from "../platform/logger.ts";
 
 export type WebhookSettings = {
@@ -33,22 +33,22 @@ const POLL_MS = 1000;
 export class WebhookDispatcher {
   readonly #pool: DatabasePool;
   readonly #clock: Clock;
-  readonly #logger: Logger;
   readonly #settings: WebhookSettings;
   readonly #payloadOf: WebhookPayload;
-  #running: Promise<void> | undefined;
-  #again = false;
+  readonly #deliveries: CoalescedRun;
   #tick: NodeJS.Timeout | undefined;
   #stopped = false;
-  /** Runs deliveries outside the context of whatever woke the dispatcher (a call, a transaction). */
-  readonly #detached = AsyncResource.bind((work: () => Promise<void>) => work());
 
   constructor(pool: DatabasePool, clock: Clock, logger: Logger, settings: WebhookSettings, payloadOf: WebhookPayload) {
     this.#pool = pool;
     this.#clock = clock;
-    this.#logger = logger;
     this.#settings = settings;
     this.#payloadOf = payloadOf;
+    this.#deliveries = new CoalescedRun({
+      pass: async () => void (await this.deliverDue()),
+      failed: (error) => logger.warn({ err: error }, "webhook deliveries failed; retrying on the next tick"),
+      stopped: () => this.#stopped,
+    });
   }
 
   start(): void {
@@ -57,20 +57,7 @@ export class WebhookDispatcher {
 
   /** New events (or a retry's time) may be due: attempt what is. */
   wake(): void {
-    if (this.#stopped) return;
-    this.#again = true;
-    this.#running ??= this.#detached(async () => {
-      try {
-        while (this.#again && !this.#stopped) {
-          this.#again = false;
-          await this.deliverDue();
-        }
-      } catch (error) {
-        this.#logger.warn({ err: error }, "webhook deliveries failed; retrying on the next tick");
-      } finally {
-        this.#running = undefined;
-      }
-    });
+    this.#deliveries.request();
   }
 
   /** Attempts every delivery due now, a batch at a time; returns how many attempts it made. */
