@@ -78,10 +78,8 @@ export class NotificationListener {
     client.on("end", () => lost());
     try {
       await client.connect();
-      await client.query(`listen ${ACCOUNT_CHANNEL}`);
-      await client.query(`listen ${CATALOG_CHANNEL}`);
-      await client.query(`listen ${OUTBOX_CHANNEL}`);
-      await client.query(`listen ${FEED_CHANNEL}`);
+      // One round trip: a query without parameters goes as a simple query, which may hold several statements.
+      await client.query([ACCOUNT_CHANNEL, CATALOG_CHANNEL, OUTBOX_CHANNEL, FEED_CHANNEL].map((channel) => `listen ${channel};`).join(" "));
     } catch (error) {
       this.#client = client;
       lost(error as Error);
