@@ -11,6 +11,7 @@ import {
 } from "../db/accounts.ts";
 import { listAuditEvents, type AuditEventRecord } from "../db/audit-events.ts";
 import { findOverrides } from "../db/overrides.ts";
+import { findTrials } from "../db/trials.ts";
 import { findGrants } from "../db/usage-grants.ts";
 import type { GrantRecord, OverrideRecord } from "../domain/terms.ts";
 import { activeSubscriptionTotals, findSubscriptionHistory } from "../db/subscriptions.ts";
@@ -21,7 +22,7 @@ import { FailedPreconditionError, InvalidArgumentError, UnknownResourceError } f
 import { decodePageToken, pageOf } from "../domain/pagination.ts";
 import { currentUsageRow } from "../domain/periods.ts";
 import { usageRowOf, type QuotaState } from "../domain/quota.ts";
-import type { SubscriptionRecord } from "../domain/subscriptions.ts";
+import { subscriptionHistory, type SubscriptionRecord } from "../domain/subscriptions.ts";
 import { userId as validUserId } from "../domain/validation.ts";
 import type { CurrentPlan } from "./current-plan.ts";
 import type { Entitlements } from "./entitlements.ts";
@@ -36,6 +37,7 @@ export type AccountPage = { readonly accounts: readonly AccountRecord[]; readonl
 
 export type AccountDetails = CurrentPlan & {
   readonly account: AccountRecord;
+  /** Every subscription, trials included, newest first. */
   readonly history: readonly SubscriptionRecord[];
   readonly usage: readonly QuotaState[];
   readonly overrides: readonly OverrideRecord[];
@@ -103,13 +105,14 @@ export class Administration {
     const account = await this.#existingAccount(userId);
     const now = this.#clock.now();
     const current = await this.#entitlements.currentPlan(userId, now);
-    const [history, usage, overrides, grants] = await Promise.all([
+    const [subscriptions, trials, usage, overrides, grants] = await Promise.all([
       findSubscriptionHistory(this.#db, userId),
+      findTrials(this.#db, userId),
       this.#entitlements.quotas(userId, current, now),
       findOverrides(this.#db, userId, now),
       findGrants(this.#db, userId, { includeSpent: true, at: now }),
     ]);
-    return { ...current, account, history, usage, overrides, grants };
+    return { ...current, account, history: subscriptionHistory(subscriptions, trials), usage, overrides, grants };
   }
 
   async suspend(actor: Actor, userId: string, reason: string): Promise<AccountRecord> {

@@ -49,3 +49,19 @@ export function runningTrial(at: Date) {
     order by t.started_at desc limit 1
   ) trial on true`;
 }
+
+const pastTrialRow = z
+  .object({ user_id: z.string(), plan_code: z.string(), plan_version: z.number(), started_at: timestampColumn, ends_at: timestampColumn, ended_at: timestampColumn.nullable() })
+  .transform((row): { readonly trial: TrialRecord; readonly endedAt: Date | null } => ({
+    trial: { userId: row.user_id, planCode: row.plan_code, planVersion: row.plan_version, startedAt: row.started_at, endsAt: row.ends_at },
+    endedAt: row.ended_at,
+  }));
+
+/** Every trial the account had or has, newest first, with when it was cut short (null: it ran, or runs, its course). */
+export async function findTrials(db: CommonQueryMethods, userId: string): Promise<readonly { readonly trial: TrialRecord; readonly endedAt: Date | null }[]> {
+  return db.any(sql.type(pastTrialRow)`
+    select user_id, plan_code, plan_version, started_at, ends_at, ended_at
+    from trials where user_id = ${userId}
+    order by started_at desc
+  `);
+}

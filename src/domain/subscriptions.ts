@@ -47,6 +47,20 @@ export function trialSubscription(trial: TrialRecord): SubscriptionRecord {
   };
 }
 
+/**
+ * An account's subscription history, newest first: its subscriptions (already newest first) and
+ * its trials, each trial as the subscription it put the account on, ended at `endedAt` when a
+ * plan change or another trial cut it short.
+ */
+export function subscriptionHistory(
+  subscriptions: readonly SubscriptionRecord[],
+  trials: readonly { readonly trial: TrialRecord; readonly endedAt: Date | null }[],
+): SubscriptionRecord[] {
+  const entries = trials.map(({ trial, endedAt }) => ({ ...trialSubscription(trial), endedAt }));
+  // A stable sort keeps the subscriptions' own order among those that started together.
+  return [...subscriptions, ...entries].sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime());
+}
+
 export const MAX_TRIAL_DAYS = 365;
 
 /** When a trial of `days` started at `startedAt` ends. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError } from "../../src/domain/errors.ts";
-import { expiryOf, MAX_DURATION_DAYS, subscriptionInForce, subscriptionStatus } from "../../src/domain/subscriptions.ts";
+import { expiryOf, MAX_DURATION_DAYS, subscriptionHistory, subscriptionInForce, subscriptionStatus } from "../../src/domain/subscriptions.ts";
 
 const startedAt = new Date("2026-03-01T00:00:00Z");
 
@@ -72,3 +72,31 @@ describe("subscriptionInForce", () => {
     expect(subscriptionStatus(trialing, trial.endsAt)).toBe("expired");
   });
 });
+
+describe("subscriptionHistory", () => {
+  const at = (day: string) => new Date(`2026-03-${day}T00:00:00Z`);
+  const subscription = (planCode: string, day: string) => ({ userId: "u", planCode, planVersion: 1, startedAt: at(day), expiresAt: null, endedAt: null });
+  const trial = (planCode: string, day: string, endsDay: string) => ({ userId: "u", planCode, planVersion: 2, startedAt: at(day), endsAt: at(endsDay) });
+
+  it("puts trials among the subscriptions, newest first, each as the subscription it gave", () => {
+    const history = subscriptionHistory(
+      [subscription("enterprise", "20"), subscription("pro", "01")],
+      [{ trial: trial("team", "25", "30"), endedAt: null }, { trial: trial("enterprise", "10", "17"), endedAt: at("12") }],
+    );
+    expect(history.map((entry) => [entry.planCode, entry.startedAt.getUTCDate(), entry.trialEndsAt?.getUTCDate(), entry.endedAt?.getUTCDate()])).toEqual([
+      ["team", 25, 30, undefined],
+      ["enterprise", 20, undefined, undefined],
+      ["enterprise", 10, 17, 12],
+      ["pro", 1, undefined, undefined],
+    ]);
+    // A trial cut short is replaced; one that ran its course has expired; one running is trialing.
+    expect(history.map((entry) => subscriptionStatus(entry, at("31")))).toEqual(["expired", "active", "replaced", "active"]);
+    expect(subscriptionStatus(history[0]!, at("26"))).toBe("trialing");
+  });
+
+  it("keeps the order of subscriptions that started together", () => {
+    const history = subscriptionHistory([subscription("team", "05"), subscription("pro", "05")], []);
+    expect(history.map((entry) => entry.planCode)).toEqual(["team", "pro"]);
+  });
+});
+

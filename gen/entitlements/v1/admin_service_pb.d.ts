@@ -316,7 +316,8 @@ export declare type GetAccountResponse = Message<"entitlements.v1.GetAccountResp
   subscription?: Subscription | undefined;
 
   /**
-   * Every subscription the user had, newest first.
+   * Every subscription the user had, newest first, trials included (those carry trial_ends_at;
+   * one cut short by a plan change or another trial is REPLACED at its ended_at).
    *
    * @generated from field: repeated entitlements.v1.Subscription history = 4;
    */

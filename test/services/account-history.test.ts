@@ -1,0 +1,58 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { AdminService } from "../../gen/entitlements/v1/admin_service_pb.js";
+import { SubscriptionStatus } from "../../gen/entitlements/v1/subscription_pb.js";
+import { createEntitlementClient, type EntitlementClient } from "../../clients/node/src/index.ts";
+import { DAY_MS } from "../support/clock.ts";
+import { startTestServer, type TestServer } from "../support/server.ts";
+import { bearer, SERVICE_TOKEN, userToken } from "../support/service.ts";
+
+let server: TestServer;
+let admin: Client<typeof AdminService>;
+let entitlements: EntitlementClient;
+
+beforeAll(async () => {
+  server = await startTestServer({ start: "2026-06-10T08:00:00Z" });
+  await server.administration.setSuperadmin("cli", "root", true);
+  admin = createClient(AdminService, createConnectTransport({ baseUrl: server.httpUrl, httpVersion: "1.1", interceptors: [bearer(await userToken("root"))] }));
+  entitlements = createEntitlementClient({ baseUrl: server.httpUrl, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 });
+});
+
+describe("GetAccount's history", () => {
+  it("shows a trial among the subscriptions, newest first, trialing and then expired", async () => {
+    const userId = "history-trial-on-pro";
+    await entitlements.upgradePlan({ userId, planCode: "pro" });
+    server.clock.advance(DAY_MS);
+    await entitlements.startTrial({ userId, planCode: "enterprise", days: 7 });
+    const running = (await admin.getAccount({ userId })).history;
+    expect(running.map((entry) => [entry.planCode, entry.status, entry.trialEndsAt !== undefined])).toEqual([
+      ["enterprise", SubscriptionStatus.TRIALING, true],
+      ["pro", SubscriptionStatus.ACTIVE, false],
+    ]);
+    expect(timestampDate(running[0]!.trialEndsAt!)).toEqual(new Date("2026-06-18T08:00:00Z"));
+
+    server.clock.advance(7 * DAY_MS);
+    const after = (await admin.getAccount({ userId })).history;
+    expect(after.map((entry) => [entry.planCode, entry.status])).toEqual([
+      ["enterprise", SubscriptionStatus.EXPIRED],
+      ["pro", SubscriptionStatus.ACTIVE],
+    ]);
+    expect(after[0]!.endedAt).toBeUndefined();
+  });
+
+  it("shows a trial a plan change cut short as replaced when it was", async () => {
+    const userId = "history-trial-cut-short";
+    await entitlements.startTrial({ userId, planCode: "pro", days: 14 });
+    server.clock.advance(DAY_MS);
+    const changedAt = server.clock.now();
+    await entitlements.upgradePlan({ userId, planCode: "enterprise" });
+    const history = (await admin.getAccount({ userId })).history;
+    expect(history.map((entry) => [entry.planCode, entry.status, entry.trialEndsAt !== undefined])).toEqual([
+      ["enterprise", SubscriptionStatus.ACTIVE, false],
+      ["pro", SubscriptionStatus.REPLACED, true],
+    ]);
+    expect(timestampDate(history[1]!.endedAt!)).toEqual(changedAt);
+  });
+});
