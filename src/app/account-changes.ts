@@ -59,3 +59,14 @@ export async function changeAccount<T>(
   if (changed) entitlements.forget(change.userId);
   return result;
 }
+
+/**
+ * For changes that only undo something (clearing an override, cancelling a scheduled change): a
+ * user never seen has nothing to undo, answered as such (null) without recording the user.
+ */
+export function nothingForUnknownAccount(userId: string): (error: unknown) => null {
+  return (error) => {
+    if (error instanceof UnknownResourceError && error.resourceType === "account" && error.resourceName === userId) return null;
+    throw error;
+  };
+}

@@ -19,7 +19,7 @@ import {
   type SubscriptionRecord,
 } from "../domain/subscriptions.ts";
 import { futureExpiry } from "../domain/terms.ts";
-import { changeAccount } from "./account-changes.ts";
+import { changeAccount, nothingForUnknownAccount } from "./account-changes.ts";
 import { announceChange } from "./change-events.ts";
 import type { Entitlements } from "./entitlements.ts";
 
@@ -110,13 +110,13 @@ export class PlanChanges {
   /** Drops the pending change; null (and nothing audited) when none was pending. */
   async cancelScheduled(actor: string, userId: string): Promise<ScheduledChange | null> {
     const at = this.#clock.now();
-    const change = { actor, userId, action: "plan_change.cancel", reason: "", at, createAccount: true };
+    const change = { actor, userId, action: "plan_change.cancel", reason: "", at };
     const cancelled = await changeAccount(this.#db, this.#entitlements, change, async (tx) => {
       // A change that already came due is in force: too late to cancel.
       await this.#writeDownDue(tx, userId, at);
       const deleted = await deleteScheduledChange(tx, userId);
       return { result: deleted === null ? null : { planCode: deleted.planCode, effectiveAt: deleted.effectiveAt }, changed: deleted !== null };
-    });
+    }).catch(nothingForUnknownAccount(userId));
     this.#entitlements.forget(userId);
     return cancelled;
   }

@@ -6,7 +6,7 @@ import { isGauge, type Metric } from "../domain/catalog.ts";
 import type { Clock } from "../domain/clock.ts";
 import { IdempotencyKeyReusedError, InvalidArgumentError, UnknownResourceError } from "../domain/errors.ts";
 import type { GrantRecord, Override, OverrideRecord } from "../domain/terms.ts";
-import { changeAccount } from "./account-changes.ts";
+import { changeAccount, nothingForUnknownAccount } from "./account-changes.ts";
 import type { Entitlements } from "./entitlements.ts";
 
 /** An override to set: what it overrides, until when, and why. */
@@ -53,11 +53,11 @@ export class TermsAdministration {
   /** Removes an override; null (and nothing audited) when the account had none. */
   async clearOverride(actor: string, userId: string, kind: Override["kind"], target: string): Promise<OverrideRecord | null> {
     const at = this.#clock.now();
-    const change = { actor, userId, action: "override.clear", reason: `${kind} ${target}`, at, createAccount: true };
+    const change = { actor, userId, action: "override.clear", reason: `${kind} ${target}`, at };
     return changeAccount(this.#db, this.#entitlements, change, async (tx) => {
       const cleared = await deleteOverride(tx, userId, kind, target);
       return { result: cleared, changed: cleared !== null };
-    });
+    }).catch(nothingForUnknownAccount(userId));
   }
 
   listOverrides(userId: string): Promise<readonly OverrideRecord[]> {

@@ -47,6 +47,11 @@ describe("feature overrides", () => {
     expect((await service.client.clearOverride({ userId, target: { case: "feature", value: "api_access" } })).cleared).toBeUndefined();
     expect(await auditActions(userId)).toEqual(["service override.set", "service override.clear"]);
   });
+
+  it("clearing for a user never seen clears nothing and records no account", async () => {
+    expect((await service.client.clearOverride({ userId: "never-seen", target: { case: "feature", value: "sso" } })).cleared).toBeUndefined();
+    expect(await service.pool.exists(sql.unsafe`select 1 from accounts where user_id = 'never-seen'`)).toBe(false);
+  });
 });
 
 describe("quota overrides", () => {

@@ -1,6 +1,7 @@
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
+import { sql } from "slonik";
 import { DAY_MS } from "../support/clock.ts";
 import { expectInvalid, refusal } from "../support/refusals.ts";
 import { createTestService, type TestService } from "../support/service.ts";
@@ -52,5 +53,10 @@ describe("SchedulePlanChange refuses", () => {
     service.clock.advance(40 * DAY_MS);
     expect((await service.client.cancelScheduledChange({ userId: "late" })).cancelled).toBeUndefined();
     expect((await service.client.getPlan({ userId: "late" })).plan?.code).toBe("enterprise");
+  });
+
+  it("nothing for a user never seen, and the user stays unrecorded", async () => {
+    expect((await service.client.cancelScheduledChange({ userId: "never-seen" })).cancelled).toBeUndefined();
+    expect(await service.pool.exists(sql.unsafe`select 1 from accounts where user_id = 'never-seen'`)).toBe(false);
   });
 });
