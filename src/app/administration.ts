@@ -2,7 +2,6 @@ import type { CommonQueryMethods, DatabasePool, DatabaseTransactionConnection } 
 import type { Clock } from "../domain/clock.ts";
 import { queriesOf } from "../db/call-transaction.ts";
 import {
-  countAccounts,
   findAccount,
   listAccounts,
   setAccountStatus,
@@ -14,19 +13,19 @@ import { findOverrides } from "../db/overrides.ts";
 import { findTrials } from "../db/trials.ts";
 import { findGrants } from "../db/usage-grants.ts";
 import type { GrantRecord, OverrideRecord } from "../domain/terms.ts";
-import { activeSubscriptionTotals, findSubscriptionHistory } from "../db/subscriptions.ts";
-import { resetUsageRows, sumUsageByMetric } from "../db/usage-counters.ts";
+import { findSubscriptionHistory } from "../db/subscriptions.ts";
+import { resetUsageRows } from "../db/usage-counters.ts";
 import { revocationInstant, type AccountRecord, type AccountStatus } from "../domain/accounts.ts";
 import { isGauge, type Metric } from "../domain/catalog.ts";
 import { FailedPreconditionError, InvalidArgumentError, UnknownResourceError } from "../domain/errors.ts";
 import { decodePageToken, pageOf } from "../domain/pagination.ts";
-import { currentUsageRow } from "../domain/periods.ts";
 import { usageRowOf, type QuotaState } from "../domain/quota.ts";
 import { subscriptionHistory, type SubscriptionRecord } from "../domain/subscriptions.ts";
 import { userId as validUserId } from "../domain/validation.ts";
 import type { CurrentPlan } from "./current-plan.ts";
 import type { Entitlements } from "./entitlements.ts";
 import { changeAccount } from "./account-changes.ts";
+import { platformStats, type PlatformStats } from "./platform-stats.ts";
 
 /** Who performs an administrative action: a superadmin's user id, or "cli". */
 export type Actor = string;
@@ -43,14 +42,6 @@ export type AccountDetails = CurrentPlan & {
   readonly overrides: readonly OverrideRecord[];
   /** Every grant, spent and revoked ones included. */
   readonly grants: readonly GrantRecord[];
-};
-
-export type PlatformStats = {
-  readonly totalAccounts: bigint;
-  readonly suspendedAccounts: bigint;
-  readonly accountsByPlan: readonly { readonly planCode: string; readonly accounts: bigint }[];
-  readonly monthlyRecurringRevenueCents: bigint;
-  readonly usageThisPeriod: readonly { readonly metric: string; readonly total: bigint }[];
 };
 
 /**
@@ -168,29 +159,7 @@ export class Administration {
   }
 
   async stats(): Promise<PlatformStats> {
-    const now = this.#clock.now();
-    const catalog = this.#entitlements.catalog;
-    const [accounts, subscriptions, usage] = await Promise.all([
-      countAccounts(this.#db),
-      activeSubscriptionTotals(this.#db, now),
-      sumUsageByMetric(
-        this.#db,
-        catalog.metrics.map((metric) => currentUsageRow(metric, now)),
-      ),
-    ]);
-    const subscribed = new Map(subscriptions.map((row) => [row.plan_code, row.accounts]));
-    // Accounts without an active subscription are on free, whatever rows they have.
-    const onFree = accounts.total - subscriptions.reduce((sum, row) => sum + row.accounts, 0n);
-    return {
-      totalAccounts: accounts.total,
-      suspendedAccounts: accounts.suspended,
-      accountsByPlan: catalog.plans.map((plan) => ({
-        planCode: plan.code,
-        accounts: (subscribed.get(plan.code) ?? 0n) + (plan.code === catalog.defaultPlan.code ? onFree : 0n),
-      })),
-      monthlyRecurringRevenueCents: subscriptions.reduce((sum, row) => sum + row.revenue_cents, 0n),
-      usageThisPeriod: catalog.metrics.map((metric) => ({ metric: metric.code, total: usage.get(metric.code) ?? 0n })),
-    };
+    return platformStats(this.#db, this.#entitlements, this.#clock.now());
   }
 
   async auditEvents(filter: {

@@ -1,5 +1,6 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
+import { timestampColumn } from "./columns.ts";
 const usedRow = z.object({ used: z.bigint() });
 const levelRow = z.object({ used: z.bigint(), reserved: z.bigint() });
 const lockedRow = z.object({ used: z.bigint(), reserved: z.bigint(), lapsed: z.boolean().nullable() });
@@ -152,6 +153,30 @@ export async function sumUsageByMetric(
     group by c.metric_code
   `);
   return new Map(totals.map((row) => [row.metric_code, row.total]));
+}
+
+const recentRow = z.object({ user_id: z.string(), metric_code: z.string(), period_start: timestampColumn, used: z.bigint() });
+
+/**
+ * Every user's rows of `metrics` whose periods started at `since` or later, by user (for the
+ * platform's totals of metrics whose periods follow each subscriber's billing day).
+ */
+export async function recentUsageRows(
+  db: CommonQueryMethods,
+  metrics: readonly string[],
+  since: Date,
+): Promise<ReadonlyMap<string, readonly (UsageRowKey & { readonly used: bigint })[]>> {
+  const rows = await db.any(sql.type(recentRow)`
+    select user_id, metric_code, period_start, used from usage_counters
+    where metric_code = any(${sql.array(metrics, "text")}) and period_start >= ${sql.timestamp(since)} and used > 0
+  `);
+  const byUser = new Map<string, (UsageRowKey & { readonly used: bigint })[]>();
+  for (const row of rows) {
+    let list = byUser.get(row.user_id);
+    if (list === undefined) byUser.set(row.user_id, (list = []));
+    list.push({ userId: row.user_id, metric: row.metric_code, periodStart: row.period_start, used: row.used });
+  }
+  return byUser;
 }
 
 const batchDecisionRow = withGrantsRow.extend({ ordinal: z.number() });

@@ -588,7 +588,8 @@ export declare type GetPlatformStatsResponse = Message<"entitlements.v1.GetPlatf
   monthlyRecurringRevenueCents: bigint;
 
   /**
-   * Usage of each counter in its current period, and of each gauge now, over all users.
+   * Usage of each counter in its current period, and of each gauge now, over all users. A counter
+   * anchored on the subscription sums each user's own current billing period.
    *
    * @generated from field: repeated entitlements.v1.MetricTotal usage_this_period = 5;
    */
