@@ -1,13 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import type { Client } from "@connectrpc/connect";
 import { AdminService } from "../../gen/entitlements/v1/admin_service_pb.js";
 import { SubscriptionStatus } from "../../gen/entitlements/v1/subscription_pb.js";
 import { createEntitlementClient, type EntitlementClient } from "../../clients/node/src/index.ts";
 import { DAY_MS } from "../support/clock.ts";
-import { startTestServer, type TestServer } from "../support/server.ts";
-import { bearer, SERVICE_TOKEN, userToken } from "../support/service.ts";
+import { adminClient, startTestServer, type TestServer } from "../support/server.ts";
+import { SERVICE_TOKEN, userToken } from "../support/service.ts";
 
 let server: TestServer;
 let admin: Client<typeof AdminService>;
@@ -16,7 +15,7 @@ let entitlements: EntitlementClient;
 beforeAll(async () => {
   server = await startTestServer({ start: "2026-06-10T08:00:00Z" });
   await server.administration.setSuperadmin("cli", "root", true);
-  admin = createClient(AdminService, createConnectTransport({ baseUrl: server.httpUrl, httpVersion: "1.1", interceptors: [bearer(await userToken("root"))] }));
+  admin = adminClient(server, await userToken("root"));
   entitlements = createEntitlementClient({ baseUrl: server.httpUrl, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 });
 });
 

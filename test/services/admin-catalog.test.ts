@@ -1,16 +1,16 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { Code, type Client } from "@connectrpc/connect";
 import { AdminService } from "../../gen/entitlements/v1/admin_service_pb.js";
 import type { Catalog } from "../../gen/entitlements/v1/catalog_pb.js";
 import { BillingInterval, ResetPeriod } from "../../gen/entitlements/v1/plan_pb.js";
 import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { createEntitlementClient } from "../../clients/node/src/index.ts";
-import { startTestServer, type TestServer } from "../support/server.ts";
+import { refusal } from "../support/refusals.ts";
+import { adminClient, startTestServer, type TestServer } from "../support/server.ts";
 import { feedEventsOf } from "../support/feed-events.ts";
-import { bearer, SERVICE_TOKEN, userToken } from "../support/service.ts";
+import { SERVICE_TOKEN, userToken } from "../support/service.ts";
 
 /** AdminService's catalog RPCs: GetCatalog, ApplyCatalog, ListPlanVersions, MigrateSubscribers. */
 let server: TestServer;
@@ -20,22 +20,9 @@ let entitlements: Client<typeof EntitlementService>;
 beforeAll(async () => {
   server = await startTestServer({ start: "2026-06-10T08:00:00Z" });
   await server.administration.setSuperadmin("cli", "catalog-root", true);
-  admin = createClient(
-    AdminService,
-    createConnectTransport({ baseUrl: server.httpUrl, httpVersion: "1.1", interceptors: [bearer(await userToken("catalog-root"))] }),
-  );
+  admin = adminClient(server, await userToken("catalog-root"));
   entitlements = createEntitlementClient({ baseUrl: server.httpUrl, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 });
 });
-
-/** The error a call fails with; a call that succeeds fails the test. */
-function failureOf(call: Promise<unknown>): Promise<ConnectError> {
-  return call.then(
-    () => {
-      throw new Error("the call should have failed");
-    },
-    (error: unknown) => ConnectError.from(error),
-  );
-}
 
 /** The current catalog with pro's jobs limit set to `jobs`. */
 async function withProJobs(jobs: bigint): Promise<Catalog> {
@@ -76,11 +63,11 @@ describe("the catalog RPCs", () => {
     const catalog = await withProJobs(800n);
     for (const { plan } of catalog.plans) if (plan?.code === "pro") plan.quotas.push({ ...plan.quotas[0]!, metric: "jbos" });
     catalog.metrics.push({ ...catalog.metrics[0]!, $typeName: catalog.metrics[0]!.$typeName });
-    const error = await failureOf(admin.applyCatalog({ catalog }));
+    const error = await refusal(admin.applyCatalog({ catalog }));
     expect(error.code).toBe(Code.InvalidArgument);
     expect(error.findDetails(BadRequestSchema)[0]?.fieldViolations.map((violation) => violation.field)).toEqual([`metrics.${catalog.metrics[0]!.code}`]);
     catalog.metrics.pop();
-    const unknown = await failureOf(admin.applyCatalog({ catalog }));
+    const unknown = await refusal(admin.applyCatalog({ catalog }));
     expect(unknown.findDetails(BadRequestSchema)[0]?.fieldViolations.map((violation) => [violation.field, violation.description])).toEqual([
       ["plans.pro.quotas.jbos", 'unknown metric "jbos"'],
     ]);
@@ -108,7 +95,7 @@ describe("the catalog RPCs", () => {
     expect(await feedEventsOf(server.pool, "on-v2")).toEqual(["1 entitlements.plan_changed", "2 entitlements.plan_version_migrated"]);
     expect((await admin.migrateSubscribers({ planCode: "pro", fromVersion: 2 })).migrated).toBe(0n);
     expect(await feedEventsOf(server.pool, "on-v2")).toHaveLength(2);
-    const unknown = await failureOf(admin.listPlanVersions({ planCode: "nope" }));
+    const unknown = await refusal(admin.listPlanVersions({ planCode: "nope" }));
     expect(unknown.code).toBe(Code.NotFound);
   });
 

@@ -1,21 +1,13 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { BadRequestSchema, ErrorInfoSchema, QuotaFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { refusal } from "../support/refusals.ts";
 import { createTestService, type TestService } from "../support/service.ts";
 
 let service: TestService;
 beforeAll(async () => {
   service = await createTestService();
 });
-
-async function rpcError(call: Promise<unknown>): Promise<ConnectError> {
-  const error = await call.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error, "the call should fail").toBeInstanceOf(ConnectError);
-  return error as ConnectError;
-}
 
 describe("invalid_argument", () => {
   it.each([
@@ -27,19 +19,19 @@ describe("invalid_argument", () => {
     ["an oversize idempotency key", { userId: "u", metric: "jobs", amount: 1n, idempotencyKey: "k".repeat(256) }, "idempotency_key"],
     ["a malformed metric name", { userId: "u", metric: "Jobs; drop table", amount: 1n }, "metric"],
   ])("IncrementUsage refuses %s, naming the field", async (_, request, field) => {
-    const error = await rpcError(service.client.incrementUsage(request));
+    const error = await refusal(service.client.incrementUsage(request));
     expect(error.code).toBe(Code.InvalidArgument);
     expect(error.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field)).toEqual([field]);
   });
 
   it("counts nothing for a refused request", async () => {
-    await rpcError(service.client.incrementUsage({ userId: "nothing", metric: "jobs", amount: -3n }));
+    await refusal(service.client.incrementUsage({ userId: "nothing", metric: "jobs", amount: -3n }));
     expect((await service.client.checkQuota({ userId: "nothing", metric: "jobs" })).quota?.used).toBe(0n);
   });
 
   it("refuses a duration out of range", async () => {
     for (const durationDays of [0, -5, 3651]) {
-      const error = await rpcError(service.client.upgradePlan({ userId: "u", planCode: "pro", durationDays }));
+      const error = await refusal(service.client.upgradePlan({ userId: "u", planCode: "pro", durationDays }));
       expect(error.code).toBe(Code.InvalidArgument);
     }
     expect((await service.client.getPlan({ userId: "u" })).plan?.code).toBe("free");
@@ -54,25 +46,25 @@ describe("invalid_argument", () => {
       () => service.client.getUsage({ userId: "" }),
     ];
     for (const call of calls) {
-      expect((await rpcError(call())).code).toBe(Code.InvalidArgument);
+      expect((await refusal(call())).code).toBe(Code.InvalidArgument);
     }
   });
 
   it("refuses a negative counter check", async () => {
-    expect((await rpcError(service.client.checkQuota({ userId: "u", metric: "jobs", amount: -1n }))).code).toBe(Code.InvalidArgument);
+    expect((await refusal(service.client.checkQuota({ userId: "u", metric: "jobs", amount: -1n }))).code).toBe(Code.InvalidArgument);
   });
 });
 
 describe("not_found", () => {
   it("names an unknown metric", async () => {
-    const error = await rpcError(service.client.incrementUsage({ userId: "u", metric: "teleports", amount: 1n }));
+    const error = await refusal(service.client.incrementUsage({ userId: "u", metric: "teleports", amount: 1n }));
     expect(error.code).toBe(Code.NotFound);
     expect(error.rawMessage).toContain("teleports");
-    expect((await rpcError(service.client.checkQuota({ userId: "u", metric: "teleports" }))).code).toBe(Code.NotFound);
+    expect((await refusal(service.client.checkQuota({ userId: "u", metric: "teleports" }))).code).toBe(Code.NotFound);
   });
 
   it("names an unknown plan and changes nothing", async () => {
-    const error = await rpcError(service.client.upgradePlan({ userId: "nf", planCode: "platinum" }));
+    const error = await refusal(service.client.upgradePlan({ userId: "nf", planCode: "platinum" }));
     expect(error.code).toBe(Code.NotFound);
     expect((await service.client.getPlan({ userId: "nf" })).subscription).toBeUndefined();
   });
@@ -82,7 +74,7 @@ describe("resource_exhausted", () => {
   it("carries QuotaFailure details and counts nothing", async () => {
     const userId = "exhausted";
     await service.client.incrementUsage({ userId, metric: "jobs", amount: 7n });
-    const error = await rpcError(service.client.incrementUsage({ userId, metric: "jobs", amount: 4n }));
+    const error = await refusal(service.client.incrementUsage({ userId, metric: "jobs", amount: 4n }));
     expect(error.code).toBe(Code.ResourceExhausted);
     const [failure] = error.findDetails(QuotaFailureSchema);
     expect(failure?.violations[0]).toMatchObject({ subject: `user:${userId}`, quotaMetric: "jobs", quotaValue: 10n });
@@ -100,7 +92,7 @@ describe("failed_precondition", () => {
       { userId, metric: "jobs", amount: 2n, idempotencyKey: "once" },
       { userId, metric: "api_calls", amount: 1n, idempotencyKey: "once" },
     ]) {
-      const error = await rpcError(service.client.incrementUsage(request));
+      const error = await refusal(service.client.incrementUsage(request));
       expect(error.code).toBe(Code.FailedPrecondition);
       expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("IDEMPOTENCY_KEY_REUSED");
     }

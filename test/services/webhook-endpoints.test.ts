@@ -1,11 +1,10 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { Code, createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { Code, type Client } from "@connectrpc/connect";
 import { toJson } from "@bufbuild/protobuf";
 import { AdminService, ListWebhookEndpointsResponseSchema } from "../../gen/entitlements/v1/admin_service_pb.js";
 import { refusal } from "../support/refusals.ts";
-import { startTestServer, type TestServer } from "../support/server.ts";
-import { bearer, userToken } from "../support/service.ts";
+import { adminClient, startTestServer, type TestServer } from "../support/server.ts";
+import { userToken } from "../support/service.ts";
 
 let server: TestServer;
 let admin: Client<typeof AdminService>;
@@ -15,7 +14,7 @@ beforeAll(async () => {
   server = await startTestServer();
   await server.administration.setSuperadmin("cli", "root", true);
   rootToken = await userToken("root", { expiresIn: "1h" });
-  admin = createClient(AdminService, createConnectTransport({ baseUrl: server.httpUrl, httpVersion: "1.1", interceptors: [bearer(rootToken)] }));
+  admin = adminClient(server, rootToken);
 });
 
 describe("AdminService webhook endpoints", () => {
@@ -43,7 +42,7 @@ describe("AdminService webhook endpoints", () => {
   });
 
   it("are for superadmins only", async () => {
-    const plain = createClient(AdminService, createConnectTransport({ baseUrl: server.httpUrl, httpVersion: "1.1", interceptors: [bearer(await userToken("someone"))] }));
+    const plain = adminClient(server, await userToken("someone"));
     expect((await refusal(plain.createWebhookEndpoint({ url: "https://example.com/x" }))).code).toBe(Code.PermissionDenied);
     expect((await refusal(plain.listWebhookEndpoints({}))).code).toBe(Code.PermissionDenied);
   });

@@ -1,4 +1,7 @@
 import { afterAll } from "vitest";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { AdminService } from "../../gen/entitlements/v1/admin_service_pb.js";
 import type { Administration } from "../../src/app/administration.ts";
 import type { CatalogSource } from "../../src/app/catalog-source.ts";
 import type { Entitlements } from "../../src/app/entitlements.ts";
@@ -11,7 +14,7 @@ import { listenAll, type Listener } from "../../src/transport/listeners.ts";
 import type { TlsMaterial } from "../../src/transport/tls.ts";
 import { TestClock } from "./clock.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
-import { composeTestService } from "./service.ts";
+import { bearer, composeTestService } from "./service.ts";
 import { changeListener } from "../../src/compose.ts";
 import { createLogger } from "../../src/platform/logger.ts";
 
@@ -79,4 +82,9 @@ export async function startTestServer(
     health: composed.health,
     httpUrl: `http://127.0.0.1:${listener.httpPort}`,
   };
+}
+
+/** An AdminService client of the server (Connect over HTTP/1.1) sending `token` as its bearer; none when undefined. */
+export function adminClient(server: Pick<TestServer, "httpUrl">, token: string | undefined): Client<typeof AdminService> {
+  return createClient(AdminService, createConnectTransport({ baseUrl: server.httpUrl, httpVersion: "1.1", interceptors: token === undefined ? [] : [bearer(token)] }));
 }
