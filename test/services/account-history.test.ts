@@ -1,23 +1,10 @@
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Client } from "@connectrpc/connect";
-import { AdminService } from "../../gen/entitlements/v1/admin_service_pb.js";
 import { SubscriptionStatus } from "../../gen/entitlements/v1/subscription_pb.js";
-import { createEntitlementClient, type EntitlementClient } from "../../clients/node/src/index.ts";
 import { DAY_MS } from "../support/clock.ts";
-import { adminClient, startTestServer, type TestServer } from "../support/server.ts";
-import { SERVICE_TOKEN, userToken } from "../support/service.ts";
+import { startAdminTestServer } from "../support/server.ts";
 
-let server: TestServer;
-let admin: Client<typeof AdminService>;
-let entitlements: EntitlementClient;
-
-beforeAll(async () => {
-  server = await startTestServer({ start: "2026-06-10T08:00:00Z" });
-  await server.administration.setSuperadmin("cli", "root", true);
-  admin = adminClient(server, await userToken("root"));
-  entitlements = createEntitlementClient({ baseUrl: server.httpUrl, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 });
-});
+const { server, admin, entitlements } = await startAdminTestServer();
 
 describe("GetAccount's history", () => {
   it("shows a trial among the subscriptions, newest first, trialing and then expired", async () => {

@@ -1,28 +1,16 @@
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, type Client } from "@connectrpc/connect";
-import { AdminService } from "../../gen/entitlements/v1/admin_service_pb.js";
+import { Code } from "@connectrpc/connect";
 import type { Catalog } from "../../gen/entitlements/v1/catalog_pb.js";
 import { BillingInterval, ResetPeriod } from "../../gen/entitlements/v1/plan_pb.js";
-import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { createEntitlementClient } from "../../clients/node/src/index.ts";
 import { refusal } from "../support/refusals.ts";
-import { adminClient, startTestServer, type TestServer } from "../support/server.ts";
+import { startAdminTestServer } from "../support/server.ts";
 import { feedEventsOf } from "../support/feed-events.ts";
-import { SERVICE_TOKEN, userToken } from "../support/service.ts";
+import { userToken } from "../support/service.ts";
 
 /** AdminService's catalog RPCs: GetCatalog, ApplyCatalog, ListPlanVersions, MigrateSubscribers. */
-let server: TestServer;
-let admin: Client<typeof AdminService>;
-let entitlements: Client<typeof EntitlementService>;
-
-beforeAll(async () => {
-  server = await startTestServer({ start: "2026-06-10T08:00:00Z" });
-  await server.administration.setSuperadmin("cli", "catalog-root", true);
-  admin = adminClient(server, await userToken("catalog-root"));
-  entitlements = createEntitlementClient({ baseUrl: server.httpUrl, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 });
-});
+const { server, admin, entitlements } = await startAdminTestServer("catalog-root");
 
 /** The current catalog with pro's jobs limit set to `jobs`. */
 async function withProJobs(jobs: bigint): Promise<Catalog> {

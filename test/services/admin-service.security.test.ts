@@ -1,23 +1,11 @@
-import { beforeAll, describe, expect, it } from "vitest";
-import { Code, type Client } from "@connectrpc/connect";
-import { AdminService } from "../../gen/entitlements/v1/admin_service_pb.js";
-import { EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
-import { createEntitlementClient } from "../../clients/node/src/index.ts";
+import { describe, expect, it } from "vitest";
+import { Code } from "@connectrpc/connect";
 import { refusal } from "../support/refusals.ts";
-import { adminClient, startTestServer, type TestServer } from "../support/server.ts";
+import { adminClient, startAdminTestServer } from "../support/server.ts";
 import { SERVICE_TOKEN, userToken } from "../support/service.ts";
 
 /** Who may call AdminService: superadmins only, by user token. */
-let server: TestServer;
-let admin: Client<typeof AdminService>;
-let entitlements: Client<typeof EntitlementService>;
-
-beforeAll(async () => {
-  server = await startTestServer({ start: "2026-06-10T08:00:00Z" });
-  await server.administration.setSuperadmin("cli", "root", true);
-  admin = adminClient(server, await userToken("root"));
-  entitlements = createEntitlementClient({ baseUrl: server.httpUrl, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 });
-});
+const { server, admin, entitlements } = await startAdminTestServer();
 
 describe("refusals", () => {
   it("needs a credential", async () => {

@@ -1,25 +1,14 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, type Client } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { AccountStatus } from "../../gen/entitlements/v1/account_pb.js";
-import { AdminService } from "../../gen/entitlements/v1/admin_service_pb.js";
-import { DenialReason, EntitlementService } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import { DenialReason } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { refusal } from "../support/refusals.ts";
-import { adminClient, startTestServer, type TestServer } from "../support/server.ts";
-import { createEntitlementClient } from "../../clients/node/src/index.ts";
-import { SERVICE_TOKEN, userToken } from "../support/service.ts";
+import { adminClient, startAdminTestServer } from "../support/server.ts";
+import { userToken } from "../support/service.ts";
 
-let server: TestServer;
-let admin: Client<typeof AdminService>;
-let entitlements: Client<typeof EntitlementService>;
-
-beforeAll(async () => {
-  server = await startTestServer({ start: "2026-06-10T08:00:00Z" });
-  await server.administration.setSuperadmin("cli", "root", true);
-  admin = adminClient(server, await userToken("root"));
-  entitlements = createEntitlementClient({ baseUrl: server.httpUrl, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 });
-});
+const { server, admin, entitlements } = await startAdminTestServer();
 
 describe("suspension", () => {
   it("denies everything, and reactivation restores it with usage intact", async () => {

@@ -14,7 +14,8 @@ import { listenAll, type Listener } from "../../src/transport/listeners.ts";
 import type { TlsMaterial } from "../../src/transport/tls.ts";
 import { TestClock } from "./clock.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
-import { bearer, composeTestService } from "./service.ts";
+import { bearer, composeTestService, SERVICE_TOKEN, userToken } from "./service.ts";
+import { createEntitlementClient, type EntitlementClient } from "../../clients/node/src/index.ts";
 import { changeListener } from "../../src/compose.ts";
 import { createLogger } from "../../src/platform/logger.ts";
 
@@ -87,4 +88,23 @@ export async function startTestServer(
 /** An AdminService client of the server (Connect over HTTP/1.1) sending `token` as its bearer; none when undefined. */
 export function adminClient(server: Pick<TestServer, "httpUrl">, token: string | undefined): Client<typeof AdminService> {
   return createClient(AdminService, createConnectTransport({ baseUrl: server.httpUrl, httpVersion: "1.1", interceptors: token === undefined ? [] : [bearer(token)] }));
+}
+
+export type AdminTestServer = {
+  readonly server: TestServer;
+  /** AdminService as the superadmin. */
+  readonly admin: Client<typeof AdminService>;
+  /** EntitlementService as a backend (the service token). */
+  readonly entitlements: EntitlementClient;
+};
+
+/** A test server with a superadmin (granted from the command line), and clients for it and for a backend. */
+export async function startAdminTestServer(superadmin = "root"): Promise<AdminTestServer> {
+  const server = await startTestServer({ start: "2026-06-10T08:00:00Z" });
+  await server.administration.setSuperadmin("cli", superadmin, true);
+  return {
+    server,
+    admin: adminClient(server, await userToken(superadmin)),
+    entitlements: createEntitlementClient({ baseUrl: server.httpUrl, token: SERVICE_TOKEN, protocol: "connect", timeoutMs: 30_000 }),
+  };
 }
