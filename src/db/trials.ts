@@ -1,13 +1,15 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 import { timestampColumn } from "./columns.ts";
-import type { TrialRecord } from "../domain/subscriptions.ts";
+import type { PastTrial, TrialRecord } from "../domain/subscriptions.ts";
 
-const trialRow = z
-  .object({ user_id: z.string(), plan_code: z.string(), plan_version: z.number(), started_at: timestampColumn, ends_at: timestampColumn })
-  .transform(
-    (row): TrialRecord => ({ userId: row.user_id, planCode: row.plan_code, planVersion: row.plan_version, startedAt: row.started_at, endsAt: row.ends_at }),
-  );
+const trialColumns = z.object({ user_id: z.string(), plan_code: z.string(), plan_version: z.number(), started_at: timestampColumn, ends_at: timestampColumn });
+
+function trialOf(row: z.infer<typeof trialColumns>): TrialRecord {
+  return { userId: row.user_id, planCode: row.plan_code, planVersion: row.plan_version, startedAt: row.started_at, endsAt: row.ends_at };
+}
+
+const trialRow = trialColumns.transform(trialOf);
 
 /**
  * Starts a trial of the plan's latest version committed in the database; null when the account
@@ -50,15 +52,12 @@ export function runningTrial(at: Date) {
   ) trial on true`;
 }
 
-const pastTrialRow = z
-  .object({ user_id: z.string(), plan_code: z.string(), plan_version: z.number(), started_at: timestampColumn, ends_at: timestampColumn, ended_at: timestampColumn.nullable() })
-  .transform((row): { readonly trial: TrialRecord; readonly endedAt: Date | null } => ({
-    trial: { userId: row.user_id, planCode: row.plan_code, planVersion: row.plan_version, startedAt: row.started_at, endsAt: row.ends_at },
-    endedAt: row.ended_at,
-  }));
+const pastTrialRow = trialColumns
+  .extend({ ended_at: timestampColumn.nullable() })
+  .transform((row): PastTrial => ({ trial: trialOf(row), endedAt: row.ended_at }));
 
-/** Every trial the account had or has, newest first, with when it was cut short (null: it ran, or runs, its course). */
-export async function findTrials(db: CommonQueryMethods, userId: string): Promise<readonly { readonly trial: TrialRecord; readonly endedAt: Date | null }[]> {
+/** Every trial the account had or has, newest first. */
+export async function findTrials(db: CommonQueryMethods, userId: string): Promise<readonly PastTrial[]> {
   return db.any(sql.type(pastTrialRow)`
     select user_id, plan_code, plan_version, started_at, ends_at, ended_at
     from trials where user_id = ${userId}

@@ -155,6 +155,9 @@ export async function sumUsageByMetric(
   return new Map(totals.map((row) => [row.metric_code, row.total]));
 }
 
+/** A usage row and its count. */
+export type UsageRowCount = UsageRowKey & { readonly used: bigint };
+
 const recentRow = z.object({ user_id: z.string(), metric_code: z.string(), period_start: timestampColumn, used: z.bigint() });
 
 /**
@@ -165,12 +168,12 @@ export async function recentUsageRows(
   db: CommonQueryMethods,
   metrics: readonly string[],
   since: Date,
-): Promise<ReadonlyMap<string, readonly (UsageRowKey & { readonly used: bigint })[]>> {
+): Promise<ReadonlyMap<string, readonly UsageRowCount[]>> {
   const rows = await db.any(sql.type(recentRow)`
     select user_id, metric_code, period_start, used from usage_counters
     where metric_code = any(${sql.array(metrics, "text")}) and period_start >= ${sql.timestamp(since)} and used > 0
   `);
-  const byUser = new Map<string, (UsageRowKey & { readonly used: bigint })[]>();
+  const byUser = new Map<string, UsageRowCount[]>();
   for (const row of rows) {
     let list = byUser.get(row.user_id);
     if (list === undefined) byUser.set(row.user_id, (list = []));

@@ -34,6 +34,9 @@ export type ScheduledChange = {
   readonly effectiveAt: Date;
 };
 
+/** A trial the account had or has, and when it was cut short (null: it ran, or runs, its course). */
+export type PastTrial = { readonly trial: TrialRecord; readonly endedAt: Date | null };
+
 /** The subscription a trial puts the account on while it runs. */
 export function trialSubscription(trial: TrialRecord): SubscriptionRecord {
   return {
@@ -52,10 +55,7 @@ export function trialSubscription(trial: TrialRecord): SubscriptionRecord {
  * its trials, each trial as the subscription it put the account on, ended at `endedAt` when a
  * plan change or another trial cut it short.
  */
-export function subscriptionHistory(
-  subscriptions: readonly SubscriptionRecord[],
-  trials: readonly { readonly trial: TrialRecord; readonly endedAt: Date | null }[],
-): SubscriptionRecord[] {
+export function subscriptionHistory(subscriptions: readonly SubscriptionRecord[], trials: readonly PastTrial[]): SubscriptionRecord[] {
   const entries = trials.map(({ trial, endedAt }) => ({ ...trialSubscription(trial), endedAt }));
   // A stable sort keeps the subscriptions' own order among those that started together.
   return [...subscriptions, ...entries].sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime());
