@@ -8,6 +8,7 @@ import { deleteExpiredConsumptionKeys } from "./db/consumption-keys.ts";
 import { deleteSpentReservations } from "./db/reservations.ts";
 import { deleteOldEvents } from "./db/entitlement-events.ts";
 import { deleteSettledDeliveries } from "./db/webhook-deliveries.ts";
+import { eraseLapsedSecrets } from "./db/webhook-endpoints.ts";
 import { IDEMPOTENCY_KEY_RETENTION_DAYS } from "./app/increments.ts";
 import { migrate } from "./db/migrate.ts";
 import { createDatabasePool, isPooled, poolOptionsFor, statementTimeoutOf, type DatabaseAddress } from "./db/pool.ts";
@@ -135,7 +136,8 @@ export async function startService(
         deleteSpentReservations(pool, new Date(now.getTime() - IDEMPOTENCY_KEY_RETENTION_DAYS * 86_400_000)),
         deleteOldEvents(pool, new Date(now.getTime() - config.eventRetentionDays * 86_400_000)),
         deleteSettledDeliveries(pool, new Date(now.getTime() - config.eventRetentionDays * 86_400_000)),
-      ]).catch((error: unknown) => logger.warn({ err: error }, "idempotency key, reservation and event sweep failed"));
+        eraseLapsedSecrets(pool, now),
+      ]).catch((error: unknown) => logger.warn({ err: error }, "idempotency key, reservation, event and webhook secret sweep failed"));
     }, IDEMPOTENCY_SWEEP_MS).unref();
     // Answers put scheduled changes and expiries in force at their time; this writes down the
     // changes that came due and gives the change feed their events.

@@ -101,7 +101,8 @@ export class WebhookDispatcher {
           "user-agent": "entitlement-service-webhooks",
           "webhook-id": event.id,
           "webhook-timestamp": String(Math.floor(sentAt.getTime() / 1000)),
-          "webhook-signature": new Webhook(delivery.secret).sign(event.id, sentAt, body),
+          // One signature per secret, space-separated: a receiver still on a rotated-out secret verifies too.
+          "webhook-signature": delivery.secrets.map((secret) => new Webhook(secret).sign(event.id, sentAt, body)).join(" "),
         },
       });
       await response.body?.cancel().catch(() => {});

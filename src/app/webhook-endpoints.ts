@@ -8,6 +8,7 @@ import {
   findWebhookEndpoint,
   insertWebhookEndpoint,
   listWebhookEndpoints,
+  rotateWebhookSecret,
   syncConfiguredEndpoints,
   type WebhookEndpointRecord,
 } from "../db/webhook-endpoints.ts";
@@ -15,6 +16,7 @@ import type { Clock } from "../domain/clock.ts";
 import type { EntitlementEventType } from "../domain/entitlement-events.ts";
 import { FailedPreconditionError, InvalidArgumentError, UnknownResourceError } from "../domain/errors.ts";
 import { decodePageToken, pageOf } from "../domain/pagination.ts";
+import { DEFAULT_SECRET_OVERLAP_SECONDS } from "../domain/validation.ts";
 
 /** A new signing secret in the Standard Webhooks form: `whsec_` and 32 random bytes in base64. */
 export function newWebhookSecret(): string {
@@ -47,8 +49,14 @@ export class WebhookEndpoints {
     return { endpoint, secret };
   }
 
-  list(): Promise<readonly WebhookEndpointRecord[]> {
-    return listWebhookEndpoints(this.#db);
+  async list(): Promise<readonly WebhookEndpointRecord[]> {
+    return (await listWebhookEndpoints(this.#db)).map((endpoint) => this.#asOfNow(endpoint));
+  }
+
+  /** The endpoint as it stands now: a replaced secret whose overlap ended (not yet erased) signs no more. */
+  #asOfNow(endpoint: WebhookEndpointRecord): WebhookEndpointRecord {
+    const until = endpoint.previousSecretExpiresAt;
+    return until !== null && until.getTime() <= this.#clock.now().getTime() ? { ...endpoint, previousSecretExpiresAt: null } : endpoint;
   }
 
   /** Removes an endpoint made through the API; null when there was none. */
@@ -62,8 +70,36 @@ export class WebhookEndpoints {
       }
       await deleteWebhookEndpoint(tx, id);
       await recordAuditEvent(tx, { actorId: actor, action: "webhook.delete", targetUserId: "", reason: endpoint.url, details: { endpoint_id: id }, at });
-      return endpoint;
+      return this.#asOfNow(endpoint);
     });
+  }
+
+  /**
+   * Gives an endpoint made through the API a new secret, answered here and never again; the one
+   * it replaces still signs for `overlapMs` (none when 0), and an older one stops.
+   */
+  async rotateSecret(actor: string, id: string, overlapMs: number): Promise<{ endpoint: WebhookEndpointRecord; secret: string }> {
+    const secret = newWebhookSecret();
+    const at = this.#clock.now();
+    const endpoint = await this.#db.transaction(async (tx) => {
+      const known = await findWebhookEndpoint(tx, id);
+      if (known === null) throw new UnknownResourceError("webhook endpoint", id);
+      if (known.fromConfiguration) {
+        throw new FailedPreconditionError(`webhook endpoint ${id} is declared by WEBHOOK_URLS: its secret is WEBHOOK_SECRET`);
+      }
+      const rotated = await rotateWebhookSecret(tx, { id, secret, previousUntil: new Date(at.getTime() + overlapMs), at });
+      if (rotated === null) throw new UnknownResourceError("webhook endpoint", id);
+      await recordAuditEvent(tx, {
+        actorId: actor,
+        action: "webhook.rotate_secret",
+        targetUserId: "",
+        reason: known.url,
+        details: { endpoint_id: id, overlap_seconds: String(overlapMs / 1000) },
+        at,
+      });
+      return rotated;
+    });
+    return { endpoint, secret };
   }
 
   /** An endpoint's deliveries, newest first, a page at a time. */
@@ -83,8 +119,12 @@ export class WebhookEndpoints {
     return { deliveries: page.items, nextPageToken: page.nextPageToken };
   }
 
-  /** Makes the endpoints WEBHOOK_URLS declares exactly `urls`, signed with `secret`. */
+  /**
+   * Makes the endpoints WEBHOOK_URLS declares exactly `urls`, signed with `secret`; a changed
+   * secret leaves the old one signing for a day, as a rotation does.
+   */
   configure(urls: readonly string[], secret: string): Promise<void> {
-    return syncConfiguredEndpoints(this.#pool, urls, secret, this.#clock.now());
+    const at = this.#clock.now();
+    return syncConfiguredEndpoints(this.#pool, urls, secret, at, new Date(at.getTime() + DEFAULT_SECRET_OVERLAP_SECONDS * 1000));
   }
 }

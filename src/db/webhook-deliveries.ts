@@ -72,12 +72,22 @@ export async function listWebhookDeliveries(
   `);
 }
 
-/** A delivery to attempt now: where to, signed with what, and the event (absent once deleted). */
-export type ClaimedDelivery = WebhookDeliveryRecord & { readonly url: string; readonly secret: string; readonly firstAttemptAt: Date };
+/**
+ * A delivery to attempt now: where to, signed with which secrets (the endpoint's, then the one it
+ * replaced while that still signs), and the event (absent once deleted).
+ */
+export type ClaimedDelivery = WebhookDeliveryRecord & { readonly url: string; readonly secrets: readonly string[]; readonly firstAttemptAt: Date };
 
 const claimedRow = z
-  .object({ ...deliveryFields, url: z.string(), secret: z.string(), first_attempt_at: timestampColumn })
-  .transform((row): ClaimedDelivery => ({ ...deliveryOf(row), url: row.url, secret: row.secret, firstAttemptAt: row.first_attempt_at }));
+  .object({ ...deliveryFields, url: z.string(), secret: z.string(), previous_secret: z.string().nullable(), first_attempt_at: timestampColumn })
+  .transform(
+    (row): ClaimedDelivery => ({
+      ...deliveryOf(row),
+      url: row.url,
+      secrets: row.previous_secret === null ? [row.secret] : [row.secret, row.previous_secret],
+      firstAttemptAt: row.first_attempt_at,
+    }),
+  );
 
 /**
  * Leases up to `limit` due deliveries until `leaseUntil`, counting an attempt on each: only the
@@ -105,7 +115,8 @@ export async function claimDueDeliveries(db: CommonQueryMethods, at: Date, lease
         first_attempt_at = coalesce(d.first_attempt_at, ${now}), last_attempt_at = ${now}
     from due, webhook_endpoints w
     where d.endpoint_id = due.endpoint_id and d.position = due.position and w.id = d.endpoint_id
-    returning ${DELIVERY_COLUMNS}, w.url, w.secret, d.first_attempt_at
+    returning ${DELIVERY_COLUMNS}, w.url, w.secret,
+      case when w.previous_secret_expires_at > ${now} then w.previous_secret end as previous_secret, d.first_attempt_at
   `);
 }
 

@@ -11,14 +11,30 @@ export type WebhookEndpointRecord = {
   /** Declared by WEBHOOK_URLS at start rather than by an admin. */
   readonly fromConfiguration: boolean;
   readonly createdAt: Date;
+  /** Until when the secret it had before its last rotation still signs; null when none does. */
+  readonly previousSecretExpiresAt: Date | null;
 };
 
-const ENDPOINT_COLUMNS = sql.fragment`id, url, event_types, source, created_at`;
+const ENDPOINT_COLUMNS = sql.fragment`id, url, event_types, source, created_at, previous_secret_expires_at`;
 
 const endpointRow = z
-  .object({ id: z.string(), url: z.string(), event_types: z.array(z.string()), source: z.enum(["api", "env"]), created_at: timestampColumn })
+  .object({
+    id: z.string(),
+    url: z.string(),
+    event_types: z.array(z.string()),
+    source: z.enum(["api", "env"]),
+    created_at: timestampColumn,
+    previous_secret_expires_at: timestampColumn.nullable(),
+  })
   .transform(
-    (row): WebhookEndpointRecord => ({ id: row.id, url: row.url, eventTypes: row.event_types, fromConfiguration: row.source === "env", createdAt: row.created_at }),
+    (row): WebhookEndpointRecord => ({
+      id: row.id,
+      url: row.url,
+      eventTypes: row.event_types,
+      fromConfiguration: row.source === "env",
+      createdAt: row.created_at,
+      previousSecretExpiresAt: row.previous_secret_expires_at,
+    }),
   );
 
 export async function insertWebhookEndpoint(
@@ -47,16 +63,50 @@ export async function findWebhookEndpoint(db: CommonQueryMethods, id: string): P
 }
 
 /**
- * Makes the endpoints declared at start exactly `urls`, each signed with `secret`: new ones are
- * added, ones no longer declared deleted, kept ones take the secret given.
+ * Gives an endpoint made through the API the secret `secret`; the one it replaces signs until
+ * `previousUntil` (none does when that is not after `at`), and an older one stops. Null when
+ * there is no such endpoint.
  */
-export async function syncConfiguredEndpoints(db: CommonQueryMethods, urls: readonly string[], secret: string, at: Date): Promise<void> {
+export async function rotateWebhookSecret(
+  db: CommonQueryMethods,
+  rotation: { readonly id: string; readonly secret: string; readonly previousUntil: Date; readonly at: Date },
+): Promise<WebhookEndpointRecord | null> {
+  const overlapping = rotation.previousUntil.getTime() > rotation.at.getTime();
+  return db.maybeOne(sql.type(endpointRow)`
+    update webhook_endpoints
+    set previous_secret = case when ${overlapping} then secret end,
+        previous_secret_expires_at = case when ${overlapping} then ${sql.timestamp(rotation.previousUntil)}::timestamptz end,
+        secret = ${rotation.secret}
+    where id = ${rotation.id} and source = 'api'
+    returning ${ENDPOINT_COLUMNS}
+  `);
+}
+
+/** Erases the secrets rotated out whose overlap ended by `at`: none is kept longer than it signs. */
+export async function eraseLapsedSecrets(db: CommonQueryMethods, at: Date): Promise<number> {
+  const { rowCount } = await db.query(sql.unsafe`
+    update webhook_endpoints set previous_secret = null, previous_secret_expires_at = null
+    where previous_secret_expires_at <= ${sql.timestamp(at)}
+  `);
+  return rowCount;
+}
+
+/**
+ * Makes the endpoints declared at start exactly `urls`, each signed with `secret`: new ones are
+ * added, ones no longer declared deleted, kept ones take the secret given; a kept one whose
+ * secret changes still signs with the old one until `previousUntil`.
+ */
+export async function syncConfiguredEndpoints(db: CommonQueryMethods, urls: readonly string[], secret: string, at: Date, previousUntil: Date): Promise<void> {
   await db.transaction(async (tx) => {
     await tx.query(sql.unsafe`delete from webhook_endpoints where source = 'env' and url <> all(${sql.array(urls, "text")})`);
     await tx.query(sql.unsafe`
       insert into webhook_endpoints (url, event_types, secret, source, created_at)
       select url, '{}', ${secret}, 'env', ${sql.timestamp(at)} from unnest(${sql.array(urls, "text")}) as declared (url)
-      on conflict (url) where source = 'env' do update set secret = excluded.secret
+      on conflict (url) where source = 'env' do update
+      set secret = excluded.secret,
+          previous_secret = case when webhook_endpoints.secret <> excluded.secret then webhook_endpoints.secret else webhook_endpoints.previous_secret end,
+          previous_secret_expires_at = case when webhook_endpoints.secret <> excluded.secret then ${sql.timestamp(previousUntil)}::timestamptz
+            else webhook_endpoints.previous_secret_expires_at end
     `);
   });
 }

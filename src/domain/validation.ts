@@ -192,6 +192,20 @@ export function webhookUrl(value: string, field = "url"): string {
   return value;
 }
 
+/** How long a rotated-out webhook secret still signs unless told: a day (as Svix does). */
+export const DEFAULT_SECRET_OVERLAP_SECONDS = 86_400;
+/** The longest a rotated-out webhook secret may keep signing: a week. */
+export const MAX_SECRET_OVERLAP_SECONDS = 7 * 86_400;
+
+/** RotateWebhookSecret's `overlap_seconds`, in ms: 0 to a week, unset a day. */
+export function secretOverlapMs(value: number | undefined, field = "overlap_seconds"): number {
+  if (value === undefined) return DEFAULT_SECRET_OVERLAP_SECONDS * 1000;
+  if (!Number.isInteger(value) || value < 0 || value > MAX_SECRET_OVERLAP_SECONDS) {
+    throw new InvalidArgumentError([{ field, description: `must be 0 to ${MAX_SECRET_OVERLAP_SECONDS} (7 days)` }]);
+  }
+  return value * 1000;
+}
+
 /** Event types of the change feed (docs/events.md), each once. */
 export function eventTypes(values: readonly string[], field = "event_types"): EntitlementEventType[] {
   const known = new Set<string>(ENTITLEMENT_EVENT_TYPES);

@@ -6,6 +6,7 @@ import type {
   CreateWebhookEndpointRequest,
   DeleteWebhookEndpointRequest,
   ListWebhookDeliveriesRequest,
+  RotateWebhookSecretRequest,
 } from "../../gen/entitlements/v1/admin_service_pb.js";
 import { WebhookDeliverySchema, WebhookDeliveryState, WebhookEndpointSchema, type WebhookDelivery, type WebhookEndpoint } from "../../gen/entitlements/v1/webhooks_pb.js";
 import type { WebhookEndpoints } from "../app/webhook-endpoints.ts";
@@ -22,6 +23,7 @@ export function webhookEndpointMessage(endpoint: WebhookEndpointRecord): Webhook
     eventTypes: [...endpoint.eventTypes],
     createdAt: timestampFromDate(endpoint.createdAt),
     fromConfiguration: endpoint.fromConfiguration,
+    previousSecretExpiresAt: endpoint.previousSecretExpiresAt === null ? undefined : timestampFromDate(endpoint.previousSecretExpiresAt),
   });
 }
 
@@ -45,7 +47,10 @@ export function webhookDeliveryMessage(delivery: WebhookDeliveryRecord): Webhook
 }
 
 /** The AdminService RPCs of webhook endpoints. */
-export type WebhookRpcs = Pick<ServiceImpl<typeof AdminService>, "createWebhookEndpoint" | "listWebhookEndpoints" | "deleteWebhookEndpoint" | "listWebhookDeliveries">;
+export type WebhookRpcs = Pick<
+  ServiceImpl<typeof AdminService>,
+  "createWebhookEndpoint" | "listWebhookEndpoints" | "deleteWebhookEndpoint" | "rotateWebhookSecret" | "listWebhookDeliveries"
+>;
 
 /** Validates, delegates to WebhookEndpoints with the caller as actor, converts. */
 export class WebhookMethods implements WebhookRpcs {
@@ -68,6 +73,12 @@ export class WebhookMethods implements WebhookRpcs {
   async deleteWebhookEndpoint(request: DeleteWebhookEndpointRequest, context: HandlerContext) {
     const deleted = await this.#webhooks.delete(callerOf(context), validate.uuid(request.endpointId, "endpoint_id"));
     return { endpoint: deleted === null ? undefined : webhookEndpointMessage(deleted) };
+  }
+
+  async rotateWebhookSecret(request: RotateWebhookSecretRequest, context: HandlerContext) {
+    const endpointId = validate.uuid(request.endpointId, "endpoint_id");
+    const { endpoint, secret } = await this.#webhooks.rotateSecret(callerOf(context), endpointId, validate.secretOverlapMs(request.overlapSeconds));
+    return { endpoint: webhookEndpointMessage(endpoint), secret };
   }
 
   async listWebhookDeliveries(request: ListWebhookDeliveriesRequest) {

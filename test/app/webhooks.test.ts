@@ -1,11 +1,13 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { composeService, type ComposedService } from "../../src/compose.ts";
+import { sql } from "slonik";
 import { sequenceEntitlementEvents } from "../../src/db/entitlement-events.ts";
+import { eraseLapsedSecrets } from "../../src/db/webhook-endpoints.ts";
 import { createLogger } from "../../src/platform/logger.ts";
 import { TestClock } from "../support/clock.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { inMemoryClient, TEST_SETTINGS } from "../support/service.ts";
-import { startWebhookReceiver } from "../support/webhook-receiver.ts";
+import { startWebhookReceiver, verifiesWith } from "../support/webhook-receiver.ts";
 
 let database: TestDatabase;
 let service: ComposedService;
@@ -96,6 +98,32 @@ describe("webhooks", () => {
     await service.webhookEndpoints.delete("root", endpoint.id);
   });
 
+  it("sign with the new secret and, for the overlap, the replaced one; a rotation without overlap drops it", async () => {
+    const receiver = await startWebhookReceiver();
+    const { endpoint, secret: first } = await service.webhookEndpoints.create("root", receiver.url, ["entitlements.plan_changed"]);
+    const { secret: second, endpoint: rotated } = await service.webhookEndpoints.rotateSecret("root", endpoint.id, 3_600_000);
+    expect(second).not.toBe(first);
+    expect(rotated.previousSecretExpiresAt).toEqual(new Date(clock.now().getTime() + 3_600_000));
+    await client().upgradePlan({ userId: "hook-dan", planCode: "pro" });
+    expect(await deliver()).toBe(1);
+    clock.advance(3_600_000);
+    // The overlap is over: listed as such at once, erased by the sweep.
+    const listed = async () => (await service.webhookEndpoints.list()).find((found) => found.id === endpoint.id);
+    expect((await listed())?.previousSecretExpiresAt).toBeNull();
+    expect(await eraseLapsedSecrets(database.pool, clock.now())).toBe(1);
+    expect(await database.pool.oneFirst(sql.unsafe`select count(*) from webhook_endpoints where previous_secret is not null`)).toBe(0n);
+    await client().upgradePlan({ userId: "hook-dan", planCode: "enterprise" });
+    expect(await deliver()).toBe(1);
+    const { secret: third } = await service.webhookEndpoints.rotateSecret("root", endpoint.id, 0);
+    await client().upgradePlan({ userId: "hook-dan", planCode: "pro" });
+    expect(await deliver()).toBe(1);
+    const [during, after, withoutOverlap] = receiver.received;
+    expect([first, second, third].map((secret) => verifiesWith(during!, secret))).toEqual([true, true, false]);
+    expect([first, second, third].map((secret) => verifiesWith(after!, secret))).toEqual([false, true, false]);
+    expect([first, second, third].map((secret) => verifiesWith(withoutOverlap!, secret))).toEqual([false, false, true]);
+    await service.webhookEndpoints.delete("root", endpoint.id);
+  });
+
   it("declared by WEBHOOK_URLS are kept in step with it, and cannot be deleted through the API", async () => {
     const secret = `whsec_${Buffer.alloc(32, 7).toString("base64")}`;
     await service.webhookEndpoints.configure(["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"], secret);
@@ -103,6 +131,15 @@ describe("webhooks", () => {
     const declared = (await service.webhookEndpoints.list()).filter((endpoint) => endpoint.fromConfiguration);
     expect(declared.map((endpoint) => endpoint.url).sort()).toEqual(["http://127.0.0.1:9/b", "http://127.0.0.1:9/c"]);
     await expect(service.webhookEndpoints.delete("root", declared[0]!.id)).rejects.toThrow(/WEBHOOK_URLS/);
+    await expect(service.webhookEndpoints.rotateSecret("root", declared[0]!.id, 0)).rejects.toThrow(/WEBHOOK_SECRET/);
+    expect(declared.map((endpoint) => endpoint.previousSecretExpiresAt)).toEqual([null, null]);
+    // A new WEBHOOK_SECRET is a rotation: the old one signs for a day more, also after a restart.
+    const dayLater = new Date(clock.now().getTime() + 86_400_000);
+    await service.webhookEndpoints.configure(["http://127.0.0.1:9/b", "http://127.0.0.1:9/c"], `whsec_${Buffer.alloc(32, 8).toString("base64")}`);
+    clock.advance(1000);
+    await service.webhookEndpoints.configure(["http://127.0.0.1:9/b", "http://127.0.0.1:9/c"], `whsec_${Buffer.alloc(32, 8).toString("base64")}`);
+    const rotated = (await service.webhookEndpoints.list()).filter((endpoint) => endpoint.fromConfiguration);
+    expect(rotated.map((endpoint) => endpoint.previousSecretExpiresAt)).toEqual([dayLater, dayLater]);
     await service.webhookEndpoints.configure([], secret);
   });
 });

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { Code, type Client } from "@connectrpc/connect";
 import { toJson } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { AdminService, ListWebhookEndpointsResponseSchema } from "../../gen/entitlements/v1/admin_service_pb.js";
 import { refusal } from "../support/refusals.ts";
 import { adminClient, startTestServer, type TestServer } from "../support/server.ts";
@@ -30,6 +31,27 @@ describe("AdminService webhook endpoints", () => {
     expect((await admin.deleteWebhookEndpoint({ endpointId: made.endpoint!.id })).endpoint).toBeUndefined();
   });
 
+  it("get a new secret on rotation, shown once, with when the replaced one stops signing", async () => {
+    const made = await admin.createWebhookEndpoint({ url: "https://hooks.example.com/rotated" });
+    const endpointId = made.endpoint!.id;
+    const rotated = await admin.rotateWebhookSecret({ endpointId });
+    expect(rotated.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    expect(rotated.secret).not.toBe(made.secret);
+    // A day unless told.
+    expect(timestampDate(rotated.endpoint!.previousSecretExpiresAt!)).toEqual(new Date(server.clock.now().getTime() + 86_400_000));
+    const listed = await admin.listWebhookEndpoints({});
+    expect(JSON.stringify(toJson(ListWebhookEndpointsResponseSchema, listed))).not.toContain(rotated.secret);
+    expect((await admin.rotateWebhookSecret({ endpointId, overlapSeconds: 0 })).endpoint?.previousSecretExpiresAt).toBeUndefined();
+    for (const overlapSeconds of [-1, 604_801]) {
+      const error = await refusal(admin.rotateWebhookSecret({ endpointId, overlapSeconds }));
+      expect([error.code, error.rawMessage]).toEqual([Code.InvalidArgument, expect.stringContaining("overlap_seconds")]);
+    }
+    expect((await refusal(admin.rotateWebhookSecret({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.NotFound);
+    const audit = await admin.listAuditEvents({});
+    expect(audit.events.find((event) => event.action === "webhook.rotate_secret")?.details).toMatchObject({ endpoint_id: endpointId, overlap_seconds: "0" });
+    await admin.deleteWebhookEndpoint({ endpointId });
+  });
+
   it("refuse what is not an http(s) URL or an event type, naming the field", async () => {
     for (const url of ["ftp://example.com/x", "not a url", "/relative", `https://example.com/${"x".repeat(2048)}`]) {
       const error = await refusal(admin.createWebhookEndpoint({ url }));
@@ -45,13 +67,17 @@ describe("AdminService webhook endpoints", () => {
     const plain = adminClient(server, await userToken("someone"));
     expect((await refusal(plain.createWebhookEndpoint({ url: "https://example.com/x" }))).code).toBe(Code.PermissionDenied);
     expect((await refusal(plain.listWebhookEndpoints({}))).code).toBe(Code.PermissionDenied);
+    expect((await refusal(plain.rotateWebhookSecret({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.PermissionDenied);
   });
 
-  it("are served on /v1, deletion included", async () => {
+  it("are served on /v1, rotation and deletion included", async () => {
     const headers = { authorization: `Bearer ${rootToken}`, "content-type": "application/json" };
     const made = await fetch(`${server.httpUrl}/v1/admin/webhooks`, { method: "POST", headers, body: JSON.stringify({ url: "http://127.0.0.1:9/hook" }) });
     expect(made.status).toBe(200);
     const { endpoint } = (await made.json()) as { endpoint: { id: string } };
+    const rotated = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}:rotateSecret`, { method: "POST", headers, body: JSON.stringify({ overlapSeconds: 60 }) });
+    expect(rotated.status).toBe(200);
+    expect(await rotated.json()).toMatchObject({ secret: expect.stringMatching(/^whsec_/), endpoint: { id: endpoint.id, previousSecretExpiresAt: expect.any(String) } });
     const deliveries = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}/deliveries`, { headers });
     expect(await deliveries.json()).toEqual({ deliveries: [], nextPageToken: "" });
     const deleted = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}`, { method: "DELETE", headers });

@@ -11,7 +11,20 @@ export type ReceivedWebhook = {
   readonly verified: boolean;
   /** The status it was answered. */
   readonly status: number;
+  /** The body and headers as received, to verify with other secrets. */
+  readonly payload: string;
+  readonly headers: Record<string, string>;
 };
+
+/** Whether the library's verifier accepts the POST with `secret`. */
+export function verifiesWith(post: Pick<ReceivedWebhook, "payload" | "headers">, secret: string): boolean {
+  try {
+    new Webhook(secret).verify(post.payload, post.headers);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * An HTTP endpoint on a free port that records what it is sent; `answer` decides each status
@@ -26,15 +39,11 @@ export async function startWebhookReceiver(options: { answer?: (index: number, b
     request.on("end", () => {
       const payload = Buffer.concat(chunks).toString("utf8");
       const headers = Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, String(value)]));
-      let verified = true;
-      try {
-        new Webhook(secret).verify(payload, headers);
-      } catch {
-        verified = false;
-      }
       const body = JSON.parse(payload) as ReceivedWebhook["body"];
+      const post = { id: headers["webhook-id"] ?? "", body, payload, headers };
+      const verified = verifiesWith(post, secret);
       void Promise.resolve(options.answer?.(received.length, body) ?? 200).then((status) => {
-        received.push({ id: headers["webhook-id"] ?? "", body, verified, status });
+        received.push({ ...post, verified, status });
         response.writeHead(status).end();
       });
     });

@@ -901,6 +901,62 @@ export declare type DeleteWebhookEndpointResponse = Message<"entitlements.v1.Del
 export declare const DeleteWebhookEndpointResponseSchema: GenMessage<DeleteWebhookEndpointResponse>;
 
 /**
+ * Request of RotateWebhookSecret.
+ *
+ * @generated from message entitlements.v1.RotateWebhookSecretRequest
+ */
+export declare type RotateWebhookSecretRequest = Message<"entitlements.v1.RotateWebhookSecretRequest"> & {
+  /**
+   * The endpoint's id.
+   *
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * How long the replaced secret still signs, 0 to 604800 (7 days); unset: 86400 (a day). 0
+   * stops it at once, for a secret that leaked. Rotating again within the overlap ends the
+   * older secret: at most two sign.
+   *
+   * @generated from field: optional int32 overlap_seconds = 2;
+   */
+  overlapSeconds?: number | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.RotateWebhookSecretRequest.
+ * Use `create(RotateWebhookSecretRequestSchema)` to create a new message.
+ */
+export declare const RotateWebhookSecretRequestSchema: GenMessage<RotateWebhookSecretRequest>;
+
+/**
+ * Response of RotateWebhookSecret.
+ *
+ * @generated from message entitlements.v1.RotateWebhookSecretResponse
+ */
+export declare type RotateWebhookSecretResponse = Message<"entitlements.v1.RotateWebhookSecretResponse"> & {
+  /**
+   * The endpoint, with when the replaced secret stops signing.
+   *
+   * @generated from field: entitlements.v1.WebhookEndpoint endpoint = 1;
+   */
+  endpoint?: WebhookEndpoint | undefined;
+
+  /**
+   * Its new signing secret (`whsec_...`). Shown once.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message entitlements.v1.RotateWebhookSecretResponse.
+ * Use `create(RotateWebhookSecretResponseSchema)` to create a new message.
+ */
+export declare const RotateWebhookSecretResponseSchema: GenMessage<RotateWebhookSecretResponse>;
+
+/**
  * Request of ListWebhookDeliveries.
  *
  * @generated from message entitlements.v1.ListWebhookDeliveriesRequest
@@ -1126,6 +1182,19 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof DeleteWebhookEndpointRequestSchema;
     output: typeof DeleteWebhookEndpointResponseSchema;
+  },
+  /**
+   * Gives an endpoint a new signing secret, answered here and never again. For `overlap_seconds`
+   * more, every delivery is also signed with the secret it replaces (Standard Webhooks sends one
+   * signature per secret), so receivers switch without refusing a delivery. One declared by
+   * WEBHOOK_URLS is FAILED_PRECONDITION: its secret is WEBHOOK_SECRET.
+   *
+   * @generated from rpc entitlements.v1.AdminService.RotateWebhookSecret
+   */
+  rotateWebhookSecret: {
+    methodKind: "unary";
+    input: typeof RotateWebhookSecretRequestSchema;
+    output: typeof RotateWebhookSecretResponseSchema;
   },
   /**
    * An endpoint's deliveries, newest event first: attempts, last status, state.

@@ -51,6 +51,14 @@ export declare type WebhookEndpoint = Message<"entitlements.v1.WebhookEndpoint">
    * @generated from field: bool from_configuration = 5;
    */
   fromConfiguration: boolean;
+
+  /**
+   * Until then, deliveries are also signed with the secret it had before its last rotation
+   * (RotateWebhookSecret, or a new WEBHOOK_SECRET); absent when only the current one signs.
+   *
+   * @generated from field: google.protobuf.Timestamp previous_secret_expires_at = 6;
+   */
+  previousSecretExpiresAt?: Timestamp | undefined;
 };
 
 /**
