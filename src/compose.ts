@@ -124,7 +124,6 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
   const planChanges = new PlanChanges(pool, entitlements, clock);
   const signIns = new SignIns(pool, entitlements, clock);
   const feed = new ChangeFeed(pool, logger, { maxWatches: settings.watchMaxStreams, pollMs: FEED_POLL_MS });
-  const webhookEndpoints = new WebhookEndpoints(pool, clock);
   const planAt = (code: string, version: number) => entitlements.planAt(code, version);
   const webhooks = new WebhookDispatcher(
     pool,
@@ -133,6 +132,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     { retryDelaysMs: settings.webhookRetryDelaysMs, retryForMs: settings.webhookRetryForMs, timeoutMs: settings.webhookTimeoutMs },
     (event) => webhookPayload(event, planAt),
   );
+  const webhookEndpoints = new WebhookEndpoints(pool, clock, () => webhooks.wake());
   const watches = new EntitlementWatches(pool, feed, entitlements, { heartbeatMs: settings.watchHeartbeatMs, maxBacklog: settings.watchMaxBacklog });
   const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
   const verifyUserToken =

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { CommonQueryMethods, DatabasePool } from "slonik";
 import { recordAuditEvent } from "../db/audit-events.ts";
 import { queriesOf } from "../db/call-transaction.ts";
-import { listWebhookDeliveries, type WebhookDeliveryRecord } from "../db/webhook-deliveries.ts";
+import { listWebhookDeliveries, retryFailedDeliveries, type WebhookDeliveryRecord } from "../db/webhook-deliveries.ts";
 import {
   deleteWebhookEndpoint,
   findWebhookEndpoint,
@@ -27,14 +27,17 @@ export function newWebhookSecret(): string {
 export class WebhookEndpoints {
   readonly #pool: DatabasePool;
   readonly #clock: Clock;
+  /** Told when deliveries became due (this replica's dispatcher). */
+  readonly #onDue: () => void;
 
   get #db(): CommonQueryMethods {
     return queriesOf(this.#pool);
   }
 
-  constructor(pool: DatabasePool, clock: Clock) {
+  constructor(pool: DatabasePool, clock: Clock, onDue: () => void = () => {}) {
     this.#pool = pool;
     this.#clock = clock;
+    this.#onDue = onDue;
   }
 
   /** Adds an endpoint; its secret is answered here and never again. */
@@ -100,6 +103,27 @@ export class WebhookEndpoints {
       return rotated;
     });
     return { endpoint, secret };
+  }
+
+  /** Sends again what the endpoint was given up on since `since` (or all of it); how many. */
+  async retryFailed(actor: string, id: string, since: Date | null): Promise<number> {
+    const at = this.#clock.now();
+    const retried = await this.#db.transaction(async (tx) => {
+      const endpoint = await findWebhookEndpoint(tx, id);
+      if (endpoint === null) throw new UnknownResourceError("webhook endpoint", id);
+      const count = await retryFailedDeliveries(tx, id, since, at);
+      await recordAuditEvent(tx, {
+        actorId: actor,
+        action: "webhook.retry_deliveries",
+        targetUserId: "",
+        reason: endpoint.url,
+        details: { endpoint_id: id, retried: String(count), ...(since === null ? {} : { since: since.toISOString() }) },
+        at,
+      });
+      return count;
+    });
+    if (retried > 0) this.#onDue();
+    return retried;
   }
 
   /** An endpoint's deliveries, newest first, a page at a time. */

@@ -140,6 +140,21 @@ export async function recordAttempt(db: CommonQueryMethods, delivery: { readonly
   `);
 }
 
+/**
+ * Makes an endpoint's given-up deliveries (since `since`, or all) whose events are still kept
+ * pending again at `at`, their retries started over; returns how many.
+ */
+export async function retryFailedDeliveries(db: CommonQueryMethods, endpointId: string, since: Date | null, at: Date): Promise<number> {
+  const given = since === null ? sql.fragment`true` : sql.fragment`d.abandoned_at >= ${sql.timestamp(since)}`;
+  const { rowCount } = await db.query(sql.unsafe`
+    update webhook_deliveries d
+    set abandoned_at = null, first_attempt_at = null, next_attempt_at = ${sql.timestamp(at)}, leased_until = null
+    where d.endpoint_id = ${endpointId} and d.abandoned_at is not null and d.delivered_at is null and ${given}
+      and exists (select 1 from entitlement_events e where e.position = d.position)
+  `);
+  return rowCount;
+}
+
 /** Deletes settled deliveries of events older than `before` (the events themselves are gone). */
 export async function deleteSettledDeliveries(db: CommonQueryMethods, before: Date): Promise<void> {
   await db.query(sql.unsafe`

@@ -1,5 +1,6 @@
 import { quotaLimit, type Plan } from "./catalog.ts";
 import { InvalidArgumentError } from "./errors.ts";
+import { LATEST_INSTANT } from "./validation.ts";
 
 /** Where an entitlement comes from: the user's plan, or an override that beats it. */
 export type EntitlementSource = "plan" | "override";
@@ -109,14 +110,11 @@ export function grantRemaining(terms: AccountTerms, metric: string, at: Date): b
   return sum;
 }
 
-/** The last instant PostgreSQL's timestamptz and every client's calendar agree on. */
-const LATEST_EXPIRY = Date.UTC(9999, 11, 31, 23, 59, 59);
-
 /** An optional expiry of something set at `now`: it must lie ahead, before the year 10000. */
 export function futureExpiry(expiresAt: Date | undefined, now: Date, field = "expires_at"): Date | null {
   if (expiresAt === undefined) return null;
   const ms = expiresAt.getTime();
-  if (Number.isNaN(ms) || ms <= now.getTime() || ms > LATEST_EXPIRY) {
+  if (Number.isNaN(ms) || ms <= now.getTime() || ms > LATEST_INSTANT) {
     throw new InvalidArgumentError([{ field, description: "must lie in the future (before the year 10000) when set" }]);
   }
   return expiresAt;

@@ -206,6 +206,18 @@ export function secretOverlapMs(value: number | undefined, field = "overlap_seco
   return value * 1000;
 }
 
+/** The last instant PostgreSQL's timestamptz and every client's calendar agree on: the end of the year 9999. */
+export const LATEST_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59);
+
+/** A time a filter names (`since`, say): from 1970 to the year 9999. */
+export function instant(value: Date, field: string): Date {
+  const ms = value.getTime();
+  if (Number.isNaN(ms) || ms < 0 || ms > LATEST_INSTANT) {
+    throw new InvalidArgumentError([{ field, description: "must be a time from 1970 to the year 9999" }]);
+  }
+  return value;
+}
+
 /** Event types of the change feed (docs/events.md), each once. */
 export function eventTypes(values: readonly string[], field = "event_types"): EntitlementEventType[] {
   const known = new Set<string>(ENTITLEMENT_EVENT_TYPES);

@@ -1,11 +1,12 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type {
   AdminService,
   CreateWebhookEndpointRequest,
   DeleteWebhookEndpointRequest,
   ListWebhookDeliveriesRequest,
+  RetryWebhookDeliveriesRequest,
   RotateWebhookSecretRequest,
 } from "../../gen/entitlements/v1/admin_service_pb.js";
 import { WebhookDeliverySchema, WebhookDeliveryState, WebhookEndpointSchema, type WebhookDelivery, type WebhookEndpoint } from "../../gen/entitlements/v1/webhooks_pb.js";
@@ -49,7 +50,7 @@ export function webhookDeliveryMessage(delivery: WebhookDeliveryRecord): Webhook
 /** The AdminService RPCs of webhook endpoints. */
 export type WebhookRpcs = Pick<
   ServiceImpl<typeof AdminService>,
-  "createWebhookEndpoint" | "listWebhookEndpoints" | "deleteWebhookEndpoint" | "rotateWebhookSecret" | "listWebhookDeliveries"
+  "createWebhookEndpoint" | "listWebhookEndpoints" | "deleteWebhookEndpoint" | "rotateWebhookSecret" | "retryWebhookDeliveries" | "listWebhookDeliveries"
 >;
 
 /** Validates, delegates to WebhookEndpoints with the caller as actor, converts. */
@@ -79,6 +80,12 @@ export class WebhookMethods implements WebhookRpcs {
     const endpointId = validate.uuid(request.endpointId, "endpoint_id");
     const { endpoint, secret } = await this.#webhooks.rotateSecret(callerOf(context), endpointId, validate.secretOverlapMs(request.overlapSeconds));
     return { endpoint: webhookEndpointMessage(endpoint), secret };
+  }
+
+  async retryWebhookDeliveries(request: RetryWebhookDeliveriesRequest, context: HandlerContext) {
+    const endpointId = validate.uuid(request.endpointId, "endpoint_id");
+    const since = request.since === undefined ? null : validate.instant(timestampDate(request.since), "since");
+    return { retried: await this.#webhooks.retryFailed(callerOf(context), endpointId, since) };
   }
 
   async listWebhookDeliveries(request: ListWebhookDeliveriesRequest) {

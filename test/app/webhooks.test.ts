@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { composeService, type ComposedService } from "../../src/compose.ts";
 import { sql } from "slonik";
 import { sequenceEntitlementEvents } from "../../src/db/entitlement-events.ts";
@@ -95,6 +95,37 @@ describe("webhooks", () => {
     expect(attempts).toBe(delivery?.attempts);
     expect(attempts).toBeGreaterThanOrEqual(10);
     expect(attempts).toBeLessThanOrEqual(13);
+    await service.webhookEndpoints.delete("root", endpoint.id);
+  });
+
+  it("send again what was given up on, since a time or all of it, in order, its retries started over", async () => {
+    let up = false;
+    const receiver = await startWebhookReceiver({ answer: () => (up ? 200 : 503) });
+    const { endpoint } = await service.webhookEndpoints.create("root", receiver.url, ["entitlements.plan_changed"]);
+    await client().upgradePlan({ userId: "hook-eve", planCode: "pro" });
+    await client().upgradePlan({ userId: "hook-eve", planCode: "enterprise" });
+    await deliver();
+    for (let round = 0; round < 40 && (await deliveriesOf(endpoint.id)).some((delivery) => delivery.abandonedAt === null); round++) {
+      await deliver();
+      clock.advance(60_000);
+    }
+    const failed = await deliveriesOf(endpoint.id);
+    expect(failed.map((delivery) => delivery.abandonedAt !== null)).toEqual([true, true]);
+    const [later, earlier] = failed;
+    expect(await service.webhookEndpoints.retryFailed("root", endpoint.id, new Date(clock.now().getTime() + 1))).toBe(0);
+    // An event past retention is not sent again: nothing would be left to send.
+    await database.pool.query(sql.unsafe`delete from entitlement_events where position = ${later!.position}`);
+    up = true;
+    expect(await service.webhookEndpoints.retryFailed("root", endpoint.id, earlier!.abandonedAt)).toBe(1);
+    // This replica's dispatcher is woken at once: no poll, no explicit pass.
+    const retried = await vi.waitFor(async () => {
+      const found = (await deliveriesOf(endpoint.id)).find((delivery) => delivery.position === earlier!.position);
+      expect(found?.deliveredAt).not.toBeNull();
+      return found;
+    });
+    expect(retried).toMatchObject({ lastStatus: 200, attempts: earlier!.attempts + 1 });
+    expect(receiver.received.at(-1)?.body.data).toMatchObject({ userId: "hook-eve", revision: "1" });
+    expect(await service.webhookEndpoints.retryFailed("root", endpoint.id, null)).toBe(0);
     await service.webhookEndpoints.delete("root", endpoint.id);
   });
 

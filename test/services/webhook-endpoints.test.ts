@@ -61,6 +61,14 @@ describe("AdminService webhook endpoints", () => {
     expect([error.code, error.rawMessage]).toEqual([Code.InvalidArgument, expect.stringContaining("event_types[1]")]);
     expect((await refusal(admin.listWebhookDeliveries({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.NotFound);
     expect((await refusal(admin.deleteWebhookEndpoint({ endpointId: "nope" }))).code).toBe(Code.InvalidArgument);
+    expect((await refusal(admin.retryWebhookDeliveries({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.NotFound);
+    const made = await admin.createWebhookEndpoint({ url: "https://example.com/retried" });
+    for (const seconds of [-1n, 253_402_300_800n, 9_000_000_000_000_000n]) {
+      const error = await refusal(admin.retryWebhookDeliveries({ endpointId: made.endpoint!.id, since: { seconds, nanos: 0 } }));
+      expect([error.code, error.rawMessage]).toEqual([Code.InvalidArgument, expect.stringContaining("since:")]);
+    }
+    expect((await admin.retryWebhookDeliveries({ endpointId: made.endpoint!.id, since: { seconds: 0n, nanos: 0 } })).retried).toBe(0);
+    await admin.deleteWebhookEndpoint({ endpointId: made.endpoint!.id });
   });
 
   it("are for superadmins only", async () => {
@@ -68,9 +76,10 @@ describe("AdminService webhook endpoints", () => {
     expect((await refusal(plain.createWebhookEndpoint({ url: "https://example.com/x" }))).code).toBe(Code.PermissionDenied);
     expect((await refusal(plain.listWebhookEndpoints({}))).code).toBe(Code.PermissionDenied);
     expect((await refusal(plain.rotateWebhookSecret({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.PermissionDenied);
+    expect((await refusal(plain.retryWebhookDeliveries({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.PermissionDenied);
   });
 
-  it("are served on /v1, rotation and deletion included", async () => {
+  it("are served on /v1, rotation, retries and deletion included", async () => {
     const headers = { authorization: `Bearer ${rootToken}`, "content-type": "application/json" };
     const made = await fetch(`${server.httpUrl}/v1/admin/webhooks`, { method: "POST", headers, body: JSON.stringify({ url: "http://127.0.0.1:9/hook" }) });
     expect(made.status).toBe(200);
@@ -78,6 +87,8 @@ describe("AdminService webhook endpoints", () => {
     const rotated = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}:rotateSecret`, { method: "POST", headers, body: JSON.stringify({ overlapSeconds: 60 }) });
     expect(rotated.status).toBe(200);
     expect(await rotated.json()).toMatchObject({ secret: expect.stringMatching(/^whsec_/), endpoint: { id: endpoint.id, previousSecretExpiresAt: expect.any(String) } });
+    const retried = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}/deliveries:retry`, { method: "POST", headers, body: JSON.stringify({ since: "2026-01-01T00:00:00Z" }) });
+    expect([retried.status, await retried.json()]).toEqual([200, { retried: 0 }]);
     const deliveries = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}/deliveries`, { headers });
     expect(await deliveries.json()).toEqual({ deliveries: [], nextPageToken: "" });
     const deleted = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}`, { method: "DELETE", headers });

@@ -957,6 +957,53 @@ export declare type RotateWebhookSecretResponse = Message<"entitlements.v1.Rotat
 export declare const RotateWebhookSecretResponseSchema: GenMessage<RotateWebhookSecretResponse>;
 
 /**
+ * Request of RetryWebhookDeliveries.
+ *
+ * @generated from message entitlements.v1.RetryWebhookDeliveriesRequest
+ */
+export declare type RetryWebhookDeliveriesRequest = Message<"entitlements.v1.RetryWebhookDeliveriesRequest"> & {
+  /**
+   * The endpoint's id.
+   *
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * Only deliveries given up on at or after this; unset: every one still kept.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.RetryWebhookDeliveriesRequest.
+ * Use `create(RetryWebhookDeliveriesRequestSchema)` to create a new message.
+ */
+export declare const RetryWebhookDeliveriesRequestSchema: GenMessage<RetryWebhookDeliveriesRequest>;
+
+/**
+ * Response of RetryWebhookDeliveries.
+ *
+ * @generated from message entitlements.v1.RetryWebhookDeliveriesResponse
+ */
+export declare type RetryWebhookDeliveriesResponse = Message<"entitlements.v1.RetryWebhookDeliveriesResponse"> & {
+  /**
+   * How many deliveries are pending again.
+   *
+   * @generated from field: int32 retried = 1;
+   */
+  retried: number;
+};
+
+/**
+ * Describes the message entitlements.v1.RetryWebhookDeliveriesResponse.
+ * Use `create(RetryWebhookDeliveriesResponseSchema)` to create a new message.
+ */
+export declare const RetryWebhookDeliveriesResponseSchema: GenMessage<RetryWebhookDeliveriesResponse>;
+
+/**
  * Request of ListWebhookDeliveries.
  *
  * @generated from message entitlements.v1.ListWebhookDeliveriesRequest
@@ -1195,6 +1242,19 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RotateWebhookSecretRequestSchema;
     output: typeof RotateWebhookSecretResponseSchema;
+  },
+  /**
+   * Sends again what an endpoint was given up on (state FAILED) since `since`, or all of it: each
+   * such delivery whose event is still kept is pending again, with its retries started over, in
+   * order per account as ever. Answers how many. For an endpoint that was down longer than its
+   * retries ran.
+   *
+   * @generated from rpc entitlements.v1.AdminService.RetryWebhookDeliveries
+   */
+  retryWebhookDeliveries: {
+    methodKind: "unary";
+    input: typeof RetryWebhookDeliveriesRequestSchema;
+    output: typeof RetryWebhookDeliveriesResponseSchema;
   },
   /**
    * An endpoint's deliveries, newest event first: attempts, last status, state.
