@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { CommonQueryMethods, DatabasePool } from "slonik";
 import { recordAuditEvent } from "../db/audit-events.ts";
 import { queriesOf } from "../db/call-transaction.ts";
-import { listWebhookDeliveries, retryFailedDeliveries, type WebhookDeliveryRecord } from "../db/webhook-deliveries.ts";
+import { listWebhookDeliveries, retryFailedDeliveries, type DeliveryState, type WebhookDeliveryRecord } from "../db/webhook-deliveries.ts";
 import {
   deleteWebhookEndpoint,
   findWebhookEndpoint,
@@ -126,16 +126,22 @@ export class WebhookEndpoints {
     return retried;
   }
 
-  /** An endpoint's deliveries, newest first, a page at a time. */
-  async deliveries(filter: { readonly endpointId: string; readonly pageSize: number; readonly pageToken: string }): Promise<{ deliveries: readonly WebhookDeliveryRecord[]; nextPageToken: string }> {
+  /** An endpoint's deliveries (in `state`, or all), newest first, a page at a time. */
+  async deliveries(filter: {
+    readonly endpointId: string;
+    readonly state?: DeliveryState;
+    readonly pageSize: number;
+    readonly pageToken: string;
+  }): Promise<{ deliveries: readonly WebhookDeliveryRecord[]; nextPageToken: string }> {
     if ((await findWebhookEndpoint(this.#db, filter.endpointId)) === null) throw new UnknownResourceError("webhook endpoint", filter.endpointId);
-    const filters = [filter.endpointId];
+    const filters = [filter.endpointId, filter.state ?? ""];
     const before = decodePageToken(filter.pageToken, filters);
     if (before !== undefined && !/^[0-9]+$/.test(before)) {
       throw new InvalidArgumentError([{ field: "page_token", description: "is not a token of this query" }]);
     }
     const rows = await listWebhookDeliveries(this.#db, {
       endpointId: filter.endpointId,
+      state: filter.state,
       beforePosition: before === undefined ? undefined : BigInt(before),
       limit: filter.pageSize + 1,
     });

@@ -59,15 +59,25 @@ function deliveryOf(row: z.infer<z.ZodObject<typeof deliveryFields>>): WebhookDe
 
 const deliveryRow = z.object(deliveryFields).transform(deliveryOf);
 
-/** An endpoint's deliveries, newest event first, before a keyset position. */
+/** Where a delivery stands: not yet delivered, delivered, or given up on. */
+export type DeliveryState = "pending" | "delivered" | "failed";
+
+const STATE_CONDITIONS = {
+  pending: sql.fragment`d.delivered_at is null and d.abandoned_at is null`,
+  delivered: sql.fragment`d.delivered_at is not null`,
+  failed: sql.fragment`d.abandoned_at is not null and d.delivered_at is null`,
+};
+
+/** An endpoint's deliveries (in `state`, or all), newest event first, before a keyset position. */
 export async function listWebhookDeliveries(
   db: CommonQueryMethods,
-  filter: { readonly endpointId: string; readonly beforePosition: bigint | undefined; readonly limit: number },
+  filter: { readonly endpointId: string; readonly state: DeliveryState | undefined; readonly beforePosition: bigint | undefined; readonly limit: number },
 ): Promise<readonly WebhookDeliveryRecord[]> {
   const before = filter.beforePosition === undefined ? sql.fragment`true` : sql.fragment`d.position < ${filter.beforePosition}`;
+  const inState = filter.state === undefined ? sql.fragment`true` : STATE_CONDITIONS[filter.state];
   return db.any(sql.type(deliveryRow)`
     select ${DELIVERY_COLUMNS} from webhook_deliveries d
-    where d.endpoint_id = ${filter.endpointId} and ${before}
+    where d.endpoint_id = ${filter.endpointId} and ${before} and ${inState}
     order by d.position desc limit ${filter.limit}
   `);
 }
@@ -149,7 +159,7 @@ export async function retryFailedDeliveries(db: CommonQueryMethods, endpointId: 
   const { rowCount } = await db.query(sql.unsafe`
     update webhook_deliveries d
     set abandoned_at = null, first_attempt_at = null, next_attempt_at = ${sql.timestamp(at)}, leased_until = null
-    where d.endpoint_id = ${endpointId} and d.abandoned_at is not null and d.delivered_at is null and ${given}
+    where d.endpoint_id = ${endpointId} and ${STATE_CONDITIONS.failed} and ${given}
       and exists (select 1 from entitlement_events e where e.position = d.position)
   `);
   return rowCount;

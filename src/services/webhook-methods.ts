@@ -12,7 +12,8 @@ import type {
 import { WebhookDeliverySchema, WebhookDeliveryState, WebhookEndpointSchema, type WebhookDelivery, type WebhookEndpoint } from "../../gen/entitlements/v1/webhooks_pb.js";
 import type { WebhookEndpoints } from "../app/webhook-endpoints.ts";
 import { callerOf } from "../auth/gates.ts";
-import type { WebhookDeliveryRecord } from "../db/webhook-deliveries.ts";
+import type { DeliveryState, WebhookDeliveryRecord } from "../db/webhook-deliveries.ts";
+import { InvalidArgumentError } from "../domain/errors.ts";
 import type { WebhookEndpointRecord } from "../db/webhook-endpoints.ts";
 import { pageSize } from "../domain/pagination.ts";
 import * as validate from "../domain/validation.ts";
@@ -45,6 +46,20 @@ export function webhookDeliveryMessage(delivery: WebhookDeliveryRecord): Webhook
     nextAttemptAt: state === WebhookDeliveryState.PENDING ? timestampFromDate(delivery.nextAttemptAt) : undefined,
     deliveredAt: delivery.deliveredAt === null ? undefined : timestampFromDate(delivery.deliveredAt),
   });
+}
+
+const DELIVERY_STATES = new Map<WebhookDeliveryState, DeliveryState>([
+  [WebhookDeliveryState.PENDING, "pending"],
+  [WebhookDeliveryState.DELIVERED, "delivered"],
+  [WebhookDeliveryState.FAILED, "failed"],
+]);
+
+/** ListWebhookDeliveries' `state`: undefined when unspecified. */
+function deliveryState(state: WebhookDeliveryState): DeliveryState | undefined {
+  if (state === WebhookDeliveryState.UNSPECIFIED) return undefined;
+  const known = DELIVERY_STATES.get(state);
+  if (known === undefined) throw new InvalidArgumentError([{ field: "state", description: `is not a delivery state: ${state}` }]);
+  return known;
 }
 
 /** The AdminService RPCs of webhook endpoints. */
@@ -90,7 +105,12 @@ export class WebhookMethods implements WebhookRpcs {
 
   async listWebhookDeliveries(request: ListWebhookDeliveriesRequest) {
     const endpointId = validate.uuid(request.endpointId, "endpoint_id");
-    const { deliveries, nextPageToken } = await this.#webhooks.deliveries({ endpointId, pageSize: Math.min(pageSize(request.pageSize), 100), pageToken: request.pageToken });
+    const { deliveries, nextPageToken } = await this.#webhooks.deliveries({
+      endpointId,
+      state: deliveryState(request.state),
+      pageSize: Math.min(pageSize(request.pageSize), 100),
+      pageToken: request.pageToken,
+    });
     return { deliveries: deliveries.map(webhookDeliveryMessage), nextPageToken };
   }
 }

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it, vi } from "vitest";
 import { composeService, type ComposedService } from "../../src/compose.ts";
 import { sql } from "slonik";
 import { sequenceEntitlementEvents } from "../../src/db/entitlement-events.ts";
+import type { DeliveryState } from "../../src/db/webhook-deliveries.ts";
 import { eraseLapsedSecrets } from "../../src/db/webhook-endpoints.ts";
 import { createLogger } from "../../src/platform/logger.ts";
 import { TestClock } from "../support/clock.ts";
@@ -111,6 +112,9 @@ describe("webhooks", () => {
     }
     const failed = await deliveriesOf(endpoint.id);
     expect(failed.map((delivery) => delivery.abandonedAt !== null)).toEqual([true, true]);
+    const inState = async (state: DeliveryState) =>
+      (await service.webhookEndpoints.deliveries({ endpointId: endpoint.id, state, pageSize: 100, pageToken: "" })).deliveries.map((delivery) => delivery.position);
+    expect([await inState("failed"), await inState("pending"), await inState("delivered")]).toEqual([failed.map((delivery) => delivery.position), [], []]);
     const [later, earlier] = failed;
     expect(await service.webhookEndpoints.retryFailed("root", endpoint.id, new Date(clock.now().getTime() + 1))).toBe(0);
     // An event past retention is not sent again: nothing would be left to send.
@@ -124,6 +128,7 @@ describe("webhooks", () => {
       return found;
     });
     expect(retried).toMatchObject({ lastStatus: 200, attempts: earlier!.attempts + 1 });
+    expect([await inState("failed"), await inState("delivered")]).toEqual([[later!.position], [earlier!.position]]);
     expect(receiver.received.at(-1)?.body.data).toMatchObject({ userId: "hook-eve", revision: "1" });
     expect(await service.webhookEndpoints.retryFailed("root", endpoint.id, null)).toBe(0);
     await service.webhookEndpoints.delete("root", endpoint.id);

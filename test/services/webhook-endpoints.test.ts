@@ -3,6 +3,7 @@ import { Code, type Client } from "@connectrpc/connect";
 import { toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { AdminService, ListWebhookEndpointsResponseSchema } from "../../gen/entitlements/v1/admin_service_pb.js";
+import { WebhookDeliveryState } from "../../gen/entitlements/v1/webhooks_pb.js";
 import { refusal } from "../support/refusals.ts";
 import { adminClient, startTestServer, type TestServer } from "../support/server.ts";
 import { userToken } from "../support/service.ts";
@@ -68,6 +69,9 @@ describe("AdminService webhook endpoints", () => {
       expect([error.code, error.rawMessage]).toEqual([Code.InvalidArgument, expect.stringContaining("since:")]);
     }
     expect((await admin.retryWebhookDeliveries({ endpointId: made.endpoint!.id, since: { seconds: 0n, nanos: 0 } })).retried).toBe(0);
+    expect((await admin.listWebhookDeliveries({ endpointId: made.endpoint!.id, state: WebhookDeliveryState.FAILED })).deliveries).toEqual([]);
+    const unknownState = await refusal(admin.listWebhookDeliveries({ endpointId: made.endpoint!.id, state: 7 as WebhookDeliveryState }));
+    expect([unknownState.code, unknownState.rawMessage]).toEqual([Code.InvalidArgument, expect.stringContaining("state:")]);
     await admin.deleteWebhookEndpoint({ endpointId: made.endpoint!.id });
   });
 
@@ -91,6 +95,8 @@ describe("AdminService webhook endpoints", () => {
     expect([retried.status, await retried.json()]).toEqual([200, { retried: 0 }]);
     const deliveries = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}/deliveries`, { headers });
     expect(await deliveries.json()).toEqual({ deliveries: [], nextPageToken: "" });
+    const failed = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}/deliveries?state=WEBHOOK_DELIVERY_STATE_FAILED`, { headers });
+    expect([failed.status, await failed.json()]).toEqual([200, { deliveries: [], nextPageToken: "" }]);
     const deleted = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}`, { method: "DELETE", headers });
     expect(deleted.status).toBe(200);
     expect((await admin.listWebhookEndpoints({})).endpoints.map((e) => e.id)).not.toContain(endpoint.id);

@@ -11,7 +11,7 @@ import type { ScheduledChange, Subscription } from "./subscription_pb.js";
 import type { QuotaStatus } from "./usage_pb.js";
 import type { Grant, Override } from "./terms_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { WebhookDelivery, WebhookEndpoint } from "./webhooks_pb.js";
+import type { WebhookDelivery, WebhookDeliveryState, WebhookEndpoint } from "./webhooks_pb.js";
 
 /**
  * Describes the file entitlements/v1/admin_service.proto.
@@ -1029,6 +1029,14 @@ export declare type ListWebhookDeliveriesRequest = Message<"entitlements.v1.List
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * Only deliveries in this state (FAILED: those RetryWebhookDeliveries would send again);
+   * unspecified: every state.
+   *
+   * @generated from field: entitlements.v1.WebhookDeliveryState state = 4;
+   */
+  state: WebhookDeliveryState;
 };
 
 /**
