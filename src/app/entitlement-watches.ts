@@ -19,6 +19,9 @@ export type WatchSettings = {
   readonly maxBacklog: number;
 };
 
+/** WatchMySubscription streams one user may hold open on a replica. */
+export const MAX_OWN_WATCHES = 5;
+
 /** Events read per query while a watch catches up from a position. */
 const CATCH_UP_BATCH = 1000;
 /** Snapshots read at once. */
@@ -33,12 +36,41 @@ export class EntitlementWatches {
   readonly #feed: ChangeFeed;
   readonly #entitlements: Entitlements;
   readonly #settings: WatchSettings;
+  /** Each user's own watches open here (watchOwn). */
+  readonly #ownWatches = new Map<string, number>();
 
   constructor(pool: DatabasePool, feed: ChangeFeed, entitlements: Entitlements, settings: WatchSettings) {
     this.#pool = pool;
     this.#feed = feed;
     this.#entitlements = entitlements;
     this.#settings = settings;
+  }
+
+  /**
+   * A user's watch of themselves (WatchMySubscription): as `watch` of that one user, at most
+   * MAX_OWN_WATCHES at once per user, so no one user takes the replica's WATCH_MAX_STREAMS.
+   */
+  async *watchOwn(userId: string, fromPosition: bigint | undefined, signal: AbortSignal): AsyncGenerator<WatchItem> {
+    const open = this.#ownWatches.get(userId) ?? 0;
+    if (open >= MAX_OWN_WATCHES) throw new CapacityError(`at most ${MAX_OWN_WATCHES} streams of one user at once; close one first`);
+    this.#ownWatches.set(userId, open + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const left = (this.#ownWatches.get(userId) ?? 1) - 1;
+      if (left === 0) this.#ownWatches.delete(userId);
+      else this.#ownWatches.set(userId, left);
+    };
+    // A caller that goes away may leave this generator suspended, never finished: its place is
+    // given back when the call's signal aborts.
+    signal.addEventListener("abort", release, { once: true });
+    try {
+      yield* this.watch([userId], fromPosition, signal);
+    } finally {
+      signal.removeEventListener("abort", release);
+      release();
+    }
   }
 
   /**

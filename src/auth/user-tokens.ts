@@ -72,6 +72,7 @@ export function createUserTokenVerifier(options: UserTokenOptions): UserTokenVer
       const identity: UserIdentity = {
         userId: validUserId(payload.sub ?? "", "sub"),
         issuedAt: payload.iat === undefined ? undefined : new Date(payload.iat * 1000),
+        expiresAt: payload.exp === undefined ? undefined : new Date(payload.exp * 1000),
         email: claimedEmail(payload.email),
       };
       if (cacheSize > 0) {

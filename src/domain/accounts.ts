@@ -48,6 +48,8 @@ export type UserIdentity = {
   readonly userId: string;
   /** The token's `iat`, when it has one. */
   readonly issuedAt: Date | undefined;
+  /** The token's `exp`, when it has one: a stream it opened ends then. */
+  readonly expiresAt: Date | undefined;
   /** The token's `email` claim, when it holds an email. */
   readonly email: string | undefined;
 };

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   ListPlansResponseSchema,
+  WatchEntitlementsResponseSchema,
   type ListPlansRequest,
   type CheckQuotaRequest,
   type EntitlementService,
@@ -30,7 +31,7 @@ import type { PlanChanges } from "../app/plan-changes.ts";
 import type { UsageChanges } from "../app/usage-changes.ts";
 import type { Reservations } from "../app/reservations.ts";
 import type { EntitlementWatches } from "../app/entitlement-watches.ts";
-import { watchResponse } from "./event-messages.ts";
+import { watchItemKind } from "./event-messages.ts";
 import { reservationMessage } from "./reservation-messages.ts";
 import { callerOf } from "../auth/gates.ts";
 import type { HandlerContext } from "@connectrpc/connect";
@@ -189,7 +190,7 @@ export class EntitlementServiceImpl extends AccountTermsMethods implements Servi
       if (!watched.has(userId)) throw new InvalidArgumentError([{ field: `snapshot_user_ids[${index}]`, description: "must be one of user_ids" }]);
     });
     for await (const item of this.#watches.watch(userIds, from, context.signal, from === undefined ? [] : [...new Set(request.snapshotUserIds)])) {
-      yield await watchResponse(item, planAt, this.#entitlements.now());
+      yield create(WatchEntitlementsResponseSchema, { kind: await watchItemKind(item, planAt, this.#entitlements.now()) });
     }
   }
 }

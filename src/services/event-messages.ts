@@ -2,7 +2,7 @@ import { create, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AccountStatus } from "../../gen/entitlements/v1/account_pb.js";
 import { EntitlementEventSchema, UserEntitlementsSchema, type EntitlementEvent, type UserEntitlements } from "../../gen/entitlements/v1/events_pb.js";
-import { WatchEntitlementsResponseSchema, type WatchEntitlementsResponse } from "../../gen/entitlements/v1/entitlement_service_pb.js";
+import { HeartbeatSchema, SnapshotSchema, type WatchEntitlementsResponse } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { PlanSchema } from "../../gen/entitlements/v1/plan_pb.js";
 import type { WatchItem } from "../app/entitlement-watches.ts";
 import type { EntitlementEventRecord } from "../db/entitlement-events.ts";
@@ -51,20 +51,23 @@ export function entitlementEventMessage(event: EntitlementEventRecord, planAt: P
   return message;
 }
 
-/** One item of a watch as the stream's message. */
-export async function watchResponse(item: WatchItem, planAt: PlanLookup, at: Date): Promise<WatchEntitlementsResponse> {
+/** One item of a watch as what a stream's message carries (WatchEntitlements' and WatchMySubscription's `kind`). */
+export async function watchItemKind(item: WatchItem, planAt: PlanLookup, at: Date): Promise<WatchEntitlementsResponse["kind"]> {
   switch (item.kind) {
     case "snapshot":
-      return create(WatchEntitlementsResponseSchema, {
-        kind: {
-          case: "snapshot",
-          value: { userId: item.userId, entitlements: await userEntitlementsMessage(item.view, planAt, at), revision: item.revision, position: item.position },
-        },
-      });
+      return {
+        case: "snapshot",
+        value: create(SnapshotSchema, {
+          userId: item.userId,
+          entitlements: await userEntitlementsMessage(item.view, planAt, at),
+          revision: item.revision,
+          position: item.position,
+        }),
+      };
     case "event":
-      return create(WatchEntitlementsResponseSchema, { kind: { case: "event", value: await entitlementEventMessage(item.event, planAt) } });
+      return { case: "event", value: await entitlementEventMessage(item.event, planAt) };
     case "heartbeat":
-      return create(WatchEntitlementsResponseSchema, { kind: { case: "heartbeat", value: { position: item.position } } });
+      return { case: "heartbeat", value: create(HeartbeatSchema, { position: item.position }) };
   }
 }
 

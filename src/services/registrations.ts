@@ -70,7 +70,11 @@ export function serviceRegistrations(deps: ServiceDependencies): ServiceRegistra
       implementation: new EntitlementServiceImpl({ entitlements, terms, planChanges, usageChanges, reservations, watches }),
       requestGate: serviceOrSuperadminGate(serviceTokenGate(deps.serviceTokens), adminGate, ACCOUNT_TERMS_METHODS),
     },
-    { service: SubscriptionService, implementation: new SubscriptionServiceImpl(entitlements, terms), requestGate: userGate(PUBLIC_SUBSCRIPTION_METHODS) },
+    {
+      service: SubscriptionService,
+      implementation: new SubscriptionServiceImpl(entitlements, terms, watches, (user) => signIns.admit(user)),
+      requestGate: userGate(PUBLIC_SUBSCRIPTION_METHODS),
+    },
     {
       service: AdminService,
       implementation: new AdminServiceImpl(administration, entitlements, catalogs, deps.webhooks),

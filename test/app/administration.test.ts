@@ -15,7 +15,7 @@ beforeAll(async () => {
   database = await createTestDatabase();
   ({ administration, signIns } = await composeTestService(database.pool, clock));
   for (const userId of ["page-a", "page-b", "page-c", "page-d", "page-e"]) {
-    await signIns.admit({ userId, issuedAt: clock.now(), email: `${userId}@example.com` });
+    await signIns.admit({ userId, issuedAt: clock.now(), expiresAt: undefined, email: `${userId}@example.com` });
   }
 });
 
@@ -65,11 +65,11 @@ describe("changes to an account", () => {
 describe("sign-ins", () => {
   it("admit a user until their sessions are revoked, then only tokens issued after", async () => {
     const issuedAt = new Date(clock.now().getTime() - 1000);
-    expect(await signIns.admit({ userId: "page-b", issuedAt, email: undefined })).toBe(true);
+    expect(await signIns.admit({ userId: "page-b", issuedAt, expiresAt: undefined, email: undefined })).toBe(true);
     await administration.revokeSessions("root", "page-b");
-    expect(await signIns.admit({ userId: "page-b", issuedAt, email: undefined })).toBe(false);
+    expect(await signIns.admit({ userId: "page-b", issuedAt, expiresAt: undefined, email: undefined })).toBe(false);
     clock.advance(2000);
-    expect(await signIns.admit({ userId: "page-b", issuedAt: clock.now(), email: undefined })).toBe(true);
+    expect(await signIns.admit({ userId: "page-b", issuedAt: clock.now(), expiresAt: undefined, email: undefined })).toBe(true);
   });
 
   it("tell superadmins in good standing", async () => {

@@ -5,7 +5,10 @@ import type { WatchEntitlementsResponse } from "../../gen/entitlements/v1/entitl
 import { createEntitlementClient, type EntitlementClient } from "../../clients/node/src/index.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { spawnService, type ServiceProcess } from "../support/process.ts";
-import { JWT_SECRET, SERVICE_TOKEN } from "../support/service.ts";
+import { JWT_SECRET, SERVICE_TOKEN, userToken } from "../support/service.ts";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { SubscriptionService } from "../../gen/entitlements/v1/subscription_service_pb.js";
 
 /** Two service processes on one database: changes made through one reach watches on the other. */
 let database: TestDatabase;
@@ -92,4 +95,30 @@ describe("the change feed across replicas", () => {
     resumed.cancel();
     await Promise.all([a.stop(), b.stop()]);
   }, 90_000);
+
+  it("brings a plan change to the user's own WatchMySubscription over Connect (as browsers call), gRPC-Web and gRPC", async () => {
+    const replica = await spawnService(env);
+    const token = await userToken("x-own");
+    const asUser: Interceptor = (next) => (request) => {
+      request.header.set("authorization", `Bearer ${token}`);
+      return next(request);
+    };
+    const options = { interceptors: [asUser] };
+    const transports = [
+      createConnectTransport({ baseUrl: `http://127.0.0.1:${replica.httpPort}`, httpVersion: "1.1", ...options }),
+      createGrpcWebTransport({ baseUrl: `http://127.0.0.1:${replica.httpPort}`, httpVersion: "1.1", ...options }),
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${replica.grpcPort}`, ...options }),
+    ];
+    const abort = new AbortController();
+    const streams = transports.map((transport) => createClient(SubscriptionService, transport).watchMySubscription({}, { timeoutMs: 0, signal: abort.signal })[Symbol.asyncIterator]());
+    for (const stream of streams) expect((await stream.next()).value?.kind).toMatchObject({ case: "snapshot", value: { userId: "x-own" } });
+    await clientOf(replica, "grpc").upgradePlan({ userId: "x-own", planCode: "pro" });
+    for (const stream of streams) {
+      let message = await stream.next();
+      while (message.value?.kind.case === "heartbeat") message = await stream.next();
+      expect(message.value?.kind).toMatchObject({ case: "event", value: { type: "entitlements.plan_changed", userId: "x-own", revision: 1n } });
+    }
+    abort.abort();
+    await replica.stop();
+  }, 60_000);
 });

@@ -1,8 +1,8 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { deleteOldEvents } from "../../src/db/entitlement-events.ts";
 import { inMemoryClient } from "../support/service.ts";
-import { createWatchingService, WatchReader, type WatchingService } from "../support/watching-service.ts";
+import { createWatchingService, watchError, WatchReader, type WatchingService } from "../support/watching-service.ts";
 
 let service: WatchingService;
 beforeAll(async () => {
@@ -11,22 +11,12 @@ beforeAll(async () => {
 
 const readers: WatchReader[] = [];
 function watch(userIds: string[], fromPosition?: bigint): WatchReader {
-  const reader = new WatchReader(service.client, fromPosition === undefined ? { userIds } : { userIds, fromPosition });
+  const reader = WatchReader.of(service.client, fromPosition === undefined ? { userIds } : { userIds, fromPosition });
   readers.push(reader);
   return reader;
 }
 afterEach(() => readers.splice(0).forEach((reader) => reader.close()));
 
-/** The error a watch ends with. */
-async function watchError(reader: WatchReader): Promise<ConnectError> {
-  for (;;) {
-    try {
-      await reader.next();
-    } catch (error) {
-      return ConnectError.from(error);
-    }
-  }
-}
 
 describe("WatchEntitlements refuses", () => {
   it("no users, more than 1000, or a malformed id, as invalid_argument naming the field", async () => {
@@ -35,7 +25,7 @@ describe("WatchEntitlements refuses", () => {
     expect(await watchError(watch(many))).toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringContaining("1 to 1000") });
     expect(await watchError(watch(["ok", ""]))).toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringContaining("user_ids[1]") });
     expect(await watchError(watch(["ok"], -1n))).toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringContaining("from_position") });
-    const stranger = new WatchReader(service.client, { userIds: ["ok"], fromPosition: 0n, snapshotUserIds: ["other"] });
+    const stranger = WatchReader.of(service.client, { userIds: ["ok"], fromPosition: 0n, snapshotUserIds: ["other"] });
     readers.push(stranger);
     expect(await watchError(stranger)).toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringContaining("snapshot_user_ids[0]") });
   });
@@ -62,7 +52,7 @@ describe("WatchEntitlements refuses", () => {
   });
 
   it("without a service token, as unauthenticated", async () => {
-    const anonymous = new WatchReader(inMemoryClient(service.composed.served, null), { userIds: ["w-x"] });
+    const anonymous = WatchReader.of(inMemoryClient(service.composed.served, null), { userIds: ["w-x"] });
     readers.push(anonymous);
     expect(await watchError(anonymous)).toMatchObject({ code: Code.Unauthenticated });
   });

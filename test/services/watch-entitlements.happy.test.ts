@@ -10,7 +10,7 @@ beforeAll(async () => {
 
 const readers: WatchReader[] = [];
 function watch(userIds: string[], fromPosition?: bigint): WatchReader {
-  const reader = new WatchReader(service.client, fromPosition === undefined ? { userIds } : { userIds, fromPosition });
+  const reader = WatchReader.of(service.client, fromPosition === undefined ? { userIds } : { userIds, fromPosition });
   readers.push(reader);
   return reader;
 }
@@ -102,7 +102,7 @@ describe("WatchEntitlements from a position", () => {
     const seen = await first.nextEvent();
     await service.client.upgradePlan({ userId: "w-hal", planCode: "pro" });
     await service.client.setFeatureOverride({ userId: "w-gil", feature: "sso", enabled: true, reason: "pilot" });
-    const reader = new WatchReader(service.client, { userIds: ["w-gil", "w-hal"], fromPosition: seen.position, snapshotUserIds: ["w-hal"] });
+    const reader = WatchReader.of(service.client, { userIds: ["w-gil", "w-hal"], fromPosition: seen.position, snapshotUserIds: ["w-hal"] });
     readers.push(reader);
     const snapshot = await reader.next();
     expect(snapshot.kind.case === "snapshot" && [snapshot.kind.value.userId, snapshot.kind.value.revision, snapshot.kind.value.entitlements?.plan?.code]).toEqual(["w-hal", 1n, "pro"]);

@@ -1,4 +1,4 @@
-import type { Client } from "@connectrpc/connect";
+import { ConnectError, type Client } from "@connectrpc/connect";
 import { afterAll } from "vitest";
 import type { EntitlementService, WatchEntitlementsResponse } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { changeListener, composeService, type ComposedService, type ServiceSettings } from "../../src/compose.ts";
@@ -32,19 +32,28 @@ export async function createWatchingService(settings: Partial<ServiceSettings> =
   return { ...database, clock, composed, client: inMemoryClient(composed.served) };
 }
 
+/** A message of a watch stream: WatchEntitlements' or WatchMySubscription's. */
+type WatchMessage = { readonly kind: WatchEntitlementsResponse["kind"] };
+
 /** Reads a watch's messages one at a time, each within `timeoutMs`. */
-export class WatchReader {
-  readonly #iterator: AsyncIterator<WatchEntitlementsResponse>;
+export class WatchReader<Message extends WatchMessage = WatchEntitlementsResponse> {
+  readonly #iterator: AsyncIterator<Message>;
   readonly #abort: AbortController;
   /** A read that outlived its timeout: the next read takes its message. */
-  #pending: Promise<IteratorResult<WatchEntitlementsResponse>> | undefined;
+  #pending: Promise<IteratorResult<Message>> | undefined;
 
-  constructor(client: Client<typeof EntitlementService>, request: { userIds: string[]; fromPosition?: bigint; snapshotUserIds?: string[] }) {
+  /** Reads the stream `open` starts, which ends when the signal given aborts. */
+  constructor(open: (signal: AbortSignal) => AsyncIterable<Message>) {
     this.#abort = new AbortController();
-    this.#iterator = client.watchEntitlements(request, { signal: this.#abort.signal })[Symbol.asyncIterator]();
+    this.#iterator = open(this.#abort.signal)[Symbol.asyncIterator]();
   }
 
-  async next(timeoutMs = 5000): Promise<WatchEntitlementsResponse> {
+  /** A WatchEntitlements stream of `client`. */
+  static of(client: Client<typeof EntitlementService>, request: { userIds: string[]; fromPosition?: bigint; snapshotUserIds?: string[] }): WatchReader {
+    return new WatchReader((signal) => client.watchEntitlements(request, { signal }));
+  }
+
+  async next(timeoutMs = 5000): Promise<Message> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no watch message within ${timeoutMs} ms`)), timeoutMs);
@@ -86,5 +95,16 @@ export class WatchReader {
 
   close(): void {
     this.#abort.abort();
+  }
+}
+
+/** The error a watch ends with (messages before it are read and dropped). */
+export async function watchError(reader: WatchReader<WatchMessage>): Promise<ConnectError> {
+  for (;;) {
+    try {
+      await reader.next();
+    } catch (error) {
+      return ConnectError.from(error);
+    }
   }
 }

@@ -9,6 +9,8 @@ import type { ScheduledChange, Subscription } from "./subscription_pb.js";
 import type { AccountStatus } from "./account_pb.js";
 import type { Grant, Override } from "./terms_pb.js";
 import type { QuotaStatus } from "./usage_pb.js";
+import type { Heartbeat, Snapshot } from "./entitlement_service_pb.js";
+import type { EntitlementEvent } from "./events_pb.js";
 
 /**
  * Describes the file entitlements/v1/subscription_service.proto.
@@ -153,6 +155,71 @@ export declare type SubscriptionServiceListPlansResponse = Message<"entitlements
 export declare const SubscriptionServiceListPlansResponseSchema: GenMessage<SubscriptionServiceListPlansResponse>;
 
 /**
+ * Request of WatchMySubscription. The user comes from the credential, never from the request.
+ *
+ * @generated from message entitlements.v1.WatchMySubscriptionRequest
+ */
+export declare type WatchMySubscriptionRequest = Message<"entitlements.v1.WatchMySubscriptionRequest"> & {
+  /**
+   * Resume after this feed position (the last event's or heartbeat's), without a snapshot; a
+   * position older than the feed keeps is OUT_OF_RANGE. Unset: start with a snapshot.
+   *
+   * @generated from field: optional int64 from_position = 1;
+   */
+  fromPosition?: bigint | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.WatchMySubscriptionRequest.
+ * Use `create(WatchMySubscriptionRequestSchema)` to create a new message.
+ */
+export declare const WatchMySubscriptionRequestSchema: GenMessage<WatchMySubscriptionRequest>;
+
+/**
+ * One message of WatchMySubscription: the same items as WatchEntitlements, for the caller only.
+ *
+ * @generated from message entitlements.v1.WatchMySubscriptionResponse
+ */
+export declare type WatchMySubscriptionResponse = Message<"entitlements.v1.WatchMySubscriptionResponse"> & {
+  /**
+   * What it carries.
+   *
+   * @generated from oneof entitlements.v1.WatchMySubscriptionResponse.kind
+   */
+  kind: {
+    /**
+     * The caller's entitlements as they stand, first when the stream starts without a position.
+     *
+     * @generated from field: entitlements.v1.Snapshot snapshot = 1;
+     */
+    value: Snapshot;
+    case: "snapshot";
+  } | {
+    /**
+     * A change to them, committed.
+     *
+     * @generated from field: entitlements.v1.EntitlementEvent event = 2;
+     */
+    value: EntitlementEvent;
+    case: "event";
+  } | {
+    /**
+     * Nothing happened for a while: every change up to its position has been sent.
+     *
+     * @generated from field: entitlements.v1.Heartbeat heartbeat = 3;
+     */
+    value: Heartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message entitlements.v1.WatchMySubscriptionResponse.
+ * Use `create(WatchMySubscriptionResponseSchema)` to create a new message.
+ */
+export declare const WatchMySubscriptionResponseSchema: GenMessage<WatchMySubscriptionResponse>;
+
+/**
  * The public, read-only view of a user's own subscription, for web and mobile apps and scripts.
  * Served as HTTP/JSON under /v1 (from the google.api.http annotations below) and over gRPC and
  * Connect. Callers authenticate as the user with `authorization: Bearer <JWT>` (the `sub` claim is
@@ -180,6 +247,21 @@ export declare const SubscriptionService: GenService<{
     methodKind: "unary";
     input: typeof GetMyUsageRequestSchema;
     output: typeof GetMyUsageResponseSchema;
+  },
+  /**
+   * Streams the caller's entitlements as they change, for apps that update the moment a plan
+   * changes: a snapshot first (or, with `from_position`, the caller's changes after it), then each
+   * change as it commits, and a heartbeat every WATCH_HEARTBEAT_MS (15 s). Over Connect (browsers:
+   * connect-web), gRPC-Web and gRPC; not on /v1. UNAUTHENTICATED ends it once the token expires
+   * or the caller's sessions are revoked (noticed within a heartbeat): reconnect with a fresh
+   * token from the last position. At most 5 streams per user and replica (RESOURCE_EXHAUSTED).
+   *
+   * @generated from rpc entitlements.v1.SubscriptionService.WatchMySubscription
+   */
+  watchMySubscription: {
+    methodKind: "server_streaming";
+    input: typeof WatchMySubscriptionRequestSchema;
+    output: typeof WatchMySubscriptionResponseSchema;
   },
   /**
    * Lists the catalog of plans, cheapest first. Public: no credential needed.
