@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { CommonQueryMethods, DatabasePool } from "slonik";
 import { recordAuditEvent } from "../db/audit-events.ts";
 import { queriesOf } from "../db/call-transaction.ts";
-import { listWebhookDeliveries, retryFailedDeliveries, type DeliveryState, type WebhookDeliveryRecord } from "../db/webhook-deliveries.ts";
+import { listWebhookDeliveries, restartPendingRetries, retryFailedDeliveries, type DeliveryState, type WebhookDeliveryRecord } from "../db/webhook-deliveries.ts";
 import {
   deleteWebhookEndpoint,
   findWebhookEndpoint,
@@ -10,6 +10,8 @@ import {
   listWebhookEndpoints,
   rotateWebhookSecret,
   syncConfiguredEndpoints,
+  updateWebhookEndpoint,
+  type EndpointChanges,
   type WebhookEndpointRecord,
 } from "../db/webhook-endpoints.ts";
 import type { Clock } from "../domain/clock.ts";
@@ -75,6 +77,38 @@ export class WebhookEndpoints {
       await recordAuditEvent(tx, { actorId: actor, action: "webhook.delete", targetUserId: "", reason: endpoint.url, details: { endpoint_id: id }, at });
       return this.#asOfNow(endpoint);
     });
+  }
+
+  /**
+   * Changes an endpoint made through the API; its secret and deliveries stay. Resuming a paused
+   * one starts its pending deliveries' retries over and sends them.
+   */
+  async update(actor: string, id: string, changes: EndpointChanges): Promise<WebhookEndpointRecord> {
+    const at = this.#clock.now();
+    const { before, after } = await this.#db.transaction(async (tx) => {
+      const known = await findWebhookEndpoint(tx, id);
+      if (known === null) throw new UnknownResourceError("webhook endpoint", id);
+      if (known.fromConfiguration) throw new FailedPreconditionError(`webhook endpoint ${id} is declared by WEBHOOK_URLS: change it there`);
+      const updated = await updateWebhookEndpoint(tx, id, changes, at);
+      if (updated === null) throw new UnknownResourceError("webhook endpoint", id);
+      if (known.pausedAt !== null && updated.pausedAt === null) await restartPendingRetries(tx, id);
+      await recordAuditEvent(tx, {
+        actorId: actor,
+        action: "webhook.update",
+        targetUserId: "",
+        reason: updated.url,
+        details: {
+          endpoint_id: id,
+          ...(changes.url === undefined ? {} : { url: changes.url }),
+          ...(changes.eventTypes === undefined ? {} : { event_types: changes.eventTypes.join(",") }),
+          ...(changes.paused === undefined ? {} : { paused: String(changes.paused) }),
+        },
+        at,
+      });
+      return { before: known, after: updated };
+    });
+    if (before.pausedAt !== null && after.pausedAt === null) this.#onDue();
+    return this.#asOfNow(after);
   }
 
   /**

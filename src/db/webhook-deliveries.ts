@@ -111,6 +111,7 @@ export async function claimDueDeliveries(db: CommonQueryMethods, at: Date, lease
       select d.endpoint_id, d.position from webhook_deliveries d
       where d.delivered_at is null and d.abandoned_at is null and d.next_attempt_at <= ${now}
         and (d.leased_until is null or d.leased_until <= ${now})
+        and not exists (select 1 from webhook_endpoints p where p.id = d.endpoint_id and p.paused_at is not null)
         and not exists (
           select 1 from webhook_deliveries e
           where e.endpoint_id = d.endpoint_id and e.user_id = d.user_id and e.position < d.position
@@ -163,6 +164,14 @@ export async function retryFailedDeliveries(db: CommonQueryMethods, endpointId: 
       and exists (select 1 from entitlement_events e where e.position = d.position)
   `);
   return rowCount;
+}
+
+/** Starts the retries of an endpoint's pending deliveries over (it was paused: the wait used none of them). */
+export async function restartPendingRetries(db: CommonQueryMethods, endpointId: string): Promise<void> {
+  await db.query(sql.unsafe`
+    update webhook_deliveries d set first_attempt_at = null
+    where d.endpoint_id = ${endpointId} and ${STATE_CONDITIONS.pending}
+  `);
 }
 
 /** Deletes settled deliveries of events older than `before` (the events themselves are gone). */

@@ -13,9 +13,11 @@ export type WebhookEndpointRecord = {
   readonly createdAt: Date;
   /** Until when the secret it had before its last rotation still signs; null when none does. */
   readonly previousSecretExpiresAt: Date | null;
+  /** When it was paused: its deliveries wait. Null while they go out. */
+  readonly pausedAt: Date | null;
 };
 
-const ENDPOINT_COLUMNS = sql.fragment`id, url, event_types, source, created_at, previous_secret_expires_at`;
+const ENDPOINT_COLUMNS = sql.fragment`id, url, event_types, source, created_at, previous_secret_expires_at, paused_at`;
 
 const endpointRow = z
   .object({
@@ -25,6 +27,7 @@ const endpointRow = z
     source: z.enum(["api", "env"]),
     created_at: timestampColumn,
     previous_secret_expires_at: timestampColumn.nullable(),
+    paused_at: timestampColumn.nullable(),
   })
   .transform(
     (row): WebhookEndpointRecord => ({
@@ -34,6 +37,7 @@ const endpointRow = z
       fromConfiguration: row.source === "env",
       createdAt: row.created_at,
       previousSecretExpiresAt: row.previous_secret_expires_at,
+      pausedAt: row.paused_at,
     }),
   );
 
@@ -60,6 +64,22 @@ export async function deleteWebhookEndpoint(db: CommonQueryMethods, id: string):
 
 export async function findWebhookEndpoint(db: CommonQueryMethods, id: string): Promise<WebhookEndpointRecord | null> {
   return db.maybeOne(sql.type(endpointRow)`select ${ENDPOINT_COLUMNS} from webhook_endpoints where id = ${id}`);
+}
+
+/** What UpdateWebhookEndpoint changes; what is absent stays. */
+export type EndpointChanges = { readonly url?: string; readonly eventTypes?: readonly string[]; readonly paused?: boolean };
+
+/** Changes an endpoint made through the API (pausing one keeps when it was first paused); null when there is none. */
+export async function updateWebhookEndpoint(db: CommonQueryMethods, id: string, changes: EndpointChanges, at: Date): Promise<WebhookEndpointRecord | null> {
+  const url = changes.url === undefined ? sql.fragment`url` : sql.fragment`${changes.url}`;
+  const eventTypes = changes.eventTypes === undefined ? sql.fragment`event_types` : sql.fragment`${sql.array(changes.eventTypes, "text")}`;
+  const pausedAt =
+    changes.paused === undefined ? sql.fragment`paused_at` : changes.paused ? sql.fragment`coalesce(paused_at, ${sql.timestamp(at)})` : sql.fragment`null`;
+  return db.maybeOne(sql.type(endpointRow)`
+    update webhook_endpoints set url = ${url}, event_types = ${eventTypes}, paused_at = ${pausedAt}
+    where id = ${id} and source = 'api'
+    returning ${ENDPOINT_COLUMNS}
+  `);
 }
 
 /**

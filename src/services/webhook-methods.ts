@@ -8,13 +8,14 @@ import type {
   ListWebhookDeliveriesRequest,
   RetryWebhookDeliveriesRequest,
   RotateWebhookSecretRequest,
+  UpdateWebhookEndpointRequest,
 } from "../../gen/entitlements/v1/admin_service_pb.js";
 import { WebhookDeliverySchema, WebhookDeliveryState, WebhookEndpointSchema, type WebhookDelivery, type WebhookEndpoint } from "../../gen/entitlements/v1/webhooks_pb.js";
 import type { WebhookEndpoints } from "../app/webhook-endpoints.ts";
 import { callerOf } from "../auth/gates.ts";
 import type { DeliveryState, WebhookDeliveryRecord } from "../db/webhook-deliveries.ts";
 import { InvalidArgumentError } from "../domain/errors.ts";
-import type { WebhookEndpointRecord } from "../db/webhook-endpoints.ts";
+import type { EndpointChanges, WebhookEndpointRecord } from "../db/webhook-endpoints.ts";
 import { pageSize } from "../domain/pagination.ts";
 import * as validate from "../domain/validation.ts";
 
@@ -26,6 +27,7 @@ export function webhookEndpointMessage(endpoint: WebhookEndpointRecord): Webhook
     createdAt: timestampFromDate(endpoint.createdAt),
     fromConfiguration: endpoint.fromConfiguration,
     previousSecretExpiresAt: endpoint.previousSecretExpiresAt === null ? undefined : timestampFromDate(endpoint.previousSecretExpiresAt),
+    pausedAt: endpoint.pausedAt === null ? undefined : timestampFromDate(endpoint.pausedAt),
   });
 }
 
@@ -62,10 +64,30 @@ function deliveryState(state: WebhookDeliveryState): DeliveryState | undefined {
   return known;
 }
 
+/** What UpdateWebhookEndpoint's `update_mask` names, validated. */
+function endpointChanges(request: UpdateWebhookEndpointRequest): EndpointChanges {
+  const paths = request.updateMask?.paths ?? [];
+  if (paths.length === 0) throw new InvalidArgumentError([{ field: "update_mask", description: "must name what to change: url, event_types or paused" }]);
+  let changes: EndpointChanges = {};
+  paths.forEach((path, index) => {
+    if (path === "url") changes = { ...changes, url: validate.webhookUrl(request.url) };
+    else if (path === "event_types") changes = { ...changes, eventTypes: validate.eventTypes(request.eventTypes) };
+    else if (path === "paused") changes = { ...changes, paused: request.paused };
+    else throw new InvalidArgumentError([{ field: `update_mask.paths[${index}]`, description: `is not url, event_types or paused: "${path.slice(0, 64)}"` }]);
+  });
+  return changes;
+}
+
 /** The AdminService RPCs of webhook endpoints. */
 export type WebhookRpcs = Pick<
   ServiceImpl<typeof AdminService>,
-  "createWebhookEndpoint" | "listWebhookEndpoints" | "deleteWebhookEndpoint" | "rotateWebhookSecret" | "retryWebhookDeliveries" | "listWebhookDeliveries"
+  | "createWebhookEndpoint"
+  | "listWebhookEndpoints"
+  | "updateWebhookEndpoint"
+  | "deleteWebhookEndpoint"
+  | "rotateWebhookSecret"
+  | "retryWebhookDeliveries"
+  | "listWebhookDeliveries"
 >;
 
 /** Validates, delegates to WebhookEndpoints with the caller as actor, converts. */
@@ -84,6 +106,11 @@ export class WebhookMethods implements WebhookRpcs {
 
   async listWebhookEndpoints() {
     return { endpoints: (await this.#webhooks.list()).map(webhookEndpointMessage) };
+  }
+
+  async updateWebhookEndpoint(request: UpdateWebhookEndpointRequest, context: HandlerContext) {
+    const endpointId = validate.uuid(request.endpointId, "endpoint_id");
+    return { endpoint: webhookEndpointMessage(await this.#webhooks.update(callerOf(context), endpointId, endpointChanges(request))) };
   }
 
   async deleteWebhookEndpoint(request: DeleteWebhookEndpointRequest, context: HandlerContext) {

@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { composeService, type ComposedService } from "../../src/compose.ts";
 import { sql } from "slonik";
 import { sequenceEntitlementEvents } from "../../src/db/entitlement-events.ts";
@@ -19,6 +19,13 @@ beforeAll(async () => {
   database = await createTestDatabase();
   const settings = { ...TEST_SETTINGS, webhookRetryDelaysMs: [1000, 5000, 60_000], webhookRetryForMs: 10 * 60_000, webhookTimeoutMs: 300 };
   service = await composeService(settings, database.pool, { clock, logger: createLogger("silent") });
+});
+
+// Each test's endpoints go with it, even when it fails: none takes the next test's events.
+afterEach(async () => {
+  for (const endpoint of await service.webhookEndpoints.list()) {
+    if (!endpoint.fromConfiguration) await service.webhookEndpoints.delete("root", endpoint.id);
+  }
 });
 
 /** Gives the committed events their positions (and deliveries), then attempts what is due. */
@@ -134,6 +141,38 @@ describe("webhooks", () => {
     await service.webhookEndpoints.delete("root", endpoint.id);
   });
 
+  it("hold a paused endpoint's deliveries, then send them in order on resume, to the URL it has then", async () => {
+    const old = await startWebhookReceiver({ answer: () => 503 });
+    const moved = await startWebhookReceiver({ answer: (index) => (index === 0 ? 503 : 200) });
+    const { endpoint } = await service.webhookEndpoints.create("root", old.url, ["entitlements.plan_changed"]);
+    await client().upgradePlan({ userId: "hook-fay", planCode: "pro" });
+    expect(await deliver()).toBe(1);
+    const paused = await service.webhookEndpoints.update("root", endpoint.id, { paused: true });
+    expect(paused.pausedAt).toEqual(clock.now());
+    await client().upgradePlan({ userId: "hook-fay", planCode: "enterprise" });
+    clock.advance(1000);
+    expect(await deliver()).toBe(0);
+    clock.advance(3_600_000);
+    // Pausing again keeps when it was paused; the URL changes under the pause.
+    expect((await service.webhookEndpoints.update("root", endpoint.id, { paused: true, url: moved.url })).pausedAt).toEqual(paused.pausedAt);
+    clock.advance(3_600_000);
+    const resumed = await service.webhookEndpoints.update("root", endpoint.id, { paused: false });
+    expect(resumed).toMatchObject({ url: moved.url, pausedAt: null });
+    // The resume woke this replica's dispatcher: the first delivery was tried at once (503), and
+    // is tried again though two hours passed since its first attempt: the pause used no retries.
+    await vi.waitFor(() => expect(moved.received).toHaveLength(1));
+    // Its second failure: tried again after 5 s.
+    clock.advance(5000);
+    expect(await deliver()).toBe(2);
+    expect(old.received.map((post) => post.status)).toEqual([503]);
+    expect(moved.received.map((post) => [post.status, (post.body.data as { revision: string }).revision])).toEqual([
+      [503, "1"],
+      [200, "1"],
+      [200, "2"],
+    ]);
+    await service.webhookEndpoints.delete("root", endpoint.id);
+  });
+
   it("sign with the new secret and, for the overlap, the replaced one; a rotation without overlap drops it", async () => {
     const receiver = await startWebhookReceiver();
     const { endpoint, secret: first } = await service.webhookEndpoints.create("root", receiver.url, ["entitlements.plan_changed"]);
@@ -168,6 +207,7 @@ describe("webhooks", () => {
     expect(declared.map((endpoint) => endpoint.url).sort()).toEqual(["http://127.0.0.1:9/b", "http://127.0.0.1:9/c"]);
     await expect(service.webhookEndpoints.delete("root", declared[0]!.id)).rejects.toThrow(/WEBHOOK_URLS/);
     await expect(service.webhookEndpoints.rotateSecret("root", declared[0]!.id, 0)).rejects.toThrow(/WEBHOOK_SECRET/);
+    await expect(service.webhookEndpoints.update("root", declared[0]!.id, { paused: true })).rejects.toThrow(/WEBHOOK_URLS/);
     expect(declared.map((endpoint) => endpoint.previousSecretExpiresAt)).toEqual([null, null]);
     // A new WEBHOOK_SECRET is a rotation: the old one signs for a day more, also after a restart.
     const dayLater = new Date(clock.now().getTime() + 86_400_000);

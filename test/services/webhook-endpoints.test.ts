@@ -53,6 +53,32 @@ describe("AdminService webhook endpoints", () => {
     await admin.deleteWebhookEndpoint({ endpointId });
   });
 
+  it("change what update_mask names, keeping their secret, and refuse a mask that names nothing or something else", async () => {
+    const made = await admin.createWebhookEndpoint({ url: "https://hooks.example.com/before", eventTypes: ["account.suspended"] });
+    const endpointId = made.endpoint!.id;
+    const paused = await admin.updateWebhookEndpoint({ endpointId, paused: true, url: "https://ignored.example.com/", updateMask: { paths: ["paused"] } });
+    expect(paused.endpoint).toMatchObject({ url: "https://hooks.example.com/before", eventTypes: ["account.suspended"] });
+    expect(timestampDate(paused.endpoint!.pausedAt!)).toEqual(server.clock.now());
+    const changed = await admin.updateWebhookEndpoint({ endpointId, url: "https://hooks.example.com/after", eventTypes: [], paused: false, updateMask: { paths: ["url", "event_types", "paused"] } });
+    expect(changed.endpoint).toMatchObject({ url: "https://hooks.example.com/after", eventTypes: [] });
+    expect(changed.endpoint?.pausedAt).toBeUndefined();
+    const refused: [Parameters<typeof admin.updateWebhookEndpoint>[0], string][] = [
+      [{ endpointId, paused: true }, "update_mask"],
+      [{ endpointId, updateMask: { paths: ["paused", "secret"] } }, "update_mask.paths[1]"],
+      [{ endpointId, url: "ftp://x", updateMask: { paths: ["url"] } }, "url"],
+      [{ endpointId, eventTypes: ["plan.bought"], updateMask: { paths: ["event_types"] } }, "event_types[0]"],
+    ];
+    for (const [request, field] of refused) {
+      const error = await refusal(admin.updateWebhookEndpoint(request));
+      expect([error.code, error.rawMessage]).toEqual([Code.InvalidArgument, expect.stringContaining(`${field}:`)]);
+    }
+    const missing = await refusal(admin.updateWebhookEndpoint({ endpointId: "00000000-0000-4000-8000-000000000000", paused: true, updateMask: { paths: ["paused"] } }));
+    expect(missing.code).toBe(Code.NotFound);
+    const audit = await admin.listAuditEvents({});
+    expect(audit.events.find((event) => event.action === "webhook.update")?.details).toMatchObject({ endpoint_id: endpointId, paused: "false", event_types: "" });
+    await admin.deleteWebhookEndpoint({ endpointId });
+  });
+
   it("refuse what is not an http(s) URL or an event type, naming the field", async () => {
     for (const url of ["ftp://example.com/x", "not a url", "/relative", `https://example.com/${"x".repeat(2048)}`]) {
       const error = await refusal(admin.createWebhookEndpoint({ url }));
@@ -81,13 +107,16 @@ describe("AdminService webhook endpoints", () => {
     expect((await refusal(plain.listWebhookEndpoints({}))).code).toBe(Code.PermissionDenied);
     expect((await refusal(plain.rotateWebhookSecret({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.PermissionDenied);
     expect((await refusal(plain.retryWebhookDeliveries({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.PermissionDenied);
+    expect((await refusal(plain.updateWebhookEndpoint({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.PermissionDenied);
   });
 
-  it("are served on /v1, rotation, retries and deletion included", async () => {
+  it("are served on /v1, changes, rotation, retries and deletion included", async () => {
     const headers = { authorization: `Bearer ${rootToken}`, "content-type": "application/json" };
     const made = await fetch(`${server.httpUrl}/v1/admin/webhooks`, { method: "POST", headers, body: JSON.stringify({ url: "http://127.0.0.1:9/hook" }) });
     expect(made.status).toBe(200);
     const { endpoint } = (await made.json()) as { endpoint: { id: string } };
+    const patched = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}`, { method: "PATCH", headers, body: JSON.stringify({ paused: true, updateMask: "paused" }) });
+    expect([patched.status, ((await patched.json()) as { endpoint: { pausedAt?: string } }).endpoint.pausedAt]).toEqual([200, expect.any(String)]);
     const rotated = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}:rotateSecret`, { method: "POST", headers, body: JSON.stringify({ overlapSeconds: 60 }) });
     expect(rotated.status).toBe(200);
     expect(await rotated.json()).toMatchObject({ secret: expect.stringMatching(/^whsec_/), endpoint: { id: endpoint.id, previousSecretExpiresAt: expect.any(String) } });

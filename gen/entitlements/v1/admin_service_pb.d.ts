@@ -10,7 +10,7 @@ import type { Plan } from "./plan_pb.js";
 import type { ScheduledChange, Subscription } from "./subscription_pb.js";
 import type { QuotaStatus } from "./usage_pb.js";
 import type { Grant, Override } from "./terms_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import type { WebhookDelivery, WebhookDeliveryState, WebhookEndpoint } from "./webhooks_pb.js";
 
 /**
@@ -901,6 +901,74 @@ export declare type DeleteWebhookEndpointResponse = Message<"entitlements.v1.Del
 export declare const DeleteWebhookEndpointResponseSchema: GenMessage<DeleteWebhookEndpointResponse>;
 
 /**
+ * Request of UpdateWebhookEndpoint.
+ *
+ * @generated from message entitlements.v1.UpdateWebhookEndpointRequest
+ */
+export declare type UpdateWebhookEndpointRequest = Message<"entitlements.v1.UpdateWebhookEndpointRequest"> & {
+  /**
+   * The endpoint's id.
+   *
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * Its new URL (with `url` in the mask): http or https, at most 2048 characters.
+   *
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * The event types it takes from now on (with `event_types` in the mask); empty: every type.
+   *
+   * @generated from field: repeated string event_types = 3;
+   */
+  eventTypes: string[];
+
+  /**
+   * Whether deliveries to it wait (with `paused` in the mask).
+   *
+   * @generated from field: bool paused = 4;
+   */
+  paused: boolean;
+
+  /**
+   * The fields to change: one or more of `url`, `event_types`, `paused`.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 5;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.UpdateWebhookEndpointRequest.
+ * Use `create(UpdateWebhookEndpointRequestSchema)` to create a new message.
+ */
+export declare const UpdateWebhookEndpointRequestSchema: GenMessage<UpdateWebhookEndpointRequest>;
+
+/**
+ * Response of UpdateWebhookEndpoint.
+ *
+ * @generated from message entitlements.v1.UpdateWebhookEndpointResponse
+ */
+export declare type UpdateWebhookEndpointResponse = Message<"entitlements.v1.UpdateWebhookEndpointResponse"> & {
+  /**
+   * The endpoint as it now stands.
+   *
+   * @generated from field: entitlements.v1.WebhookEndpoint endpoint = 1;
+   */
+  endpoint?: WebhookEndpoint | undefined;
+};
+
+/**
+ * Describes the message entitlements.v1.UpdateWebhookEndpointResponse.
+ * Use `create(UpdateWebhookEndpointResponseSchema)` to create a new message.
+ */
+export declare const UpdateWebhookEndpointResponseSchema: GenMessage<UpdateWebhookEndpointResponse>;
+
+/**
  * Request of RotateWebhookSecret.
  *
  * @generated from message entitlements.v1.RotateWebhookSecretRequest
@@ -1237,6 +1305,19 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof DeleteWebhookEndpointRequestSchema;
     output: typeof DeleteWebhookEndpointResponseSchema;
+  },
+  /**
+   * Changes what `update_mask` names of an endpoint made through the API: `url`, `event_types`,
+   * `paused`; its secret and deliveries stay. A paused endpoint's deliveries wait, still made for
+   * each event it takes, and go out in order once it is resumed, their retries started over. One
+   * declared by WEBHOOK_URLS is FAILED_PRECONDITION.
+   *
+   * @generated from rpc entitlements.v1.AdminService.UpdateWebhookEndpoint
+   */
+  updateWebhookEndpoint: {
+    methodKind: "unary";
+    input: typeof UpdateWebhookEndpointRequestSchema;
+    output: typeof UpdateWebhookEndpointResponseSchema;
   },
   /**
    * Gives an endpoint a new signing secret, answered here and never again. For `overlap_seconds`

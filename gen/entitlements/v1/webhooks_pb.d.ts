@@ -59,6 +59,13 @@ export declare type WebhookEndpoint = Message<"entitlements.v1.WebhookEndpoint">
    * @generated from field: google.protobuf.Timestamp previous_secret_expires_at = 6;
    */
   previousSecretExpiresAt?: Timestamp | undefined;
+
+  /**
+   * When it was paused (UpdateWebhookEndpoint): its deliveries wait; absent while they go out.
+   *
+   * @generated from field: google.protobuf.Timestamp paused_at = 7;
+   */
+  pausedAt?: Timestamp | undefined;
 };
 
 /**
