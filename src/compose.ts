@@ -132,7 +132,7 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     { retryDelaysMs: settings.webhookRetryDelaysMs, retryForMs: settings.webhookRetryForMs, timeoutMs: settings.webhookTimeoutMs },
     (event) => webhookPayload(event, planAt),
   );
-  const webhookEndpoints = new WebhookEndpoints(pool, clock, () => webhooks.wake());
+  const webhookEndpoints = new WebhookEndpoints(pool, clock, webhooks);
   const watches = new EntitlementWatches(pool, feed, entitlements, { heartbeatMs: settings.watchHeartbeatMs, maxBacklog: settings.watchMaxBacklog });
   const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
   const verifyUserToken =

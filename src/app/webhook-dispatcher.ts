@@ -87,11 +87,25 @@ export class WebhookDispatcher {
   }
 
   async #post(delivery: ClaimedDelivery, event: EntitlementEventRecord): Promise<{ status: number | null; error: string | null }> {
+    let body: string;
     try {
-      const body = await this.#payloadOf(event);
+      body = await this.#payloadOf(event);
+    } catch (error) {
+      return { status: null, error: describe(error) };
+    }
+    return this.post(delivery.url, delivery.secrets, event.id, body);
+  }
+
+  /**
+   * POSTs `body` to `url` as message `id`, signed with each of `secrets` (one signature each,
+   * space-separated: a receiver still on a rotated-out secret verifies too): the status it
+   * answered within the timeout (null with none), or why it got none.
+   */
+  async post(url: string, secrets: readonly string[], id: string, body: string): Promise<{ status: number | null; error: string | null }> {
+    try {
       // Signed as sent: receivers check the timestamp against their own clocks.
       const sentAt = new Date();
-      const response = await fetch(delivery.url, {
+      const response = await fetch(url, {
         method: "POST",
         body,
         redirect: "manual",
@@ -99,10 +113,9 @@ export class WebhookDispatcher {
         headers: {
           "content-type": "application/json",
           "user-agent": "entitlement-service-webhooks",
-          "webhook-id": event.id,
+          "webhook-id": id,
           "webhook-timestamp": String(Math.floor(sentAt.getTime() / 1000)),
-          // One signature per secret, space-separated: a receiver still on a rotated-out secret verifies too.
-          "webhook-signature": delivery.secrets.map((secret) => new Webhook(secret).sign(event.id, sentAt, body)).join(" "),
+          "webhook-signature": secrets.map((secret) => new Webhook(secret).sign(id, sentAt, body)).join(" "),
         },
       });
       await response.body?.cancel().catch(() => {});

@@ -1,10 +1,11 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type { CommonQueryMethods, DatabasePool } from "slonik";
 import { recordAuditEvent } from "../db/audit-events.ts";
 import { queriesOf } from "../db/call-transaction.ts";
 import { listWebhookDeliveries, restartPendingRetries, retryFailedDeliveries, type DeliveryState, type WebhookDeliveryRecord } from "../db/webhook-deliveries.ts";
 import {
   deleteWebhookEndpoint,
+  findSigningTarget,
   findWebhookEndpoint,
   insertWebhookEndpoint,
   listWebhookEndpoints,
@@ -19,6 +20,7 @@ import type { EntitlementEventType } from "../domain/entitlement-events.ts";
 import { FailedPreconditionError, InvalidArgumentError, UnknownResourceError } from "../domain/errors.ts";
 import { decodePageToken, pageOf } from "../domain/pagination.ts";
 import { DEFAULT_SECRET_OVERLAP_SECONDS } from "../domain/validation.ts";
+import type { WebhookDispatcher } from "./webhook-dispatcher.ts";
 
 /** A new signing secret in the Standard Webhooks form: `whsec_` and 32 random bytes in base64. */
 export function newWebhookSecret(): string {
@@ -29,17 +31,17 @@ export function newWebhookSecret(): string {
 export class WebhookEndpoints {
   readonly #pool: DatabasePool;
   readonly #clock: Clock;
-  /** Told when deliveries became due (this replica's dispatcher). */
-  readonly #onDue: () => void;
+  /** This replica's dispatcher: woken when deliveries became due, and the sender of test messages. */
+  readonly #dispatcher: Pick<WebhookDispatcher, "wake" | "post">;
 
   get #db(): CommonQueryMethods {
     return queriesOf(this.#pool);
   }
 
-  constructor(pool: DatabasePool, clock: Clock, onDue: () => void = () => {}) {
+  constructor(pool: DatabasePool, clock: Clock, dispatcher: Pick<WebhookDispatcher, "wake" | "post">) {
     this.#pool = pool;
     this.#clock = clock;
-    this.#onDue = onDue;
+    this.#dispatcher = dispatcher;
   }
 
   /** Adds an endpoint; its secret is answered here and never again. */
@@ -107,8 +109,31 @@ export class WebhookEndpoints {
       });
       return { before: known, after: updated };
     });
-    if (before.pausedAt !== null && after.pausedAt === null) this.#onDue();
+    if (before.pausedAt !== null && after.pausedAt === null) this.#dispatcher.wake();
     return this.#asOfNow(after);
+  }
+
+  /**
+   * POSTs a signed `webhook.test` message to the endpoint now, once, outside the feed: nothing
+   * is recorded as a delivery and nothing is retried. Answers how it went.
+   */
+  async test(actor: string, id: string): Promise<{ messageId: string; status: number | null; error: string | null; delivered: boolean }> {
+    const at = this.#clock.now();
+    const target = await findSigningTarget(this.#db, id, at);
+    if (target === null) throw new UnknownResourceError("webhook endpoint", id);
+    const messageId = randomUUID();
+    const body = JSON.stringify({ type: "webhook.test", timestamp: at.toISOString(), data: { endpointId: id, message: "a test of the endpoint: no entitlement changed" } });
+    const { status, error } = await this.#dispatcher.post(target.url, target.secrets, messageId, body);
+    const delivered = status !== null && status >= 200 && status < 300;
+    await recordAuditEvent(this.#db, {
+      actorId: actor,
+      action: "webhook.test",
+      targetUserId: "",
+      reason: target.url,
+      details: { endpoint_id: id, status: String(status ?? 0) },
+      at,
+    });
+    return { messageId, status, error: delivered ? null : (error ?? `answered ${status}`), delivered };
   }
 
   /**
@@ -156,7 +181,7 @@ export class WebhookEndpoints {
       });
       return count;
     });
-    if (retried > 0) this.#onDue();
+    if (retried > 0) this.#dispatcher.wake();
     return retried;
   }
 

@@ -102,6 +102,15 @@ export async function rotateWebhookSecret(
   `);
 }
 
+/** The URL of an endpoint and the secrets that sign for it at `at` (its own, then a rotated-out one still in its overlap); null when there is none. */
+export async function findSigningTarget(db: CommonQueryMethods, id: string, at: Date): Promise<{ url: string; secrets: readonly string[] } | null> {
+  const row = await db.maybeOne(sql.type(z.object({ url: z.string(), secret: z.string(), previous_secret: z.string().nullable() }))`
+    select url, secret, case when previous_secret_expires_at > ${sql.timestamp(at)} then previous_secret end as previous_secret
+    from webhook_endpoints where id = ${id}
+  `);
+  return row === null ? null : { url: row.url, secrets: row.previous_secret === null ? [row.secret] : [row.secret, row.previous_secret] };
+}
+
 /** Erases the secrets rotated out whose overlap ended by `at`: none is kept longer than it signs. */
 export async function eraseLapsedSecrets(db: CommonQueryMethods, at: Date): Promise<number> {
   const { rowCount } = await db.query(sql.unsafe`

@@ -8,6 +8,7 @@ import type {
   ListWebhookDeliveriesRequest,
   RetryWebhookDeliveriesRequest,
   RotateWebhookSecretRequest,
+  TestWebhookEndpointRequest,
   UpdateWebhookEndpointRequest,
 } from "../../gen/entitlements/v1/admin_service_pb.js";
 import { WebhookDeliverySchema, WebhookDeliveryState, WebhookEndpointSchema, type WebhookDelivery, type WebhookEndpoint } from "../../gen/entitlements/v1/webhooks_pb.js";
@@ -86,6 +87,7 @@ export type WebhookRpcs = Pick<
   | "updateWebhookEndpoint"
   | "deleteWebhookEndpoint"
   | "rotateWebhookSecret"
+  | "testWebhookEndpoint"
   | "retryWebhookDeliveries"
   | "listWebhookDeliveries"
 >;
@@ -116,6 +118,11 @@ export class WebhookMethods implements WebhookRpcs {
   async deleteWebhookEndpoint(request: DeleteWebhookEndpointRequest, context: HandlerContext) {
     const deleted = await this.#webhooks.delete(callerOf(context), validate.uuid(request.endpointId, "endpoint_id"));
     return { endpoint: deleted === null ? undefined : webhookEndpointMessage(deleted) };
+  }
+
+  async testWebhookEndpoint(request: TestWebhookEndpointRequest, context: HandlerContext) {
+    const { messageId, status, error, delivered } = await this.#webhooks.test(callerOf(context), validate.uuid(request.endpointId, "endpoint_id"));
+    return { delivered, status: status ?? 0, error: error ?? "", messageId };
   }
 
   async rotateWebhookSecret(request: RotateWebhookSecretRequest, context: HandlerContext) {

@@ -173,6 +173,20 @@ describe("webhooks", () => {
     await service.webhookEndpoints.delete("root", endpoint.id);
   });
 
+  it("send a signed test message on request, paused or not, recording no delivery, and say how it went", async () => {
+    const receiver = await startWebhookReceiver({ answer: (index) => (index === 0 ? 204 : 500) });
+    const { endpoint, secret } = await service.webhookEndpoints.create("root", receiver.url, []);
+    receiver.useSecret(secret);
+    await service.webhookEndpoints.update("root", endpoint.id, { paused: true });
+    const sent = await service.webhookEndpoints.test("root", endpoint.id);
+    expect(sent).toMatchObject({ delivered: true, status: 204, error: null });
+    expect(receiver.received).toMatchObject([{ id: sent.messageId, verified: true, body: { type: "webhook.test", data: { endpointId: endpoint.id } } }]);
+    expect(await service.webhookEndpoints.test("root", endpoint.id)).toMatchObject({ delivered: false, status: 500, error: "answered 500" });
+    expect(await deliveriesOf(endpoint.id)).toEqual([]);
+    const unreachable = await service.webhookEndpoints.create("root", "http://127.0.0.1:9/nobody", []);
+    expect(await service.webhookEndpoints.test("root", unreachable.endpoint.id)).toMatchObject({ delivered: false, status: null, error: expect.stringMatching(/fetch failed|ECONNREFUSED/) });
+  });
+
   it("sign with the new secret and, for the overlap, the replaced one; a rotation without overlap drops it", async () => {
     const receiver = await startWebhookReceiver();
     const { endpoint, secret: first } = await service.webhookEndpoints.create("root", receiver.url, ["entitlements.plan_changed"]);

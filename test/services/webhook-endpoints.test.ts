@@ -74,6 +74,7 @@ describe("AdminService webhook endpoints", () => {
     }
     const missing = await refusal(admin.updateWebhookEndpoint({ endpointId: "00000000-0000-4000-8000-000000000000", paused: true, updateMask: { paths: ["paused"] } }));
     expect(missing.code).toBe(Code.NotFound);
+    expect((await refusal(admin.testWebhookEndpoint({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.NotFound);
     const audit = await admin.listAuditEvents({});
     expect(audit.events.find((event) => event.action === "webhook.update")?.details).toMatchObject({ endpoint_id: endpointId, paused: "false", event_types: "" });
     await admin.deleteWebhookEndpoint({ endpointId });
@@ -108,15 +109,18 @@ describe("AdminService webhook endpoints", () => {
     expect((await refusal(plain.rotateWebhookSecret({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.PermissionDenied);
     expect((await refusal(plain.retryWebhookDeliveries({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.PermissionDenied);
     expect((await refusal(plain.updateWebhookEndpoint({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.PermissionDenied);
+    expect((await refusal(plain.testWebhookEndpoint({ endpointId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.PermissionDenied);
   });
 
-  it("are served on /v1, changes, rotation, retries and deletion included", async () => {
+  it("are served on /v1, changes, tests, rotation, retries and deletion included", async () => {
     const headers = { authorization: `Bearer ${rootToken}`, "content-type": "application/json" };
     const made = await fetch(`${server.httpUrl}/v1/admin/webhooks`, { method: "POST", headers, body: JSON.stringify({ url: "http://127.0.0.1:9/hook" }) });
     expect(made.status).toBe(200);
     const { endpoint } = (await made.json()) as { endpoint: { id: string } };
     const patched = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}`, { method: "PATCH", headers, body: JSON.stringify({ paused: true, updateMask: "paused" }) });
     expect([patched.status, ((await patched.json()) as { endpoint: { pausedAt?: string } }).endpoint.pausedAt]).toEqual([200, expect.any(String)]);
+    const tested = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}:test`, { method: "POST", headers, body: "{}" });
+    expect([tested.status, await tested.json()]).toEqual([200, { delivered: false, status: 0, error: expect.any(String), messageId: expect.stringMatching(/^[0-9a-f-]{36}$/) }]);
     const rotated = await fetch(`${server.httpUrl}/v1/admin/webhooks/${endpoint.id}:rotateSecret`, { method: "POST", headers, body: JSON.stringify({ overlapSeconds: 60 }) });
     expect(rotated.status).toBe(200);
     expect(await rotated.json()).toMatchObject({ secret: expect.stringMatching(/^whsec_/), endpoint: { id: endpoint.id, previousSecretExpiresAt: expect.any(String) } });

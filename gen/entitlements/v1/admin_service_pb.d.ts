@@ -969,6 +969,67 @@ export declare type UpdateWebhookEndpointResponse = Message<"entitlements.v1.Upd
 export declare const UpdateWebhookEndpointResponseSchema: GenMessage<UpdateWebhookEndpointResponse>;
 
 /**
+ * Request of TestWebhookEndpoint.
+ *
+ * @generated from message entitlements.v1.TestWebhookEndpointRequest
+ */
+export declare type TestWebhookEndpointRequest = Message<"entitlements.v1.TestWebhookEndpointRequest"> & {
+  /**
+   * The endpoint's id.
+   *
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+};
+
+/**
+ * Describes the message entitlements.v1.TestWebhookEndpointRequest.
+ * Use `create(TestWebhookEndpointRequestSchema)` to create a new message.
+ */
+export declare const TestWebhookEndpointRequestSchema: GenMessage<TestWebhookEndpointRequest>;
+
+/**
+ * Response of TestWebhookEndpoint.
+ *
+ * @generated from message entitlements.v1.TestWebhookEndpointResponse
+ */
+export declare type TestWebhookEndpointResponse = Message<"entitlements.v1.TestWebhookEndpointResponse"> & {
+  /**
+   * Whether it answered with a 2xx within WEBHOOK_TIMEOUT_MS.
+   *
+   * @generated from field: bool delivered = 1;
+   */
+  delivered: boolean;
+
+  /**
+   * The HTTP status it answered; 0 when it gave none (refused, timed out).
+   *
+   * @generated from field: int32 status = 2;
+   */
+  status: number;
+
+  /**
+   * Why it was not delivered; empty when it was.
+   *
+   * @generated from field: string error = 3;
+   */
+  error: string;
+
+  /**
+   * The `webhook-id` the message was sent with.
+   *
+   * @generated from field: string message_id = 4;
+   */
+  messageId: string;
+};
+
+/**
+ * Describes the message entitlements.v1.TestWebhookEndpointResponse.
+ * Use `create(TestWebhookEndpointResponseSchema)` to create a new message.
+ */
+export declare const TestWebhookEndpointResponseSchema: GenMessage<TestWebhookEndpointResponse>;
+
+/**
  * Request of RotateWebhookSecret.
  *
  * @generated from message entitlements.v1.RotateWebhookSecretRequest
@@ -1318,6 +1379,18 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof UpdateWebhookEndpointRequestSchema;
     output: typeof UpdateWebhookEndpointResponseSchema;
+  },
+  /**
+   * POSTs a signed `webhook.test` message to an endpoint now, once, outside the feed (no delivery
+   * is recorded, nothing is retried; a paused endpoint too), and answers how it went: to check a
+   * receiver's URL and signature verification before real events arrive.
+   *
+   * @generated from rpc entitlements.v1.AdminService.TestWebhookEndpoint
+   */
+  testWebhookEndpoint: {
+    methodKind: "unary";
+    input: typeof TestWebhookEndpointRequestSchema;
+    output: typeof TestWebhookEndpointResponseSchema;
   },
   /**
    * Gives an endpoint a new signing secret, answered here and never again. For `overlap_seconds`
