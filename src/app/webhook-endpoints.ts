@@ -27,6 +27,17 @@ export function newWebhookSecret(): string {
   return `whsec_${randomBytes(32).toString("base64")}`;
 }
 
+/**
+ * The endpoint with this id, to be changed through the API: not found, or refused when
+ * WEBHOOK_URLS declares it (`instead` says what to do then).
+ */
+async function changeable(db: CommonQueryMethods, id: string, instead: string): Promise<WebhookEndpointRecord> {
+  const endpoint = await findWebhookEndpoint(db, id);
+  if (endpoint === null) throw new UnknownResourceError("webhook endpoint", id);
+  if (endpoint.fromConfiguration) throw new FailedPreconditionError(`webhook endpoint ${id} is declared by WEBHOOK_URLS: ${instead}`);
+  return endpoint;
+}
+
 /** The webhook endpoints admins keep (AdminService) and WEBHOOK_URLS declares. */
 export class WebhookEndpoints {
   readonly #pool: DatabasePool;
@@ -88,9 +99,7 @@ export class WebhookEndpoints {
   async update(actor: string, id: string, changes: EndpointChanges): Promise<WebhookEndpointRecord> {
     const at = this.#clock.now();
     const { before, after } = await this.#db.transaction(async (tx) => {
-      const known = await findWebhookEndpoint(tx, id);
-      if (known === null) throw new UnknownResourceError("webhook endpoint", id);
-      if (known.fromConfiguration) throw new FailedPreconditionError(`webhook endpoint ${id} is declared by WEBHOOK_URLS: change it there`);
+      const known = await changeable(tx, id, "change it there");
       const updated = await updateWebhookEndpoint(tx, id, changes, at);
       if (updated === null) throw new UnknownResourceError("webhook endpoint", id);
       if (known.pausedAt !== null && updated.pausedAt === null) await restartPendingRetries(tx, id);
@@ -144,11 +153,7 @@ export class WebhookEndpoints {
     const secret = newWebhookSecret();
     const at = this.#clock.now();
     const endpoint = await this.#db.transaction(async (tx) => {
-      const known = await findWebhookEndpoint(tx, id);
-      if (known === null) throw new UnknownResourceError("webhook endpoint", id);
-      if (known.fromConfiguration) {
-        throw new FailedPreconditionError(`webhook endpoint ${id} is declared by WEBHOOK_URLS: its secret is WEBHOOK_SECRET`);
-      }
+      const known = await changeable(tx, id, "its secret is WEBHOOK_SECRET");
       const rotated = await rotateWebhookSecret(tx, { id, secret, previousUntil: new Date(at.getTime() + overlapMs), at });
       if (rotated === null) throw new UnknownResourceError("webhook endpoint", id);
       await recordAuditEvent(tx, {
@@ -193,7 +198,8 @@ export class WebhookEndpoints {
     readonly pageToken: string;
   }): Promise<{ deliveries: readonly WebhookDeliveryRecord[]; nextPageToken: string }> {
     if ((await findWebhookEndpoint(this.#db, filter.endpointId)) === null) throw new UnknownResourceError("webhook endpoint", filter.endpointId);
-    const filters = [filter.endpointId, filter.state ?? ""];
+    // Unfiltered pages keep the tokens they had before `state` existed.
+    const filters = filter.state === undefined ? [filter.endpointId] : [filter.endpointId, filter.state];
     const before = decodePageToken(filter.pageToken, filters);
     if (before !== undefined && !/^[0-9]+$/.test(before)) {
       throw new InvalidArgumentError([{ field: "page_token", description: "is not a token of this query" }]);
