@@ -43,6 +43,18 @@ const urlList = z
   .transform((value) => value.split(",").map((entry) => entry.trim()).filter((entry) => entry !== ""))
   .pipe(z.array(z.url({ protocol: /^https?$/, error: "each must be an http or https URL" })));
 
+/** A browser origin: scheme, host and port, nothing after. */
+const ORIGIN = /^https?:\/\/[^/\s?#]+$/;
+const originList = z
+  .string()
+  .default("")
+  .transform((value) => value.split(",").map((entry) => entry.trim()).filter((entry) => entry !== ""))
+  .pipe(
+    z
+      .array(z.string().refine((entry) => entry === "*" || ORIGIN.test(entry), "each must be an origin such as https://app.example.com (no path), or *"))
+      .refine((origins) => !origins.includes("*") || origins.length === 1, "* stands alone: it allows every origin"),
+  );
+
 const optionalString = z
   .string()
   .optional()
@@ -93,6 +105,7 @@ const configSchema = z.object({
   WATCH_MAX_BACKLOG: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
   EVENT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(35),
   WEBHOOK_URLS: urlList,
+  CORS_ORIGINS: originList,
   WEBHOOK_SECRET: optionalString.pipe(z.string().regex(/^whsec_[A-Za-z0-9+/]{32,}={0,2}$/, "must be whsec_ and at least 24 bytes in base64").optional()),
   WEBHOOK_RETRY_DELAYS: z
     .string()
@@ -163,6 +176,8 @@ export type Config = {
   readonly eventRetentionDays: number;
   /** Endpoints every event is POSTed to, besides those admins make (docs/events.md: webhooks). */
   readonly webhookUrls: readonly string[];
+  /** Browser origins the HTTP port answers with CORS (`*`: any); none: no CORS headers. */
+  readonly corsOrigins: readonly string[];
   /** The Standard Webhooks secret (whsec_...) signing what goes to `webhookUrls`. */
   readonly webhookSecret: string | undefined;
   /** Waits after each failed delivery attempt; the last one repeats. */
@@ -236,6 +251,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     watchMaxBacklog: values.WATCH_MAX_BACKLOG,
     eventRetentionDays: values.EVENT_RETENTION_DAYS,
     webhookUrls: values.WEBHOOK_URLS,
+    corsOrigins: values.CORS_ORIGINS,
     webhookSecret: values.WEBHOOK_SECRET,
     webhookRetryDelaysMs: values.WEBHOOK_RETRY_DELAYS,
     webhookRetryForMs: values.WEBHOOK_RETRY_FOR,

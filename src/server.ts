@@ -125,6 +125,7 @@ export async function startService(
         maxInFlight: config.maxInFlight,
         maxMessageBytes: config.maxMessageBytes,
         shutdownTimeoutMs: config.shutdownTimeoutMs,
+        corsOrigins: config.corsOrigins,
       },
     );
     // Reservations are kept as long as keys, so a late commit or release is answered as it stands.

@@ -91,6 +91,15 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ WEBHOOK_SECRET: "hunter2" })).toThrow("WEBHOOK_SECRET: must be whsec_");
   });
 
+  it("takes browser origins for CORS: exact origins, or * alone", () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
+    expect(loadConfig({ CORS_ORIGINS: " https://app.example.com , http://localhost:5173" }).corsOrigins).toEqual(["https://app.example.com", "http://localhost:5173"]);
+    expect(loadConfig({ CORS_ORIGINS: "*" }).corsOrigins).toEqual(["*"]);
+    expect(() => loadConfig({ CORS_ORIGINS: "https://app.example.com/path" })).toThrow("CORS_ORIGINS");
+    expect(() => loadConfig({ CORS_ORIGINS: "app.example.com" })).toThrow("must be an origin");
+    expect(() => loadConfig({ CORS_ORIGINS: "*,https://app.example.com" })).toThrow("* stands alone");
+  });
+
   it("takes TLS files together, the client CA only with them", () => {
     expect(loadConfig({ TLS_CERT: "c.pem", TLS_KEY: "k.pem", TLS_CLIENT_CA: "ca.pem" }).tls).toEqual({
       certFile: "c.pem",

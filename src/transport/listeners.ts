@@ -5,6 +5,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { createContextValues } from "@connectrpc/connect";
 import type { HealthMonitor } from "../app/health-monitor.ts";
 import { peerAddressKey } from "../auth/gates.ts";
+import { withCors } from "./cors.ts";
 import { hostInAddress } from "../platform/addresses.ts";
 import { createNodeHandler } from "./connect/node-handler.ts";
 import { createGrpcServer, grpcCredentials } from "./grpc/grpc-server.ts";
@@ -34,6 +35,8 @@ export type ListenOptions = {
   readonly maxInFlight: number;
   readonly maxMessageBytes?: number;
   readonly shutdownTimeoutMs: number;
+  /** Browser origins the HTTP port answers with CORS (`*`: any); none or absent: no CORS. */
+  readonly corsOrigins?: readonly string[];
 };
 
 export type Listener = {
@@ -108,8 +111,9 @@ export async function listenAll(served: ServedCalls, options: ListenOptions): Pr
     metrics,
   });
   const serverOptions = { maxHeaderSize: MAX_REQUEST_HEADER_BYTES };
+  const withBrowsers = withCors(options.corsOrigins ?? [], handler);
   const httpServer =
-    options.tls === undefined ? http.createServer(serverOptions, handler) : https.createServer({ ...serverOptions, ...tlsOptions(options.tls) }, handler);
+    options.tls === undefined ? http.createServer(serverOptions, withBrowsers) : https.createServer({ ...serverOptions, ...tlsOptions(options.tls) }, withBrowsers);
   httpServer.on("clientError", answerClientError);
   const grpcServer = createGrpcServer({ methods, maxMessageBytes, logger });
   const { shutdownTimeoutMs } = options;

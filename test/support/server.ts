@@ -41,6 +41,7 @@ export async function startTestServer(
     pool?: { statementTimeoutMs: number };
     tls?: TlsMaterial;
     logger?: Logger;
+    corsOrigins?: readonly string[];
   } = {},
 ): Promise<TestServer> {
   const metrics = new Metrics();
@@ -66,6 +67,7 @@ export async function startTestServer(
     maxInFlight: options.maxInFlight ?? 1000,
     shutdownTimeoutMs: 2000,
     tls: options.tls,
+    corsOrigins: options.corsOrigins,
   });
   afterAll(async () => {
     composed.feed.close();
