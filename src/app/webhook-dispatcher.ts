@@ -20,6 +20,8 @@ export type WebhookPayload = (event: EntitlementEventRecord) => Promise<string>;
 
 /** Deliveries attempted at once per replica. */
 const CONCURRENT_ATTEMPTS = 32;
+/** Deliveries to one endpoint attempted at once across replicas: a slow endpoint holds no more. */
+export const ATTEMPTS_PER_ENDPOINT = 16;
 /** How often due retries are looked for without being told of new events. */
 const POLL_MS = 1000;
 
@@ -38,6 +40,8 @@ export class WebhookDispatcher {
   readonly #deliveries: CoalescedRun;
   #tick: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** Resolved by the next wake: a pass waiting on slow attempts then claims what became due. */
+  #woken = Promise.withResolvers<void>();
 
   constructor(pool: DatabasePool, clock: Clock, logger: Logger, settings: WebhookSettings, payloadOf: WebhookPayload) {
     this.#pool = pool;
@@ -57,21 +61,48 @@ export class WebhookDispatcher {
 
   /** New events (or a retry's time) may be due: attempt what is. */
   wake(): void {
+    this.#woken.resolve();
+    this.#woken = Promise.withResolvers<void>();
     this.#deliveries.request();
   }
 
-  /** Attempts every delivery due now, a batch at a time; returns how many attempts it made. */
+  /**
+   * Attempts every delivery due now, CONCURRENT_ATTEMPTS at once: as each attempt ends, or as new
+   * deliveries become due, it claims more, so a slow endpoint's attempts hold only their own
+   * slots. Returns once nothing is in flight and nothing is due, with how many attempts it made.
+   */
   async deliverDue(): Promise<number> {
     let attempted = 0;
+    let failure: { readonly error: unknown } | undefined;
+    const inFlight = new Set<Promise<void>>();
     for (;;) {
-      const at = this.#clock.now();
-      const leaseUntil = new Date(at.getTime() + this.#settings.timeoutMs + 5000);
-      const claimed = await claimDueDeliveries(this.#pool, at, leaseUntil, CONCURRENT_ATTEMPTS);
-      if (claimed.length === 0) return attempted;
-      const events = await entitlementEventsAt(this.#pool, claimed.map((delivery) => delivery.position));
-      await Promise.all(claimed.map((delivery) => this.#attempt(delivery, events.get(delivery.position))));
-      attempted += claimed.length;
+      if (failure !== undefined) {
+        await Promise.all(inFlight);
+        throw failure.error;
+      }
+      const free = CONCURRENT_ATTEMPTS - inFlight.size;
+      const claimed = free > 0 ? await this.#claim(free) : [];
+      if (claimed.length > 0) {
+        const events = await entitlementEventsAt(this.#pool, claimed.map((delivery) => delivery.position));
+        for (const delivery of claimed) {
+          const attempt: Promise<void> = this.#attempt(delivery, events.get(delivery.position))
+            .catch((error: unknown) => void (failure ??= { error }))
+            .finally(() => inFlight.delete(attempt));
+          inFlight.add(attempt);
+        }
+        attempted += claimed.length;
+      } else if (inFlight.size === 0) {
+        return attempted;
+      } else {
+        await Promise.race([...inFlight, this.#woken.promise]);
+      }
     }
+  }
+
+  #claim(limit: number): Promise<readonly ClaimedDelivery[]> {
+    const at = this.#clock.now();
+    const leaseUntil = new Date(at.getTime() + this.#settings.timeoutMs + 5000);
+    return claimDueDeliveries(this.#pool, at, leaseUntil, limit, ATTEMPTS_PER_ENDPOINT);
   }
 
   async #attempt(delivery: ClaimedDelivery, event: EntitlementEventRecord | undefined): Promise<void> {

@@ -101,25 +101,40 @@ const claimedRow = z
 
 /**
  * Leases up to `limit` due deliveries until `leaseUntil`, counting an attempt on each: only the
- * earliest pending one of each account and endpoint (events of an account go out in order), and
- * none another replica holds.
+ * earliest pending one of each account and endpoint (events of an account go out in order), none
+ * another replica holds, none of a paused endpoint, and no more than make `perEndpoint` leased at
+ * once for one endpoint across replicas (a slow endpoint cannot take every attempt).
  */
-export async function claimDueDeliveries(db: CommonQueryMethods, at: Date, leaseUntil: Date, limit: number): Promise<readonly ClaimedDelivery[]> {
+export async function claimDueDeliveries(
+  db: CommonQueryMethods,
+  at: Date,
+  leaseUntil: Date,
+  limit: number,
+  perEndpoint: number,
+): Promise<readonly ClaimedDelivery[]> {
   const now = sql.timestamp(at);
   return db.any(sql.type(claimedRow)`
     with due as (
-      select d.endpoint_id, d.position from webhook_deliveries d
-      where d.delivered_at is null and d.abandoned_at is null and d.next_attempt_at <= ${now}
-        and (d.leased_until is null or d.leased_until <= ${now})
-        and not exists (select 1 from webhook_endpoints p where p.id = d.endpoint_id and p.paused_at is not null)
-        and not exists (
-          select 1 from webhook_deliveries e
-          where e.endpoint_id = d.endpoint_id and e.user_id = d.user_id and e.position < d.position
-            and e.delivered_at is null and e.abandoned_at is null
-        )
+      select d.endpoint_id, d.position, d.next_attempt_at from webhook_endpoints w
+      cross join lateral (
+        select d.endpoint_id, d.position, d.next_attempt_at from webhook_deliveries d
+        where d.endpoint_id = w.id and ${STATE_CONDITIONS.pending} and d.next_attempt_at <= ${now}
+          and (d.leased_until is null or d.leased_until <= ${now})
+          and not exists (
+            select 1 from webhook_deliveries e
+            where e.endpoint_id = d.endpoint_id and e.user_id = d.user_id and e.position < d.position
+              and e.delivered_at is null and e.abandoned_at is null
+          )
+        order by d.next_attempt_at, d.position
+        limit greatest(0, ${perEndpoint} - (
+          select count(*) from webhook_deliveries l
+          where l.endpoint_id = w.id and l.leased_until > ${now} and l.delivered_at is null and l.abandoned_at is null
+        ))
+        for update of d skip locked
+      ) d
+      where w.paused_at is null
       order by d.next_attempt_at, d.position
       limit ${limit}
-      for update of d skip locked
     )
     update webhook_deliveries d
     set leased_until = ${sql.timestamp(leaseUntil)}, attempts = d.attempts + 1,
