@@ -133,7 +133,11 @@ export async function composeService(settings: ServiceSettings, pool: DatabasePo
     (event) => webhookPayload(event, planAt),
   );
   const webhookEndpoints = new WebhookEndpoints(pool, clock, webhooks);
-  const watches = new EntitlementWatches(pool, feed, entitlements, { heartbeatMs: settings.watchHeartbeatMs, maxBacklog: settings.watchMaxBacklog });
+  const watches = new EntitlementWatches(pool, feed, entitlements, {
+    heartbeatMs: settings.watchHeartbeatMs,
+    maxBacklog: settings.watchMaxBacklog,
+    maxOwnWatches: Math.floor(settings.watchMaxStreams / 2),
+  });
   const health = new HealthMonitor(pool, SERVED_SERVICES.map((service) => service.typeName), logger);
   const verifyUserToken =
     parts.verifyUserToken ??

@@ -17,6 +17,8 @@ export type WatchSettings = {
   readonly heartbeatMs: number;
   /** Events waiting for a slow watcher beyond which its watch is ended (resource_exhausted). */
   readonly maxBacklog: number;
+  /** Users' own watches (watchOwn) open here at most, all users together: backends keep the rest. */
+  readonly maxOwnWatches: number;
 };
 
 /** WatchMySubscription streams one user may hold open on a replica. */
@@ -36,8 +38,9 @@ export class EntitlementWatches {
   readonly #feed: ChangeFeed;
   readonly #entitlements: Entitlements;
   readonly #settings: WatchSettings;
-  /** Each user's own watches open here (watchOwn). */
+  /** Each user's own watches open here (watchOwn), and all of them together. */
   readonly #ownWatches = new Map<string, number>();
+  #ownWatchesInAll = 0;
 
   constructor(pool: DatabasePool, feed: ChangeFeed, entitlements: Entitlements, settings: WatchSettings) {
     this.#pool = pool;
@@ -48,16 +51,22 @@ export class EntitlementWatches {
 
   /**
    * A user's watch of themselves (WatchMySubscription): as `watch` of that one user, at most
-   * MAX_OWN_WATCHES at once per user, so no one user takes the replica's WATCH_MAX_STREAMS.
+   * MAX_OWN_WATCHES at once per user and `maxOwnWatches` of all users, so signed-in users, who
+   * anyone can be, never take the WATCH_MAX_STREAMS that backends' watches need.
    */
   async *watchOwn(userId: string, fromPosition: bigint | undefined, signal: AbortSignal): AsyncGenerator<WatchItem> {
     const open = this.#ownWatches.get(userId) ?? 0;
     if (open >= MAX_OWN_WATCHES) throw new CapacityError(`at most ${MAX_OWN_WATCHES} streams of one user at once; close one first`);
+    if (this.#ownWatchesInAll >= this.#settings.maxOwnWatches) {
+      throw new CapacityError(`this replica serves at most ${this.#settings.maxOwnWatches} users' own streams (half of WATCH_MAX_STREAMS); retry later or through another replica`);
+    }
     this.#ownWatches.set(userId, open + 1);
+    this.#ownWatchesInAll += 1;
     let released = false;
     const release = () => {
       if (released) return;
       released = true;
+      this.#ownWatchesInAll -= 1;
       const left = (this.#ownWatches.get(userId) ?? 1) - 1;
       if (left === 0) this.#ownWatches.delete(userId);
       else this.#ownWatches.set(userId, left);

@@ -35,7 +35,7 @@ async function nextOf(watch: AsyncGenerator<WatchItem>, timeoutMs = 5000): Promi
 
 describe("a watch", () => {
   it("whose reader falls more than its bound behind is ended at once with a CapacityError, not buffered on", async () => {
-    const watches = new EntitlementWatches(database.pool, service.feed, service.entitlements, { heartbeatMs: 60_000, maxBacklog: 3 });
+    const watches = new EntitlementWatches(database.pool, service.feed, service.entitlements, { heartbeatMs: 60_000, maxBacklog: 3, maxOwnWatches: 10 });
     const watch = watches.watch(["slow-reader"], undefined, new AbortController().signal);
     expect((await nextOf(watch)).kind).toBe("snapshot");
     const before = service.feed.watches;
@@ -54,7 +54,7 @@ describe("a watch", () => {
   });
 
   it("gets every event when the replica's notification connection is lost, once the feed finds them", async () => {
-    const reader = new EntitlementWatches(database.pool, service.feed, service.entitlements, { heartbeatMs: 60_000, maxBacklog: 100 });
+    const reader = new EntitlementWatches(database.pool, service.feed, service.entitlements, { heartbeatMs: 60_000, maxBacklog: 100, maxOwnWatches: 10 });
     const watch = reader.watch(["unheard"], undefined, new AbortController().signal);
     await nextOf(watch);
     await database.pool.query(sql.unsafe`

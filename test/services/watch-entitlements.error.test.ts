@@ -1,15 +1,15 @@
 import { Code } from "@connectrpc/connect";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { deleteOldEvents } from "../../src/db/entitlement-events.ts";
-import { inMemoryClient } from "../support/service.ts";
-import { createWatchingService, watchError, WatchReader, type WatchingService } from "../support/watching-service.ts";
+import { inMemoryClient, userToken } from "../support/service.ts";
+import { createWatchingService, subscriptionClient, watchError, WatchReader, type WatchingService } from "../support/watching-service.ts";
 
 let service: WatchingService;
 beforeAll(async () => {
   service = await createWatchingService({ watchMaxStreams: 3, watchHeartbeatMs: 200 });
 });
 
-const readers: WatchReader[] = [];
+const readers: Pick<WatchReader, "close">[] = [];
 function watch(userIds: string[], fromPosition?: bigint): WatchReader {
   const reader = WatchReader.of(service.client, fromPosition === undefined ? { userIds } : { userIds, fromPosition });
   readers.push(reader);
@@ -49,6 +49,20 @@ describe("WatchEntitlements refuses", () => {
     open[0]!.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
     await expect(watch(["d"]).next()).resolves.toMatchObject({ kind: { case: "snapshot" } });
+  });
+
+  it("a user's own stream beyond half of WATCH_MAX_STREAMS, keeping the rest for backends", async () => {
+    const own = (userId: string) => {
+      const reader = new WatchReader(async function* (signal) {
+        yield* subscriptionClient(service.composed.served, await userToken(userId)).watchMySubscription({}, { signal });
+      });
+      readers.push(reader);
+      return reader;
+    };
+    await expect(own("w-own-a").next()).resolves.toMatchObject({ kind: { case: "snapshot" } });
+    const refused = await watchError(own("w-own-b"));
+    expect([refused.code, refused.rawMessage]).toEqual([Code.ResourceExhausted, expect.stringContaining("half of WATCH_MAX_STREAMS")]);
+    await expect(watch(["w-backend"]).next()).resolves.toMatchObject({ kind: { case: "snapshot" } });
   });
 
   it("without a service token, as unauthenticated", async () => {

@@ -1,29 +1,18 @@
-import { Code, createClient, createRouterTransport, type Client, type Interceptor } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { SubscriptionService, type WatchMySubscriptionResponse } from "../../gen/entitlements/v1/subscription_service_pb.js";
+import type { WatchMySubscriptionResponse } from "../../gen/entitlements/v1/subscription_service_pb.js";
 import { MAX_OWN_WATCHES } from "../../src/app/entitlement-watches.ts";
-import { routerOptions, routes } from "../../src/transport/routes.ts";
 import { userToken } from "../support/service.ts";
-import { createWatchingService, watchError, WatchReader, type WatchingService } from "../support/watching-service.ts";
+import { createWatchingService, subscriptionClient, watchError, WatchReader, type WatchingService } from "../support/watching-service.ts";
 
 let service: WatchingService;
 beforeAll(async () => {
   service = await createWatchingService({ watchHeartbeatMs: 200 });
 });
 
-/** A SubscriptionService client over the real routes, in memory, as the user of `token` (none: anonymous). */
-function subscriptionClient(token: string | undefined): Client<typeof SubscriptionService> {
-  const { served } = service.composed;
-  const asUser: Interceptor = (next) => (request) => {
-    if (token !== undefined) request.header.set("authorization", `Bearer ${token}`);
-    return next(request);
-  };
-  return createClient(SubscriptionService, createRouterTransport(routes(served.registrations), { router: routerOptions(served, 1000), transport: { interceptors: [asUser] } }));
-}
-
 const readers: WatchReader<WatchMySubscriptionResponse>[] = [];
 function watchAs(token: string | undefined, fromPosition?: bigint): WatchReader<WatchMySubscriptionResponse> {
-  const client = subscriptionClient(token);
+  const client = subscriptionClient(service.composed.served, token);
   const reader = new WatchReader((signal) => client.watchMySubscription(fromPosition === undefined ? {} : { fromPosition }, { signal }));
   readers.push(reader);
   return reader;

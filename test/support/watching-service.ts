@@ -1,4 +1,7 @@
-import { ConnectError, type Client } from "@connectrpc/connect";
+import { ConnectError, createClient, createRouterTransport, type Client, type Interceptor } from "@connectrpc/connect";
+import { SubscriptionService } from "../../gen/entitlements/v1/subscription_service_pb.js";
+import type { ServedCalls } from "../../src/transport/listeners.ts";
+import { routerOptions, routes } from "../../src/transport/routes.ts";
 import { afterAll } from "vitest";
 import type { EntitlementService, WatchEntitlementsResponse } from "../../gen/entitlements/v1/entitlement_service_pb.js";
 import { changeListener, composeService, type ComposedService, type ServiceSettings } from "../../src/compose.ts";
@@ -107,4 +110,13 @@ export async function watchError(reader: WatchReader<WatchMessage>): Promise<Con
       return ConnectError.from(error);
     }
   }
+}
+
+/** A SubscriptionService client over the real routes, in memory, as the user of `token` (none: anonymous). */
+export function subscriptionClient(served: ServedCalls, token: string | undefined): Client<typeof SubscriptionService> {
+  const asUser: Interceptor = (next) => (request) => {
+    if (token !== undefined) request.header.set("authorization", `Bearer ${token}`);
+    return next(request);
+  };
+  return createClient(SubscriptionService, createRouterTransport(routes(served.registrations), { router: routerOptions(served, 1000), transport: { interceptors: [asUser] } }));
 }

@@ -254,7 +254,8 @@ export declare const SubscriptionService: GenService<{
    * change as it commits, and a heartbeat every WATCH_HEARTBEAT_MS (15 s). Over Connect (browsers:
    * connect-web), gRPC-Web and gRPC; not on /v1. UNAUTHENTICATED ends it once the token expires
    * or the caller's sessions are revoked (noticed within a heartbeat): reconnect with a fresh
-   * token from the last position. At most 5 streams per user and replica (RESOURCE_EXHAUSTED).
+   * token from the last position. At most 5 streams per user and replica, and half of
+   * WATCH_MAX_STREAMS for all users' streams together (RESOURCE_EXHAUSTED).
    *
    * @generated from rpc entitlements.v1.SubscriptionService.WatchMySubscription
    */
